@@ -1,0 +1,35 @@
+#include "dispatcher.h"
+
+#include <spdlog/spdlog.h>
+
+namespace allocation_relay {
+
+Dispatcher::Dispatcher(std::shared_ptr<const Config> config, const Clock& clock)
+    : config_(std::move(config)), clock_(clock) {}
+
+Dispatcher::~Dispatcher() { Stop(); }
+
+void Dispatcher::Start() {
+  store_ = Store::Open(StoreOptionsFrom(config_->store));
+  spdlog::info("dispatcher ready: database {} (schema {}), {} warehouses", config_->store.path,
+               Store::LatestSchemaVersion(), config_->warehouses.size());
+}
+
+void Dispatcher::Reload(std::shared_ptr<const Config> config) {
+  if (config->store.path != config_->store.path) {
+    spdlog::warn("store.path changed to {}; it takes effect at the next restart",
+                 config->store.path);
+  }
+  config_ = std::move(config);
+  spdlog::info("configuration reloaded: {} warehouses, {} rules", config_->warehouses.size(),
+               config_->rules.size());
+}
+
+void Dispatcher::Stop() {
+  if (store_) {
+    store_.reset();
+    spdlog::info("dispatcher stopped");
+  }
+}
+
+}  // namespace allocation_relay

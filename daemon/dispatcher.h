@@ -1,0 +1,38 @@
+// Dispatcher: the allocation-dispatcherd service object.
+//
+// Delivers the webhook outbox to warehouses and expires requests (SPEC section 4). For now it
+// opens the shared database (running migrations) and idles; the delivery loop comes with the
+// dispatcher issue. Start/Reload/Stop are called from the main thread only.
+#ifndef ALLOCATION_RELAY_DAEMON_DISPATCHER_H_
+#define ALLOCATION_RELAY_DAEMON_DISPATCHER_H_
+
+#include <memory>
+
+#include "allocation_relay/clock.h"
+#include "allocation_relay/config.h"
+#include "allocation_relay/store.h"
+
+namespace allocation_relay {
+
+class Dispatcher {
+ public:
+  // `clock` must outlive the Dispatcher.
+  Dispatcher(std::shared_ptr<const Config> config, const Clock& clock);
+  ~Dispatcher();
+
+  // Opens the database. Throws StoreError if it cannot be opened or migrated.
+  void Start();
+  // Takes new warehouses, rules and keys; the store path is fixed until restart.
+  void Reload(std::shared_ptr<const Config> config);
+  // Stops work in flight and releases the database. Idempotent.
+  void Stop();
+
+ private:
+  std::shared_ptr<const Config> config_;
+  const Clock& clock_;
+  std::unique_ptr<Store> store_;
+};
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_DAEMON_DISPATCHER_H_

@@ -1,0 +1,111 @@
+// Config: the YAML file both services read (SPEC section 5), loaded into plain structs.
+//
+// Loading validates everything up front: an unknown key, a wrong type, a bad duration, a
+// duplicate warehouse id, a rule naming an unknown warehouse, a webhook without a secret or an
+// unknown time zone throws ConfigError whose what() is one line naming the file, line and key:
+//   "etc/relay.yaml:12: warehouses[1].id: duplicate warehouse id 3"
+// A loaded Config is an immutable value; share it as std::shared_ptr<const Config>.
+#ifndef ALLOCATION_RELAY_CONFIG_H_
+#define ALLOCATION_RELAY_CONFIG_H_
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "allocation_relay/domain.h"
+
+namespace allocation_relay {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class SynchronousMode { kOff, kNormal, kFull, kExtra };
+enum class SignatureScheme { kCentra, kStandardWebhooks };
+
+// Endpoint names as API keys grant them (SPEC section 3).
+inline constexpr const char* kEndpointNames[] = {
+    "GET /allocation-requests", "PUT /allocation-request", "POST /allocations",
+    "GET /allocations", "POST /allocations/cancel"};
+
+struct ListenAddress {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0: the OS picks one (tests)
+};
+
+struct StoreConfig {
+  std::string path = "/var/lib/allocation-relay/allocation.db";  // relative: to the config file
+  SynchronousMode synchronous = SynchronousMode::kFull;
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+struct ApiKey {
+  std::string name;
+  std::array<unsigned char, 32> sha256{};  // SHA-256 of the token; the token itself is never kept
+  std::vector<std::string> endpoints;      // a subset of kEndpointNames
+  WarehouseScope scope;                    // `warehouses:` limits the key to those warehouses
+};
+
+struct ApiConfig {
+  ListenAddress listen{"127.0.0.1", 8080};
+  std::size_t max_body = 1048576;
+  int threads = 8;
+  std::vector<ApiKey> keys;
+};
+
+struct DispatcherConfig {
+  ListenAddress listen{"127.0.0.1", 9101};
+  int concurrency = 64;
+  std::vector<std::chrono::milliseconds> retry_schedule;  // default 5s,5m,30m,2h,5h,10h,10h
+  bool allow_private_networks = false;
+};
+
+struct WebhookConfig {
+  std::string url;
+  std::string secret;
+  SignatureScheme signature = SignatureScheme::kCentra;
+  std::chrono::milliseconds timeout{5000};
+  int max_events_per_call = 100;
+  int max_in_flight = 1;
+  bool verify_tls = true;
+};
+
+struct WarehouseConfig {
+  std::int64_t id = 0;
+  std::string name;
+  std::chrono::milliseconds confirm_timeout{std::chrono::hours(1)};
+  std::optional<WebhookConfig> webhook;
+};
+
+struct Config {
+  std::string source;  // the file it was read from, for messages
+  std::string timezone = "UTC";
+  std::string log_level = "info";
+  StoreConfig store;
+  ApiConfig api;
+  DispatcherConfig dispatcher;
+  std::vector<WarehouseConfig> warehouses;
+  std::map<std::string, PriorityGroups> rules;
+
+  // The warehouses as the flow sees them.
+  WarehouseCatalog Catalog() const;
+  // Returns nullptr for an unknown id.
+  const WarehouseConfig* FindWarehouse(std::int64_t id) const;
+};
+
+// Reads and validates `path`. Throws ConfigError (one line) on any problem, including an
+// unreadable file. A relative store.path is resolved against the file's directory.
+Config LoadConfigFile(const std::string& path);
+
+// Validates YAML text; `source` names it in messages. Relative store.path is left as written.
+Config ParseConfig(const std::string& yaml_text, const std::string& source);
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_CONFIG_H_

@@ -1,0 +1,147 @@
+// The domain of the "Direct, then confirm" flow: statuses, allocations, allocation requests and
+// the outbox events that tell warehouses about them (SPEC section 2). Plain value types; the
+// transitions themselves are Store methods, each one atomic SQLite transaction.
+#ifndef ALLOCATION_RELAY_DOMAIN_H_
+#define ALLOCATION_RELAY_DOMAIN_H_
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "allocation_relay/clock.h"
+
+namespace allocation_relay {
+
+enum class RequestStatus { kAllocated, kSent, kFailed, kConfirmed, kRejected, kTimedOut, kOutdated };
+
+inline constexpr RequestStatus kAllRequestStatuses[] = {
+    RequestStatus::kAllocated, RequestStatus::kSent,     RequestStatus::kFailed,
+    RequestStatus::kConfirmed, RequestStatus::kRejected, RequestStatus::kTimedOut,
+    RequestStatus::kOutdated};
+
+// Centra's spelling: "allocated", "sent", "failed", "confirmed", "rejected", "timed-out",
+// "outdated".
+std::string_view ToString(RequestStatus s);
+std::optional<RequestStatus> ParseRequestStatus(std::string_view text);
+
+// Pending: waiting for the warehouse, webhook delivered or not (allocated, sent, failed).
+bool IsPending(RequestStatus s);
+// Confirmable while the allocation is open: pending or timed-out.
+bool IsConfirmable(RequestStatus s);
+// Final: never changes again (confirmed, rejected, outdated).
+bool IsFinal(RequestStatus s);
+
+enum class AllocationState { kOpen, kConfirmed, kExhausted, kCancelled };
+std::string_view ToString(AllocationState s);
+std::optional<AllocationState> ParseAllocationState(std::string_view text);
+
+enum class EventAction { kCreate, kUpdate };
+std::string_view ToString(EventAction a);
+std::optional<EventAction> ParseEventAction(std::string_view text);
+
+struct OrderRef {
+  std::string id;      // hex string, e.g. "486e13eaaa65d5ff1e87c997b5dce54e"
+  std::int64_t number = 0;
+};
+
+struct OrderLine {
+  std::int64_t line_id = 0;
+  std::int64_t quantity = 0;
+  std::int64_t stock_item_id = 0;
+};
+
+// Candidate warehouses by priority: {{3, 4}, {7}} asks 3 and 4 first, then 7.
+using PriorityGroups = std::vector<std::vector<std::int64_t>>;
+
+// One request to one warehouse; carries its order and all lines, as the API shows it.
+struct AllocationRequest {
+  std::int64_t id = 0;
+  std::int64_t allocation_id = 0;
+  RequestStatus status = RequestStatus::kAllocated;
+  std::int64_t warehouse_id = 0;
+  std::string warehouse_name;  // as configured when the request was made
+  int group_index = 0;         // index into the allocation's PriorityGroups
+  TimePoint created_at;
+  TimePoint expires_at;
+  TimePoint updated_at;
+  OrderRef order;
+  std::vector<OrderLine> lines;
+};
+
+// One allocation per order, with every request made for it (ordered by id).
+struct Allocation {
+  std::int64_t id = 0;
+  OrderRef order;
+  std::vector<OrderLine> lines;
+  PriorityGroups groups;
+  int current_group = 0;
+  AllocationState state = AllocationState::kOpen;
+  std::optional<std::int64_t> confirmed_warehouse_id;
+  TimePoint created_at;
+  TimePoint updated_at;
+  std::vector<AllocationRequest> requests;
+};
+
+// An allocation as submitted by the order system, before it is stored.
+struct NewAllocation {
+  OrderRef order;
+  std::vector<OrderLine> lines;
+  PriorityGroups groups;
+};
+
+// A state change a warehouse must hear of, queued in the same transaction as the change.
+struct OutboxEvent {
+  std::int64_t id = 0;
+  std::int64_t warehouse_id = 0;
+  std::int64_t request_id = 0;
+  EventAction action = EventAction::kCreate;
+  RequestStatus status = RequestStatus::kAllocated;  // the request's status the event reports
+  TimePoint created_at;
+  std::optional<std::int64_t> delivery_id;  // set once the event is put into a batch
+};
+
+// What the flow needs to know of a configured warehouse.
+struct WarehouseInfo {
+  std::int64_t id = 0;
+  std::string name;
+  std::chrono::milliseconds confirm_timeout{std::chrono::hours(1)};
+};
+
+// The configured warehouses by id. Immutable after construction; safe to share across threads.
+class WarehouseCatalog {
+ public:
+  WarehouseCatalog() = default;
+  explicit WarehouseCatalog(const std::vector<WarehouseInfo>& warehouses);
+  // Returns nullptr for an unknown id.
+  const WarehouseInfo* Find(std::int64_t id) const;
+  std::size_t size() const { return by_id_.size(); }
+
+ private:
+  std::unordered_map<std::int64_t, WarehouseInfo> by_id_;
+};
+
+// Which warehouses a caller may see: all of them, or a listed few (a scoped API key).
+struct WarehouseScope {
+  std::optional<std::vector<std::int64_t>> only;  // nullopt: every warehouse
+  bool Allows(std::int64_t warehouse_id) const;
+};
+
+// Centra's PUT /allocation-request error strings, byte for byte.
+inline constexpr const char* kRequestNotFoundMessage = "Allocation request not found";
+// "You can't update allocation request, which is in status <status>."
+std::string CannotUpdateMessage(RequestStatus current);
+
+// What the flow does once no request of the current group is pending any more.
+enum class FlowStep { kWait, kNextGroup, kExhausted };
+
+// REQUIRES: current_group < group_count.
+// `current_group_pending` is how many requests of the current group are still pending.
+FlowStep DecideFlowStep(int current_group, int group_count, int current_group_pending);
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_DOMAIN_H_

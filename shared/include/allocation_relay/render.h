@@ -1,0 +1,40 @@
+// JSON renderings of the domain, field for field as Centra shows them. Every object keeps the
+// documented key order (nlohmann::ordered_json), never alphabetical. Pure; thread-safe.
+#ifndef ALLOCATION_RELAY_RENDER_H_
+#define ALLOCATION_RELAY_RENDER_H_
+
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+
+#include "allocation_relay/domain.h"
+#include "allocation_relay/time_zone.h"
+
+namespace allocation_relay {
+
+// One entry of `GET /allocation-requests`: id, status, warehouseId, warehouseName,
+// expirationDate, order {id, number}, lines [{lineId, quantity, stockItemId}], createdAt;
+// dates ISO-8601 with the zone's offset.
+nlohmann::ordered_json RenderRequestEntry(const AllocationRequest& request, const TimeZone& zone);
+
+// The allocation object of `GET /allocations/<number>`: order, lines, warehouses, state,
+// confirmedWarehouseId (or null), allocation_requests (entries as above).
+nlohmann::ordered_json RenderAllocation(const Allocation& allocation, const TimeZone& zone);
+
+// One Centra webhook event {type, action, date, id, data {status, warehouseId, expirationDate
+// {date, timezone_type, timezone}, order, lines keyed by line id}} for `event` about `request`.
+// `date` is the event's creation time with microseconds in the zone.
+nlohmann::ordered_json RenderWebhookEvent(const OutboxEvent& event,
+                                          const AllocationRequest& request,
+                                          const TimeZone& zone);
+
+// The JSON document of one webhook call: {"events": [...]}, compact.
+std::string RenderWebhookDocument(std::span<const nlohmann::ordered_json> events);
+
+// `application/x-www-form-urlencoded` encoding of a value (space as '+', as PHP's
+// urlencode does and as Centra's payload= bodies are written).
+std::string FormUrlEncode(std::string_view value);
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_RENDER_H_

@@ -1,0 +1,171 @@
+// Store: the SQLite database both services share, and the only code that speaks SQL.
+//
+// Each method that changes state is one `BEGIN IMMEDIATE` transaction that checks the current
+// state, applies a conditional update (`... WHERE status IN (...)`) and queues the outbox events
+// the change implies, so two processes racing on one file cannot both win, and a late write
+// never overwrites a final status.
+//
+// Ownership and threads: a Store owns one SQLite connection and is NOT thread-safe; give each
+// thread its own Store (SQLite serialises writers across connections and processes).
+//
+// Errors: Open() throws StoreError (a start-up failure); every other method returns a
+// StoreResult holding either the value or a StoreError value (busy, full, read-only, ...).
+// No SQLite exception leaves this class.
+#ifndef ALLOCATION_RELAY_STORE_H_
+#define ALLOCATION_RELAY_STORE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "allocation_relay/config.h"
+#include "allocation_relay/domain.h"
+
+namespace allocation_relay {
+
+class StoreError : public std::runtime_error {
+ public:
+  enum class Kind {
+    kBusy,         // locked by another writer for longer than busy_timeout
+    kFull,         // disk full or max_page_count reached
+    kReadOnly,     // no permission to write
+    kUnavailable,  // cannot open / I/O error
+    kCorrupt,      // not a database, or damaged
+    kInternal,     // anything else (a bug, a constraint we did not expect)
+  };
+  StoreError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+template <typename T>
+using StoreResult = std::expected<T, StoreError>;
+
+struct StoreOptions {
+  std::string path;
+  SynchronousMode synchronous = SynchronousMode::kFull;
+  std::chrono::milliseconds busy_timeout{5000};
+};
+StoreOptions StoreOptionsFrom(const StoreConfig& config);
+
+// The outcome of a request update (PUT /allocation-request).
+struct UpdateResult {
+  enum class Outcome {
+    kUpdated,
+    kNotFound,     // no such id, or not in the caller's scope
+    kWrongStatus,  // not confirmable / rejectable; `status` holds the current one
+  };
+  Outcome outcome = Outcome::kNotFound;
+  RequestStatus status = RequestStatus::kAllocated;
+};
+
+struct CreateResult {
+  enum class Outcome { kCreated, kDuplicateOrder };
+  Outcome outcome = Outcome::kCreated;
+  std::int64_t allocation_id = 0;
+};
+
+struct CancelResult {
+  enum class Outcome { kCancelled, kNotFound, kNotOpen };
+  Outcome outcome = Outcome::kNotFound;
+  AllocationState state = AllocationState::kOpen;  // the state found when kNotOpen
+};
+
+struct ExpiryResult {
+  int timed_out = 0;        // requests moved to timed-out
+  int groups_advanced = 0;  // allocations whose flow moved to the next group
+  int exhausted = 0;        // allocations that ran out of groups
+};
+
+// A filter for ListRequests; empty vectors mean "any".
+struct RequestQuery {
+  std::vector<RequestStatus> statuses;
+  std::vector<std::int64_t> order_numbers;
+  std::vector<std::int64_t> warehouse_ids;
+  WarehouseScope scope;
+  std::int64_t after_id = 0;  // only ids greater than this
+  std::int64_t offset = 0;
+  int limit = 100;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the database at options.path, sets WAL, busy_timeout and
+  // synchronous, and runs pending schema migrations. Safe when several processes open a new
+  // file at once. Throws StoreError.
+  static std::unique_ptr<Store> Open(const StoreOptions& options);
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // The schema version this build migrates to, and the file's current one.
+  static int LatestSchemaVersion();
+  StoreResult<int> SchemaVersion();
+
+  // Creates the allocation and `allocated` requests (with create events) for the first group
+  // in one transaction; warehouses unknown to `catalog` are skipped, and a group left empty
+  // moves the flow on. REQUIRES: `allocation` validated (non-empty lines and groups).
+  StoreResult<CreateResult> CreateAllocation(const NewAllocation& allocation, TimePoint now,
+                                             const WarehouseCatalog& catalog);
+
+  // Confirms a confirmable request (pending or timed-out) of an open allocation: the request
+  // becomes confirmed, the allocation confirmed, every other non-final request outdated (with
+  // update events). Exactly one of any number of racing confirms wins.
+  StoreResult<UpdateResult> ConfirmRequest(std::int64_t request_id, const WarehouseScope& scope,
+                                           TimePoint now);
+
+  // Rejects a pending or timed-out request. If it belongs to the current group and nothing of
+  // that group is pending any more, the flow moves on (next group's requests, or exhausted).
+  StoreResult<UpdateResult> RejectRequest(std::int64_t request_id, const WarehouseScope& scope,
+                                          TimePoint now, const WarehouseCatalog& catalog);
+
+  // Moves up to `limit` pending requests whose expiration is <= now to timed-out (with update
+  // events) and moves their allocations' flow on. Reads only expired rows (partial index).
+  StoreResult<ExpiryResult> ExpireDue(TimePoint now, const WarehouseCatalog& catalog,
+                                      int limit = 500);
+
+  // The earliest expiration among pending requests, if any.
+  StoreResult<std::optional<TimePoint>> NextExpiration();
+
+  // Cancels an open allocation: state cancelled, every non-final request outdated.
+  StoreResult<CancelResult> CancelAllocation(std::int64_t order_number, TimePoint now);
+
+  // Delivery outcomes: `sent` from allocated or failed; `failed` from allocated only. Final
+  // and timed-out requests are left alone. Returns how many rows changed.
+  StoreResult<int> MarkSent(std::span<const std::int64_t> request_ids, TimePoint now);
+  StoreResult<int> MarkFailed(std::span<const std::int64_t> request_ids, TimePoint now);
+
+  // Reads.
+  StoreResult<std::optional<AllocationRequest>> GetRequest(std::int64_t request_id);
+  StoreResult<std::optional<Allocation>> GetAllocationByOrder(std::int64_t order_number);
+  StoreResult<std::vector<AllocationRequest>> ListRequests(const RequestQuery& query);
+  // Outbox events not yet put into a delivery, oldest first (all warehouses if nullopt).
+  StoreResult<std::vector<OutboxEvent>> ListUnbatchedEvents(std::optional<std::int64_t> warehouse,
+                                                            int limit);
+
+  // The query plans SQLite chooses (EXPLAIN QUERY PLAN, one line per step) for the exact SQL
+  // that ListRequests and ExpireDue run, so tests can check which index serves them.
+  StoreResult<std::vector<std::string>> ExplainListRequests(const RequestQuery& query);
+  StoreResult<std::vector<std::string>> ExplainExpiryScan();
+
+  // `PRAGMA integrity_check` == "ok".
+  StoreResult<bool> IntegrityCheck();
+
+ private:
+  class Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_STORE_H_

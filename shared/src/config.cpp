@@ -1,0 +1,441 @@
+// The only user of yaml-cpp: nothing else sees its types or exceptions.
+#include "allocation_relay/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "allocation_relay/duration.h"
+#include "allocation_relay/signature.h"
+#include "allocation_relay/time_zone.h"
+
+namespace allocation_relay {
+namespace {
+
+using std::chrono::milliseconds;
+
+const std::vector<milliseconds> kDefaultRetrySchedule = {
+    std::chrono::seconds(5), std::chrono::minutes(5), std::chrono::minutes(30),
+    std::chrono::hours(2),   std::chrono::hours(5),   std::chrono::hours(10),
+    std::chrono::hours(10)};
+
+// Walks the YAML tree and turns every problem into one ConfigError line:
+// "<source>:<line>: <key path>: <problem>".
+class ConfigReader {
+ public:
+  explicit ConfigReader(std::string source) : source_(std::move(source)) {}
+
+  Config Read(const YAML::Node& root) {
+    Config config;
+    config.source = source_;
+    config.dispatcher.retry_schedule = kDefaultRetrySchedule;
+    if (!root || root.IsNull()) return config;
+    if (!root.IsMap()) Fail(root, "(top level)", "expected a mapping of keys");
+    CheckKeys(root, "",
+              {"timezone", "log_level", "store", "api", "dispatcher", "warehouses", "rules"});
+
+    if (auto n = root["timezone"]) {
+      config.timezone = String(n, "timezone");
+      if (!TimeZone::Find(config.timezone)) {
+        Fail(n, "timezone", "unknown time zone \"" + config.timezone + "\" (expected an IANA name "
+                                "such as Europe/Stockholm)");
+      }
+    }
+    if (auto n = root["log_level"]) {
+      config.log_level = String(n, "log_level");
+      static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+      if (!kLevels.contains(config.log_level)) {
+        Fail(n, "log_level", "expected one of trace, debug, info, warn, error, got \"" +
+                                 config.log_level + "\"");
+      }
+    }
+    if (auto n = root["store"]) ReadStore(n, config.store);
+    if (auto n = root["warehouses"]) ReadWarehouses(n, config);
+    if (auto n = root["rules"]) ReadRules(n, config);
+    if (auto n = root["api"]) ReadApi(n, config);
+    if (auto n = root["dispatcher"]) ReadDispatcher(n, config.dispatcher);
+    return config;
+  }
+
+ private:
+  [[noreturn]] void Fail(const YAML::Node& node, const std::string& key,
+                         const std::string& problem) const {
+    std::ostringstream out;
+    out << source_;
+    YAML::Mark mark = node.Mark();
+    if (!mark.is_null()) out << ":" << mark.line + 1;
+    out << ": " << key << ": " << problem;
+    throw ConfigError(out.str());
+  }
+
+  static std::string Join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  void CheckKeys(const YAML::Node& map, const std::string& path,
+                 std::initializer_list<const char*> allowed) const {
+    for (const auto& kv : map) {
+      std::string key = kv.first.Scalar();
+      bool known = std::any_of(allowed.begin(), allowed.end(),
+                               [&](const char* a) { return key == a; });
+      if (!known) {
+        std::string list;
+        for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        Fail(kv.first, Join(path, key), "unknown key (expected one of: " + list + ")");
+      }
+    }
+  }
+
+  void ExpectMap(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsMap()) Fail(n, key, "expected a mapping");
+  }
+
+  void ExpectSequence(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsSequence()) Fail(n, key, "expected a list");
+  }
+
+  std::string String(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsScalar()) Fail(n, key, "expected a string");
+    return n.Scalar();
+  }
+
+  std::int64_t Int(const YAML::Node& n, const std::string& key, std::int64_t min,
+                   std::int64_t max) const {
+    if (!n.IsScalar()) Fail(n, key, "expected an integer");
+    const std::string& s = n.Scalar();
+    std::int64_t value = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc() || end != s.data() + s.size()) {
+      Fail(n, key, "expected an integer, got \"" + s + "\"");
+    }
+    if (value < min || value > max) {
+      Fail(n, key, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                       ", got " + s);
+    }
+    return value;
+  }
+
+  bool Bool(const YAML::Node& n, const std::string& key) const {
+    if (n.IsScalar()) {
+      const std::string& s = n.Scalar();
+      if (s == "true") return true;
+      if (s == "false") return false;
+    }
+    Fail(n, key, "expected true or false");
+  }
+
+  milliseconds Duration(const YAML::Node& n, const std::string& key, bool allow_zero) const {
+    if (!n.IsScalar()) Fail(n, key, "expected a duration such as 250ms, 5s, 30m or 1h");
+    std::optional<milliseconds> d = ParseDuration(n.Scalar());
+    if (!d) {
+      Fail(n, key, "expected a duration such as 250ms, 5s, 30m or 1h, got \"" + n.Scalar() + "\"");
+    }
+    if (!allow_zero && d->count() == 0) Fail(n, key, "must be longer than 0");
+    return *d;
+  }
+
+  ListenAddress Listen(const YAML::Node& n, const std::string& key) const {
+    std::string text = String(n, key);
+    std::size_t colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+      Fail(n, key, "expected host:port, got \"" + text + "\"");
+    }
+    ListenAddress address;
+    address.host = text.substr(0, colon);
+    if (address.host.size() > 2 && address.host.front() == '[' && address.host.back() == ']') {
+      address.host = address.host.substr(1, address.host.size() - 2);
+    }
+    std::string port = text.substr(colon + 1);
+    int value = -1;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc() || end != port.data() + port.size() || value < 0 || value > 65535) {
+      Fail(n, key, "expected host:port with a port from 0 to 65535, got \"" + text + "\"");
+    }
+    address.port = value;
+    return address;
+  }
+
+  void ReadStore(const YAML::Node& n, StoreConfig& store) const {
+    ExpectMap(n, "store");
+    CheckKeys(n, "store", {"path", "synchronous", "busy_timeout"});
+    if (auto p = n["path"]) {
+      store.path = String(p, "store.path");
+      if (store.path.empty()) Fail(p, "store.path", "must not be empty");
+    }
+    if (auto s = n["synchronous"]) {
+      std::string mode = String(s, "store.synchronous");
+      if (mode == "off") {
+        store.synchronous = SynchronousMode::kOff;
+      } else if (mode == "normal") {
+        store.synchronous = SynchronousMode::kNormal;
+      } else if (mode == "full") {
+        store.synchronous = SynchronousMode::kFull;
+      } else if (mode == "extra") {
+        store.synchronous = SynchronousMode::kExtra;
+      } else {
+        Fail(s, "store.synchronous", "expected off, normal, full or extra, got \"" + mode + "\"");
+      }
+    }
+    if (auto b = n["busy_timeout"]) store.busy_timeout = Duration(b, "store.busy_timeout", true);
+  }
+
+  std::int64_t WarehouseRef(const YAML::Node& n, const std::string& key,
+                            const Config& config) const {
+    std::int64_t id = Int(n, key, 1, std::numeric_limits<std::int64_t>::max());
+    if (!config.FindWarehouse(id)) {
+      Fail(n, key, "unknown warehouse id " + std::to_string(id) + " (not under warehouses:)");
+    }
+    return id;
+  }
+
+  void ReadWarehouses(const YAML::Node& n, Config& config) const {
+    ExpectSequence(n, "warehouses");
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const YAML::Node w = n[i];
+      std::string path = "warehouses[" + std::to_string(i) + "]";
+      ExpectMap(w, path);
+      CheckKeys(w, path, {"id", "name", "confirm_timeout", "webhook"});
+      WarehouseConfig warehouse;
+      if (!w["id"]) Fail(w, path + ".id", "missing (every warehouse needs an integer id)");
+      warehouse.id = Int(w["id"], path + ".id", 1, std::numeric_limits<std::int64_t>::max());
+      if (config.FindWarehouse(warehouse.id)) {
+        Fail(w["id"], path + ".id", "duplicate warehouse id " + std::to_string(warehouse.id));
+      }
+      if (!w["name"]) Fail(w, path + ".name", "missing (every warehouse needs a name)");
+      warehouse.name = String(w["name"], path + ".name");
+      if (auto t = w["confirm_timeout"]) {
+        warehouse.confirm_timeout = Duration(t, path + ".confirm_timeout", false);
+      }
+      if (auto h = w["webhook"]) warehouse.webhook = ReadWebhook(h, path + ".webhook");
+      config.warehouses.push_back(std::move(warehouse));
+    }
+  }
+
+  WebhookConfig ReadWebhook(const YAML::Node& n, const std::string& path) const {
+    ExpectMap(n, path);
+    CheckKeys(n, path,
+              {"url", "secret", "signature", "timeout", "max_events_per_call", "max_in_flight",
+               "verify_tls"});
+    WebhookConfig hook;
+    if (!n["url"]) Fail(n, path + ".url", "missing (a webhook needs a url)");
+    hook.url = String(n["url"], path + ".url");
+    if (!hook.url.starts_with("http://") && !hook.url.starts_with("https://")) {
+      Fail(n["url"], path + ".url", "expected an http:// or https:// URL, got \"" + hook.url + "\"");
+    }
+    if (auto s = n["signature"]) {
+      std::string scheme = String(s, path + ".signature");
+      if (scheme == "centra") {
+        hook.signature = SignatureScheme::kCentra;
+      } else if (scheme == "standard-webhooks") {
+        hook.signature = SignatureScheme::kStandardWebhooks;
+      } else {
+        Fail(s, path + ".signature",
+             "expected centra or standard-webhooks, got \"" + scheme + "\"");
+      }
+    }
+    // The secret is never echoed back in a message: it may be real.
+    if (!n["secret"] || n["secret"].IsNull()) {
+      Fail(n, path + ".secret", "missing (every webhook must be signed with a secret)");
+    }
+    hook.secret = String(n["secret"], path + ".secret");
+    if (hook.secret.empty()) Fail(n["secret"], path + ".secret", "must not be empty");
+    if (hook.signature == SignatureScheme::kStandardWebhooks &&
+        !IsStandardWebhooksSecret(hook.secret)) {
+      Fail(n["secret"], path + ".secret",
+           "standard-webhooks needs a secret of the form whsec_<base64>");
+    }
+    if (auto t = n["timeout"]) hook.timeout = Duration(t, path + ".timeout", false);
+    if (auto m = n["max_events_per_call"]) {
+      hook.max_events_per_call = static_cast<int>(Int(m, path + ".max_events_per_call", 1, 1000));
+    }
+    if (auto m = n["max_in_flight"]) {
+      hook.max_in_flight = static_cast<int>(Int(m, path + ".max_in_flight", 1, 64));
+    }
+    if (auto v = n["verify_tls"]) hook.verify_tls = Bool(v, path + ".verify_tls");
+    return hook;
+  }
+
+  void ReadRules(const YAML::Node& n, Config& config) const {
+    ExpectMap(n, "rules");
+    for (const auto& kv : n) {
+      std::string name = kv.first.Scalar();
+      std::string path = "rules." + name;
+      const YAML::Node groups = kv.second;
+      ExpectSequence(groups, path);
+      if (groups.size() == 0) Fail(groups, path, "must list at least one priority group");
+      PriorityGroups rule;
+      std::set<std::int64_t> seen;
+      for (std::size_t g = 0; g < groups.size(); ++g) {
+        std::string group_path = path + "[" + std::to_string(g) + "]";
+        const YAML::Node group = groups[g];
+        ExpectSequence(group, group_path);
+        if (group.size() == 0) Fail(group, group_path, "a priority group must not be empty");
+        std::vector<std::int64_t> ids;
+        for (std::size_t k = 0; k < group.size(); ++k) {
+          std::string id_path = group_path + "[" + std::to_string(k) + "]";
+          std::int64_t id = WarehouseRef(group[k], id_path, config);
+          if (!seen.insert(id).second) {
+            Fail(group[k], id_path, "warehouse " + std::to_string(id) + " is listed twice");
+          }
+          ids.push_back(id);
+        }
+        rule.push_back(std::move(ids));
+      }
+      config.rules.emplace(name, std::move(rule));
+    }
+  }
+
+  void ReadApi(const YAML::Node& n, Config& config) const {
+    ApiConfig& api = config.api;
+    ExpectMap(n, "api");
+    CheckKeys(n, "api", {"listen", "max_body", "threads", "keys"});
+    if (auto l = n["listen"]) api.listen = Listen(l, "api.listen");
+    if (auto m = n["max_body"]) {
+      api.max_body = static_cast<std::size_t>(Int(m, "api.max_body", 1, 1LL << 30));
+    }
+    if (auto t = n["threads"]) api.threads = static_cast<int>(Int(t, "api.threads", 1, 256));
+    if (auto keys = n["keys"]) {
+      ExpectSequence(keys, "api.keys");
+      std::set<std::string> names;
+      std::set<std::string> hashes;
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        std::string path = "api.keys[" + std::to_string(i) + "]";
+        const YAML::Node k = keys[i];
+        ExpectMap(k, path);
+        CheckKeys(k, path, {"name", "sha256", "endpoints", "warehouses"});
+        ApiKey key;
+        if (!k["name"]) Fail(k, path + ".name", "missing (every key needs a name)");
+        key.name = String(k["name"], path + ".name");
+        if (!names.insert(key.name).second) {
+          Fail(k["name"], path + ".name", "duplicate key name \"" + key.name + "\"");
+        }
+        if (!k["sha256"]) Fail(k, path + ".sha256", "missing (the SHA-256 hex of the token)");
+        std::string hex = String(k["sha256"], path + ".sha256");
+        std::transform(hex.begin(), hex.end(), hex.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+          Fail(k["sha256"], path + ".sha256", "expected 64 hex digits (SHA-256 of the token)");
+        }
+        if (!hashes.insert(hex).second) {
+          Fail(k["sha256"], path + ".sha256", "the same token hash is used by two keys");
+        }
+        for (std::size_t b = 0; b < 32; ++b) {
+          key.sha256[b] = static_cast<unsigned char>(std::stoi(hex.substr(2 * b, 2), nullptr, 16));
+        }
+        if (!k["endpoints"]) Fail(k, path + ".endpoints", "missing (the endpoints it may call)");
+        const YAML::Node endpoints = k["endpoints"];
+        ExpectSequence(endpoints, path + ".endpoints");
+        for (std::size_t e = 0; e < endpoints.size(); ++e) {
+          std::string e_path = path + ".endpoints[" + std::to_string(e) + "]";
+          std::string name = String(endpoints[e], e_path);
+          bool known = std::any_of(std::begin(kEndpointNames), std::end(kEndpointNames),
+                                   [&](const char* known_name) { return name == known_name; });
+          if (!known) {
+            std::string list;
+            for (const char* known_name : kEndpointNames) {
+              list += (list.empty() ? "" : ", ") + std::string(known_name);
+            }
+            Fail(endpoints[e], e_path, "unknown endpoint \"" + name + "\" (expected: " + list + ")");
+          }
+          key.endpoints.push_back(name);
+        }
+        if (auto w = k["warehouses"]) {
+          ExpectSequence(w, path + ".warehouses");
+          std::vector<std::int64_t> ids;
+          for (std::size_t j = 0; j < w.size(); ++j) {
+            ids.push_back(WarehouseRef(w[j], path + ".warehouses[" + std::to_string(j) + "]",
+                                       config));
+          }
+          key.scope.only = std::move(ids);
+        }
+        api.keys.push_back(std::move(key));
+      }
+    }
+  }
+
+  void ReadDispatcher(const YAML::Node& n, DispatcherConfig& d) const {
+    ExpectMap(n, "dispatcher");
+    CheckKeys(n, "dispatcher",
+              {"listen", "concurrency", "retry_schedule", "allow_private_networks"});
+    if (auto l = n["listen"]) d.listen = Listen(l, "dispatcher.listen");
+    if (auto c = n["concurrency"]) {
+      d.concurrency = static_cast<int>(Int(c, "dispatcher.concurrency", 1, 10000));
+    }
+    if (auto r = n["retry_schedule"]) {
+      ExpectSequence(r, "dispatcher.retry_schedule");
+      d.retry_schedule.clear();
+      for (std::size_t i = 0; i < r.size(); ++i) {
+        d.retry_schedule.push_back(
+            Duration(r[i], "dispatcher.retry_schedule[" + std::to_string(i) + "]", true));
+      }
+    }
+    if (auto p = n["allow_private_networks"]) {
+      d.allow_private_networks = Bool(p, "dispatcher.allow_private_networks");
+    }
+  }
+
+  std::string source_;
+};
+
+}  // namespace
+
+WarehouseCatalog Config::Catalog() const {
+  std::vector<WarehouseInfo> infos;
+  infos.reserve(warehouses.size());
+  for (const WarehouseConfig& w : warehouses) infos.push_back({w.id, w.name, w.confirm_timeout});
+  return WarehouseCatalog(infos);
+}
+
+const WarehouseConfig* Config::FindWarehouse(std::int64_t id) const {
+  for (const WarehouseConfig& w : warehouses) {
+    if (w.id == id) return &w;
+  }
+  return nullptr;
+}
+
+Config ParseConfig(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    std::ostringstream out;
+    out << source;
+    if (!e.mark.is_null()) out << ":" << e.mark.line + 1;
+    out << ": invalid YAML: " << e.msg;
+    throw ConfigError(out.str());
+  }
+  try {
+    return ConfigReader(source).Read(root);
+  } catch (const YAML::Exception& e) {
+    // e.g. a duplicate or odd key yaml-cpp rejects while we walk the tree.
+    std::ostringstream out;
+    out << source;
+    if (!e.mark.is_null()) out << ":" << e.mark.line + 1;
+    out << ": " << e.msg;
+    throw ConfigError(out.str());
+  }
+}
+
+Config LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot read the config file: " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  Config config = ParseConfig(text.str(), path);
+  std::filesystem::path store_path(config.store.path);
+  if (store_path.is_relative()) {
+    config.store.path =
+        (std::filesystem::path(path).parent_path() / store_path).lexically_normal().string();
+  }
+  return config;
+}
+
+}  // namespace allocation_relay

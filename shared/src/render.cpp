@@ -1,0 +1,117 @@
+#include "allocation_relay/render.h"
+
+namespace allocation_relay {
+
+using nlohmann::ordered_json;
+
+namespace {
+
+ordered_json RenderOrder(const OrderRef& order) {
+  ordered_json o = ordered_json::object();
+  o["id"] = order.id;
+  o["number"] = order.number;
+  return o;
+}
+
+ordered_json RenderLine(const OrderLine& line) {
+  ordered_json l = ordered_json::object();
+  l["lineId"] = line.line_id;
+  l["quantity"] = line.quantity;
+  l["stockItemId"] = line.stock_item_id;
+  return l;
+}
+
+ordered_json RenderLines(const std::vector<OrderLine>& lines) {
+  ordered_json a = ordered_json::array();
+  for (const OrderLine& line : lines) a.push_back(RenderLine(line));
+  return a;
+}
+
+}  // namespace
+
+ordered_json RenderRequestEntry(const AllocationRequest& request, const TimeZone& zone) {
+  ordered_json e = ordered_json::object();
+  e["id"] = request.id;
+  e["status"] = ToString(request.status);
+  e["warehouseId"] = request.warehouse_id;
+  e["warehouseName"] = request.warehouse_name;
+  e["expirationDate"] = zone.FormatIso8601(request.expires_at);
+  e["order"] = RenderOrder(request.order);
+  e["lines"] = RenderLines(request.lines);
+  e["createdAt"] = zone.FormatIso8601(request.created_at);
+  return e;
+}
+
+ordered_json RenderAllocation(const Allocation& allocation, const TimeZone& zone) {
+  ordered_json a = ordered_json::object();
+  a["order"] = RenderOrder(allocation.order);
+  a["lines"] = RenderLines(allocation.lines);
+  a["warehouses"] = allocation.groups;
+  a["state"] = ToString(allocation.state);
+  a["confirmedWarehouseId"] = allocation.confirmed_warehouse_id
+                                  ? ordered_json(*allocation.confirmed_warehouse_id)
+                                  : ordered_json(nullptr);
+  ordered_json requests = ordered_json::array();
+  for (const AllocationRequest& r : allocation.requests) {
+    requests.push_back(RenderRequestEntry(r, zone));
+  }
+  a["allocation_requests"] = std::move(requests);
+  return a;
+}
+
+ordered_json RenderWebhookEvent(const OutboxEvent& event, const AllocationRequest& request,
+                                const TimeZone& zone) {
+  ordered_json expiration = ordered_json::object();
+  expiration["date"] = zone.FormatLocalMicros(request.expires_at);
+  expiration["timezone_type"] = 3;
+  expiration["timezone"] = zone.name();
+
+  ordered_json lines = ordered_json::object();
+  for (const OrderLine& line : request.lines) {
+    lines[std::to_string(line.line_id)] = RenderLine(line);
+  }
+
+  ordered_json data = ordered_json::object();
+  data["status"] = ToString(event.status);
+  data["warehouseId"] = request.warehouse_id;
+  data["expirationDate"] = std::move(expiration);
+  data["order"] = RenderOrder(request.order);
+  data["lines"] = std::move(lines);
+
+  ordered_json e = ordered_json::object();
+  e["type"] = "allocation_request";
+  e["action"] = ToString(event.action);
+  e["date"] = zone.FormatLocalMicros(event.created_at);
+  e["id"] = request.id;
+  e["data"] = std::move(data);
+  return e;
+}
+
+std::string RenderWebhookDocument(std::span<const ordered_json> events) {
+  ordered_json doc = ordered_json::object();
+  doc["events"] = ordered_json::array();
+  for (const ordered_json& e : events) doc["events"].push_back(e);
+  return doc.dump();
+}
+
+std::string FormUrlEncode(std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(value.size() * 3 / 2);
+  for (unsigned char c : value) {
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    if (unreserved) {
+      out.push_back(static_cast<char>(c));
+    } else if (c == ' ') {
+      out.push_back('+');
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
+}  // namespace allocation_relay

@@ -1,0 +1,120 @@
+// The versioned schema migrations of the store (private to store.cpp).
+#ifndef ALLOCATION_RELAY_SHARED_SRC_SCHEMA_H_
+#define ALLOCATION_RELAY_SHARED_SRC_SCHEMA_H_
+
+namespace allocation_relay::schema {
+
+// Migration N (1-based) brings a database from user_version N-1 to N. Append only: a released
+// migration is never edited.
+inline constexpr const char* kMigrations[] = {
+    // 1: allocations, their lines and requests; the webhook outbox.
+    R"sql(
+CREATE TABLE allocations (
+  id                     INTEGER PRIMARY KEY,
+  order_id               TEXT    NOT NULL,
+  order_number           INTEGER NOT NULL UNIQUE,   -- GET /allocations/<n>, duplicate check
+  groups_json            TEXT    NOT NULL,          -- priority groups, e.g. [[3,4],[7]]
+  current_group          INTEGER NOT NULL DEFAULT 0,
+  state                  TEXT    NOT NULL
+                         CHECK (state IN ('open', 'confirmed', 'exhausted', 'cancelled')),
+  confirmed_warehouse_id INTEGER,
+  created_at             INTEGER NOT NULL,          -- unix microseconds
+  updated_at             INTEGER NOT NULL
+);
+
+CREATE TABLE order_lines (
+  allocation_id INTEGER NOT NULL REFERENCES allocations (id),
+  line_id       INTEGER NOT NULL,
+  quantity      INTEGER NOT NULL CHECK (quantity > 0),
+  stock_item_id INTEGER NOT NULL,
+  PRIMARY KEY (allocation_id, line_id)
+) WITHOUT ROWID;
+
+CREATE TABLE allocation_requests (
+  id             INTEGER PRIMARY KEY,
+  allocation_id  INTEGER NOT NULL REFERENCES allocations (id),
+  warehouse_id   INTEGER NOT NULL,
+  warehouse_name TEXT    NOT NULL,
+  group_index    INTEGER NOT NULL,
+  status         TEXT    NOT NULL CHECK (status IN ('allocated', 'sent', 'failed', 'confirmed',
+                                                    'rejected', 'timed-out', 'outdated')),
+  created_at     INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  UNIQUE (allocation_id, warehouse_id)             -- one request per warehouse and allocation
+);
+
+-- GET /allocation-requests?warehouse=W (default status: pending) in id order: only pending rows
+-- (~2 % of a live table) are in it, so the warehouses' polling never walks final history.
+CREATE INDEX requests_pending_by_warehouse ON allocation_requests (warehouse_id, id)
+  WHERE status IN ('allocated', 'sent', 'failed');
+-- GET /allocation-requests (pending) without a warehouse filter, in id order.
+CREATE INDEX requests_pending ON allocation_requests (id)
+  WHERE status IN ('allocated', 'sent', 'failed');
+-- GET ...?warehouse=W with any other status set, in id order.
+CREATE INDEX requests_by_warehouse ON allocation_requests (warehouse_id, id);
+-- GET ...?status=S without a warehouse, in id order.
+CREATE INDEX requests_by_status ON allocation_requests (status, id);
+-- The expiry scan: pending rows by expiration, so finding what expired costs O(expired).
+CREATE INDEX requests_pending_by_expiry ON allocation_requests (expires_at)
+  WHERE status IN ('allocated', 'sent', 'failed');
+
+-- The webhook outbox: one row per state change a warehouse must hear of, written in the same
+-- transaction as the change.
+CREATE TABLE outbox_events (
+  id           INTEGER PRIMARY KEY,
+  warehouse_id INTEGER NOT NULL,
+  request_id   INTEGER NOT NULL REFERENCES allocation_requests (id),
+  action       TEXT    NOT NULL CHECK (action IN ('create', 'update')),
+  status       TEXT    NOT NULL,                 -- the status the event reports
+  created_at   INTEGER NOT NULL,
+  delivery_id  INTEGER REFERENCES deliveries (id) -- NULL until batched into a delivery
+);
+-- The per-warehouse outbox head: events not yet batched, in order.
+CREATE INDEX outbox_unbatched_by_warehouse ON outbox_events (warehouse_id, id)
+  WHERE delivery_id IS NULL;
+-- The events of one delivery (to apply its outcome to their requests).
+CREATE INDEX outbox_by_delivery ON outbox_events (delivery_id) WHERE delivery_id IS NOT NULL;
+
+-- A batch of events sent as one POST, retried as it is under one delivery id.
+CREATE TABLE deliveries (
+  id              INTEGER PRIMARY KEY,
+  uid             TEXT    NOT NULL UNIQUE,       -- the delivery id shown to receivers
+  warehouse_id    INTEGER NOT NULL,
+  state           TEXT    NOT NULL CHECK (state IN ('pending', 'succeeded', 'dead')),
+  document        TEXT    NOT NULL,              -- the events JSON, fixed when the batch forms
+  attempt_count   INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  lease_until     INTEGER,                       -- claimed by a dispatcher until then
+  created_at      INTEGER NOT NULL,
+  finished_at     INTEGER
+);
+-- Deliveries due for an attempt, soonest first.
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state = 'pending';
+-- Operator listings by warehouse and state.
+CREATE INDEX deliveries_by_warehouse ON deliveries (warehouse_id, state, id);
+
+-- Every attempt of every delivery.
+CREATE TABLE delivery_attempts (
+  delivery_id   INTEGER NOT NULL REFERENCES deliveries (id),
+  attempt       INTEGER NOT NULL,
+  started_at    INTEGER NOT NULL,
+  duration_us   INTEGER NOT NULL,
+  http_status   INTEGER NOT NULL,                -- 0: network error
+  error         TEXT    NOT NULL DEFAULT '',
+  response_head BLOB,                            -- the first bytes of the response body
+  PRIMARY KEY (delivery_id, attempt)
+) WITHOUT ROWID;
+
+-- Webhooks disabled by a 410 Gone until an operator enables them again.
+CREATE TABLE webhook_endpoints (
+  warehouse_id    INTEGER PRIMARY KEY,
+  disabled_at     INTEGER,
+  disabled_reason TEXT
+);
+)sql",
+};
+
+}  // namespace allocation_relay::schema
+
+#endif  // ALLOCATION_RELAY_SHARED_SRC_SCHEMA_H_

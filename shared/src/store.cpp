@@ -1,0 +1,780 @@
+// The only code that speaks SQL, and the only user of SQLiteCpp.
+#include "allocation_relay/store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "schema.h"
+
+namespace allocation_relay {
+namespace {
+
+constexpr const char* kPendingSql = "('allocated', 'sent', 'failed')";
+constexpr const char* kConfirmableSql = "('allocated', 'sent', 'failed', 'timed-out')";
+
+StoreError::Kind KindOf(int primary_code) {
+  switch (primary_code) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return StoreError::Kind::kBusy;
+    case SQLITE_FULL: return StoreError::Kind::kFull;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: return StoreError::Kind::kReadOnly;
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_PROTOCOL: return StoreError::Kind::kUnavailable;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return StoreError::Kind::kCorrupt;
+    default: return StoreError::Kind::kInternal;
+  }
+}
+
+StoreError Translate(const SQLite::Exception& e) {
+  return StoreError(KindOf(e.getErrorCode() & 0xff), std::string("database: ") + e.what());
+}
+
+// Runs `body`, turning every exception into a StoreError value: no SQLite exception leaves
+// the store.
+template <typename F>
+auto Guarded(F&& body) -> StoreResult<decltype(body())> {
+  try {
+    return body();
+  } catch (const SQLite::Exception& e) {
+    return std::unexpected(Translate(e));
+  } catch (const StoreError& e) {
+    return std::unexpected(e);
+  } catch (const std::exception& e) {
+    return std::unexpected(StoreError(StoreError::Kind::kInternal, e.what()));
+  }
+}
+
+const char* SynchronousPragma(SynchronousMode mode) {
+  switch (mode) {
+    case SynchronousMode::kOff: return "PRAGMA synchronous = OFF";
+    case SynchronousMode::kNormal: return "PRAGMA synchronous = NORMAL";
+    case SynchronousMode::kFull: return "PRAGMA synchronous = FULL";
+    case SynchronousMode::kExtra: return "PRAGMA synchronous = EXTRA";
+  }
+  return "PRAGMA synchronous = FULL";
+}
+
+RequestStatus StatusColumn(const SQLite::Column& c) {
+  std::optional<RequestStatus> s = ParseRequestStatus(c.getString());
+  if (!s) throw StoreError(StoreError::Kind::kCorrupt, "unknown request status " + c.getString());
+  return *s;
+}
+
+AllocationState StateColumn(const SQLite::Column& c) {
+  std::optional<AllocationState> s = ParseAllocationState(c.getString());
+  if (!s) throw StoreError(StoreError::Kind::kCorrupt, "unknown allocation state " + c.getString());
+  return *s;
+}
+
+// A statement borrowed from the cache; reset on return so it never holds a read snapshot.
+class Borrowed {
+ public:
+  explicit Borrowed(SQLite::Statement& s) : s_(s) {}
+  ~Borrowed() {
+    try {
+      s_.reset();
+      s_.clearBindings();
+    } catch (...) {
+    }
+  }
+  SQLite::Statement* operator->() { return &s_; }
+  SQLite::Statement& operator*() { return s_; }
+
+ private:
+  SQLite::Statement& s_;
+};
+
+// BEGIN IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a transaction
+// that reads then writes never fails half-way with SQLITE_BUSY.
+class WriteTransaction {
+ public:
+  explicit WriteTransaction(SQLite::Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+  ~WriteTransaction() {
+    if (!done_) {
+      try {
+        db_.exec("ROLLBACK");
+      } catch (...) {
+      }
+    }
+  }
+  void Commit() {
+    db_.exec("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  SQLite::Database& db_;
+  bool done_ = false;
+};
+
+// A deferred transaction for reads that take several statements: one consistent snapshot.
+class ReadTransaction {
+ public:
+  explicit ReadTransaction(SQLite::Database& db) : db_(db) { db_.exec("BEGIN"); }
+  ~ReadTransaction() {
+    try {
+      db_.exec("COMMIT");
+    } catch (...) {
+    }
+  }
+
+ private:
+  SQLite::Database& db_;
+};
+
+std::string IdList(std::span<const std::int64_t> ids) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i) out += ",";
+    out += std::to_string(ids[i]);
+  }
+  return out + ")";
+}
+
+// Pending requests past their expiration, soonest first. The status term is spelt exactly as
+// in the partial index requests_pending_by_expiry, so SQLite can use it.
+// INDEXED BY: without statistics SQLite's planner prefers requests_by_status here and sorts;
+// the partial index holds only pending rows and is already in expiration order.
+constexpr const char* kExpiryScanSql =
+    "SELECT id, allocation_id, warehouse_id FROM allocation_requests "
+    "INDEXED BY requests_pending_by_expiry "
+    "WHERE status IN ('allocated', 'sent', 'failed') AND expires_at <= ? "
+    "ORDER BY expires_at LIMIT ?";
+
+constexpr const char* kRequestSelect =
+    "SELECT r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, r.group_index, "
+    "r.created_at, r.expires_at, r.updated_at, a.order_id, a.order_number ";
+
+constexpr const char* kRequestColumns =
+    "SELECT r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, r.group_index, "
+    "r.created_at, r.expires_at, r.updated_at, a.order_id, a.order_number "
+    "FROM allocation_requests r JOIN allocations a ON a.id = r.allocation_id ";
+
+// The SELECT of ListRequests; parameters: after_id, limit, offset. Statuses and ids are inlined
+// (enums and integers, never user text) so that "status IN ('allocated', 'sent', 'failed')"
+// reads exactly as the partial indexes are declared.
+std::string ListRequestsSql(const RequestQuery& query) {
+  std::vector<RequestStatus> statuses = query.statuses;
+  std::sort(statuses.begin(), statuses.end());
+  statuses.erase(std::unique(statuses.begin(), statuses.end()), statuses.end());
+  const bool pending_only =
+      statuses == std::vector<RequestStatus>{RequestStatus::kAllocated, RequestStatus::kSent,
+                                             RequestStatus::kFailed};
+  // The default (pending) query is what every warehouse polls. Without statistics the planner
+  // walks the full-history index instead of the small partial one, so name it; an order filter
+  // is more selective still and is left to the planner.
+  const char* index = "";
+  if (pending_only && query.order_numbers.empty()) {
+    index = (!query.warehouse_ids.empty() || query.scope.only)
+                ? "INDEXED BY requests_pending_by_warehouse "
+                : "INDEXED BY requests_pending ";
+  }
+  std::string sql = kRequestSelect;
+  sql += "FROM allocation_requests r ";
+  sql += index;
+  sql += "JOIN allocations a ON a.id = r.allocation_id WHERE r.id > ?";
+  if (!statuses.empty()) {
+    sql += " AND r.status IN (";
+    for (std::size_t i = 0; i < statuses.size(); ++i) {
+      sql += (i ? ", '" : "'") + std::string(ToString(statuses[i])) + "'";
+    }
+    sql += ")";
+  }
+  if (!query.warehouse_ids.empty()) sql += " AND r.warehouse_id IN " + IdList(query.warehouse_ids);
+  if (query.scope.only) sql += " AND r.warehouse_id IN " + IdList(*query.scope.only);
+  if (!query.order_numbers.empty()) sql += " AND a.order_number IN " + IdList(query.order_numbers);
+  sql += " ORDER BY r.id LIMIT ? OFFSET ?";
+  return sql;
+}
+
+}  // namespace
+
+StoreOptions StoreOptionsFrom(const StoreConfig& config) {
+  return StoreOptions{config.path, config.synchronous, config.busy_timeout};
+}
+
+class Store::Impl {
+ public:
+  explicit Impl(const StoreOptions& options)
+      : db_(options.path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
+            static_cast<int>(options.busy_timeout.count())) {}
+
+  SQLite::Database db_;
+
+  Borrowed Prepared(const std::string& sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      if (cache_.size() > 256) cache_.clear();  // dynamic IN-lists: keep the cache bounded
+      it = cache_.emplace(sql, std::make_unique<SQLite::Statement>(db_, sql)).first;
+    }
+    return Borrowed(*it->second);
+  }
+
+  void QueueEvent(std::int64_t warehouse_id, std::int64_t request_id, EventAction action,
+                  RequestStatus status, TimePoint now) {
+    Borrowed s = Prepared(
+        "INSERT INTO outbox_events (warehouse_id, request_id, action, status, created_at) "
+        "VALUES (?, ?, ?, ?, ?)");
+    s->bind(1, warehouse_id);
+    s->bind(2, request_id);
+    s->bind(3, std::string(ToString(action)));
+    s->bind(4, std::string(ToString(status)));
+    s->bind(5, ToUnixMicros(now));
+    s->exec();
+  }
+
+  // Inserts an `allocated` request and its create event; false if the warehouse already has a
+  // request in this allocation.
+  bool InsertRequest(std::int64_t allocation_id, const WarehouseInfo& warehouse, int group_index,
+                     TimePoint now) {
+    Borrowed s = Prepared(
+        "INSERT INTO allocation_requests (allocation_id, warehouse_id, warehouse_name, "
+        "group_index, status, created_at, expires_at, updated_at) "
+        "VALUES (?, ?, ?, ?, 'allocated', ?, ?, ?) "
+        "ON CONFLICT (allocation_id, warehouse_id) DO NOTHING");
+    s->bind(1, allocation_id);
+    s->bind(2, warehouse.id);
+    s->bind(3, warehouse.name);
+    s->bind(4, group_index);
+    s->bind(5, ToUnixMicros(now));
+    s->bind(6, ToUnixMicros(now + std::chrono::duration_cast<Micros>(warehouse.confirm_timeout)));
+    s->bind(7, ToUnixMicros(now));
+    if (s->exec() != 1) return false;
+    QueueEvent(warehouse.id, db_.getLastInsertRowid(), EventAction::kCreate,
+               RequestStatus::kAllocated, now);
+    return true;
+  }
+
+  // Outdates every non-final request of the allocation except `keep` (with update events).
+  void OutdateOpenRequests(std::int64_t allocation_id, std::int64_t keep, TimePoint now) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> victims;  // (request id, warehouse id)
+    {
+      Borrowed s = Prepared(std::string("SELECT id, warehouse_id FROM allocation_requests "
+                                        "WHERE allocation_id = ? AND id != ? AND status IN ") +
+                            kConfirmableSql);
+      s->bind(1, allocation_id);
+      s->bind(2, keep);
+      while (s->executeStep()) victims.emplace_back(s->getColumn(0), s->getColumn(1));
+    }
+    for (auto [request_id, warehouse_id] : victims) {
+      Borrowed u = Prepared(std::string("UPDATE allocation_requests SET status = 'outdated', "
+                                        "updated_at = ? WHERE id = ? AND status IN ") +
+                            kConfirmableSql);
+      u->bind(1, ToUnixMicros(now));
+      u->bind(2, request_id);
+      if (u->exec() == 1) {
+        QueueEvent(warehouse_id, request_id, EventAction::kUpdate, RequestStatus::kOutdated, now);
+      }
+    }
+  }
+
+  struct AllocationRow {
+    AllocationState state;
+    int current_group;
+    PriorityGroups groups;
+  };
+
+  AllocationRow ReadAllocationRow(std::int64_t allocation_id) {
+    Borrowed s =
+        Prepared("SELECT state, current_group, groups_json FROM allocations WHERE id = ?");
+    s->bind(1, allocation_id);
+    if (!s->executeStep()) {
+      throw StoreError(StoreError::Kind::kCorrupt, "request without allocation");
+    }
+    return AllocationRow{StateColumn(s->getColumn(0)), s->getColumn(1).getInt(),
+                         nlohmann::json::parse(s->getColumn(2).getString())
+                             .get<PriorityGroups>()};
+  }
+
+  int CountPendingInGroup(std::int64_t allocation_id, int group_index) {
+    Borrowed s = Prepared(std::string("SELECT count(*) FROM allocation_requests "
+                                      "WHERE allocation_id = ? AND group_index = ? AND status IN ") +
+                          kPendingSql);
+    s->bind(1, allocation_id);
+    s->bind(2, group_index);
+    s->executeStep();
+    return s->getColumn(0).getInt();
+  }
+
+  // Starts group `first` or, if none of its warehouses can be asked, the first later group that
+  // has one; past the last group the allocation is exhausted. Returns kNextGroup or kExhausted.
+  FlowStep StartGroupFrom(std::int64_t allocation_id, int first, const PriorityGroups& groups,
+                          TimePoint now, const WarehouseCatalog& catalog) {
+    for (int g = first; g < static_cast<int>(groups.size()); ++g) {
+      int created = 0;
+      for (std::int64_t warehouse_id : groups[static_cast<std::size_t>(g)]) {
+        const WarehouseInfo* info = catalog.Find(warehouse_id);
+        if (info && InsertRequest(allocation_id, *info, g, now)) ++created;
+      }
+      if (created > 0) {
+        Borrowed s = Prepared(
+            "UPDATE allocations SET current_group = ?, updated_at = ? WHERE id = ? AND state = "
+            "'open'");
+        s->bind(1, g);
+        s->bind(2, ToUnixMicros(now));
+        s->bind(3, allocation_id);
+        s->exec();
+        return FlowStep::kNextGroup;
+      }
+    }
+    Borrowed s = Prepared(
+        "UPDATE allocations SET state = 'exhausted', updated_at = ? WHERE id = ? AND state = "
+        "'open'");
+    s->bind(1, ToUnixMicros(now));
+    s->bind(2, allocation_id);
+    if (s->exec() == 1) OutdateOpenRequests(allocation_id, 0, now);
+    return FlowStep::kExhausted;
+  }
+
+  // After a request of the allocation left the pending set: moves the flow on if its current
+  // group has nothing pending any more.
+  FlowStep MaybeAdvance(std::int64_t allocation_id, TimePoint now,
+                        const WarehouseCatalog& catalog) {
+    AllocationRow row = ReadAllocationRow(allocation_id);
+    if (row.state != AllocationState::kOpen) return FlowStep::kWait;
+    FlowStep step = DecideFlowStep(row.current_group, static_cast<int>(row.groups.size()),
+                                   CountPendingInGroup(allocation_id, row.current_group));
+    if (step == FlowStep::kWait) return step;
+    return StartGroupFrom(allocation_id, row.current_group + 1, row.groups, now, catalog);
+  }
+
+  struct RequestHead {
+    RequestStatus status;
+    std::int64_t warehouse_id;
+    std::int64_t allocation_id;
+    int group_index;
+    AllocationState allocation_state;
+    int current_group;
+  };
+
+  std::optional<RequestHead> ReadRequestHead(std::int64_t request_id) {
+    Borrowed s = Prepared(
+        "SELECT r.status, r.warehouse_id, r.allocation_id, r.group_index, a.state, "
+        "a.current_group FROM allocation_requests r JOIN allocations a ON a.id = r.allocation_id "
+        "WHERE r.id = ?");
+    s->bind(1, request_id);
+    if (!s->executeStep()) return std::nullopt;
+    return RequestHead{StatusColumn(s->getColumn(0)), s->getColumn(1).getInt64(),
+                       s->getColumn(2).getInt64(),    s->getColumn(3).getInt(),
+                       StateColumn(s->getColumn(4)),  s->getColumn(5).getInt()};
+  }
+
+  int SetStatusWhere(std::int64_t request_id, RequestStatus to, const char* from_sql,
+                     TimePoint now) {
+    Borrowed s = Prepared(std::string("UPDATE allocation_requests SET status = ?, updated_at = ? "
+                                      "WHERE id = ? AND status IN ") +
+                          from_sql);
+    s->bind(1, std::string(ToString(to)));
+    s->bind(2, ToUnixMicros(now));
+    s->bind(3, request_id);
+    return s->exec();
+  }
+
+  std::vector<std::string> Explain(const std::string& sql) {
+    SQLite::Statement s(db_, "EXPLAIN QUERY PLAN " + sql);
+    std::vector<std::string> out;
+    while (s.executeStep()) out.push_back(s.getColumn(3).getString());
+    return out;
+  }
+
+  static AllocationRequest RequestFromRow(SQLite::Statement& s) {
+    AllocationRequest r;
+    r.id = s.getColumn(0).getInt64();
+    r.allocation_id = s.getColumn(1).getInt64();
+    r.status = StatusColumn(s.getColumn(2));
+    r.warehouse_id = s.getColumn(3).getInt64();
+    r.warehouse_name = s.getColumn(4).getString();
+    r.group_index = s.getColumn(5).getInt();
+    r.created_at = FromUnixMicros(s.getColumn(6).getInt64());
+    r.expires_at = FromUnixMicros(s.getColumn(7).getInt64());
+    r.updated_at = FromUnixMicros(s.getColumn(8).getInt64());
+    r.order.id = s.getColumn(9).getString();
+    r.order.number = s.getColumn(10).getInt64();
+    return r;
+  }
+
+  // Fills in the lines of each request with one query for all their allocations.
+  void AttachLines(std::vector<AllocationRequest>& requests) {
+    if (requests.empty()) return;
+    std::vector<std::int64_t> ids;
+    for (const AllocationRequest& r : requests) ids.push_back(r.allocation_id);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    std::unordered_map<std::int64_t, std::vector<OrderLine>> lines;
+    Borrowed s = Prepared(
+        "SELECT allocation_id, line_id, quantity, stock_item_id FROM order_lines "
+        "WHERE allocation_id IN " +
+        IdList(ids) + " ORDER BY allocation_id, line_id");
+    while (s->executeStep()) {
+      lines[s->getColumn(0).getInt64()].push_back(OrderLine{
+          s->getColumn(1).getInt64(), s->getColumn(2).getInt64(), s->getColumn(3).getInt64()});
+    }
+    for (AllocationRequest& r : requests) r.lines = lines[r.allocation_id];
+  }
+
+ private:
+  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+int Store::LatestSchemaVersion() { return static_cast<int>(std::size(schema::kMigrations)); }
+
+std::unique_ptr<Store> Store::Open(const StoreOptions& options) {
+  try {
+    auto impl = std::make_unique<Impl>(options);
+    SQLite::Database& db = impl->db_;
+    // Switching to WAL needs a moment of exclusive access; a second process opening the same
+    // new file at the same instant may see SQLITE_BUSY even with a busy timeout, so retry.
+    for (int attempt = 0;; ++attempt) {
+      try {
+        std::string mode = db.execAndGet("PRAGMA journal_mode = WAL").getString();
+        if (mode != "wal") {
+          throw StoreError(StoreError::Kind::kUnavailable,
+                           "database " + options.path + ": cannot use WAL (journal_mode " + mode +
+                               ")");
+        }
+        break;
+      } catch (const SQLite::Exception& e) {
+        if ((e.getErrorCode() & 0xff) != SQLITE_BUSY || attempt >= 200) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    db.exec(SynchronousPragma(options.synchronous));
+
+    WriteTransaction txn(db);
+    int version = db.execAndGet("PRAGMA user_version").getInt();
+    if (version > LatestSchemaVersion()) {
+      throw StoreError(StoreError::Kind::kUnavailable,
+                       "database " + options.path + " has schema version " +
+                           std::to_string(version) + ", newer than this build's " +
+                           std::to_string(LatestSchemaVersion()) + "; upgrade allocation-relay");
+    }
+    for (int v = version; v < LatestSchemaVersion(); ++v) {
+      db.exec(schema::kMigrations[v]);
+      db.exec("PRAGMA user_version = " + std::to_string(v + 1));
+    }
+    txn.Commit();
+    return std::unique_ptr<Store>(new Store(std::move(impl)));
+  } catch (const SQLite::Exception& e) {
+    StoreError translated = Translate(e);
+    throw StoreError(translated.kind(),
+                     "cannot open database " + options.path + ": " + e.what());
+  }
+}
+
+StoreResult<int> Store::SchemaVersion() {
+  return Guarded([&] { return impl_->db_.execAndGet("PRAGMA user_version").getInt(); });
+}
+
+StoreResult<CreateResult> Store::CreateAllocation(const NewAllocation& allocation, TimePoint now,
+                                                  const WarehouseCatalog& catalog) {
+  return Guarded([&]() -> CreateResult {
+    WriteTransaction txn(impl_->db_);
+    {
+      Borrowed s = impl_->Prepared("SELECT id FROM allocations WHERE order_number = ?");
+      s->bind(1, allocation.order.number);
+      if (s->executeStep()) return CreateResult{CreateResult::Outcome::kDuplicateOrder, 0};
+    }
+    std::int64_t allocation_id = 0;
+    {
+      Borrowed s = impl_->Prepared(
+          "INSERT INTO allocations (order_id, order_number, groups_json, current_group, state, "
+          "created_at, updated_at) VALUES (?, ?, ?, 0, 'open', ?, ?)");
+      s->bind(1, allocation.order.id);
+      s->bind(2, allocation.order.number);
+      s->bind(3, nlohmann::json(allocation.groups).dump());
+      s->bind(4, ToUnixMicros(now));
+      s->bind(5, ToUnixMicros(now));
+      s->exec();
+      allocation_id = impl_->db_.getLastInsertRowid();
+    }
+    for (const OrderLine& line : allocation.lines) {
+      Borrowed s = impl_->Prepared(
+          "INSERT INTO order_lines (allocation_id, line_id, quantity, stock_item_id) "
+          "VALUES (?, ?, ?, ?)");
+      s->bind(1, allocation_id);
+      s->bind(2, line.line_id);
+      s->bind(3, line.quantity);
+      s->bind(4, line.stock_item_id);
+      s->exec();
+    }
+    impl_->StartGroupFrom(allocation_id, 0, allocation.groups, now, catalog);
+    txn.Commit();
+    return CreateResult{CreateResult::Outcome::kCreated, allocation_id};
+  });
+}
+
+StoreResult<UpdateResult> Store::ConfirmRequest(std::int64_t request_id,
+                                                const WarehouseScope& scope, TimePoint now) {
+  return Guarded([&]() -> UpdateResult {
+    WriteTransaction txn(impl_->db_);
+    std::optional<Impl::RequestHead> head = impl_->ReadRequestHead(request_id);
+    if (!head || !scope.Allows(head->warehouse_id)) {
+      return UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
+    }
+    UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
+    if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
+      return wrong;
+    }
+    if (impl_->SetStatusWhere(request_id, RequestStatus::kConfirmed, kConfirmableSql, now) != 1) {
+      return wrong;
+    }
+    Borrowed s = impl_->Prepared(
+        "UPDATE allocations SET state = 'confirmed', confirmed_warehouse_id = ?, updated_at = ? "
+        "WHERE id = ? AND state = 'open'");
+    s->bind(1, head->warehouse_id);
+    s->bind(2, ToUnixMicros(now));
+    s->bind(3, head->allocation_id);
+    if (s->exec() != 1) return wrong;  // rolled back: the allocation is no longer open
+    impl_->OutdateOpenRequests(head->allocation_id, request_id, now);
+    txn.Commit();
+    return UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kConfirmed};
+  });
+}
+
+StoreResult<UpdateResult> Store::RejectRequest(std::int64_t request_id,
+                                               const WarehouseScope& scope, TimePoint now,
+                                               const WarehouseCatalog& catalog) {
+  return Guarded([&]() -> UpdateResult {
+    WriteTransaction txn(impl_->db_);
+    std::optional<Impl::RequestHead> head = impl_->ReadRequestHead(request_id);
+    if (!head || !scope.Allows(head->warehouse_id)) {
+      return UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
+    }
+    UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
+    if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
+      return wrong;
+    }
+    if (impl_->SetStatusWhere(request_id, RequestStatus::kRejected, kConfirmableSql, now) != 1) {
+      return wrong;
+    }
+    if (head->group_index == head->current_group) {
+      impl_->MaybeAdvance(head->allocation_id, now, catalog);
+    }
+    txn.Commit();
+    return UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kRejected};
+  });
+}
+
+StoreResult<ExpiryResult> Store::ExpireDue(TimePoint now, const WarehouseCatalog& catalog,
+                                           int limit) {
+  return Guarded([&]() -> ExpiryResult {
+    WriteTransaction txn(impl_->db_);
+    struct Expired {
+      std::int64_t id, allocation_id, warehouse_id;
+    };
+    std::vector<Expired> expired;
+    {
+      Borrowed s = impl_->Prepared(kExpiryScanSql);
+      s->bind(1, ToUnixMicros(now));
+      s->bind(2, limit);
+      while (s->executeStep()) {
+        expired.push_back(Expired{s->getColumn(0).getInt64(), s->getColumn(1).getInt64(),
+                                  s->getColumn(2).getInt64()});
+      }
+    }
+    ExpiryResult result;
+    std::set<std::int64_t> allocations;
+    for (const Expired& e : expired) {
+      if (impl_->SetStatusWhere(e.id, RequestStatus::kTimedOut, kPendingSql, now) == 1) {
+        impl_->QueueEvent(e.warehouse_id, e.id, EventAction::kUpdate, RequestStatus::kTimedOut,
+                          now);
+        ++result.timed_out;
+        allocations.insert(e.allocation_id);
+      }
+    }
+    for (std::int64_t allocation_id : allocations) {
+      switch (impl_->MaybeAdvance(allocation_id, now, catalog)) {
+        case FlowStep::kNextGroup: ++result.groups_advanced; break;
+        case FlowStep::kExhausted: ++result.exhausted; break;
+        case FlowStep::kWait: break;
+      }
+    }
+    txn.Commit();
+    return result;
+  });
+}
+
+StoreResult<std::optional<TimePoint>> Store::NextExpiration() {
+  return Guarded([&]() -> std::optional<TimePoint> {
+    Borrowed s = impl_->Prepared(std::string("SELECT min(expires_at) FROM allocation_requests "
+                                             "WHERE status IN ") +
+                                 kPendingSql);
+    if (!s->executeStep() || s->getColumn(0).isNull()) return std::nullopt;
+    return FromUnixMicros(s->getColumn(0).getInt64());
+  });
+}
+
+StoreResult<CancelResult> Store::CancelAllocation(std::int64_t order_number, TimePoint now) {
+  return Guarded([&]() -> CancelResult {
+    WriteTransaction txn(impl_->db_);
+    std::int64_t allocation_id = 0;
+    AllocationState state;
+    {
+      Borrowed s = impl_->Prepared("SELECT id, state FROM allocations WHERE order_number = ?");
+      s->bind(1, order_number);
+      if (!s->executeStep()) return CancelResult{CancelResult::Outcome::kNotFound, {}};
+      allocation_id = s->getColumn(0).getInt64();
+      state = StateColumn(s->getColumn(1));
+    }
+    if (state != AllocationState::kOpen) return CancelResult{CancelResult::Outcome::kNotOpen, state};
+    Borrowed s = impl_->Prepared(
+        "UPDATE allocations SET state = 'cancelled', updated_at = ? WHERE id = ? AND state = "
+        "'open'");
+    s->bind(1, ToUnixMicros(now));
+    s->bind(2, allocation_id);
+    if (s->exec() != 1) return CancelResult{CancelResult::Outcome::kNotOpen, state};
+    impl_->OutdateOpenRequests(allocation_id, 0, now);
+    txn.Commit();
+    return CancelResult{CancelResult::Outcome::kCancelled, AllocationState::kCancelled};
+  });
+}
+
+StoreResult<int> Store::MarkSent(std::span<const std::int64_t> request_ids, TimePoint now) {
+  return Guarded([&]() -> int {
+    WriteTransaction txn(impl_->db_);
+    int changed = 0;
+    for (std::int64_t id : request_ids) {
+      changed += impl_->SetStatusWhere(id, RequestStatus::kSent, "('allocated', 'failed')", now);
+    }
+    txn.Commit();
+    return changed;
+  });
+}
+
+StoreResult<int> Store::MarkFailed(std::span<const std::int64_t> request_ids, TimePoint now) {
+  return Guarded([&]() -> int {
+    WriteTransaction txn(impl_->db_);
+    int changed = 0;
+    for (std::int64_t id : request_ids) {
+      changed += impl_->SetStatusWhere(id, RequestStatus::kFailed, "('allocated')", now);
+    }
+    txn.Commit();
+    return changed;
+  });
+}
+
+StoreResult<std::optional<AllocationRequest>> Store::GetRequest(std::int64_t request_id) {
+  return Guarded([&]() -> std::optional<AllocationRequest> {
+    ReadTransaction txn(impl_->db_);
+    std::vector<AllocationRequest> found;
+    {
+      Borrowed s = impl_->Prepared(std::string(kRequestColumns) + "WHERE r.id = ?");
+      s->bind(1, request_id);
+      if (s->executeStep()) found.push_back(Impl::RequestFromRow(*s));
+    }
+    if (found.empty()) return std::nullopt;
+    impl_->AttachLines(found);
+    return found.front();
+  });
+}
+
+StoreResult<std::optional<Allocation>> Store::GetAllocationByOrder(std::int64_t order_number) {
+  return Guarded([&]() -> std::optional<Allocation> {
+    ReadTransaction txn(impl_->db_);
+    Allocation a;
+    {
+      Borrowed s = impl_->Prepared(
+          "SELECT id, order_id, order_number, groups_json, current_group, state, "
+          "confirmed_warehouse_id, created_at, updated_at FROM allocations WHERE order_number = ?");
+      s->bind(1, order_number);
+      if (!s->executeStep()) return std::nullopt;
+      a.id = s->getColumn(0).getInt64();
+      a.order.id = s->getColumn(1).getString();
+      a.order.number = s->getColumn(2).getInt64();
+      a.groups = nlohmann::json::parse(s->getColumn(3).getString()).get<PriorityGroups>();
+      a.current_group = s->getColumn(4).getInt();
+      a.state = StateColumn(s->getColumn(5));
+      if (!s->getColumn(6).isNull()) a.confirmed_warehouse_id = s->getColumn(6).getInt64();
+      a.created_at = FromUnixMicros(s->getColumn(7).getInt64());
+      a.updated_at = FromUnixMicros(s->getColumn(8).getInt64());
+    }
+    {
+      Borrowed s = impl_->Prepared(std::string(kRequestColumns) +
+                                   "WHERE r.allocation_id = ? ORDER BY r.id");
+      s->bind(1, a.id);
+      while (s->executeStep()) a.requests.push_back(Impl::RequestFromRow(*s));
+    }
+    if (a.requests.empty()) {
+      AllocationRequest probe;
+      probe.allocation_id = a.id;
+      std::vector<AllocationRequest> one{probe};
+      impl_->AttachLines(one);
+      a.lines = one.front().lines;
+    } else {
+      impl_->AttachLines(a.requests);
+      a.lines = a.requests.front().lines;
+    }
+    return a;
+  });
+}
+
+StoreResult<std::vector<AllocationRequest>> Store::ListRequests(const RequestQuery& query) {
+  return Guarded([&]() -> std::vector<AllocationRequest> {
+    ReadTransaction txn(impl_->db_);
+    std::vector<AllocationRequest> out;
+    {
+      Borrowed s = impl_->Prepared(ListRequestsSql(query));
+      s->bind(1, query.after_id);
+      s->bind(2, query.limit);
+      s->bind(3, query.offset);
+      while (s->executeStep()) out.push_back(Impl::RequestFromRow(*s));
+    }
+    impl_->AttachLines(out);
+    return out;
+  });
+}
+
+StoreResult<std::vector<OutboxEvent>> Store::ListUnbatchedEvents(
+    std::optional<std::int64_t> warehouse, int limit) {
+  return Guarded([&]() -> std::vector<OutboxEvent> {
+    std::string sql =
+        "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id "
+        "FROM outbox_events WHERE delivery_id IS NULL";
+    if (warehouse) sql += " AND warehouse_id = " + std::to_string(*warehouse);
+    sql += " ORDER BY id LIMIT ?";
+    Borrowed s = impl_->Prepared(sql);
+    s->bind(1, limit);
+    std::vector<OutboxEvent> out;
+    while (s->executeStep()) {
+      OutboxEvent e;
+      e.id = s->getColumn(0).getInt64();
+      e.warehouse_id = s->getColumn(1).getInt64();
+      e.request_id = s->getColumn(2).getInt64();
+      e.action = ParseEventAction(s->getColumn(3).getString()).value_or(EventAction::kCreate);
+      e.status = StatusColumn(s->getColumn(4));
+      e.created_at = FromUnixMicros(s->getColumn(5).getInt64());
+      out.push_back(e);
+    }
+    return out;
+  });
+}
+
+StoreResult<std::vector<std::string>> Store::ExplainListRequests(const RequestQuery& query) {
+  return Guarded([&] { return impl_->Explain(ListRequestsSql(query)); });
+}
+
+StoreResult<std::vector<std::string>> Store::ExplainExpiryScan() {
+  return Guarded([&] { return impl_->Explain(kExpiryScanSql); });
+}
+
+StoreResult<bool> Store::IntegrityCheck() {
+  return Guarded([&] {
+    return impl_->db_.execAndGet("PRAGMA integrity_check").getString() == "ok";
+  });
+}
+
+}  // namespace allocation_relay

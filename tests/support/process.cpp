@@ -1,0 +1,96 @@
+#include "support/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace allocation_relay::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::atomic<int> counter{0};
+
+}  // namespace
+
+Process::Process(const std::vector<std::string>& argv, const std::string& output_dir) {
+  int n = counter.fetch_add(1);
+  out_path_ = output_dir + "/proc" + std::to_string(n) + ".out";
+  err_path_ = output_dir + "/proc" + std::to_string(n) + ".err";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  // The child starts with no blocked signals, whatever the test runner's mask is.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int rc = posix_spawn(&pid_, args[0], &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw std::runtime_error("posix_spawn " + argv[0] + " failed");
+}
+
+Process::~Process() {
+  if (Running()) {
+    kill(pid_, SIGKILL);
+    Wait(std::chrono::seconds(10));
+  }
+}
+
+void Process::Signal(int sig) { kill(pid_, sig); }
+
+bool Process::Running() {
+  if (status_) return false;
+  int status = 0;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
+  }
+  return r == 0;
+}
+
+std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
+  WaitFor([&] { return !Running(); }, timeout);
+  return status_;
+}
+
+std::string Process::Stdout() const { return ReadFile(out_path_); }
+std::string Process::Stderr() const { return ReadFile(err_path_); }
+
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& output_dir,
+                         std::chrono::milliseconds timeout) {
+  Process p(argv, output_dir);
+  CommandResult result;
+  std::optional<int> code = p.Wait(timeout);
+  result.exit_code = code.value_or(-1);
+  result.out = p.Stdout();
+  result.err = p.Stderr();
+  return result;
+}
+
+}  // namespace allocation_relay::testing

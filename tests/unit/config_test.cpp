@@ -1,0 +1,250 @@
+#include "allocation_relay/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "support/temp_dir.h"
+
+namespace allocation_relay {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+const char* kValid = R"(timezone: Europe/Stockholm
+log_level: debug
+store: {path: /tmp/x.db, synchronous: normal, busy_timeout: 250ms}
+api:
+  listen: 0.0.0.0:8081
+  max_body: 2048
+  keys:
+    - {name: pos, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,
+       endpoints: [GET /allocation-requests, PUT /allocation-request], warehouses: [3]}
+dispatcher:
+  listen: "[::1]:9200"
+  concurrency: 8
+  retry_schedule: [1s, 2s]
+  allow_private_networks: true
+warehouses:
+  - id: 3
+    name: Amsterdam
+    confirm_timeout: 30m
+    webhook: {url: "http://127.0.0.1:1/hook", secret: test123, timeout: 2s,
+              max_events_per_call: 10, max_in_flight: 2, verify_tls: false}
+  - id: 4
+    name: Tokyo
+    webhook: {url: "https://t.example/h", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+              signature: standard-webhooks}
+rules:
+  nordics: [[3, 4]]
+)";
+
+TEST(Config, LoadsEveryKey) {
+  Config c = ParseConfig(kValid, "test.yaml");
+  EXPECT_EQ(c.timezone, "Europe/Stockholm");
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.store.path, "/tmp/x.db");
+  EXPECT_EQ(c.store.synchronous, SynchronousMode::kNormal);
+  EXPECT_EQ(c.store.busy_timeout, 250ms);
+  EXPECT_EQ(c.api.listen.host, "0.0.0.0");
+  EXPECT_EQ(c.api.listen.port, 8081);
+  EXPECT_EQ(c.api.max_body, 2048u);
+  ASSERT_EQ(c.api.keys.size(), 1u);
+  EXPECT_EQ(c.api.keys[0].name, "pos");
+  EXPECT_EQ(c.api.keys[0].sha256[0], 0x9f);
+  EXPECT_EQ(c.api.keys[0].endpoints.size(), 2u);
+  ASSERT_TRUE(c.api.keys[0].scope.only);
+  EXPECT_EQ(*c.api.keys[0].scope.only, std::vector<std::int64_t>{3});
+  EXPECT_EQ(c.dispatcher.listen.host, "::1");
+  EXPECT_EQ(c.dispatcher.listen.port, 9200);
+  EXPECT_EQ(c.dispatcher.concurrency, 8);
+  EXPECT_EQ(c.dispatcher.retry_schedule, (std::vector<std::chrono::milliseconds>{1s, 2s}));
+  EXPECT_TRUE(c.dispatcher.allow_private_networks);
+  ASSERT_EQ(c.warehouses.size(), 2u);
+  EXPECT_EQ(c.warehouses[0].confirm_timeout, 30min);
+  ASSERT_TRUE(c.warehouses[0].webhook);
+  EXPECT_EQ(c.warehouses[0].webhook->timeout, 2s);
+  EXPECT_EQ(c.warehouses[0].webhook->max_events_per_call, 10);
+  EXPECT_EQ(c.warehouses[0].webhook->max_in_flight, 2);
+  EXPECT_FALSE(c.warehouses[0].webhook->verify_tls);
+  EXPECT_EQ(c.warehouses[1].webhook->signature, SignatureScheme::kStandardWebhooks);
+  EXPECT_EQ(c.warehouses[1].confirm_timeout, 1h);
+  EXPECT_EQ(c.rules.at("nordics"), (PriorityGroups{{3, 4}}));
+  EXPECT_EQ(c.Catalog().Find(4)->name, "Tokyo");
+}
+
+TEST(Config, DefaultsFollowTheSpec) {
+  Config c = ParseConfig("warehouses: [{id: 1, name: A, webhook: {url: 'https://a/h', "
+                         "secret: s}}]\n",
+                         "t.yaml");
+  EXPECT_EQ(c.timezone, "UTC");
+  EXPECT_EQ(c.store.path, "/var/lib/allocation-relay/allocation.db");
+  EXPECT_EQ(c.store.synchronous, SynchronousMode::kFull);
+  EXPECT_EQ(c.store.busy_timeout, 5s);
+  EXPECT_EQ(c.api.listen.port, 8080);
+  EXPECT_EQ(c.api.max_body, 1048576u);
+  EXPECT_EQ(c.dispatcher.listen.port, 9101);
+  EXPECT_EQ(c.dispatcher.concurrency, 64);
+  EXPECT_EQ(c.dispatcher.retry_schedule,
+            (std::vector<std::chrono::milliseconds>{5s, 5min, 30min, 2h, 5h, 10h, 10h}));
+  EXPECT_FALSE(c.dispatcher.allow_private_networks);
+  const WebhookConfig& w = *c.warehouses[0].webhook;
+  EXPECT_EQ(w.signature, SignatureScheme::kCentra);
+  EXPECT_EQ(w.timeout, 5s);
+  EXPECT_EQ(w.max_events_per_call, 100);
+  EXPECT_EQ(w.max_in_flight, 1);
+  EXPECT_TRUE(w.verify_tls);
+  EXPECT_EQ(c.warehouses[0].confirm_timeout, 1h);
+}
+
+TEST(Config, TheShippedSampleIsValid) {
+  Config c = LoadConfigFile(SAMPLE_CONFIG);
+  EXPECT_EQ(c.timezone, "Europe/Stockholm");
+  EXPECT_EQ(c.warehouses.size(), 3u);
+  EXPECT_EQ(c.rules.at("nordics"), (PriorityGroups{{3, 4}, {7}}));
+}
+
+struct BadCase {
+  const char* name;
+  const char* yaml;
+  const char* expected;  // the whole line must contain this
+};
+
+class BadConfig : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadConfig, FailsWithOneLineNamingTheKey) {
+  try {
+    ParseConfig(GetParam().yaml, "bad.yaml");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    std::string what = e.what();
+    EXPECT_THAT(what, HasSubstr(GetParam().expected));
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    EXPECT_TRUE(what.starts_with("bad.yaml:")) << what;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BadConfig,
+    ::testing::Values(
+        BadCase{"UnknownTopLevelKey", "timezone: UTC\nwarehose: []\n",
+                "bad.yaml:2: warehose: unknown key"},
+        BadCase{"UnknownNestedKey", "store: {path: /x, synchronus: full}\n",
+                "bad.yaml:1: store.synchronus: unknown key"},
+        BadCase{"UnknownWebhookKey",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook:\n      url: https://a/h\n"
+                "      secret: s\n      retries: 3\n",
+                "bad.yaml:7: warehouses[0].webhook.retries: unknown key"},
+        BadCase{"WrongTypeString", "store: {path: [a, b]}\n", "store.path: expected a string"},
+        BadCase{"WrongTypeInteger", "api: {max_body: lots}\n",
+                "bad.yaml:1: api.max_body: expected an integer, got \"lots\""},
+        BadCase{"WrongTypeBool", "dispatcher: {allow_private_networks: maybe}\n",
+                "dispatcher.allow_private_networks: expected true or false"},
+        BadCase{"WrongTypeMapping", "store: 5\n", "bad.yaml:1: store: expected a mapping"},
+        BadCase{"WrongTypeList", "warehouses: {id: 3}\n", "warehouses: expected a list"},
+        BadCase{"BadDuration", "store: {busy_timeout: 5}\n",
+                "bad.yaml:1: store.busy_timeout: expected a duration such as 250ms, 5s, 30m or "
+                "1h, got \"5\""},
+        BadCase{"BadDurationInSchedule", "dispatcher:\n  retry_schedule: [5s, 5 minutes]\n",
+                "bad.yaml:2: dispatcher.retry_schedule[1]: expected a duration"},
+        BadCase{"ZeroConfirmTimeout", "warehouses: [{id: 3, name: A, confirm_timeout: 0s}]\n",
+                "warehouses[0].confirm_timeout: must be longer than 0"},
+        BadCase{"DuplicateWarehouseId",
+                "warehouses:\n  - {id: 3, name: A}\n  - {id: 3, name: B}\n",
+                "bad.yaml:3: warehouses[1].id: duplicate warehouse id 3"},
+        BadCase{"MissingWarehouseId", "warehouses:\n  - {name: A}\n",
+                "warehouses[0].id: missing"},
+        BadCase{"NonPositiveWarehouseId", "warehouses:\n  - {id: 0, name: A}\n",
+                "warehouses[0].id: must be between 1 and"},
+        BadCase{"RuleNamingUnknownWarehouse",
+                "warehouses:\n  - {id: 3, name: A}\nrules:\n  nordics: [[3], [9]]\n",
+                "bad.yaml:4: rules.nordics[1][0]: unknown warehouse id 9"},
+        BadCase{"RuleWithEmptyGroup",
+                "warehouses:\n  - {id: 3, name: A}\nrules:\n  nordics: [[3], []]\n",
+                "rules.nordics[1]: a priority group must not be empty"},
+        BadCase{"RuleListingAWarehouseTwice",
+                "warehouses:\n  - {id: 3, name: A}\nrules:\n  r: [[3], [3]]\n",
+                "rules.r[1][0]: warehouse 3 is listed twice"},
+        BadCase{"WebhookWithoutSecret",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h'}\n",
+                "bad.yaml:4: warehouses[0].webhook.secret: missing"},
+        BadCase{"WebhookWithEmptySecret",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', "
+                "secret: ''}\n",
+                "warehouses[0].webhook.secret: must not be empty"},
+        BadCase{"StandardWebhooksSecretNotWhsec",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', "
+                "secret: plain, signature: standard-webhooks}\n",
+                "warehouses[0].webhook.secret: standard-webhooks needs a secret of the form "
+                "whsec_<base64>"},
+        BadCase{"WebhookNotHttp",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'ftp://a/h', secret: s}\n",
+                "warehouses[0].webhook.url: expected an http:// or https:// URL"},
+        BadCase{"UnknownSignature",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', "
+                "secret: s, signature: hmac}\n",
+                "warehouses[0].webhook.signature: expected centra or standard-webhooks"},
+        BadCase{"UnknownTimeZone", "timezone: Europe/Stockolm\n",
+                "bad.yaml:1: timezone: unknown time zone \"Europe/Stockolm\""},
+        BadCase{"UnknownSynchronous", "store: {synchronous: fast}\n",
+                "store.synchronous: expected off, normal, full or extra"},
+        BadCase{"BadListen", "api: {listen: localhost}\n", "api.listen: expected host:port"},
+        BadCase{"BadPort", "api: {listen: '127.0.0.1:70000'}\n",
+                "api.listen: expected host:port with a port from 0 to 65535"},
+        BadCase{"KeyWithBadHash",
+                "api:\n  keys:\n    - {name: k, sha256: abc, endpoints: [GET /allocations]}\n",
+                "bad.yaml:3: api.keys[0].sha256: expected 64 hex digits"},
+        BadCase{"KeyWithUnknownEndpoint",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /orders]\n",
+                "bad.yaml:5: api.keys[0].endpoints[0]: unknown endpoint \"GET /orders\""},
+        BadCase{"KeyScopedToUnknownWarehouse",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      warehouses: [5]\n",
+                "api.keys[0].warehouses[0]: unknown warehouse id 5"},
+        BadCase{"DuplicateKeyName",
+                "api:\n  keys:\n"
+                "    - {name: k, sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, endpoints: []}\n"
+                "    - {name: k, sha256: "
+                "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752, endpoints: []}\n",
+                "bad.yaml:4: api.keys[1].name: duplicate key name \"k\""},
+        BadCase{"OutOfRangeEventsPerCall",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
+                "max_events_per_call: 0}\n",
+                "warehouses[0].webhook.max_events_per_call: must be between 1 and 1000"},
+        BadCase{"BadLogLevel", "log_level: loud\n", "bad.yaml:1: log_level: expected one of"},
+        BadCase{"InvalidYaml", "store: {path: /x\n", "bad.yaml:"},
+        BadCase{"TopLevelNotAMapping", "- a\n- b\n", "(top level): expected a mapping"}),
+    [](const ::testing::TestParamInfo<BadCase>& p) { return std::string(p.param.name); });
+
+TEST(Config, UnreadableFileNamesThePath) {
+  try {
+    LoadConfigFile("/nonexistent/relay.yaml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("/nonexistent/relay.yaml: cannot read"));
+  }
+}
+
+TEST(Config, SecretsNeverAppearInMessages) {
+  try {
+    ParseConfig("warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', "
+                "secret: sup3rs3cret, signature: standard-webhooks}\n",
+                "bad.yaml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).find("sup3rs3cret"), std::string::npos);
+  }
+}
+
+TEST(Config, RelativeStorePathIsResolvedAgainstTheConfigFile) {
+  testing::TempDir dir;
+  std::string path = dir.Write("relay.yaml", "store: {path: data/relay.db}\n");
+  EXPECT_EQ(LoadConfigFile(path).store.path, dir.path() + "/data/relay.db");
+}
+
+}  // namespace
+}  // namespace allocation_relay

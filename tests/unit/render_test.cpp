@@ -1,0 +1,109 @@
+#include "allocation_relay/render.h"
+
+#include <date/date.h>
+#include <gtest/gtest.h>
+
+namespace allocation_relay {
+namespace {
+
+using namespace std::chrono;
+
+TimePoint Utc(int y, unsigned mo, unsigned d, int h, int mi, int s, int us = 0) {
+  return TimePoint(date::sys_days(date::year(y) / mo / d).time_since_epoch() + hours(h) +
+                   minutes(mi) + seconds(s) + microseconds(us));
+}
+
+AllocationRequest SeedRequest() {
+  AllocationRequest r;
+  r.id = 1;
+  r.status = RequestStatus::kOutdated;
+  r.warehouse_id = 3;
+  r.warehouse_name = "Amsterdam";
+  r.created_at = Utc(2024, 3, 18, 8, 4, 47, 250000);
+  r.expires_at = Utc(2024, 3, 18, 8, 4, 48, 250000);
+  r.order = {"486e13eaaa65d5ff1e87c997b5dce54e", 15};
+  r.lines = {{73, 5, 1}};
+  return r;
+}
+
+// The first entry of the seed page's response example, key for key and in the same order.
+TEST(RenderRequestEntry, ReproducesTheSeedPageEntry) {
+  TimeZone zone = *TimeZone::Find("Europe/Stockholm");
+  EXPECT_EQ(RenderRequestEntry(SeedRequest(), zone).dump(),
+            R"({"id":1,"status":"outdated","warehouseId":3,"warehouseName":"Amsterdam",)"
+            R"("expirationDate":"2024-03-18T09:04:48+01:00",)"
+            R"("order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":15},)"
+            R"("lines":[{"lineId":73,"quantity":5,"stockItemId":1}],)"
+            R"("createdAt":"2024-03-18T09:04:47+01:00"})");
+}
+
+TEST(RenderRequestEntry, EscapesNamesAsJson) {
+  AllocationRequest r = SeedRequest();
+  r.warehouse_name = "Quote \" and \\ and é";
+  TimeZone zone = TimeZone::Utc();
+  nlohmann::json parsed = nlohmann::json::parse(RenderRequestEntry(r, zone).dump());
+  EXPECT_EQ(parsed["warehouseName"], "Quote \" and \\ and é");
+}
+
+// The create event of reference/centra-facts.md, with the same field order and formats.
+TEST(RenderWebhookEvent, ReproducesTheCentraCreateEvent) {
+  AllocationRequest r;
+  r.id = 2131231241249;
+  r.status = RequestStatus::kAllocated;
+  r.warehouse_id = 9;
+  r.expires_at = Utc(2023, 12, 29, 9, 44, 11, 384563);
+  r.order = {"367482b8c68dd399db65637ce0208940", 67};
+  r.lines = {{102, 1, 19}, {103, 1, 19}};
+  OutboxEvent e;
+  e.action = EventAction::kCreate;
+  e.status = RequestStatus::kAllocated;
+  e.created_at = Utc(2023, 12, 29, 8, 44, 11, 505407);
+  TimeZone zone = *TimeZone::Find("Europe/Stockholm");
+  nlohmann::ordered_json event = RenderWebhookEvent(e, r, zone);
+  EXPECT_EQ(RenderWebhookDocument(std::span(&event, 1)),
+            R"({"events":[{"type":"allocation_request","action":"create",)"
+            R"("date":"2023-12-29 09:44:11.505407","id":2131231241249,)"
+            R"("data":{"status":"allocated","warehouseId":9,)"
+            R"("expirationDate":{"date":"2023-12-29 10:44:11.384563","timezone_type":3,)"
+            R"("timezone":"Europe/Stockholm"},)"
+            R"("order":{"id":"367482b8c68dd399db65637ce0208940","number":67},)"
+            R"("lines":{"102":{"lineId":102,"quantity":1,"stockItemId":19},)"
+            R"("103":{"lineId":103,"quantity":1,"stockItemId":19}}}}]})");
+}
+
+TEST(RenderWebhookEvent, UpdateEventsReportTheNewStatus) {
+  AllocationRequest r = SeedRequest();
+  OutboxEvent e;
+  e.action = EventAction::kUpdate;
+  e.status = RequestStatus::kTimedOut;
+  e.created_at = r.expires_at;
+  nlohmann::ordered_json event = RenderWebhookEvent(e, r, TimeZone::Utc());
+  EXPECT_EQ(event["action"], "update");
+  EXPECT_EQ(event["data"]["status"], "timed-out");
+  EXPECT_EQ(event["data"]["expirationDate"]["timezone"], "UTC");
+}
+
+TEST(RenderAllocation, ListsStateGroupsAndRequests) {
+  Allocation a;
+  a.order = {"486e13eaaa65d5ff1e87c997b5dce54e", 15};
+  a.lines = {{73, 5, 1}};
+  a.groups = {{3, 4}, {7}};
+  a.state = AllocationState::kOpen;
+  a.requests = {SeedRequest()};
+  nlohmann::ordered_json j = RenderAllocation(a, *TimeZone::Find("Europe/Stockholm"));
+  std::vector<std::string> keys;
+  for (auto& [k, v] : j.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"order", "lines", "warehouses", "state",
+                                            "confirmedWarehouseId", "allocation_requests"}));
+  EXPECT_EQ(j["warehouses"].dump(), "[[3,4],[7]]");
+  EXPECT_TRUE(j["confirmedWarehouseId"].is_null());
+  EXPECT_EQ(j["allocation_requests"][0]["id"], 1);
+}
+
+TEST(FormUrlEncode, EncodesLikePhpUrlencode) {
+  EXPECT_EQ(FormUrlEncode("a b&c=d/e~f-g_h.i"), "a+b%26c%3Dd%2Fe%7Ef-g_h.i");
+  EXPECT_EQ(FormUrlEncode("é"), "%C3%A9");
+}
+
+}  // namespace
+}  // namespace allocation_relay

@@ -1,0 +1,158 @@
+// Racing writers from separate processes on one database file: exactly one confirm wins.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "support/store_fixture.h"
+
+namespace allocation_relay {
+namespace {
+
+using testing::StoreTest;
+
+constexpr int kWon = 10;
+constexpr int kLostOutdated = 20;
+constexpr int kOtherOutcome = 30;
+constexpr int kError = 40;
+
+// Forks a child that opens its own Store, reports readiness on `ready`, waits for a byte on
+// `go`, then runs `action` and exits with its code. Nothing of gtest runs in the child.
+template <typename Action>
+pid_t ForkRacer(const StoreOptions& options, int ready, int go, Action action) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  int code = kError;
+  try {
+    std::unique_ptr<Store> store = Store::Open(options);
+    char byte = 'r';
+    if (write(ready, &byte, 1) != 1) _exit(kError);
+    if (read(go, &byte, 1) != 1) _exit(kError);
+    code = action(*store);
+  } catch (...) {
+    code = kError;
+  }
+  _exit(code);
+}
+
+int ExitCode(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int ConfirmCode(Store& store, std::int64_t request_id, TimePoint now) {
+  auto r = store.ConfirmRequest(request_id, {}, now);
+  if (!r) return kError;
+  if (r->outcome == UpdateResult::Outcome::kUpdated) return kWon;
+  if (r->outcome == UpdateResult::Outcome::kWrongStatus && r->status == RequestStatus::kOutdated) {
+    return kLostOutdated;
+  }
+  return kOtherOutcome;
+}
+
+using StoreRace = StoreTest;
+
+TEST_F(StoreRace, TwoProcessesConfirmingOneSharedGroupHaveExactlyOneWinner200Times) {
+  constexpr int kRounds = 200;
+  int wins_by_3 = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    std::int64_t order = 1000 + round;
+    Create(order, {{3, 4}, {7}});
+    std::int64_t r3 = RequestOf(order, 3).id, r4 = RequestOf(order, 4).id;
+    int ready[2], go[2];
+    ASSERT_EQ(pipe(ready), 0);
+    ASSERT_EQ(pipe(go), 0);
+    TimePoint now = clock_.Now();
+    pid_t a = ForkRacer(Options(), ready[1], go[0],
+                        [&](Store& s) { return ConfirmCode(s, r3, now); });
+    pid_t b = ForkRacer(Options(), ready[1], go[0],
+                        [&](Store& s) { return ConfirmCode(s, r4, now); });
+    char byte;
+    ASSERT_EQ(read(ready[0], &byte, 1), 1);
+    ASSERT_EQ(read(ready[0], &byte, 1), 1);
+    ASSERT_EQ(write(go[1], "gg", 2), 2);  // release both at once
+    int code_a = ExitCode(a), code_b = ExitCode(b);
+    for (int fd : {ready[0], ready[1], go[0], go[1]}) close(fd);
+
+    ASSERT_TRUE((code_a == kWon && code_b == kLostOutdated) ||
+                (code_a == kLostOutdated && code_b == kWon))
+        << "round " << round << ": " << code_a << " / " << code_b;
+    std::int64_t winner = code_a == kWon ? 3 : 4;
+    std::int64_t loser = winner == 3 ? 4 : 3;
+    wins_by_3 += winner == 3;
+    Allocation alloc = Get(order);
+    ASSERT_EQ(alloc.state, AllocationState::kConfirmed);
+    ASSERT_EQ(alloc.confirmed_warehouse_id, winner);
+    ASSERT_EQ(RequestOf(order, winner).status, RequestStatus::kConfirmed);
+    ASSERT_EQ(RequestOf(order, loser).status, RequestStatus::kOutdated);
+    ASSERT_FALSE(HasRequest(order, 7));
+  }
+  // Informational: who wins depends on scheduling; both sides are expected to win sometimes.
+  std::printf("warehouse 3 won %d of %d rounds\n", wins_by_3, kRounds);
+  EXPECT_TRUE(*store_->IntegrityCheck());
+}
+
+// A confirm racing a late delivery outcome from the dispatcher process: the final status
+// survives whichever commits first.
+TEST_F(StoreRace, LateSentFromAnotherProcessNeverOverwritesConfirmed) {
+  for (int round = 0; round < 50; ++round) {
+    std::int64_t order = 2000 + round;
+    Create(order, {{3}});
+    std::int64_t r3 = RequestOf(order, 3).id;
+    int ready[2], go[2];
+    ASSERT_EQ(pipe(ready), 0);
+    ASSERT_EQ(pipe(go), 0);
+    TimePoint now = clock_.Now();
+    pid_t confirmer = ForkRacer(Options(), ready[1], go[0],
+                                [&](Store& s) { return ConfirmCode(s, r3, now); });
+    pid_t sender = ForkRacer(Options(), ready[1], go[0], [&](Store& s) {
+      std::vector<std::int64_t> ids{r3};
+      return s.MarkSent(ids, now).has_value() ? 0 : kError;
+    });
+    char byte;
+    ASSERT_EQ(read(ready[0], &byte, 1), 1);
+    ASSERT_EQ(read(ready[0], &byte, 1), 1);
+    ASSERT_EQ(write(go[1], "gg", 2), 2);
+    ASSERT_EQ(ExitCode(confirmer), kWon);
+    ASSERT_EQ(ExitCode(sender), 0);
+    for (int fd : {ready[0], ready[1], go[0], go[1]}) close(fd);
+    ASSERT_EQ(RequestOf(order, 3).status, RequestStatus::kConfirmed) << "round " << round;
+  }
+}
+
+TEST(StoreMigration, ProcessesOpeningANewFileAtOnceAllSucceed) {
+  for (int round = 0; round < 20; ++round) {
+    testing::TempDir dir;
+    StoreOptions options{dir.File("new.db"), SynchronousMode::kFull,
+                         std::chrono::milliseconds(5000)};
+    int ready[2], go[2];
+    ASSERT_EQ(pipe(ready), 0);
+    ASSERT_EQ(pipe(go), 0);
+    std::vector<pid_t> children;
+    for (int i = 0; i < 4; ++i) {
+      pid_t pid = fork();
+      if (pid == 0) {
+        char byte = 'r';
+        if (write(ready[1], &byte, 1) != 1) _exit(kError);
+        if (read(go[0], &byte, 1) != 1) _exit(kError);
+        try {
+          auto store = Store::Open(options);
+          auto v = store->SchemaVersion();
+          _exit(v && *v == Store::LatestSchemaVersion() ? 0 : kOtherOutcome);
+        } catch (...) {
+          _exit(kError);
+        }
+      }
+      children.push_back(pid);
+    }
+    char byte;
+    for (int i = 0; i < 4; ++i) ASSERT_EQ(read(ready[0], &byte, 1), 1);
+    ASSERT_EQ(write(go[1], "gggg", 4), 4);
+    for (pid_t pid : children) EXPECT_EQ(ExitCode(pid), 0) << "round " << round;
+    for (int fd : {ready[0], ready[1], go[0], go[1]}) close(fd);
+  }
+}
+
+}  // namespace
+}  // namespace allocation_relay

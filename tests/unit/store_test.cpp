@@ -1,0 +1,512 @@
+// The transitions of SPEC section 2, each through the Store on a real SQLite file.
+#include "allocation_relay/store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "support/store_fixture.h"
+
+namespace allocation_relay {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::StoreTest;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Outcome = UpdateResult::Outcome;
+
+using StoreTransitions = StoreTest;
+
+TEST_F(StoreTransitions, CreateMakesFirstGroupRequestsAllocatedWithCreateEvents) {
+  Create(15, {{3, 4}, {7}});
+  Allocation a = Get(15);
+  EXPECT_EQ(a.state, AllocationState::kOpen);
+  EXPECT_EQ(a.current_group, 0);
+  EXPECT_EQ(a.groups, (PriorityGroups{{3, 4}, {7}}));
+  EXPECT_EQ(a.order.id, "486e13eaaa65d5ff1e87c997b5dce54e");
+  ASSERT_EQ(a.lines.size(), 2u);
+  EXPECT_EQ(a.lines[0].line_id, 73);
+  EXPECT_EQ(a.lines[0].quantity, 5);
+  EXPECT_EQ(a.lines[0].stock_item_id, 1);
+  ASSERT_EQ(a.requests.size(), 2u);
+  for (const AllocationRequest& r : a.requests) {
+    EXPECT_EQ(r.status, RequestStatus::kAllocated);
+    EXPECT_EQ(r.created_at, clock_.Now());
+    EXPECT_EQ(r.expires_at, clock_.Now() + 1h);
+    EXPECT_EQ(r.lines.size(), 2u);
+    EXPECT_EQ(r.order.number, 15);
+  }
+  EXPECT_EQ(a.requests[0].warehouse_name, "Amsterdam");
+  auto events = store_->ListUnbatchedEvents(std::nullopt, 100);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].action, EventAction::kCreate);
+  EXPECT_EQ((*events)[0].status, RequestStatus::kAllocated);
+  EXPECT_EQ((*events)[0].request_id, a.requests[0].id);
+  EXPECT_EQ((*events)[1].warehouse_id, 4);
+}
+
+TEST_F(StoreTransitions, DuplicateOrderNumberChangesNothing) {
+  Create(15, {{3}});
+  NewAllocation again{{"ffff", 15}, {{1, 1, 1}}, {{4}}};
+  auto r = store_->CreateAllocation(again, clock_.Now(), catalog_);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->outcome, CreateResult::Outcome::kDuplicateOrder);
+  EXPECT_EQ(Get(15).requests.size(), 1u);
+  EXPECT_EQ(store_->ListUnbatchedEvents(std::nullopt, 100)->size(), 1u);
+}
+
+TEST_F(StoreTransitions, UnknownWarehousesAreSkippedAndAnEmptyGroupMovesOn) {
+  Create(15, {{99}, {3, 98}});
+  Allocation a = Get(15);
+  EXPECT_EQ(a.current_group, 1);
+  ASSERT_EQ(a.requests.size(), 1u);
+  EXPECT_EQ(a.requests[0].warehouse_id, 3);
+  EXPECT_EQ(a.requests[0].group_index, 1);
+}
+
+TEST_F(StoreTransitions, AllocationWithNoKnownWarehouseIsExhausted) {
+  Create(15, {{99}});
+  EXPECT_EQ(Get(15).state, AllocationState::kExhausted);
+}
+
+// allocated -> sent, allocated -> failed, failed -> sent (SPEC: a later success makes it sent).
+TEST_F(StoreTransitions, DeliveryOutcomesMoveAllocatedAndFailed) {
+  Create(15, {{3, 4, 7}});
+  std::int64_t r3 = RequestOf(15, 3).id, r4 = RequestOf(15, 4).id, r7 = RequestOf(15, 7).id;
+  std::vector<std::int64_t> sent{r3};
+  EXPECT_EQ(*store_->MarkSent(sent, clock_.Now()), 1);
+  std::vector<std::int64_t> failed{r3, r4};
+  EXPECT_EQ(*store_->MarkFailed(failed, clock_.Now()), 1);  // r3 is sent: untouched
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kSent);
+  EXPECT_EQ(RequestOf(15, 4).status, RequestStatus::kFailed);
+  std::vector<std::int64_t> retry{r4, r7};
+  EXPECT_EQ(*store_->MarkSent(retry, clock_.Now()), 2);
+  EXPECT_EQ(RequestOf(15, 4).status, RequestStatus::kSent);
+  EXPECT_EQ(RequestOf(15, 7).status, RequestStatus::kSent);
+}
+
+TEST_F(StoreTransitions, LateDeliveryOutcomesNeverOverwriteFinalOrTimedOutStatuses) {
+  Create(15, {{3, 4}, {7}});
+  Create(16, {{3}, {4}});
+  std::int64_t r3 = RequestOf(15, 3).id, r4 = RequestOf(15, 4).id;
+  ASSERT_EQ(Confirm(r3).outcome, Outcome::kUpdated);  // r4 becomes outdated
+  Create(17, {{3}, {4}});
+  ASSERT_EQ(Reject(RequestOf(17, 3).id).outcome, Outcome::kUpdated);
+  clock_.Advance(2h);
+  ASSERT_EQ(store_->ExpireDue(clock_.Now(), catalog_)->timed_out, 2);  // 16/3 and 17/4
+  std::vector<std::int64_t> ids{r3, r4, RequestOf(16, 3).id, RequestOf(17, 3).id};
+  EXPECT_EQ(*store_->MarkSent(ids, clock_.Now()), 0);
+  EXPECT_EQ(*store_->MarkFailed(ids, clock_.Now()), 0);
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kConfirmed);
+  EXPECT_EQ(RequestOf(15, 4).status, RequestStatus::kOutdated);
+  EXPECT_EQ(RequestOf(16, 3).status, RequestStatus::kTimedOut);
+  EXPECT_EQ(RequestOf(17, 3).status, RequestStatus::kRejected);
+}
+
+TEST_F(StoreTransitions, ConfirmWinsAndOutdatesTheRestWithUpdateEvents) {
+  Create(15, {{3, 4}, {7}});
+  std::int64_t r3 = RequestOf(15, 3).id, r4 = RequestOf(15, 4).id;
+  std::vector<std::int64_t> sent{r4};
+  store_->MarkSent(sent, clock_.Now());
+  UpdateResult result = Confirm(r3);
+  EXPECT_EQ(result.outcome, Outcome::kUpdated);
+  Allocation a = Get(15);
+  EXPECT_EQ(a.state, AllocationState::kConfirmed);
+  EXPECT_EQ(a.confirmed_warehouse_id, 3);
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kConfirmed);
+  EXPECT_EQ(RequestOf(15, 4).status, RequestStatus::kOutdated);
+  EXPECT_FALSE(HasRequest(15, 7));
+  auto events = *store_->ListUnbatchedEvents(4, 100);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].action, EventAction::kUpdate);
+  EXPECT_EQ(events[1].status, RequestStatus::kOutdated);
+  EXPECT_EQ(events[1].request_id, r4);
+  EXPECT_EQ(store_->ListUnbatchedEvents(3, 100)->size(), 1u);  // no event for the confirmer
+}
+
+TEST_F(StoreTransitions, ConfirmFromEveryPendingStatusSucceeds) {
+  Create(1, {{3}});
+  Create(2, {{3}});
+  Create(3, {{3}});
+  std::vector<std::int64_t> sent{RequestOf(2, 3).id};
+  store_->MarkSent(sent, clock_.Now());
+  std::vector<std::int64_t> failed{RequestOf(3, 3).id};
+  store_->MarkFailed(failed, clock_.Now());
+  for (std::int64_t order : {1, 2, 3}) {
+    EXPECT_EQ(Confirm(RequestOf(order, 3).id).outcome, Outcome::kUpdated) << order;
+    EXPECT_EQ(Get(order).state, AllocationState::kConfirmed);
+  }
+}
+
+TEST_F(StoreTransitions, FinalStatusesCannotBeUpdatedWithTheExactCentraMessage) {
+  Create(15, {{3, 4}, {7}});
+  std::int64_t r3 = RequestOf(15, 3).id, r4 = RequestOf(15, 4).id;
+  Create(16, {{3}, {4}});
+  std::int64_t r16 = RequestOf(16, 3).id;
+  ASSERT_EQ(Confirm(r3).outcome, Outcome::kUpdated);
+  ASSERT_EQ(Reject(r16).outcome, Outcome::kUpdated);
+
+  struct Case {
+    std::int64_t id;
+    bool confirm;
+    const char* message;
+  };
+  for (const Case& c : {Case{r3, true, "You can't update allocation request, which is in status "
+                                       "confirmed."},
+                        Case{r3, false, "You can't update allocation request, which is in status "
+                                        "confirmed."},
+                        Case{r4, true, "You can't update allocation request, which is in status "
+                                       "outdated."},
+                        Case{r4, false, "You can't update allocation request, which is in status "
+                                        "outdated."},
+                        Case{r16, true, "You can't update allocation request, which is in status "
+                                        "rejected."},
+                        Case{r16, false, "You can't update allocation request, which is in status "
+                                         "rejected."}}) {
+    UpdateResult r = c.confirm ? Confirm(c.id) : Reject(c.id);
+    ASSERT_EQ(r.outcome, Outcome::kWrongStatus);
+    EXPECT_EQ(CannotUpdateMessage(r.status), c.message);
+  }
+}
+
+TEST_F(StoreTransitions, UnknownOrOutOfScopeRequestIsNotFound) {
+  Create(15, {{3, 4}});
+  std::int64_t r4 = RequestOf(15, 4).id;
+  EXPECT_EQ(Confirm(999999).outcome, Outcome::kNotFound);
+  EXPECT_EQ(Reject(999999).outcome, Outcome::kNotFound);
+  WarehouseScope only3{std::vector<std::int64_t>{3}};
+  EXPECT_EQ(Confirm(r4, only3).outcome, Outcome::kNotFound);
+  EXPECT_EQ(Reject(r4, only3).outcome, Outcome::kNotFound);
+  EXPECT_EQ(RequestOf(15, 4).status, RequestStatus::kAllocated);
+  EXPECT_STREQ(kRequestNotFoundMessage, "Allocation request not found");
+  EXPECT_EQ(Confirm(RequestOf(15, 3).id, only3).outcome, Outcome::kUpdated);
+}
+
+TEST_F(StoreTransitions, RejectWaitsForTheWholeGroupThenMovesOn) {
+  Create(15, {{3, 4}, {7}});
+  ASSERT_EQ(Reject(RequestOf(15, 3).id).outcome, Outcome::kUpdated);
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kRejected);
+  EXPECT_FALSE(HasRequest(15, 7));
+  EXPECT_EQ(Get(15).current_group, 0);
+  clock_.Advance(1min);
+  ASSERT_EQ(Reject(RequestOf(15, 4).id).outcome, Outcome::kUpdated);
+  Allocation a = Get(15);
+  EXPECT_EQ(a.current_group, 1);
+  EXPECT_EQ(a.state, AllocationState::kOpen);
+  AllocationRequest r7 = RequestOf(15, 7);
+  EXPECT_EQ(r7.status, RequestStatus::kAllocated);
+  EXPECT_EQ(r7.group_index, 1);
+  EXPECT_EQ(r7.expires_at, clock_.Now() + 2h);
+  auto events = *store_->ListUnbatchedEvents(7, 100);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action, EventAction::kCreate);
+}
+
+TEST_F(StoreTransitions, RejectingEveryGroupExhaustsTheAllocation) {
+  Create(15, {{3}, {4}});
+  ASSERT_EQ(Reject(RequestOf(15, 3).id).outcome, Outcome::kUpdated);
+  ASSERT_EQ(Reject(RequestOf(15, 4).id).outcome, Outcome::kUpdated);
+  Allocation a = Get(15);
+  EXPECT_EQ(a.state, AllocationState::kExhausted);
+  EXPECT_EQ(a.confirmed_warehouse_id, std::nullopt);
+}
+
+TEST_F(StoreTransitions, ExpiryTimesOutAndMovesTheFlowOn) {
+  Create(15, {{3, 4}, {7}});
+  clock_.Advance(59min);
+  EXPECT_EQ(store_->ExpireDue(clock_.Now(), catalog_)->timed_out, 0);
+  clock_.Advance(1min);  // exactly at the expiration date
+  ExpiryResult e = *store_->ExpireDue(clock_.Now(), catalog_);
+  EXPECT_EQ(e.timed_out, 2);
+  EXPECT_EQ(e.groups_advanced, 1);
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kTimedOut);
+  EXPECT_EQ(RequestOf(15, 4).status, RequestStatus::kTimedOut);
+  EXPECT_EQ(RequestOf(15, 7).status, RequestStatus::kAllocated);
+  EXPECT_EQ(Get(15).current_group, 1);
+  auto events = *store_->ListUnbatchedEvents(3, 100);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].action, EventAction::kUpdate);
+  EXPECT_EQ(events[1].status, RequestStatus::kTimedOut);
+}
+
+TEST_F(StoreTransitions, ExpiryWaitsWhileAnotherGroupMemberIsPending) {
+  Create(15, {{3, 7}, {4}});  // 3 expires after 1h, 7 after 2h
+  clock_.Advance(1h);
+  ExpiryResult e = *store_->ExpireDue(clock_.Now(), catalog_);
+  EXPECT_EQ(e.timed_out, 1);
+  EXPECT_EQ(e.groups_advanced, 0);
+  EXPECT_FALSE(HasRequest(15, 4));
+  clock_.Advance(1h);
+  EXPECT_EQ(store_->ExpireDue(clock_.Now(), catalog_)->groups_advanced, 1);
+  EXPECT_TRUE(HasRequest(15, 4));
+}
+
+// SPEC: a timed-out request can still be confirmed while the allocation is open; it wins and
+// the later request of the next group is outdated.
+TEST_F(StoreTransitions, LateConfirmOfTimedOutRequestWinsAndOutdatesTheLaterRequest) {
+  Create(15, {{3}, {7}});
+  clock_.Advance(1h);
+  store_->ExpireDue(clock_.Now(), catalog_);
+  ASSERT_EQ(RequestOf(15, 7).status, RequestStatus::kAllocated);
+  clock_.Advance(5min);
+  UpdateResult r = Confirm(RequestOf(15, 3).id);
+  EXPECT_EQ(r.outcome, Outcome::kUpdated);
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kConfirmed);
+  EXPECT_EQ(RequestOf(15, 7).status, RequestStatus::kOutdated);
+  EXPECT_EQ(Get(15).confirmed_warehouse_id, 3);
+  EXPECT_EQ(store_->ListUnbatchedEvents(7, 100)->back().status, RequestStatus::kOutdated);
+}
+
+TEST_F(StoreTransitions, RejectOfTimedOutRequestOfAnEarlierGroupDoesNotMoveTheFlow) {
+  Create(15, {{3}, {7}, {4}});
+  clock_.Advance(1h);
+  store_->ExpireDue(clock_.Now(), catalog_);
+  ASSERT_EQ(Reject(RequestOf(15, 3).id).outcome, Outcome::kUpdated);
+  EXPECT_EQ(Get(15).current_group, 1);
+  EXPECT_EQ(RequestOf(15, 7).status, RequestStatus::kAllocated);
+  EXPECT_FALSE(HasRequest(15, 4));
+}
+
+TEST_F(StoreTransitions, ExhaustionOutdatesTimedOutRequestsAndConfirmThenFails) {
+  Create(15, {{3}, {4}});
+  clock_.Advance(1h);
+  store_->ExpireDue(clock_.Now(), catalog_);  // 3 timed out, 4 asked
+  clock_.Advance(1h);
+  ExpiryResult e = *store_->ExpireDue(clock_.Now(), catalog_);
+  EXPECT_EQ(e.exhausted, 1);
+  EXPECT_EQ(Get(15).state, AllocationState::kExhausted);
+  for (std::int64_t w : {3, 4}) {
+    AllocationRequest r = RequestOf(15, w);
+    EXPECT_EQ(r.status, RequestStatus::kOutdated);
+    UpdateResult c = Confirm(r.id);
+    ASSERT_EQ(c.outcome, Outcome::kWrongStatus);
+    EXPECT_EQ(CannotUpdateMessage(c.status),
+              "You can't update allocation request, which is in status outdated.");
+  }
+  auto events = *store_->ListUnbatchedEvents(3, 100);
+  EXPECT_EQ(events.back().status, RequestStatus::kOutdated);
+}
+
+TEST_F(StoreTransitions, CancelOutdatesEveryNonFinalRequest) {
+  Create(15, {{3, 4}, {7}});
+  ASSERT_EQ(Reject(RequestOf(15, 3).id).outcome, Outcome::kUpdated);
+  auto c = *store_->CancelAllocation(15, clock_.Now());
+  EXPECT_EQ(c.outcome, CancelResult::Outcome::kCancelled);
+  EXPECT_EQ(Get(15).state, AllocationState::kCancelled);
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kRejected);
+  EXPECT_EQ(RequestOf(15, 4).status, RequestStatus::kOutdated);
+  EXPECT_EQ(Confirm(RequestOf(15, 4).id).status, RequestStatus::kOutdated);
+  auto again = *store_->CancelAllocation(15, clock_.Now());
+  EXPECT_EQ(again.outcome, CancelResult::Outcome::kNotOpen);
+  EXPECT_EQ(again.state, AllocationState::kCancelled);
+  EXPECT_EQ(store_->CancelAllocation(404, clock_.Now())->outcome,
+            CancelResult::Outcome::kNotFound);
+}
+
+TEST_F(StoreTransitions, ConfirmedAllocationCannotBeCancelled) {
+  Create(15, {{3}});
+  Confirm(RequestOf(15, 3).id);
+  auto c = *store_->CancelAllocation(15, clock_.Now());
+  EXPECT_EQ(c.outcome, CancelResult::Outcome::kNotOpen);
+  EXPECT_EQ(c.state, AllocationState::kConfirmed);
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kConfirmed);
+}
+
+TEST_F(StoreTransitions, NextExpirationIsTheEarliestPendingOne) {
+  EXPECT_EQ(*store_->NextExpiration(), std::nullopt);
+  Create(15, {{7}});
+  clock_.Advance(1min);
+  Create(16, {{3}});
+  EXPECT_EQ(*store_->NextExpiration(), clock_.Now() + 1h);
+}
+
+using StoreQueries = StoreTest;
+
+TEST_F(StoreQueries, ListRequestsFiltersByStatusOrderAndWarehouseInIdOrder) {
+  Create(15, {{3, 4}});
+  Create(16, {{3}, {7}});
+  Create(17, {{4}});
+  Reject(RequestOf(16, 3).id);  // 16 moves to 7
+  auto ids = [&](RequestQuery q) {
+    std::vector<std::int64_t> out;
+    auto list = store_->ListRequests(q);
+    EXPECT_TRUE(list.has_value());
+    for (const AllocationRequest& r : *list) out.push_back(r.id);
+    return out;
+  };
+  RequestQuery pending;
+  pending.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
+  EXPECT_THAT(ids(pending), ElementsAre(1, 2, 4, 5));
+  RequestQuery w3 = pending;
+  w3.warehouse_ids = {3};
+  EXPECT_THAT(ids(w3), ElementsAre(1));
+  RequestQuery all;
+  EXPECT_THAT(ids(all), ElementsAre(1, 2, 3, 4, 5));
+  RequestQuery rejected;
+  rejected.statuses = {RequestStatus::kRejected};
+  EXPECT_THAT(ids(rejected), ElementsAre(3));
+  RequestQuery by_order;
+  by_order.order_numbers = {16, 17};
+  EXPECT_THAT(ids(by_order), ElementsAre(3, 4, 5));
+  RequestQuery scoped;
+  scoped.scope.only = std::vector<std::int64_t>{4, 7};
+  scoped.warehouse_ids = {3, 4};
+  EXPECT_THAT(ids(scoped), ElementsAre(2, 4));
+  RequestQuery paged;
+  paged.limit = 2;
+  paged.offset = 2;
+  EXPECT_THAT(ids(paged), ElementsAre(3, 4));
+  RequestQuery after;
+  after.after_id = 3;
+  EXPECT_THAT(ids(after), ElementsAre(4, 5));
+  auto list = *store_->ListRequests(all);
+  EXPECT_EQ(list[4].order.number, 16);
+  EXPECT_EQ(list[4].lines.size(), 2u);
+  EXPECT_EQ(list[4].warehouse_name, "Central");
+}
+
+TEST_F(StoreQueries, GetRequestCarriesOrderAndLines) {
+  Create(15, {{3}});
+  auto r = *store_->GetRequest(1);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->order.number, 15);
+  EXPECT_EQ(r->lines.size(), 2u);
+  EXPECT_EQ(*store_->GetRequest(2), std::nullopt);
+  EXPECT_EQ(*store_->GetAllocationByOrder(99), std::nullopt);
+}
+
+bool PlanUses(const std::vector<std::string>& plan, const std::string& index) {
+  for (const std::string& step : plan) {
+    if (step.find(index) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string Join(const std::vector<std::string>& plan) {
+  std::string s;
+  for (const auto& p : plan) s += p + "; ";
+  return s;
+}
+
+TEST_F(StoreQueries, DefaultPendingQueryByWarehouseUsesThePendingIndex) {
+  RequestQuery q;
+  q.statuses = {RequestStatus::kFailed, RequestStatus::kAllocated, RequestStatus::kSent};
+  q.warehouse_ids = {3};
+  auto plan = *store_->ExplainListRequests(q);
+  EXPECT_TRUE(PlanUses(plan, "requests_pending_by_warehouse")) << Join(plan);
+  EXPECT_FALSE(PlanUses(plan, "TEMP B-TREE")) << Join(plan);
+}
+
+TEST_F(StoreQueries, DefaultPendingQueryWithoutWarehouseUsesThePendingIndex) {
+  RequestQuery q;
+  q.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
+  auto plan = *store_->ExplainListRequests(q);
+  EXPECT_TRUE(PlanUses(plan, "requests_pending ")) << Join(plan);
+  EXPECT_FALSE(PlanUses(plan, "TEMP B-TREE")) << Join(plan);
+  q.scope.only = std::vector<std::int64_t>{3, 4};  // a scoped key: by warehouse again
+  plan = *store_->ExplainListRequests(q);
+  EXPECT_TRUE(PlanUses(plan, "requests_pending_by_warehouse")) << Join(plan);
+}
+
+TEST_F(StoreQueries, QueryByWarehouseAndStatusAvoidsFullScans) {
+  RequestQuery by_warehouse;
+  by_warehouse.warehouse_ids = {3};
+  auto plan = *store_->ExplainListRequests(by_warehouse);
+  EXPECT_TRUE(PlanUses(plan, "requests_by_warehouse")) << Join(plan);
+  RequestQuery by_status;
+  by_status.statuses = {RequestStatus::kConfirmed};
+  plan = *store_->ExplainListRequests(by_status);
+  EXPECT_TRUE(PlanUses(plan, "requests_by_status")) << Join(plan);
+  RequestQuery by_order;
+  by_order.order_numbers = {15};
+  plan = *store_->ExplainListRequests(by_order);
+  EXPECT_FALSE(PlanUses(plan, "SCAN r")) << Join(plan);
+}
+
+TEST_F(StoreQueries, ExpiryScanReadsOnlyThePendingExpiryIndex) {
+  auto plan = *store_->ExplainExpiryScan();
+  EXPECT_TRUE(PlanUses(plan, "requests_pending_by_expiry")) << Join(plan);
+  EXPECT_FALSE(PlanUses(plan, "TEMP B-TREE")) << Join(plan);
+}
+
+TEST_F(StoreQueries, ExpiryIgnoresManyUnexpiredRequests) {
+  for (int i = 0; i < 300; ++i) Create(1000 + i, {{3, 4}});
+  clock_.Advance(30min);
+  Create(5000, {{3}});
+  clock_.Advance(31min);
+  ExpiryResult e = *store_->ExpireDue(clock_.Now(), catalog_, 1000);
+  EXPECT_EQ(e.timed_out, 600);
+  EXPECT_EQ(RequestOf(5000, 3).status, RequestStatus::kAllocated);
+  EXPECT_EQ(store_->ExpireDue(clock_.Now(), catalog_)->timed_out, 0);
+}
+
+TEST_F(StoreQueries, ExpiryHonoursItsLimit) {
+  for (int i = 0; i < 10; ++i) Create(100 + i, {{3}});
+  clock_.Advance(2h);
+  EXPECT_EQ(store_->ExpireDue(clock_.Now(), catalog_, 4)->timed_out, 4);
+  EXPECT_EQ(store_->ExpireDue(clock_.Now(), catalog_, 100)->timed_out, 6);
+}
+
+using StoreSchema = StoreTest;
+
+TEST_F(StoreSchema, MigratesToTheLatestVersionOnceAndReopens) {
+  EXPECT_EQ(*store_->SchemaVersion(), Store::LatestSchemaVersion());
+  Create(15, {{3}});
+  store_.reset();
+  store_ = Store::Open(Options());
+  EXPECT_EQ(*store_->SchemaVersion(), Store::LatestSchemaVersion());
+  EXPECT_EQ(Get(15).requests.size(), 1u);
+  EXPECT_TRUE(*store_->IntegrityCheck());
+}
+
+TEST_F(StoreSchema, RefusesADatabaseFromANewerBuild) {
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("relay.db").c_str(), &db), SQLITE_OK);
+  sqlite3_exec(db, "PRAGMA user_version = 999", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  try {
+    Store::Open(Options());
+    FAIL();
+  } catch (const StoreError& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("schema version 999"));
+  }
+}
+
+TEST_F(StoreSchema, RefusesAFileThatIsNotADatabase) {
+  store_.reset();
+  dir_.Write("junk.db", std::string(8192, 'x'));
+  StoreOptions o = Options();
+  o.path = dir_.File("junk.db");
+  try {
+    Store::Open(o);
+    FAIL();
+  } catch (const StoreError& e) {
+    EXPECT_EQ(e.kind(), StoreError::Kind::kCorrupt);
+  }
+}
+
+// A writer holding the lock longer than busy_timeout is an error value, not an exception, and
+// the store works again once the lock is gone.
+TEST_F(StoreSchema, LockedDatabaseIsABusyErrorValueAndRecovers) {
+  StoreOptions o = Options();
+  o.busy_timeout = 50ms;
+  store_ = Store::Open(o);
+  Create(15, {{3}});
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("relay.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto r = store_->ConfirmRequest(RequestOf(15, 3).id, {}, clock_.Now());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().kind(), StoreError::Kind::kBusy);
+  // Reads still work under WAL while another process writes.
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kAllocated);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  EXPECT_EQ(Confirm(RequestOf(15, 3).id).outcome, Outcome::kUpdated);
+}
+
+}  // namespace
+}  // namespace allocation_relay
