@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: installs what is needed, builds with warnings as errors, runs every test.
+#   tests/run.sh            Release-with-debug-info build in build/ci
+#   tests/run.sh asan       the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   tests/run.sh tsan       the same under ThreadSanitizer
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+preset="${1:-ci}"
+bash packaging/install-deps.sh
+cmake --preset "$preset"
+cmake --build --preset "$preset" -j2
+ctest --preset "$preset" -j2
