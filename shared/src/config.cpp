@@ -433,7 +433,9 @@ Config LoadConfigFile(const std::string& path) {
   std::filesystem::path store_path(config.store.path);
   if (store_path.is_relative()) {
     config.store.path =
-        (std::filesystem::path(path).parent_path() / store_path).lexically_normal().string();
+        std::filesystem::absolute(std::filesystem::path(path).parent_path() / store_path)
+            .lexically_normal()
+            .string();
   }
   return config;
 }
