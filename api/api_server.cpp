@@ -5,14 +5,17 @@
 namespace allocation_relay {
 
 ApiServer::ApiServer(std::shared_ptr<const Config> config, const Clock& clock)
-    : config_(std::move(config)), clock_(clock) {}
+    : config_(config), service_(config, clock), http_(service_, config->api) {}
 
 ApiServer::~ApiServer() { Stop(); }
 
 void ApiServer::Start() {
-  store_ = Store::Open(StoreOptionsFrom(config_->store));
-  spdlog::info("api ready: database {} (schema {}), {} warehouses", config_->store.path,
-               Store::LatestSchemaVersion(), config_->warehouses.size());
+  // Opening once up front runs the migrations and fails start-up on a bad database.
+  std::unique_ptr<Store> store = Store::Open(StoreOptionsFrom(config_->store));
+  http_.Start();
+  spdlog::info("api ready: database {} (schema {}), {} warehouses, {} keys", config_->store.path,
+               Store::LatestSchemaVersion(), config_->warehouses.size(),
+               config_->api.keys.size());
 }
 
 void ApiServer::Reload(std::shared_ptr<const Config> config) {
@@ -20,16 +23,16 @@ void ApiServer::Reload(std::shared_ptr<const Config> config) {
     spdlog::warn("store.path changed to {}; it takes effect at the next restart",
                  config->store.path);
   }
+  if (config->api.listen.host != config_->api.listen.host ||
+      config->api.listen.port != config_->api.listen.port) {
+    spdlog::warn("api.listen changed; it takes effect at the next restart");
+  }
+  service_.Reload(config);
   config_ = std::move(config);
-  spdlog::info("configuration reloaded: {} warehouses, {} rules", config_->warehouses.size(),
-               config_->rules.size());
+  spdlog::info("configuration reloaded: {} warehouses, {} rules, {} keys",
+               config_->warehouses.size(), config_->rules.size(), config_->api.keys.size());
 }
 
-void ApiServer::Stop() {
-  if (store_) {
-    store_.reset();
-    spdlog::info("api stopped");
-  }
-}
+void ApiServer::Stop() { http_.Stop(); }
 
 }  // namespace allocation_relay

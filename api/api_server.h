@@ -1,7 +1,4 @@
-// ApiServer: the allocation-api service object.
-//
-// Serves the Order-API-compatible endpoints (SPEC section 3). For now it opens the shared
-// database (running migrations) and idles; the HTTP endpoints come with the API issue.
+// ApiServer: the allocation-api service object: an ApiService served by an HttpServer.
 // Start/Reload/Stop are called from the main thread only.
 #ifndef ALLOCATION_RELAY_API_API_SERVER_H_
 #define ALLOCATION_RELAY_API_API_SERVER_H_
@@ -10,7 +7,8 @@
 
 #include "allocation_relay/clock.h"
 #include "allocation_relay/config.h"
-#include "allocation_relay/store.h"
+#include "api_service.h"
+#include "http_server.h"
 
 namespace allocation_relay {
 
@@ -20,17 +18,21 @@ class ApiServer {
   ApiServer(std::shared_ptr<const Config> config, const Clock& clock);
   ~ApiServer();
 
-  // Opens the database. Throws StoreError if it cannot be opened or migrated.
+  // Opens (and migrates) the database, then binds and serves. Throws StoreError if the
+  // database cannot be opened, std::runtime_error if the address cannot be bound.
   void Start();
-  // Takes new keys, warehouses and rules; listen address and store path need a restart.
+  // Takes new keys, warehouses, rules and time zone; listen address and store path need a
+  // restart (a warning says so).
   void Reload(std::shared_ptr<const Config> config);
-  // Finishes requests in flight and releases the database. Idempotent.
+  // Stops accepting, finishes requests in flight. Idempotent.
   void Stop();
+
+  int port() const { return http_.port(); }
 
  private:
   std::shared_ptr<const Config> config_;
-  const Clock& clock_;
-  std::unique_ptr<Store> store_;
+  ApiService service_;
+  HttpServer http_;
 };
 
 }  // namespace allocation_relay

@@ -1,12 +1,15 @@
 // allocation-api: parses flags, loads the config, runs an ApiServer until SIGTERM.
+// `allocation-api keygen --name N` prints a new token and its config entry.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <spdlog/spdlog.h>
 
 #include "allocation_relay/config.h"
 #include "allocation_relay/service.h"
+#include "allocation_relay/signature.h"
 #include "allocation_relay/version.h"
 #include "api_server.h"
+#include "key_ring.h"
 
 using namespace allocation_relay;
 
@@ -18,9 +21,16 @@ int main(int argc, char** argv) {
   app.add_flag("--check-config", check_config, "validate the config file and exit");
   app.set_version_flag("--version", std::string("allocation-api (") + kProductName + ") " +
                                         kVersion);
+  std::string key_name;
+  CLI::App* keygen = app.add_subcommand("keygen", "print a new API token and its config entry");
+  keygen->add_option("--name", key_name, "the key's name in the config")->required();
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (*keygen) {
+      std::fputs(KeygenOutput(key_name, RandomHexToken()).c_str(), stdout);
+      return 0;
+    }
     auto config = std::make_shared<const Config>(LoadConfigFile(config_path));
     if (check_config) {
       std::printf("%s: configuration OK\n", config_path.c_str());
@@ -38,8 +48,9 @@ int main(int argc, char** argv) {
         spdlog::error("reload failed, keeping the running configuration: {}", e.what());
       }
     }
-    spdlog::info("stopping on signal");
+    spdlog::info("stopping on signal: finishing requests in flight");
     server.Stop();
+    spdlog::info("api stopped");
     return 0;
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -1,8 +1,12 @@
 #include "allocation_relay/signature.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+
+#include <stdexcept>
 
 namespace allocation_relay {
 namespace {
@@ -36,6 +40,24 @@ std::string Sha256Hex(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
   return ToHex(digest, sizeof digest);
+}
+
+std::array<unsigned char, 32> Sha256(std::string_view data) {
+  std::array<unsigned char, 32> digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
+  return digest;
+}
+
+bool ConstantTimeEquals(std::span<const unsigned char> a, std::span<const unsigned char> b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string RandomHexToken(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+    throw std::runtime_error("the OS random generator failed");
+  }
+  return ToHex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
 }
 
 std::string CentraSignatureHeader(std::string_view secret, std::int64_t unix_seconds,

@@ -771,6 +771,45 @@ StoreResult<std::vector<std::string>> Store::ExplainExpiryScan() {
   return Guarded([&] { return impl_->Explain(kExpiryScanSql); });
 }
 
+StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> Store::CountRequestsByStatus() {
+  return Guarded([&] {
+    std::vector<std::pair<RequestStatus, std::int64_t>> out;
+    for (RequestStatus s : kAllRequestStatuses) out.emplace_back(s, 0);
+    Borrowed q = impl_->Prepared(
+        "SELECT status, count(*) FROM allocation_requests INDEXED BY requests_by_status "
+        "GROUP BY status");
+    while (q->executeStep()) {
+      RequestStatus s = StatusColumn(q->getColumn(0));
+      out[static_cast<std::size_t>(s)].second = q->getColumn(1).getInt64();
+    }
+    return out;
+  });
+}
+
+StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>>
+Store::CountAllocationsByState() {
+  return Guarded([&] {
+    std::vector<std::pair<AllocationState, std::int64_t>> out;
+    for (AllocationState s : {AllocationState::kOpen, AllocationState::kConfirmed,
+                              AllocationState::kExhausted, AllocationState::kCancelled}) {
+      out.emplace_back(s, 0);
+    }
+    Borrowed q = impl_->Prepared("SELECT state, count(*) FROM allocations GROUP BY state");
+    while (q->executeStep()) {
+      AllocationState s = StateColumn(q->getColumn(0));
+      out[static_cast<std::size_t>(s)].second = q->getColumn(1).getInt64();
+    }
+    return out;
+  });
+}
+
+StoreResult<bool> Store::Ping() {
+  return Guarded([&] {
+    Borrowed q = impl_->Prepared("SELECT count(*) FROM sqlite_schema");
+    return q->executeStep();
+  });
+}
+
 StoreResult<bool> Store::IntegrityCheck() {
   return Guarded([&] {
     return impl_->db_.execAndGet("PRAGMA integrity_check").getString() == "ok";

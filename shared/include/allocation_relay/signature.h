@@ -3,7 +3,9 @@
 #ifndef ALLOCATION_RELAY_SIGNATURE_H_
 #define ALLOCATION_RELAY_SIGNATURE_H_
 
+#include <array>
 #include <cstdint>
+#include <span>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +17,13 @@ std::string HmacSha256Hex(std::string_view key, std::string_view data);
 
 // Hex SHA-256 of `data` (lowercase), as API key hashes are written in the config.
 std::string Sha256Hex(std::string_view data);
+std::array<unsigned char, 32> Sha256(std::string_view data);
+
+// Compares in time that depends only on the length, not on where the bytes differ.
+bool ConstantTimeEquals(std::span<const unsigned char> a, std::span<const unsigned char> b);
+
+// `bytes` random bytes from the OS CSPRNG, as lowercase hex (for API tokens).
+std::string RandomHexToken(std::size_t bytes = 32);
 
 // The X-Centra-Signature header value: "t=<unix_seconds>,v1=<hex HMAC-SHA256(secret,
 // "<t>.<body>")>", where `body` is the whole raw request body including "payload=".

@@ -22,6 +22,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "allocation_relay/config.h"
@@ -156,6 +157,13 @@ class Store {
   // that ListRequests and ExpireDue run, so tests can check which index serves them.
   StoreResult<std::vector<std::string>> ExplainListRequests(const RequestQuery& query);
   StoreResult<std::vector<std::string>> ExplainExpiryScan();
+
+  // Counts for metrics: requests by status and allocations by state (every value present).
+  StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> CountRequestsByStatus();
+  StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>> CountAllocationsByState();
+
+  // Reads the database header: succeeds when the database answers.
+  StoreResult<bool> Ping();
 
   // `PRAGMA integrity_check` == "ok".
   StoreResult<bool> IntegrityCheck();

@@ -1,0 +1,64 @@
+#include "api_metrics.h"
+
+#include <sstream>
+
+namespace allocation_relay {
+
+void ApiMetrics::Record(const std::string& endpoint, int code, double seconds) {
+  std::lock_guard lock(mu_);
+  ++requests_[{endpoint, code}];
+  std::size_t i = 0;
+  while (i < kBuckets.size() && seconds > kBuckets[i]) ++i;
+  ++bucket_counts_[i];
+  latency_sum_ += seconds;
+  ++latency_count_;
+}
+
+std::string ApiMetrics::Render(
+    const std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>>& requests,
+    const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations)
+    const {
+  std::ostringstream out;
+  out << "# HELP allocation_relay_database_up Whether the API could read the database.\n"
+         "# TYPE allocation_relay_database_up gauge\n"
+      << "allocation_relay_database_up " << (requests && allocations ? 1 : 0) << "\n";
+  if (requests) {
+    out << "# HELP allocation_relay_allocation_requests Allocation requests by status.\n"
+           "# TYPE allocation_relay_allocation_requests gauge\n";
+    for (const auto& [status, n] : *requests) {
+      out << "allocation_relay_allocation_requests{status=\"" << ToString(status) << "\"} " << n
+          << "\n";
+    }
+  }
+  if (allocations) {
+    out << "# HELP allocation_relay_allocations Allocations by state.\n"
+           "# TYPE allocation_relay_allocations gauge\n";
+    for (const auto& [state, n] : *allocations) {
+      out << "allocation_relay_allocations{state=\"" << ToString(state) << "\"} " << n << "\n";
+    }
+  }
+  std::lock_guard lock(mu_);
+  out << "# HELP allocation_relay_http_requests_total HTTP requests answered, by endpoint and "
+         "status code.\n"
+         "# TYPE allocation_relay_http_requests_total counter\n";
+  for (const auto& [key, n] : requests_) {
+    out << "allocation_relay_http_requests_total{endpoint=\"" << key.first << "\",code=\""
+        << key.second << "\"} " << n << "\n";
+  }
+  out << "# HELP allocation_relay_http_request_duration_seconds Time to answer HTTP requests.\n"
+         "# TYPE allocation_relay_http_request_duration_seconds histogram\n";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    cumulative += bucket_counts_[i];
+    out << "allocation_relay_http_request_duration_seconds_bucket{le=\"" << kBuckets[i] << "\"} "
+        << cumulative << "\n";
+  }
+  cumulative += bucket_counts_[kBuckets.size()];
+  out << "allocation_relay_http_request_duration_seconds_bucket{le=\"+Inf\"} " << cumulative
+      << "\n"
+      << "allocation_relay_http_request_duration_seconds_sum " << latency_sum_ << "\n"
+      << "allocation_relay_http_request_duration_seconds_count " << latency_count_ << "\n";
+  return out.str();
+}
+
+}  // namespace allocation_relay

@@ -1,0 +1,43 @@
+// ApiMetrics: HTTP request counters and a latency histogram for GET /metrics.
+// Thread-safe: Record() is called from every worker thread.
+#ifndef ALLOCATION_RELAY_API_API_METRICS_H_
+#define ALLOCATION_RELAY_API_API_METRICS_H_
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "allocation_relay/domain.h"
+
+namespace allocation_relay {
+
+class ApiMetrics {
+ public:
+  // Counts one answered HTTP request to `endpoint` with status `code` taking `seconds`.
+  void Record(const std::string& endpoint, int code, double seconds);
+
+  // Prometheus text format. The database gauges are left out (and database_up is 0) when the
+  // counts could not be read.
+  std::string Render(
+      const std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>>& requests,
+      const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations)
+      const;
+
+ private:
+  static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                      0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, std::uint64_t> requests_;
+  std::array<std::uint64_t, kBuckets.size() + 1> bucket_counts_{};
+  double latency_sum_ = 0;
+  std::uint64_t latency_count_ = 0;
+};
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_API_API_METRICS_H_

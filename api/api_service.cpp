@@ -1,0 +1,300 @@
+#include "api_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "allocation_relay/render.h"
+
+namespace allocation_relay {
+namespace {
+
+using nlohmann::ordered_json;
+
+ApiResponse Json(int status, const ordered_json& body) { return ApiResponse{status, body.dump()}; }
+
+ApiResponse StatusNo(ordered_json messages) {
+  ordered_json body = ordered_json::object();
+  body["status"] = "no";
+  body["errorMessages"] = std::move(messages);
+  return Json(200, body);
+}
+
+ApiResponse Unavailable(const StoreError& e) {
+  const char* message = "The database is unavailable; try again later.";
+  switch (e.kind()) {
+    case StoreError::Kind::kBusy: message = "The database is busy; try again."; break;
+    case StoreError::Kind::kFull: message = "The database is full; try again later."; break;
+    case StoreError::Kind::kReadOnly:
+      message = "The database cannot be written; try again later.";
+      break;
+    default: break;
+  }
+  spdlog::warn("answering 503: {}", e.what());
+  ordered_json body = ordered_json::object();
+  body["status"] = "no";
+  body["errorMessages"] = ordered_json::array({message});
+  return Json(503, body);
+}
+
+// After these, the connection may be unusable; a fresh one is opened for the next request.
+void DiscardIfBroken(StorePool::Lease& lease, const StoreError& e) {
+  if (e.kind() == StoreError::Kind::kUnavailable || e.kind() == StoreError::Kind::kCorrupt) {
+    lease.Discard();
+  }
+}
+
+ApiResponse UpdateAnswer(bool success, ordered_json messages) {
+  ordered_json body = ordered_json::object();
+  body["success"] = success;
+  body["errorMessages"] = std::move(messages);
+  return Json(200, body);
+}
+
+struct Route {
+  enum class Kind { kNone, kHealth, kMetrics, kList, kUpdate, kCreate, kGet, kCancel };
+  Kind kind = Kind::kNone;
+  const char* endpoint = "unknown";  // the name keys are granted by
+  const char* method = "";           // the one method the path answers
+  std::string order_number;          // the <orderNumber> path segment
+};
+
+Route Resolve(const std::string& path) {
+  using K = Route::Kind;
+  if (path == "/health") return {K::kHealth, "GET /health", "GET", {}};
+  if (path == "/metrics") return {K::kMetrics, "GET /metrics", "GET", {}};
+  if (path == "/allocation-requests") {
+    return {K::kList, "GET /allocation-requests", "GET", {}};
+  }
+  if (path == "/allocation-request") return {K::kUpdate, "PUT /allocation-request", "PUT", {}};
+  if (path == "/allocations") return {K::kCreate, "POST /allocations", "POST", {}};
+  constexpr std::string_view kPrefix = "/allocations/";
+  if (path.starts_with(kPrefix)) {
+    std::string rest = path.substr(kPrefix.size());
+    std::size_t slash = rest.find('/');
+    if (slash == std::string::npos && !rest.empty()) return {K::kGet, "GET /allocations", "GET", rest};
+    if (slash != std::string::npos && slash > 0 && rest.substr(slash) == "/cancel") {
+      return {K::kCancel, "POST /allocations/cancel", "POST", rest.substr(0, slash)};
+    }
+  }
+  return {};
+}
+
+ordered_json AllocationNotFound() {
+  ordered_json messages = ordered_json::object();
+  messages["order"] = "Allocation not found";
+  return messages;
+}
+
+}  // namespace
+
+ApiService::ApiService(std::shared_ptr<const Config> config, const Clock& clock)
+    : clock_(clock),
+      pool_(StoreOptionsFrom(config->store)),
+      context_(MakeContext(std::move(config))) {}
+
+std::shared_ptr<const ApiService::Context> ApiService::MakeContext(
+    std::shared_ptr<const Config> config) {
+  std::optional<TimeZone> zone = TimeZone::Find(config->timezone);
+  if (!zone) throw ConfigError("timezone: unknown time zone \"" + config->timezone + "\"");
+  WarehouseCatalog catalog = config->Catalog();
+  KeyRing keys(config->api.keys);
+  return std::make_shared<const Context>(
+      Context{std::move(config), std::move(catalog), std::move(keys), *zone});
+}
+
+std::shared_ptr<const ApiService::Context> ApiService::context() const {
+  std::lock_guard lock(context_mu_);
+  return context_;
+}
+
+void ApiService::Reload(std::shared_ptr<const Config> config) {
+  std::shared_ptr<const Context> next = MakeContext(std::move(config));
+  std::lock_guard lock(context_mu_);
+  context_ = std::move(next);
+}
+
+ApiResponse ApiService::Handle(const ApiRequest& req) {
+  auto started = std::chrono::steady_clock::now();
+  std::shared_ptr<const Context> ctx = context();
+  Route route = Resolve(req.path);
+  ApiResponse res;
+  bool head_as_get = req.method == "HEAD" && std::string_view(route.method) == "GET";
+  if (route.kind == Route::Kind::kNone) {
+    ordered_json messages = ordered_json::array({"Unknown path " + req.path});
+    res = Json(404, ordered_json{{"status", "no"}, {"errorMessages", messages}});
+  } else if (req.method != route.method && !head_as_get) {
+    ordered_json messages =
+        ordered_json::array({"Method " + req.method + " is not allowed on " + req.path});
+    res = Json(405, ordered_json{{"status", "no"}, {"errorMessages", messages}});
+    res.allow = route.method;
+  } else if (route.kind == Route::Kind::kHealth) {
+    res = Health();
+  } else if (route.kind == Route::Kind::kMetrics) {
+    res = Metrics();
+  } else if (const ApiKey* key = ctx->keys.Authenticate(req.token); key == nullptr) {
+    res = Json(401, ordered_json{{"status", "Unauthorized"}});
+  } else if (!KeyRing::Allows(*key, route.endpoint)) {
+    res = Json(403, ordered_json{{"status", "Not Allowed"}});
+  } else {
+    switch (route.kind) {
+      case Route::Kind::kList: res = ListRequests(*ctx, req, *key); break;
+      case Route::Kind::kUpdate: res = UpdateRequest(*ctx, req, *key); break;
+      case Route::Kind::kCreate: res = CreateAllocation(*ctx, req, *key); break;
+      case Route::Kind::kGet: res = GetAllocation(*ctx, route.order_number, *key); break;
+      case Route::Kind::kCancel: res = CancelAllocation(*ctx, route.order_number, *key); break;
+      default: break;
+    }
+  }
+  res.endpoint = route.endpoint;
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  metrics_.Record(res.endpoint, res.status, seconds);
+  return res;
+}
+
+ApiResponse ApiService::ListRequests(const Context& ctx, const ApiRequest& req,
+                                     const ApiKey& key) {
+  std::variant<RequestQuery, FieldErrors> parsed = ParseRequestListQuery(req.params);
+  if (auto* errors = std::get_if<FieldErrors>(&parsed)) return StatusNo(std::move(*errors));
+  RequestQuery& query = std::get<RequestQuery>(parsed);
+  query.scope = key.scope;
+  auto lease = pool_.Acquire();
+  if (!lease) return Unavailable(lease.error());
+  auto requests = (*lease)->ListRequests(query);
+  if (!requests) {
+    DiscardIfBroken(*lease, requests.error());
+    return Unavailable(requests.error());
+  }
+  std::string body = R"({"status":"ok","allocation_requests":[)";
+  for (std::size_t i = 0; i < requests->size(); ++i) {
+    if (i) body += ',';
+    body += RenderRequestEntry((*requests)[i], ctx.zone).dump();
+  }
+  body += "]}";
+  return ApiResponse{200, std::move(body)};
+}
+
+ApiResponse ApiService::UpdateRequest(const Context& ctx, const ApiRequest& req,
+                                      const ApiKey& key) {
+  std::variant<RequestUpdate, FieldErrors> parsed = ParseRequestUpdate(req.body);
+  if (auto* errors = std::get_if<FieldErrors>(&parsed)) {
+    return UpdateAnswer(false, std::move(*errors));
+  }
+  const RequestUpdate& update = std::get<RequestUpdate>(parsed);
+  auto lease = pool_.Acquire();
+  if (!lease) return Unavailable(lease.error());
+  StoreResult<UpdateResult> result =
+      update.confirm ? (*lease)->ConfirmRequest(update.id, key.scope, clock_.Now())
+                     : (*lease)->RejectRequest(update.id, key.scope, clock_.Now(), ctx.catalog);
+  if (!result) {
+    DiscardIfBroken(*lease, result.error());
+    return Unavailable(result.error());
+  }
+  switch (result->outcome) {
+    case UpdateResult::Outcome::kUpdated:
+      spdlog::info("request {} {} by key {}", update.id, update.confirm ? "confirmed" : "rejected",
+                   key.name);
+      return UpdateAnswer(true, ordered_json::array());
+    case UpdateResult::Outcome::kNotFound:
+      return UpdateAnswer(false, ordered_json::array({kRequestNotFoundMessage}));
+    case UpdateResult::Outcome::kWrongStatus:
+      return UpdateAnswer(false, ordered_json::array({CannotUpdateMessage(result->status)}));
+  }
+  return UpdateAnswer(false, ordered_json::array({kRequestNotFoundMessage}));
+}
+
+ApiResponse ApiService::AllocationAnswer(const Context& ctx, Store& store, std::int64_t number,
+                                         const ApiKey& key) {
+  auto allocation = store.GetAllocationByOrder(number);
+  if (!allocation) return Unavailable(allocation.error());
+  if (!*allocation) return StatusNo(AllocationNotFound());
+  Allocation& a = **allocation;
+  std::erase_if(a.requests,
+                [&](const AllocationRequest& r) { return !key.scope.Allows(r.warehouse_id); });
+  ordered_json body = ordered_json::object();
+  body["status"] = "ok";
+  body["allocation"] = RenderAllocation(a, ctx.zone);
+  return Json(200, body);
+}
+
+ApiResponse ApiService::CreateAllocation(const Context& ctx, const ApiRequest& req,
+                                         const ApiKey& key) {
+  std::variant<NewAllocation, FieldErrors> parsed = ParseNewAllocation(req.body, *ctx.config);
+  if (auto* errors = std::get_if<FieldErrors>(&parsed)) return StatusNo(std::move(*errors));
+  const NewAllocation& allocation = std::get<NewAllocation>(parsed);
+  auto lease = pool_.Acquire();
+  if (!lease) return Unavailable(lease.error());
+  auto created = (*lease)->CreateAllocation(allocation, clock_.Now(), ctx.catalog);
+  if (!created) {
+    DiscardIfBroken(*lease, created.error());
+    return Unavailable(created.error());
+  }
+  if (created->outcome == CreateResult::Outcome::kDuplicateOrder) {
+    ordered_json messages = ordered_json::object();
+    messages["order"] =
+        "Order " + std::to_string(allocation.order.number) + " is already allocated";
+    return StatusNo(std::move(messages));
+  }
+  spdlog::info("allocation for order {} created by key {}", allocation.order.number, key.name);
+  return AllocationAnswer(ctx, **lease, allocation.order.number, key);
+}
+
+ApiResponse ApiService::GetAllocation(const Context& ctx, const std::string& number,
+                                      const ApiKey& key) {
+  std::optional<std::int64_t> n = ParsePositiveInt(number);
+  if (!n) return StatusNo(AllocationNotFound());
+  auto lease = pool_.Acquire();
+  if (!lease) return Unavailable(lease.error());
+  return AllocationAnswer(ctx, **lease, *n, key);
+}
+
+ApiResponse ApiService::CancelAllocation(const Context& ctx, const std::string& number,
+                                         const ApiKey& key) {
+  std::optional<std::int64_t> n = ParsePositiveInt(number);
+  if (!n) return StatusNo(AllocationNotFound());
+  auto lease = pool_.Acquire();
+  if (!lease) return Unavailable(lease.error());
+  auto cancelled = (*lease)->CancelAllocation(*n, clock_.Now());
+  if (!cancelled) {
+    DiscardIfBroken(*lease, cancelled.error());
+    return Unavailable(cancelled.error());
+  }
+  switch (cancelled->outcome) {
+    case CancelResult::Outcome::kNotFound: return StatusNo(AllocationNotFound());
+    case CancelResult::Outcome::kNotOpen: {
+      ordered_json messages = ordered_json::object();
+      messages["order"] = "Allocation is " + std::string(ToString(cancelled->state)) +
+                          " and can no longer be cancelled";
+      return StatusNo(std::move(messages));
+    }
+    case CancelResult::Outcome::kCancelled: break;
+  }
+  spdlog::info("allocation for order {} cancelled by key {}", *n, key.name);
+  return AllocationAnswer(ctx, **lease, *n, key);
+}
+
+ApiResponse ApiService::Health() {
+  auto lease = pool_.Acquire();
+  if (!lease) return Unavailable(lease.error());
+  auto ping = (*lease)->Ping();
+  if (!ping) {
+    DiscardIfBroken(*lease, ping.error());
+    return Unavailable(ping.error());
+  }
+  return Json(200, ordered_json{{"status", "ok"}});
+}
+
+ApiResponse ApiService::Metrics() {
+  std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>> requests;
+  std::optional<std::vector<std::pair<AllocationState, std::int64_t>>> allocations;
+  if (auto lease = pool_.Acquire()) {
+    if (auto r = (*lease)->CountRequestsByStatus()) requests = std::move(*r);
+    if (auto a = (*lease)->CountAllocationsByState()) allocations = std::move(*a);
+  }
+  ApiResponse res{200, metrics_.Render(requests, allocations)};
+  res.content_type = "text/plain; version=0.0.4";
+  return res;
+}
+
+}  // namespace allocation_relay

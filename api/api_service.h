@@ -1,0 +1,89 @@
+// ApiService: the Order API's behaviour, independent of the HTTP library.
+//
+// Handle() routes a request, checks its key, validates its input and runs it against the
+// store, producing the exact Centra-compatible answer (SPEC section 3). Database failures become
+// 503 answers with a JSON body; nothing a client sends makes it throw.
+//
+// Thread-safe: Handle() runs on every HTTP worker at once (each borrows its own Store from the
+// pool); Reload() swaps the configuration snapshot atomically.
+#ifndef ALLOCATION_RELAY_API_API_SERVICE_H_
+#define ALLOCATION_RELAY_API_API_SERVICE_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "allocation_relay/clock.h"
+#include "allocation_relay/config.h"
+#include "allocation_relay/time_zone.h"
+#include "api_metrics.h"
+#include "key_ring.h"
+#include "request_parsing.h"
+#include "store_pool.h"
+
+namespace allocation_relay {
+
+struct ApiRequest {
+  std::string method;  // "GET", "PUT", ...
+  std::string path;
+  QueryParams params;
+  std::string body;
+  std::string token;  // the API-Authorization header, empty if absent
+};
+
+struct ApiResponse {
+  ApiResponse() = default;
+  ApiResponse(int status_code, std::string json_body)
+      : status(status_code), body(std::move(json_body)) {}
+
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::string allow;     // the Allow header of a 405
+  std::string endpoint;  // the route's name, for metrics and logs
+};
+
+class ApiService {
+ public:
+  // `clock` must outlive the service.
+  ApiService(std::shared_ptr<const Config> config, const Clock& clock);
+
+  ApiResponse Handle(const ApiRequest& request);
+
+  // Takes new keys, warehouses, rules and time zone for the requests that start after it.
+  void Reload(std::shared_ptr<const Config> config);
+
+  ApiMetrics& metrics() { return metrics_; }
+
+ private:
+  // Everything the handlers read from the config, swapped whole on reload.
+  struct Context {
+    std::shared_ptr<const Config> config;
+    WarehouseCatalog catalog;
+    KeyRing keys;
+    TimeZone zone;
+  };
+  static std::shared_ptr<const Context> MakeContext(std::shared_ptr<const Config> config);
+  std::shared_ptr<const Context> context() const;
+
+  ApiResponse ListRequests(const Context& ctx, const ApiRequest& req, const ApiKey& key);
+  ApiResponse UpdateRequest(const Context& ctx, const ApiRequest& req, const ApiKey& key);
+  ApiResponse CreateAllocation(const Context& ctx, const ApiRequest& req, const ApiKey& key);
+  ApiResponse GetAllocation(const Context& ctx, const std::string& number, const ApiKey& key);
+  ApiResponse CancelAllocation(const Context& ctx, const std::string& number, const ApiKey& key);
+  ApiResponse Health();
+  ApiResponse Metrics();
+  // The allocation's GET answer, its requests limited to `key`'s warehouses.
+  ApiResponse AllocationAnswer(const Context& ctx, Store& store, std::int64_t number,
+                               const ApiKey& key);
+
+  const Clock& clock_;
+  StorePool pool_;
+  ApiMetrics metrics_;
+  mutable std::mutex context_mu_;
+  std::shared_ptr<const Context> context_;
+};
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_API_API_SERVICE_H_

@@ -1,0 +1,63 @@
+// ApiProcess: the real allocation-api binary on a temp database and an OS-chosen port, with an
+// HTTP client for it. Warehouses 3 Amsterdam, 4 Tokyo, 7 Central; rule "nordics" [[3,4],[7]];
+// keys: "oms-token" (every endpoint), "pos3-token" (warehouse endpoints, warehouse 3 only),
+// "reader-token" (GET /allocation-requests only).
+#ifndef ALLOCATION_RELAY_TESTS_SUPPORT_API_PROCESS_H_
+#define ALLOCATION_RELAY_TESTS_SUPPORT_API_PROCESS_H_
+
+#include <httplib.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+namespace allocation_relay::testing {
+
+struct HttpAnswer {
+  int status = 0;  // 0: no answer (connection failed)
+  std::string body;
+  std::string content_type;
+  nlohmann::ordered_json Json() const { return nlohmann::ordered_json::parse(body); }
+};
+
+class ApiProcess {
+ public:
+  // `extra_config` is appended to the config file (more warehouses, rules, ...).
+  explicit ApiProcess(const std::string& extra_config = "", const std::string& busy_timeout = "5s");
+  ~ApiProcess();
+
+  int port() const { return port_; }
+  const TempDir& dir() const { return dir_; }
+  std::string DatabasePath() const { return dir_.File("relay.db"); }
+  std::string ConfigPath() const { return dir_.File("relay.yaml"); }
+  Process& process() { return *process_; }
+
+  HttpAnswer Get(const std::string& path, const std::string& token = "oms-token");
+  HttpAnswer Put(const std::string& path, const std::string& body,
+                 const std::string& token = "oms-token");
+  HttpAnswer Post(const std::string& path, const std::string& body,
+                  const std::string& token = "oms-token");
+  HttpAnswer Send(const std::string& method, const std::string& path, const std::string& body,
+                  const std::string& token);
+
+  // POST /allocations for order `number` with `groups` (JSON text); returns the answer JSON.
+  nlohmann::ordered_json CreateAllocation(std::int64_t number, const std::string& groups = "[[3,4],[7]]");
+  // PUT /allocation-request {"id": id, "status": status}; returns the answer JSON.
+  nlohmann::ordered_json Update(std::int64_t id, const std::string& status,
+                                const std::string& token = "oms-token");
+
+  static std::string Config(const std::string& extra, const std::string& busy_timeout);
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<Process> process_;
+  int port_ = 0;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+}  // namespace allocation_relay::testing
+
+#endif  // ALLOCATION_RELAY_TESTS_SUPPORT_API_PROCESS_H_
