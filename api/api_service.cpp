@@ -11,7 +11,12 @@ namespace {
 
 using nlohmann::ordered_json;
 
-ApiResponse Json(int status, const ordered_json& body) { return ApiResponse{status, body.dump()}; }
+// Echoed paths and configured names may hold invalid UTF-8; replace it rather than throw.
+std::string Dump(const ordered_json& value) {
+  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+
+ApiResponse Json(int status, const ordered_json& body) { return ApiResponse{status, Dump(body)}; }
 
 ApiResponse StatusNo(ordered_json messages) {
   ordered_json body = ordered_json::object();
@@ -169,7 +174,7 @@ ApiResponse ApiService::ListRequests(const Context& ctx, const ApiRequest& req,
   std::string body = R"({"status":"ok","allocation_requests":[)";
   for (std::size_t i = 0; i < requests->size(); ++i) {
     if (i) body += ',';
-    body += RenderRequestEntry((*requests)[i], ctx.zone).dump();
+    body += Dump(RenderRequestEntry((*requests)[i], ctx.zone));
   }
   body += "]}";
   return ApiResponse{200, std::move(body)};

@@ -91,7 +91,7 @@ std::string RenderWebhookDocument(std::span<const ordered_json> events) {
   ordered_json doc = ordered_json::object();
   doc["events"] = ordered_json::array();
   for (const ordered_json& e : events) doc["events"].push_back(e);
-  return doc.dump();
+  return doc.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
 
 std::string FormUrlEncode(std::string_view value) {

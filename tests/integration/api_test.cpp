@@ -359,6 +359,9 @@ TEST(ApiHttp, UnknownPathsWrongMethodsAndHugeBodies) {
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(unknown.content_type, "application/json");
   EXPECT_EQ(api.Get("/allocation-requests/").status, 404);
+  HttpAnswer not_utf8 = api.Get("/%97%FF");  // echoed in the message: must stay valid JSON
+  EXPECT_EQ(not_utf8.status, 404);
+  EXPECT_EQ(not_utf8.Json()["status"], "no");
   EXPECT_EQ(api.Get("/allocations/15/cancel/x").status, 404);
   HttpAnswer wrong = api.Post("/allocation-requests", "{}");
   EXPECT_EQ(wrong.status, 405);
