@@ -106,6 +106,21 @@ CREATE TABLE delivery_attempts (
   PRIMARY KEY (delivery_id, attempt)
 ) WITHOUT ROWID;
 
+-- Row counts kept by triggers. Requests are never deleted, so their ids are dense (1..count)
+-- as long as count = max(id); then page P of an unfiltered listing is an id range, found in
+-- O(log n) instead of stepping over (P-1)*100 rows.
+CREATE TABLE row_counts (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO row_counts (name, value) VALUES ('allocation_requests', 0);
+CREATE TRIGGER allocation_requests_count_insert AFTER INSERT ON allocation_requests BEGIN
+  UPDATE row_counts SET value = value + 1 WHERE name = 'allocation_requests';
+END;
+CREATE TRIGGER allocation_requests_count_delete AFTER DELETE ON allocation_requests BEGIN
+  UPDATE row_counts SET value = value - 1 WHERE name = 'allocation_requests';
+END;
+
 -- Webhooks disabled by a 410 Gone until an operator enables them again.
 CREATE TABLE webhook_endpoints (
   warehouse_id    INTEGER PRIMARY KEY,

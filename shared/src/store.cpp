@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -164,6 +165,10 @@ constexpr const char* kRequestColumns =
 // The SELECT of ListRequests; parameters: after_id, limit, offset. Statuses and ids are inlined
 // (enums and integers, never user text) so that "status IN ('allocated', 'sent', 'failed')"
 // reads exactly as the partial indexes are declared.
+//
+// The page is chosen by an inner query over ids only, so the rows an OFFSET skips are stepped
+// over in an index, without reading their table rows or joining their allocations; the outer
+// query reads the (at most `limit`) rows of the page.
 std::string ListRequestsSql(const RequestQuery& query) {
   std::vector<RequestStatus> statuses = query.statuses;
   std::sort(statuses.begin(), statuses.end());
@@ -180,22 +185,32 @@ std::string ListRequestsSql(const RequestQuery& query) {
                 ? "INDEXED BY requests_pending_by_warehouse "
                 : "INDEXED BY requests_pending ";
   }
-  std::string sql = kRequestSelect;
-  sql += "FROM allocation_requests r ";
-  sql += index;
-  sql += "JOIN allocations a ON a.id = r.allocation_id WHERE r.id > ?";
-  if (!statuses.empty()) {
-    sql += " AND r.status IN (";
-    for (std::size_t i = 0; i < statuses.size(); ++i) {
-      sql += (i ? ", '" : "'") + std::string(ToString(statuses[i])) + "'";
-    }
-    sql += ")";
+  std::string inner = "SELECT r.id FROM allocation_requests r ";
+  inner += index;
+  if (!query.order_numbers.empty()) {
+    inner += "JOIN allocations a ON a.id = r.allocation_id AND a.order_number IN " +
+             IdList(query.order_numbers) + " ";
   }
-  if (!query.warehouse_ids.empty()) sql += " AND r.warehouse_id IN " + IdList(query.warehouse_ids);
-  if (query.scope.only) sql += " AND r.warehouse_id IN " + IdList(*query.scope.only);
-  if (!query.order_numbers.empty()) sql += " AND a.order_number IN " + IdList(query.order_numbers);
-  sql += " ORDER BY r.id LIMIT ? OFFSET ?";
-  return sql;
+  inner += "WHERE r.id > ?";
+  if (!statuses.empty()) {
+    inner += " AND r.status IN (";
+    for (std::size_t i = 0; i < statuses.size(); ++i) {
+      inner += (i ? ", '" : "'") + std::string(ToString(statuses[i])) + "'";
+    }
+    inner += ")";
+  }
+  if (!query.warehouse_ids.empty()) {
+    inner += " AND r.warehouse_id IN " + IdList(query.warehouse_ids);
+  }
+  if (query.scope.only) inner += " AND r.warehouse_id IN " + IdList(*query.scope.only);
+  inner += " ORDER BY r.id LIMIT ? OFFSET ?";
+  return std::string(kRequestSelect) + "FROM (" + inner +
+         ") page JOIN allocation_requests r ON r.id = page.id "
+         "JOIN allocations a ON a.id = r.allocation_id ORDER BY r.id";
+}
+
+bool IsUnfiltered(const RequestQuery& q) {
+  return q.statuses.empty() && q.order_numbers.empty() && q.warehouse_ids.empty() && !q.scope.only;
 }
 
 }  // namespace
@@ -725,12 +740,27 @@ StoreResult<std::optional<Allocation>> Store::GetAllocationByOrder(std::int64_t 
 StoreResult<std::vector<AllocationRequest>> Store::ListRequests(const RequestQuery& query) {
   return Guarded([&]() -> std::vector<AllocationRequest> {
     ReadTransaction txn(impl_->db_);
+    std::int64_t after_id = query.after_id;
+    std::int64_t offset = query.offset;
+    if (offset > 0 && IsUnfiltered(query)) {
+      // Dense ids (count = max(id)): page P is the id range after (P-1)*100, O(log n).
+      Borrowed d = impl_->Prepared(
+          "SELECT (SELECT value FROM row_counts WHERE name = 'allocation_requests'), "
+          "(SELECT max(id) FROM allocation_requests)");
+      if (d->executeStep() && !d->getColumn(1).isNull() &&
+          d->getColumn(0).getInt64() == d->getColumn(1).getInt64()) {
+        after_id = offset > std::numeric_limits<std::int64_t>::max() - after_id
+                       ? std::numeric_limits<std::int64_t>::max()
+                       : after_id + offset;
+        offset = 0;
+      }
+    }
     std::vector<AllocationRequest> out;
     {
       Borrowed s = impl_->Prepared(ListRequestsSql(query));
-      s->bind(1, query.after_id);
+      s->bind(1, after_id);
       s->bind(2, query.limit);
-      s->bind(3, query.offset);
+      s->bind(3, offset);
       while (s->executeStep()) out.push_back(Impl::RequestFromRow(*s));
     }
     impl_->AttachLines(out);
