@@ -171,10 +171,12 @@ ApiResponse ApiService::ListRequests(const Context& ctx, const ApiRequest& req,
     DiscardIfBroken(*lease, requests.error());
     return Unavailable(requests.error());
   }
-  std::string body = R"({"status":"ok","allocation_requests":[)";
+  std::string body;
+  body.reserve(300 * requests->size() + 64);
+  body += R"({"status":"ok","allocation_requests":[)";
   for (std::size_t i = 0; i < requests->size(); ++i) {
     if (i) body += ',';
-    body += Dump(RenderRequestEntry((*requests)[i], ctx.zone));
+    AppendRequestEntry(body, (*requests)[i], ctx.zone);
   }
   body += "]}";
   return ApiResponse{200, std::move(body)};

@@ -1,5 +1,8 @@
 #include "allocation_relay/render.h"
 
+#include <charconv>
+#include <cstdio>
+
 namespace allocation_relay {
 
 using nlohmann::ordered_json;
@@ -40,6 +43,80 @@ ordered_json RenderRequestEntry(const AllocationRequest& request, const TimeZone
   e["lines"] = RenderLines(request.lines);
   e["createdAt"] = zone.FormatIso8601(request.created_at);
   return e;
+}
+
+namespace {
+
+void AppendInt(std::string& out, std::int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+// A JSON string as nlohmann's dump() writes it (UTF-8 kept, controls escaped). Text that is not
+// plain ASCII goes through nlohmann itself, so invalid UTF-8 is replaced exactly as there.
+void AppendString(std::string& out, std::string_view s) {
+  for (unsigned char c : s) {
+    if (c >= 0x80) {
+      out += ordered_json(std::string(s)).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+      return;
+    }
+  }
+  out.push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+          out += buf;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+void AppendRequestEntry(std::string& out, const AllocationRequest& request,
+                        const TimeZone& zone) {
+  out += "{\"id\":";
+  AppendInt(out, request.id);
+  out += ",\"status\":\"";
+  out += ToString(request.status);
+  out += "\",\"warehouseId\":";
+  AppendInt(out, request.warehouse_id);
+  out += ",\"warehouseName\":";
+  AppendString(out, request.warehouse_name);
+  out += ",\"expirationDate\":\"";
+  out += zone.FormatIso8601(request.expires_at);
+  out += "\",\"order\":{\"id\":";
+  AppendString(out, request.order.id);
+  out += ",\"number\":";
+  AppendInt(out, request.order.number);
+  out += "},\"lines\":[";
+  for (std::size_t i = 0; i < request.lines.size(); ++i) {
+    const OrderLine& line = request.lines[i];
+    out += i ? ",{\"lineId\":" : "{\"lineId\":";
+    AppendInt(out, line.line_id);
+    out += ",\"quantity\":";
+    AppendInt(out, line.quantity);
+    out += ",\"stockItemId\":";
+    AppendInt(out, line.stock_item_id);
+    out += "}";
+  }
+  out += "],\"createdAt\":\"";
+  out += zone.FormatIso8601(request.created_at);
+  out += "\"}";
 }
 
 ordered_json RenderAllocation(const Allocation& allocation, const TimeZone& zone) {

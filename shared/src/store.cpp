@@ -5,6 +5,10 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -219,13 +223,19 @@ StoreOptions StoreOptionsFrom(const StoreConfig& config) {
   return StoreOptions{config.path, config.synchronous, config.busy_timeout};
 }
 
+class WriteGroup;
+
 class Store::Impl {
  public:
-  explicit Impl(const StoreOptions& options)
-      : db_(options.path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
-            static_cast<int>(options.busy_timeout.count())) {}
+  explicit Impl(const StoreOptions& options);
 
   SQLite::Database db_;
+  std::shared_ptr<WriteGroup> group_;
+
+  // Runs `op` inside a write transaction, grouped with the writes other threads of this process
+  // make to the same file at the same moment (one commit, one fsync for all). `op` returns true
+  // to keep its changes, false to undo them; its exceptions, or the commit's, are rethrown here.
+  void Write(const std::function<bool(Impl&)>& op);
 
   Borrowed Prepared(const std::string& sql) {
     auto it = cache_.find(sql);
@@ -442,6 +452,95 @@ class Store::Impl {
   std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
 };
 
+// Group commit. Each write of a Store waits its turn in the WriteGroup of its file; whichever
+// thread finds no leader leads: it takes every queued write (its own included), runs them in one
+// BEGIN IMMEDIATE transaction on its own connection, each in a SAVEPOINT so one write's undo or
+// failure leaves the others intact, commits once, and hands each writer its outcome. Under load
+// N confirms cost one fsync instead of N, and writers wait on a condition variable instead of
+// SQLite's sleeping busy handler. Writers from other processes still serialise through SQLite.
+class WriteGroup {
+ public:
+  static std::shared_ptr<WriteGroup> For(const std::string& path) {
+    static std::mutex registry_mu;
+    static std::map<std::string, std::weak_ptr<WriteGroup>> registry;
+    std::lock_guard lock(registry_mu);
+    std::shared_ptr<WriteGroup> group = registry[path].lock();
+    if (!group) {
+      group = std::make_shared<WriteGroup>();
+      registry[path] = group;
+    }
+    return group;
+  }
+
+  void Run(Store::Impl& self, const std::function<bool(Store::Impl&)>& op) {
+    Pending me{&op, nullptr, false};
+    std::unique_lock lock(mu_);
+    queue_.push_back(&me);
+    while (!me.done) {
+      if (leading_) {
+        cv_.wait(lock);
+        continue;
+      }
+      leading_ = true;
+      std::vector<Pending*> batch;
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      lock.unlock();
+      Execute(self, batch);
+      lock.lock();
+      for (Pending* p : batch) p->done = true;
+      leading_ = false;
+      cv_.notify_all();
+    }
+    if (me.error) std::rethrow_exception(me.error);
+  }
+
+ private:
+  struct Pending {
+    const std::function<bool(Store::Impl&)>* op;
+    std::exception_ptr error;
+    bool done;
+  };
+  static constexpr std::size_t kMaxBatch = 256;
+
+  static void Execute(Store::Impl& self, const std::vector<Pending*>& batch) {
+    try {
+      WriteTransaction txn(self.db_);
+      for (Pending* p : batch) {
+        self.db_.exec("SAVEPOINT write_op");
+        bool keep = false;
+        try {
+          keep = (*p->op)(self);
+        } catch (...) {
+          p->error = std::current_exception();
+        }
+        if (!keep) self.db_.exec("ROLLBACK TO write_op");
+        self.db_.exec("RELEASE write_op");
+      }
+      txn.Commit();
+    } catch (...) {
+      // BEGIN or COMMIT failed (busy, full, read-only, ...): nothing of the batch is kept.
+      for (Pending* p : batch) {
+        if (!p->error) p->error = std::current_exception();
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending*> queue_;
+  bool leading_ = false;
+};
+
+Store::Impl::Impl(const StoreOptions& options)
+    : db_(options.path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
+          static_cast<int>(options.busy_timeout.count())),
+      group_(WriteGroup::For(options.path)) {}
+
+void Store::Impl::Write(const std::function<bool(Impl&)>& op) { group_->Run(*this, op); }
+
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
@@ -497,66 +596,78 @@ StoreResult<int> Store::SchemaVersion() {
 StoreResult<CreateResult> Store::CreateAllocation(const NewAllocation& allocation, TimePoint now,
                                                   const WarehouseCatalog& catalog) {
   return Guarded([&]() -> CreateResult {
-    WriteTransaction txn(impl_->db_);
-    {
-      Borrowed s = impl_->Prepared("SELECT id FROM allocations WHERE order_number = ?");
-      s->bind(1, allocation.order.number);
-      if (s->executeStep()) return CreateResult{CreateResult::Outcome::kDuplicateOrder, 0};
-    }
-    std::int64_t allocation_id = 0;
-    {
-      Borrowed s = impl_->Prepared(
-          "INSERT INTO allocations (order_id, order_number, groups_json, current_group, state, "
-          "created_at, updated_at) VALUES (?, ?, ?, 0, 'open', ?, ?)");
-      s->bind(1, allocation.order.id);
-      s->bind(2, allocation.order.number);
-      s->bind(3, nlohmann::json(allocation.groups).dump());
-      s->bind(4, ToUnixMicros(now));
-      s->bind(5, ToUnixMicros(now));
-      s->exec();
-      allocation_id = impl_->db_.getLastInsertRowid();
-    }
-    for (const OrderLine& line : allocation.lines) {
-      Borrowed s = impl_->Prepared(
-          "INSERT INTO order_lines (allocation_id, line_id, quantity, stock_item_id) "
-          "VALUES (?, ?, ?, ?)");
-      s->bind(1, allocation_id);
-      s->bind(2, line.line_id);
-      s->bind(3, line.quantity);
-      s->bind(4, line.stock_item_id);
-      s->exec();
-    }
-    impl_->StartGroupFrom(allocation_id, 0, allocation.groups, now, catalog);
-    txn.Commit();
-    return CreateResult{CreateResult::Outcome::kCreated, allocation_id};
+    CreateResult result{};
+    impl_->Write([&](Impl& im) -> bool {
+      {
+        Borrowed s = im.Prepared("SELECT id FROM allocations WHERE order_number = ?");
+        s->bind(1, allocation.order.number);
+        if (s->executeStep()) { result = CreateResult{CreateResult::Outcome::kDuplicateOrder, 0}; return false; }
+      }
+      std::int64_t allocation_id = 0;
+      {
+        Borrowed s = im.Prepared(
+            "INSERT INTO allocations (order_id, order_number, groups_json, current_group, state, "
+            "created_at, updated_at) VALUES (?, ?, ?, 0, 'open', ?, ?)");
+        s->bind(1, allocation.order.id);
+        s->bind(2, allocation.order.number);
+        s->bind(3, nlohmann::json(allocation.groups).dump());
+        s->bind(4, ToUnixMicros(now));
+        s->bind(5, ToUnixMicros(now));
+        s->exec();
+        allocation_id = im.db_.getLastInsertRowid();
+      }
+      for (const OrderLine& line : allocation.lines) {
+        Borrowed s = im.Prepared(
+            "INSERT INTO order_lines (allocation_id, line_id, quantity, stock_item_id) "
+            "VALUES (?, ?, ?, ?)");
+        s->bind(1, allocation_id);
+        s->bind(2, line.line_id);
+        s->bind(3, line.quantity);
+        s->bind(4, line.stock_item_id);
+        s->exec();
+      }
+      im.StartGroupFrom(allocation_id, 0, allocation.groups, now, catalog);
+      result = CreateResult{CreateResult::Outcome::kCreated, allocation_id};
+      return true;
+    });
+    return result;
   });
 }
 
 StoreResult<UpdateResult> Store::ConfirmRequest(std::int64_t request_id,
                                                 const WarehouseScope& scope, TimePoint now) {
   return Guarded([&]() -> UpdateResult {
-    WriteTransaction txn(impl_->db_);
-    std::optional<Impl::RequestHead> head = impl_->ReadRequestHead(request_id);
-    if (!head || !scope.Allows(head->warehouse_id)) {
-      return UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
-    }
-    UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
-    if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
-      return wrong;
-    }
-    if (impl_->SetStatusWhere(request_id, RequestStatus::kConfirmed, kConfirmableSql, now) != 1) {
-      return wrong;
-    }
-    Borrowed s = impl_->Prepared(
-        "UPDATE allocations SET state = 'confirmed', confirmed_warehouse_id = ?, updated_at = ? "
-        "WHERE id = ? AND state = 'open'");
-    s->bind(1, head->warehouse_id);
-    s->bind(2, ToUnixMicros(now));
-    s->bind(3, head->allocation_id);
-    if (s->exec() != 1) return wrong;  // rolled back: the allocation is no longer open
-    impl_->OutdateOpenRequests(head->allocation_id, request_id, now);
-    txn.Commit();
-    return UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kConfirmed};
+    UpdateResult result{};
+    impl_->Write([&](Impl& im) -> bool {
+      std::optional<Impl::RequestHead> head = im.ReadRequestHead(request_id);
+      if (!head || !scope.Allows(head->warehouse_id)) {
+        result = UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
+        return false;
+      }
+      UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
+      if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
+        result = wrong;
+        return false;
+      }
+      if (im.SetStatusWhere(request_id, RequestStatus::kConfirmed, kConfirmableSql, now) != 1) {
+        result = wrong;
+        return false;
+      }
+      Borrowed s = im.Prepared(
+          "UPDATE allocations SET state = 'confirmed', confirmed_warehouse_id = ?, updated_at = ? "
+          "WHERE id = ? AND state = 'open'");
+      s->bind(1, head->warehouse_id);
+      s->bind(2, ToUnixMicros(now));
+      s->bind(3, head->allocation_id);
+      if (s->exec() != 1) {  // the allocation is no longer open: undo the request's change
+        result = wrong;
+        return false;
+      }
+      im.OutdateOpenRequests(head->allocation_id, request_id, now);
+      result = UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kConfirmed};
+      return true;
+    });
+    return result;
   });
 }
 
@@ -564,61 +675,69 @@ StoreResult<UpdateResult> Store::RejectRequest(std::int64_t request_id,
                                                const WarehouseScope& scope, TimePoint now,
                                                const WarehouseCatalog& catalog) {
   return Guarded([&]() -> UpdateResult {
-    WriteTransaction txn(impl_->db_);
-    std::optional<Impl::RequestHead> head = impl_->ReadRequestHead(request_id);
-    if (!head || !scope.Allows(head->warehouse_id)) {
-      return UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
-    }
-    UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
-    if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
-      return wrong;
-    }
-    if (impl_->SetStatusWhere(request_id, RequestStatus::kRejected, kConfirmableSql, now) != 1) {
-      return wrong;
-    }
-    if (head->group_index == head->current_group) {
-      impl_->MaybeAdvance(head->allocation_id, now, catalog);
-    }
-    txn.Commit();
-    return UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kRejected};
+    UpdateResult result{};
+    impl_->Write([&](Impl& im) -> bool {
+      std::optional<Impl::RequestHead> head = im.ReadRequestHead(request_id);
+      if (!head || !scope.Allows(head->warehouse_id)) {
+        result = UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
+        return false;
+      }
+      UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
+      if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
+        result = wrong;
+        return false;
+      }
+      if (im.SetStatusWhere(request_id, RequestStatus::kRejected, kConfirmableSql, now) != 1) {
+        result = wrong;
+        return false;
+      }
+      if (head->group_index == head->current_group) {
+        im.MaybeAdvance(head->allocation_id, now, catalog);
+      }
+      result = UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kRejected};
+      return true;
+    });
+    return result;
   });
 }
 
 StoreResult<ExpiryResult> Store::ExpireDue(TimePoint now, const WarehouseCatalog& catalog,
                                            int limit) {
   return Guarded([&]() -> ExpiryResult {
-    WriteTransaction txn(impl_->db_);
-    struct Expired {
-      std::int64_t id, allocation_id, warehouse_id;
-    };
-    std::vector<Expired> expired;
-    {
-      Borrowed s = impl_->Prepared(kExpiryScanSql);
-      s->bind(1, ToUnixMicros(now));
-      s->bind(2, limit);
-      while (s->executeStep()) {
-        expired.push_back(Expired{s->getColumn(0).getInt64(), s->getColumn(1).getInt64(),
-                                  s->getColumn(2).getInt64()});
+    ExpiryResult result{};
+    impl_->Write([&](Impl& im) -> bool {
+      struct Expired {
+        std::int64_t id, allocation_id, warehouse_id;
+      };
+      std::vector<Expired> expired;
+      {
+        Borrowed s = im.Prepared(kExpiryScanSql);
+        s->bind(1, ToUnixMicros(now));
+        s->bind(2, limit);
+        while (s->executeStep()) {
+          expired.push_back(Expired{s->getColumn(0).getInt64(), s->getColumn(1).getInt64(),
+                                    s->getColumn(2).getInt64()});
+        }
       }
-    }
-    ExpiryResult result;
-    std::set<std::int64_t> allocations;
-    for (const Expired& e : expired) {
-      if (impl_->SetStatusWhere(e.id, RequestStatus::kTimedOut, kPendingSql, now) == 1) {
-        impl_->QueueEvent(e.warehouse_id, e.id, EventAction::kUpdate, RequestStatus::kTimedOut,
-                          now);
-        ++result.timed_out;
-        allocations.insert(e.allocation_id);
+      result = ExpiryResult{};
+      std::set<std::int64_t> allocations;
+      for (const Expired& e : expired) {
+        if (im.SetStatusWhere(e.id, RequestStatus::kTimedOut, kPendingSql, now) == 1) {
+          im.QueueEvent(e.warehouse_id, e.id, EventAction::kUpdate, RequestStatus::kTimedOut,
+                            now);
+          ++result.timed_out;
+          allocations.insert(e.allocation_id);
+        }
       }
-    }
-    for (std::int64_t allocation_id : allocations) {
-      switch (impl_->MaybeAdvance(allocation_id, now, catalog)) {
-        case FlowStep::kNextGroup: ++result.groups_advanced; break;
-        case FlowStep::kExhausted: ++result.exhausted; break;
-        case FlowStep::kWait: break;
+      for (std::int64_t allocation_id : allocations) {
+        switch (im.MaybeAdvance(allocation_id, now, catalog)) {
+          case FlowStep::kNextGroup: ++result.groups_advanced; break;
+          case FlowStep::kExhausted: ++result.exhausted; break;
+          case FlowStep::kWait: break;
+        }
       }
-    }
-    txn.Commit();
+      return true;
+    });
     return result;
   });
 }
@@ -635,50 +754,59 @@ StoreResult<std::optional<TimePoint>> Store::NextExpiration() {
 
 StoreResult<CancelResult> Store::CancelAllocation(std::int64_t order_number, TimePoint now) {
   return Guarded([&]() -> CancelResult {
-    WriteTransaction txn(impl_->db_);
-    std::int64_t allocation_id = 0;
-    AllocationState state;
-    {
-      Borrowed s = impl_->Prepared("SELECT id, state FROM allocations WHERE order_number = ?");
-      s->bind(1, order_number);
-      if (!s->executeStep()) return CancelResult{CancelResult::Outcome::kNotFound, {}};
-      allocation_id = s->getColumn(0).getInt64();
-      state = StateColumn(s->getColumn(1));
-    }
-    if (state != AllocationState::kOpen) return CancelResult{CancelResult::Outcome::kNotOpen, state};
-    Borrowed s = impl_->Prepared(
-        "UPDATE allocations SET state = 'cancelled', updated_at = ? WHERE id = ? AND state = "
-        "'open'");
-    s->bind(1, ToUnixMicros(now));
-    s->bind(2, allocation_id);
-    if (s->exec() != 1) return CancelResult{CancelResult::Outcome::kNotOpen, state};
-    impl_->OutdateOpenRequests(allocation_id, 0, now);
-    txn.Commit();
-    return CancelResult{CancelResult::Outcome::kCancelled, AllocationState::kCancelled};
+    CancelResult result{};
+    impl_->Write([&](Impl& im) -> bool {
+      std::int64_t allocation_id = 0;
+      AllocationState state;
+      {
+        Borrowed s = im.Prepared("SELECT id, state FROM allocations WHERE order_number = ?");
+        s->bind(1, order_number);
+        if (!s->executeStep()) { result = CancelResult{CancelResult::Outcome::kNotFound, {}}; return false; }
+        allocation_id = s->getColumn(0).getInt64();
+        state = StateColumn(s->getColumn(1));
+      }
+      if (state != AllocationState::kOpen) { result = CancelResult{CancelResult::Outcome::kNotOpen, state}; return false; }
+      Borrowed s = im.Prepared(
+          "UPDATE allocations SET state = 'cancelled', updated_at = ? WHERE id = ? AND state = "
+          "'open'");
+      s->bind(1, ToUnixMicros(now));
+      s->bind(2, allocation_id);
+      if (s->exec() != 1) { result = CancelResult{CancelResult::Outcome::kNotOpen, state}; return false; }
+      im.OutdateOpenRequests(allocation_id, 0, now);
+      result = CancelResult{CancelResult::Outcome::kCancelled, AllocationState::kCancelled};
+      return true;
+    });
+    return result;
   });
 }
 
 StoreResult<int> Store::MarkSent(std::span<const std::int64_t> request_ids, TimePoint now) {
   return Guarded([&]() -> int {
-    WriteTransaction txn(impl_->db_);
-    int changed = 0;
-    for (std::int64_t id : request_ids) {
-      changed += impl_->SetStatusWhere(id, RequestStatus::kSent, "('allocated', 'failed')", now);
-    }
-    txn.Commit();
-    return changed;
+    int result{};
+    impl_->Write([&](Impl& im) -> bool {
+      int changed = 0;
+      for (std::int64_t id : request_ids) {
+        changed += im.SetStatusWhere(id, RequestStatus::kSent, "('allocated', 'failed')", now);
+      }
+      result = changed;
+      return true;
+    });
+    return result;
   });
 }
 
 StoreResult<int> Store::MarkFailed(std::span<const std::int64_t> request_ids, TimePoint now) {
   return Guarded([&]() -> int {
-    WriteTransaction txn(impl_->db_);
-    int changed = 0;
-    for (std::int64_t id : request_ids) {
-      changed += impl_->SetStatusWhere(id, RequestStatus::kFailed, "('allocated')", now);
-    }
-    txn.Commit();
-    return changed;
+    int result{};
+    impl_->Write([&](Impl& im) -> bool {
+      int changed = 0;
+      for (std::int64_t id : request_ids) {
+        changed += im.SetStatusWhere(id, RequestStatus::kFailed, "('allocated')", now);
+      }
+      result = changed;
+      return true;
+    });
+    return result;
   });
 }
 

@@ -25,38 +25,79 @@ TimeZone TimeZone::Utc() {
   return *utc;
 }
 
-std::string TimeZone::FormatIso8601(TimePoint t) const {
-  auto seconds = std::chrono::floor<std::chrono::seconds>(t);
-  date::sys_info info = zone_->get_info(seconds);
-  auto local = seconds + info.offset;
-  auto day = std::chrono::floor<date::days>(local);
-  date::year_month_day ymd(day);
-  date::hh_mm_ss hms(local - day);
-  long offset_min = std::chrono::duration_cast<std::chrono::minutes>(info.offset).count();
-  char sign = offset_min < 0 ? '-' : '+';
-  offset_min = std::labs(offset_min);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02ld%c%02ld:%02ld",
-                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()), static_cast<long>(hms.hours().count()),
-                static_cast<long>(hms.minutes().count()), static_cast<long>(hms.seconds().count()),
-                sign, offset_min / 60, offset_min % 60);
-  return buf;
+namespace {
+
+// Writes `v` as exactly `width` decimal digits (zero-padded) at `p`; returns the end.
+char* Digits(char* p, long v, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  return p + width;
 }
 
-std::string TimeZone::FormatLocalMicros(TimePoint t) const {
-  date::sys_info info = zone_->get_info(std::chrono::floor<std::chrono::seconds>(t));
+struct LocalTime {
+  int year;
+  unsigned month, day;
+  long hours, minutes, seconds, micros;
+  long offset_minutes;
+};
+
+LocalTime ToLocal(const date::time_zone* zone, TimePoint t) {
+  date::sys_info info = zone->get_info(std::chrono::floor<std::chrono::seconds>(t));
   auto local = t + info.offset;
   auto day = std::chrono::floor<date::days>(local);
   date::year_month_day ymd(day);
   date::hh_mm_ss hms(local - day);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02ld:%02ld:%02ld.%06ld",
-                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()), static_cast<long>(hms.hours().count()),
-                static_cast<long>(hms.minutes().count()), static_cast<long>(hms.seconds().count()),
-                static_cast<long>(hms.subseconds().count()));
-  return buf;
+  return LocalTime{static_cast<int>(ymd.year()),
+                   static_cast<unsigned>(ymd.month()),
+                   static_cast<unsigned>(ymd.day()),
+                   static_cast<long>(hms.hours().count()),
+                   static_cast<long>(hms.minutes().count()),
+                   static_cast<long>(hms.seconds().count()),
+                   static_cast<long>(hms.subseconds().count()),
+                   static_cast<long>(
+                       std::chrono::duration_cast<std::chrono::minutes>(info.offset).count())};
+}
+
+// "YYYY-MM-DD?hh:mm:ss" with `separator` between date and time.
+char* DateTime(char* p, const LocalTime& l, char separator) {
+  p = Digits(p, l.year, 4);
+  *p++ = '-';
+  p = Digits(p, l.month, 2);
+  *p++ = '-';
+  p = Digits(p, l.day, 2);
+  *p++ = separator;
+  p = Digits(p, l.hours, 2);
+  *p++ = ':';
+  p = Digits(p, l.minutes, 2);
+  *p++ = ':';
+  return Digits(p, l.seconds, 2);
+}
+
+}  // namespace
+
+std::string TimeZone::FormatIso8601(TimePoint t) const {
+  // Whole seconds: the sub-second part is dropped (floor), as the offset is taken at that second.
+  LocalTime l = ToLocal(zone_, std::chrono::floor<std::chrono::seconds>(t));
+  char buf[32];
+  char* p = DateTime(buf, l, 'T');
+  long offset = l.offset_minutes;
+  *p++ = offset < 0 ? '-' : '+';
+  offset = std::labs(offset);
+  p = Digits(p, offset / 60, 2);
+  *p++ = ':';
+  p = Digits(p, offset % 60, 2);
+  return std::string(buf, p);
+}
+
+std::string TimeZone::FormatLocalMicros(TimePoint t) const {
+  LocalTime l = ToLocal(zone_, t);
+  char buf[32];
+  char* p = DateTime(buf, l, ' ');
+  *p++ = '.';
+  p = Digits(p, l.micros, 6);
+  return std::string(buf, p);
 }
 
 }  // namespace allocation_relay

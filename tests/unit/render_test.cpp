@@ -37,6 +37,29 @@ TEST(RenderRequestEntry, ReproducesTheSeedPageEntry) {
             R"("createdAt":"2024-03-18T09:04:47+01:00"})");
 }
 
+// The hand-written GET renderer writes exactly what the JSON tree dumps, for awkward text too.
+TEST(AppendRequestEntry, MatchesTheJsonTreeByteForByte) {
+  TimeZone zone = *TimeZone::Find("Europe/Stockholm");
+  std::vector<std::string> names = {"Amsterdam", "Quote \" back \\ slash", "tab\tnew\nline\x01\x1f",
+                                    "Göteborg", "bad \xff\xfe utf8", "", "/slash/"};
+  std::vector<std::vector<OrderLine>> lines = {{}, {{73, 5, 1}}, {{1, 2, 3}, {4, 5, 6}}};
+  for (const std::string& name : names) {
+    for (const auto& l : lines) {
+      AllocationRequest r = SeedRequest();
+      r.warehouse_name = name;
+      r.order.id = name.empty() ? "ab" : name;
+      r.lines = l;
+      r.id = 9223372036854775807LL;
+      r.status = RequestStatus::kTimedOut;
+      std::string fast;
+      AppendRequestEntry(fast, r, zone);
+      EXPECT_EQ(fast, RenderRequestEntry(r, zone).dump(-1, ' ', false,
+                                                       nlohmann::ordered_json::error_handler_t::replace))
+          << name;
+    }
+  }
+}
+
 TEST(RenderRequestEntry, EscapesNamesAsJson) {
   AllocationRequest r = SeedRequest();
   r.warehouse_name = "Quote \" and \\ and é";

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "support/store_fixture.h"
 
 namespace allocation_relay {
@@ -119,6 +122,57 @@ TEST_F(StoreRace, LateSentFromAnotherProcessNeverOverwritesConfirmed) {
     for (int fd : {ready[0], ready[1], go[0], go[1]}) close(fd);
     ASSERT_EQ(RequestOf(order, 3).status, RequestStatus::kConfirmed) << "round " << round;
   }
+}
+
+// Threads of one process write through one group commit: every write gets its own outcome, a
+// write that fails half-way (a duplicate line id violates the primary key after the allocation
+// row was inserted) leaves nothing behind, and the others of its batch are kept.
+TEST_F(StoreRace, GroupedWritesFromManyThreadsKeepTheirOwnOutcomes) {
+  constexpr int kThreads = 8, kPerThread = 60;
+  std::atomic<int> created{0}, failed{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::unique_ptr<Store> store = Store::Open(Options());
+      for (int i = 0; i < kPerThread; ++i) {
+        std::int64_t number = 10000 + t * 1000 + i;
+        bool broken = i % 5 == 0;
+        NewAllocation a{{"ab", number},
+                        broken ? std::vector<OrderLine>{{1, 1, 1}, {1, 2, 2}}
+                               : std::vector<OrderLine>{{1, 1, 1}},
+                        {{3, 4}}};
+        auto r = store->CreateAllocation(a, clock_.Now(), catalog_);
+        if (r && r->outcome == CreateResult::Outcome::kCreated && !broken) {
+          ++created;
+        } else if (!r && broken) {
+          ++failed;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), kThreads * kPerThread * 4 / 5);
+  EXPECT_EQ(failed.load(), kThreads * kPerThread / 5);
+  EXPECT_EQ(other.load(), 0);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      auto a = store_->GetAllocationByOrder(10000 + t * 1000 + i);
+      ASSERT_TRUE(a.has_value());
+      if (i % 5 == 0) {
+        EXPECT_FALSE(a->has_value()) << "a failed write left its allocation behind";
+      } else {
+        ASSERT_TRUE(a->has_value());
+        EXPECT_EQ((*a)->requests.size(), 2u);
+      }
+    }
+  }
+  RequestQuery all;
+  all.limit = 100000;
+  EXPECT_EQ(store_->ListRequests(all)->size(), static_cast<std::size_t>(created.load()) * 2);
+  EXPECT_EQ(store_->ListUnbatchedEvents(std::nullopt, 100000)->size(),
+            static_cast<std::size_t>(created.load()) * 2);
 }
 
 TEST(StoreMigration, ProcessesOpeningANewFileAtOnceAllSucceed) {

@@ -17,6 +17,10 @@ namespace allocation_relay {
 // dates ISO-8601 with the zone's offset.
 nlohmann::ordered_json RenderRequestEntry(const AllocationRequest& request, const TimeZone& zone);
 
+// Appends exactly RenderRequestEntry(request, zone).dump() to `out` without building a JSON
+// tree: the hot path of GET /allocation-requests.
+void AppendRequestEntry(std::string& out, const AllocationRequest& request, const TimeZone& zone);
+
 // The allocation object of `GET /allocations/<number>`: order, lines, warehouses, state,
 // confirmedWarehouseId (or null), allocation_requests (entries as above).
 nlohmann::ordered_json RenderAllocation(const Allocation& allocation, const TimeZone& zone);

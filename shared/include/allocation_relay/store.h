@@ -30,6 +30,8 @@
 
 namespace allocation_relay {
 
+class WriteGroup;  // store.cpp: group commit of one file's writers in this process
+
 class StoreError : public std::runtime_error {
  public:
   enum class Kind {
@@ -170,6 +172,7 @@ class Store {
 
  private:
   class Impl;
+  friend class WriteGroup;
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
