@@ -1,5 +1,6 @@
 #include "allocation_relay/render.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 
@@ -32,6 +33,21 @@ ordered_json RenderLines(const std::vector<OrderLine>& lines) {
 
 }  // namespace
 
+std::string LinesJson(std::vector<OrderLine> lines) {
+  std::sort(lines.begin(), lines.end(),
+            [](const OrderLine& a, const OrderLine& b) { return a.line_id < b.line_id; });
+  return RenderLines(lines).dump();
+}
+
+std::vector<OrderLine> ParseLinesJson(std::string_view json) {
+  std::vector<OrderLine> lines;
+  for (const auto& l : nlohmann::json::parse(json)) {
+    lines.push_back(OrderLine{l.at("lineId").get<std::int64_t>(), l.at("quantity").get<std::int64_t>(),
+                              l.at("stockItemId").get<std::int64_t>()});
+  }
+  return lines;
+}
+
 ordered_json RenderRequestEntry(const AllocationRequest& request, const TimeZone& zone) {
   ordered_json e = ordered_json::object();
   e["id"] = request.id;
@@ -40,7 +56,7 @@ ordered_json RenderRequestEntry(const AllocationRequest& request, const TimeZone
   e["warehouseName"] = request.warehouse_name;
   e["expirationDate"] = zone.FormatIso8601(request.expires_at);
   e["order"] = RenderOrder(request.order);
-  e["lines"] = RenderLines(request.lines);
+  e["lines"] = ordered_json::parse(request.lines_json);
   e["createdAt"] = zone.FormatIso8601(request.created_at);
   return e;
 }
@@ -63,7 +79,12 @@ void AppendString(std::string& out, std::string_view s) {
     }
   }
   out.push_back('"');
-  for (char c : s) {
+  std::size_t run = 0;  // start of the pending run of characters that need no escape
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20) continue;
+    out.append(s.substr(run, i - run));
+    run = i + 1;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -77,11 +98,10 @@ void AppendString(std::string& out, std::string_view s) {
           char buf[8];
           std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
           out += buf;
-        } else {
-          out.push_back(c);
         }
     }
   }
+  out.append(s.substr(run));
   out.push_back('"');
 }
 
@@ -103,18 +123,9 @@ void AppendRequestEntry(std::string& out, const AllocationRequest& request,
   AppendString(out, request.order.id);
   out += ",\"number\":";
   AppendInt(out, request.order.number);
-  out += "},\"lines\":[";
-  for (std::size_t i = 0; i < request.lines.size(); ++i) {
-    const OrderLine& line = request.lines[i];
-    out += i ? ",{\"lineId\":" : "{\"lineId\":";
-    AppendInt(out, line.line_id);
-    out += ",\"quantity\":";
-    AppendInt(out, line.quantity);
-    out += ",\"stockItemId\":";
-    AppendInt(out, line.stock_item_id);
-    out += "}";
-  }
-  out += "],\"createdAt\":\"";
+  out += "},\"lines\":";
+  out += request.lines_json;
+  out += ",\"createdAt\":\"";
   out += zone.FormatIso8601(request.created_at);
   out += "\"}";
 }
@@ -144,7 +155,7 @@ ordered_json RenderWebhookEvent(const OutboxEvent& event, const AllocationReques
   expiration["timezone"] = zone.name();
 
   ordered_json lines = ordered_json::object();
-  for (const OrderLine& line : request.lines) {
+  for (const OrderLine& line : ParseLinesJson(request.lines_json)) {
     lines[std::to_string(line.line_id)] = RenderLine(line);
   }
 

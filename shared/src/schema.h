@@ -14,6 +14,7 @@ CREATE TABLE allocations (
   order_id               TEXT    NOT NULL,
   order_number           INTEGER NOT NULL UNIQUE,   -- GET /allocations/<n>, duplicate check
   groups_json            TEXT    NOT NULL,          -- priority groups, e.g. [[3,4],[7]]
+  lines_json             TEXT    NOT NULL,          -- the order's lines, as the API shows them
   current_group          INTEGER NOT NULL DEFAULT 0,
   state                  TEXT    NOT NULL
                          CHECK (state IN ('open', 'confirmed', 'exhausted', 'cancelled')),
@@ -22,17 +23,14 @@ CREATE TABLE allocations (
   updated_at             INTEGER NOT NULL
 );
 
-CREATE TABLE order_lines (
-  allocation_id INTEGER NOT NULL REFERENCES allocations (id),
-  line_id       INTEGER NOT NULL,
-  quantity      INTEGER NOT NULL CHECK (quantity > 0),
-  stock_item_id INTEGER NOT NULL,
-  PRIMARY KEY (allocation_id, line_id)
-) WITHOUT ROWID;
-
+-- A request carries a copy of its order (id, number, lines): they never change, and every
+-- answer and webhook shows them, so a page of 100 requests is read without joining anything.
 CREATE TABLE allocation_requests (
   id             INTEGER PRIMARY KEY,
   allocation_id  INTEGER NOT NULL REFERENCES allocations (id),
+  order_id       TEXT    NOT NULL,
+  order_number   INTEGER NOT NULL,
+  lines_json     TEXT    NOT NULL,
   warehouse_id   INTEGER NOT NULL,
   warehouse_name TEXT    NOT NULL,
   group_index    INTEGER NOT NULL,
@@ -41,6 +39,7 @@ CREATE TABLE allocation_requests (
   created_at     INTEGER NOT NULL,
   expires_at     INTEGER NOT NULL,
   updated_at     INTEGER NOT NULL,
+  CHECK (expires_at >= created_at),
   UNIQUE (allocation_id, warehouse_id)             -- one request per warehouse and allocation
 );
 
@@ -53,6 +52,8 @@ CREATE INDEX requests_pending ON allocation_requests (id)
   WHERE status IN ('allocated', 'sent', 'failed');
 -- GET ...?warehouse=W with any other status set, in id order.
 CREATE INDEX requests_by_warehouse ON allocation_requests (warehouse_id, id);
+-- GET ...?order=N, in id order.
+CREATE INDEX requests_by_order ON allocation_requests (order_number, id);
 -- GET ...?status=S without a warehouse, in id order.
 CREATE INDEX requests_by_status ON allocation_requests (status, id);
 -- The expiry scan: pending rows by expiration, so finding what expired costs O(expired).

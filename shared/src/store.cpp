@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "allocation_relay/render.h"
 #include "schema.h"
 
 namespace allocation_relay {
@@ -159,12 +160,12 @@ constexpr const char* kExpiryScanSql =
 
 constexpr const char* kRequestSelect =
     "SELECT r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, r.group_index, "
-    "r.created_at, r.expires_at, r.updated_at, a.order_id, a.order_number ";
+    "r.created_at, r.expires_at, r.updated_at, r.order_id, r.order_number, r.lines_json ";
 
 constexpr const char* kRequestColumns =
     "SELECT r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, r.group_index, "
-    "r.created_at, r.expires_at, r.updated_at, a.order_id, a.order_number "
-    "FROM allocation_requests r JOIN allocations a ON a.id = r.allocation_id ";
+    "r.created_at, r.expires_at, r.updated_at, r.order_id, r.order_number, r.lines_json "
+    "FROM allocation_requests r ";
 
 // The SELECT of ListRequests; parameters: after_id, limit, offset. Statuses and ids are inlined
 // (enums and integers, never user text) so that "status IN ('allocated', 'sent', 'failed')"
@@ -191,11 +192,8 @@ std::string ListRequestsSql(const RequestQuery& query) {
   }
   std::string inner = "SELECT r.id FROM allocation_requests r ";
   inner += index;
-  if (!query.order_numbers.empty()) {
-    inner += "JOIN allocations a ON a.id = r.allocation_id AND a.order_number IN " +
-             IdList(query.order_numbers) + " ";
-  }
   inner += "WHERE r.id > ?";
+  if (!query.order_numbers.empty()) inner += " AND r.order_number IN " + IdList(query.order_numbers);
   if (!statuses.empty()) {
     inner += " AND r.status IN (";
     for (std::size_t i = 0; i < statuses.size(); ++i) {
@@ -209,8 +207,7 @@ std::string ListRequestsSql(const RequestQuery& query) {
   if (query.scope.only) inner += " AND r.warehouse_id IN " + IdList(*query.scope.only);
   inner += " ORDER BY r.id LIMIT ? OFFSET ?";
   return std::string(kRequestSelect) + "FROM (" + inner +
-         ") page JOIN allocation_requests r ON r.id = page.id "
-         "JOIN allocations a ON a.id = r.allocation_id ORDER BY r.id";
+         ") page JOIN allocation_requests r ON r.id = page.id ORDER BY r.id";
 }
 
 bool IsUnfiltered(const RequestQuery& q) {
@@ -237,6 +234,16 @@ class Store::Impl {
   // to keep its changes, false to undo them; its exceptions, or the commit's, are rethrown here.
   void Write(const std::function<bool(Impl&)>& op);
 
+  // What the flow needs of an allocation row.
+  struct AllocationRow {
+    std::int64_t id;
+    AllocationState state;
+    int current_group;
+    PriorityGroups groups;
+    OrderRef order;
+    std::string lines_json;
+  };
+
   Borrowed Prepared(const std::string& sql) {
     auto it = cache_.find(sql);
     if (it == cache_.end()) {
@@ -261,20 +268,23 @@ class Store::Impl {
 
   // Inserts an `allocated` request and its create event; false if the warehouse already has a
   // request in this allocation.
-  bool InsertRequest(std::int64_t allocation_id, const WarehouseInfo& warehouse, int group_index,
-                     TimePoint now) {
+  bool InsertRequest(const AllocationRow& allocation, const WarehouseInfo& warehouse,
+                     int group_index, TimePoint now) {
     Borrowed s = Prepared(
-        "INSERT INTO allocation_requests (allocation_id, warehouse_id, warehouse_name, "
-        "group_index, status, created_at, expires_at, updated_at) "
-        "VALUES (?, ?, ?, ?, 'allocated', ?, ?, ?) "
+        "INSERT INTO allocation_requests (allocation_id, order_id, order_number, lines_json, "
+        "warehouse_id, warehouse_name, group_index, status, created_at, expires_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 'allocated', ?, ?, ?) "
         "ON CONFLICT (allocation_id, warehouse_id) DO NOTHING");
-    s->bind(1, allocation_id);
-    s->bind(2, warehouse.id);
-    s->bind(3, warehouse.name);
-    s->bind(4, group_index);
-    s->bind(5, ToUnixMicros(now));
-    s->bind(6, ToUnixMicros(now + std::chrono::duration_cast<Micros>(warehouse.confirm_timeout)));
-    s->bind(7, ToUnixMicros(now));
+    s->bind(1, allocation.id);
+    s->bind(2, allocation.order.id);
+    s->bind(3, allocation.order.number);
+    s->bind(4, allocation.lines_json);
+    s->bind(5, warehouse.id);
+    s->bind(6, warehouse.name);
+    s->bind(7, group_index);
+    s->bind(8, ToUnixMicros(now));
+    s->bind(9, ToUnixMicros(now + std::chrono::duration_cast<Micros>(warehouse.confirm_timeout)));
+    s->bind(10, ToUnixMicros(now));
     if (s->exec() != 1) return false;
     QueueEvent(warehouse.id, db_.getLastInsertRowid(), EventAction::kCreate,
                RequestStatus::kAllocated, now);
@@ -304,22 +314,20 @@ class Store::Impl {
     }
   }
 
-  struct AllocationRow {
-    AllocationState state;
-    int current_group;
-    PriorityGroups groups;
-  };
-
   AllocationRow ReadAllocationRow(std::int64_t allocation_id) {
-    Borrowed s =
-        Prepared("SELECT state, current_group, groups_json FROM allocations WHERE id = ?");
+    Borrowed s = Prepared(
+        "SELECT state, current_group, groups_json, order_id, order_number, lines_json "
+        "FROM allocations WHERE id = ?");
     s->bind(1, allocation_id);
     if (!s->executeStep()) {
       throw StoreError(StoreError::Kind::kCorrupt, "request without allocation");
     }
-    return AllocationRow{StateColumn(s->getColumn(0)), s->getColumn(1).getInt(),
-                         nlohmann::json::parse(s->getColumn(2).getString())
-                             .get<PriorityGroups>()};
+    return AllocationRow{allocation_id,
+                         StateColumn(s->getColumn(0)),
+                         s->getColumn(1).getInt(),
+                         nlohmann::json::parse(s->getColumn(2).getString()).get<PriorityGroups>(),
+                         OrderRef{s->getColumn(3).getString(), s->getColumn(4).getInt64()},
+                         s->getColumn(5).getString()};
   }
 
   int CountPendingInGroup(std::int64_t allocation_id, int group_index) {
@@ -334,13 +342,15 @@ class Store::Impl {
 
   // Starts group `first` or, if none of its warehouses can be asked, the first later group that
   // has one; past the last group the allocation is exhausted. Returns kNextGroup or kExhausted.
-  FlowStep StartGroupFrom(std::int64_t allocation_id, int first, const PriorityGroups& groups,
-                          TimePoint now, const WarehouseCatalog& catalog) {
+  FlowStep StartGroupFrom(const AllocationRow& allocation, int first, TimePoint now,
+                          const WarehouseCatalog& catalog) {
+    const std::int64_t allocation_id = allocation.id;
+    const PriorityGroups& groups = allocation.groups;
     for (int g = first; g < static_cast<int>(groups.size()); ++g) {
       int created = 0;
       for (std::int64_t warehouse_id : groups[static_cast<std::size_t>(g)]) {
         const WarehouseInfo* info = catalog.Find(warehouse_id);
-        if (info && InsertRequest(allocation_id, *info, g, now)) ++created;
+        if (info && InsertRequest(allocation, *info, g, now)) ++created;
       }
       if (created > 0) {
         Borrowed s = Prepared(
@@ -371,7 +381,7 @@ class Store::Impl {
     FlowStep step = DecideFlowStep(row.current_group, static_cast<int>(row.groups.size()),
                                    CountPendingInGroup(allocation_id, row.current_group));
     if (step == FlowStep::kWait) return step;
-    return StartGroupFrom(allocation_id, row.current_group + 1, row.groups, now, catalog);
+    return StartGroupFrom(row, row.current_group + 1, now, catalog);
   }
 
   struct RequestHead {
@@ -426,26 +436,8 @@ class Store::Impl {
     r.updated_at = FromUnixMicros(s.getColumn(8).getInt64());
     r.order.id = s.getColumn(9).getString();
     r.order.number = s.getColumn(10).getInt64();
+    r.lines_json = s.getColumn(11).getString();
     return r;
-  }
-
-  // Fills in the lines of each request with one query for all their allocations.
-  void AttachLines(std::vector<AllocationRequest>& requests) {
-    if (requests.empty()) return;
-    std::vector<std::int64_t> ids;
-    for (const AllocationRequest& r : requests) ids.push_back(r.allocation_id);
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    std::unordered_map<std::int64_t, std::vector<OrderLine>> lines;
-    Borrowed s = Prepared(
-        "SELECT allocation_id, line_id, quantity, stock_item_id FROM order_lines "
-        "WHERE allocation_id IN " +
-        IdList(ids) + " ORDER BY allocation_id, line_id");
-    while (s->executeStep()) {
-      lines[s->getColumn(0).getInt64()].push_back(OrderLine{
-          s->getColumn(1).getInt64(), s->getColumn(2).getInt64(), s->getColumn(3).getInt64()});
-    }
-    for (AllocationRequest& r : requests) r.lines = lines[r.allocation_id];
   }
 
  private:
@@ -603,30 +595,23 @@ StoreResult<CreateResult> Store::CreateAllocation(const NewAllocation& allocatio
         s->bind(1, allocation.order.number);
         if (s->executeStep()) { result = CreateResult{CreateResult::Outcome::kDuplicateOrder, 0}; return false; }
       }
-      std::int64_t allocation_id = 0;
+      Impl::AllocationRow row{0, AllocationState::kOpen, 0, allocation.groups, allocation.order,
+                              LinesJson(allocation.lines)};
       {
         Borrowed s = im.Prepared(
-            "INSERT INTO allocations (order_id, order_number, groups_json, current_group, state, "
-            "created_at, updated_at) VALUES (?, ?, ?, 0, 'open', ?, ?)");
+            "INSERT INTO allocations (order_id, order_number, groups_json, lines_json, "
+            "current_group, state, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 'open', ?, ?)");
         s->bind(1, allocation.order.id);
         s->bind(2, allocation.order.number);
         s->bind(3, nlohmann::json(allocation.groups).dump());
-        s->bind(4, ToUnixMicros(now));
+        s->bind(4, row.lines_json);
         s->bind(5, ToUnixMicros(now));
+        s->bind(6, ToUnixMicros(now));
         s->exec();
-        allocation_id = im.db_.getLastInsertRowid();
+        row.id = im.db_.getLastInsertRowid();
       }
-      for (const OrderLine& line : allocation.lines) {
-        Borrowed s = im.Prepared(
-            "INSERT INTO order_lines (allocation_id, line_id, quantity, stock_item_id) "
-            "VALUES (?, ?, ?, ?)");
-        s->bind(1, allocation_id);
-        s->bind(2, line.line_id);
-        s->bind(3, line.quantity);
-        s->bind(4, line.stock_item_id);
-        s->exec();
-      }
-      im.StartGroupFrom(allocation_id, 0, allocation.groups, now, catalog);
+      im.StartGroupFrom(row, 0, now, catalog);
+      std::int64_t allocation_id = row.id;
       result = CreateResult{CreateResult::Outcome::kCreated, allocation_id};
       return true;
     });
@@ -820,7 +805,6 @@ StoreResult<std::optional<AllocationRequest>> Store::GetRequest(std::int64_t req
       if (s->executeStep()) found.push_back(Impl::RequestFromRow(*s));
     }
     if (found.empty()) return std::nullopt;
-    impl_->AttachLines(found);
     return found.front();
   });
 }
@@ -832,7 +816,8 @@ StoreResult<std::optional<Allocation>> Store::GetAllocationByOrder(std::int64_t 
     {
       Borrowed s = impl_->Prepared(
           "SELECT id, order_id, order_number, groups_json, current_group, state, "
-          "confirmed_warehouse_id, created_at, updated_at FROM allocations WHERE order_number = ?");
+          "confirmed_warehouse_id, created_at, updated_at, lines_json FROM allocations "
+          "WHERE order_number = ?");
       s->bind(1, order_number);
       if (!s->executeStep()) return std::nullopt;
       a.id = s->getColumn(0).getInt64();
@@ -844,22 +829,13 @@ StoreResult<std::optional<Allocation>> Store::GetAllocationByOrder(std::int64_t 
       if (!s->getColumn(6).isNull()) a.confirmed_warehouse_id = s->getColumn(6).getInt64();
       a.created_at = FromUnixMicros(s->getColumn(7).getInt64());
       a.updated_at = FromUnixMicros(s->getColumn(8).getInt64());
+      a.lines = ParseLinesJson(s->getColumn(9).getString());
     }
     {
       Borrowed s = impl_->Prepared(std::string(kRequestColumns) +
                                    "WHERE r.allocation_id = ? ORDER BY r.id");
       s->bind(1, a.id);
       while (s->executeStep()) a.requests.push_back(Impl::RequestFromRow(*s));
-    }
-    if (a.requests.empty()) {
-      AllocationRequest probe;
-      probe.allocation_id = a.id;
-      std::vector<AllocationRequest> one{probe};
-      impl_->AttachLines(one);
-      a.lines = one.front().lines;
-    } else {
-      impl_->AttachLines(a.requests);
-      a.lines = a.requests.front().lines;
     }
     return a;
   });
@@ -891,7 +867,6 @@ StoreResult<std::vector<AllocationRequest>> Store::ListRequests(const RequestQue
       s->bind(3, offset);
       while (s->executeStep()) out.push_back(Impl::RequestFromRow(*s));
     }
-    impl_->AttachLines(out);
     return out;
   });
 }

@@ -43,9 +43,25 @@ struct LocalTime {
   long offset_minutes;
 };
 
+// The offset in force at `t`. The last answer is kept per thread: consecutive dates almost
+// always fall in the same period between two transitions, which spares the zone lookup.
+std::chrono::seconds OffsetAt(const date::time_zone* zone, date::sys_seconds t) {
+  struct Period {
+    const date::time_zone* zone = nullptr;
+    date::sys_seconds begin, end;
+    std::chrono::seconds offset{0};
+  };
+  thread_local Period last;
+  if (last.zone != zone || t < last.begin || t >= last.end) {
+    date::sys_info info = zone->get_info(t);
+    last = Period{zone, info.begin, info.end, info.offset};
+  }
+  return last.offset;
+}
+
 LocalTime ToLocal(const date::time_zone* zone, TimePoint t) {
-  date::sys_info info = zone->get_info(std::chrono::floor<std::chrono::seconds>(t));
-  auto local = t + info.offset;
+  std::chrono::seconds offset = OffsetAt(zone, std::chrono::floor<std::chrono::seconds>(t));
+  auto local = t + offset;
   auto day = std::chrono::floor<date::days>(local);
   date::year_month_day ymd(day);
   date::hh_mm_ss hms(local - day);
@@ -57,7 +73,7 @@ LocalTime ToLocal(const date::time_zone* zone, TimePoint t) {
                    static_cast<long>(hms.seconds().count()),
                    static_cast<long>(hms.subseconds().count()),
                    static_cast<long>(
-                       std::chrono::duration_cast<std::chrono::minutes>(info.offset).count())};
+                       std::chrono::duration_cast<std::chrono::minutes>(offset).count())};
 }
 
 // "YYYY-MM-DD?hh:mm:ss" with `separator` between date and time.

@@ -57,22 +57,20 @@ void Seed(const std::string& path, std::int64_t n, std::vector<std::int64_t>& pe
   sqlite3* db = nullptr;
   Check(sqlite3_open(path.c_str(), &db), db, "open");
   Check(sqlite3_exec(db, "PRAGMA synchronous=OFF; BEGIN", nullptr, nullptr, nullptr), db, "begin");
-  sqlite3_stmt *alloc, *line, *req;
+  sqlite3_stmt *alloc, *req;
   Check(sqlite3_prepare_v2(db,
                            "INSERT INTO allocations (id, order_id, order_number, groups_json, "
-                           "current_group, state, confirmed_warehouse_id, created_at, updated_at) "
-                           "VALUES (?, '486e13eaaa65d5ff1e87c997b5dce54e', ?, ?, 0, ?, ?, ?, ?)",
+                           "current_group, state, confirmed_warehouse_id, created_at, updated_at, "
+                           "lines_json) "
+                           "VALUES (?, '486e13eaaa65d5ff1e87c997b5dce54e', ?, ?, 0, ?, ?, ?, ?, ?)",
                            -1, &alloc, nullptr),
-        db, "prepare");
-  Check(sqlite3_prepare_v2(db,
-                           "INSERT INTO order_lines (allocation_id, line_id, quantity, "
-                           "stock_item_id) VALUES (?, ?, ?, ?)",
-                           -1, &line, nullptr),
         db, "prepare");
   Check(sqlite3_prepare_v2(db,
                            "INSERT INTO allocation_requests (id, allocation_id, warehouse_id, "
                            "warehouse_name, group_index, status, created_at, expires_at, "
-                           "updated_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                           "updated_at, order_id, order_number, lines_json) "
+                           "VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, '486e13eaaa65d5ff1e87c997b5dce54e', "
+                           "?, ?)",
                            -1, &req, nullptr),
         db, "prepare");
   std::mt19937 rng(42);
@@ -90,6 +88,8 @@ void Seed(const std::string& path, std::int64_t n, std::vector<std::int64_t>& pe
                         : std::string_view(status) == "confirmed" ? "confirmed"
                                                                   : "exhausted";
     std::string groups = "[[" + std::to_string(warehouse) + "]]";
+    std::string lines = R"([{"lineId":73,"quantity":)" + std::to_string(1 + rng() % 5) +
+                        R"(,"stockItemId":)" + std::to_string(1 + rng() % 1000) + "}]";
     std::int64_t created = now_us - (n - id) * 1000;
     sqlite3_bind_int64(alloc, 1, id);
     sqlite3_bind_int64(alloc, 2, id);
@@ -102,14 +102,9 @@ void Seed(const std::string& path, std::int64_t n, std::vector<std::int64_t>& pe
     }
     sqlite3_bind_int64(alloc, 6, created);
     sqlite3_bind_int64(alloc, 7, created);
+    sqlite3_bind_text(alloc, 8, lines.c_str(), -1, SQLITE_TRANSIENT);
     Check(sqlite3_step(alloc), db, "insert allocation");
     sqlite3_reset(alloc);
-    sqlite3_bind_int64(line, 1, id);
-    sqlite3_bind_int64(line, 2, 73);
-    sqlite3_bind_int64(line, 3, 1 + static_cast<std::int64_t>(rng() % 5));
-    sqlite3_bind_int64(line, 4, 1 + static_cast<std::int64_t>(rng() % 1000));
-    Check(sqlite3_step(line), db, "insert line");
-    sqlite3_reset(line);
     std::string name = "Warehouse " + std::to_string(warehouse);
     sqlite3_bind_int64(req, 1, id);
     sqlite3_bind_int64(req, 2, id);
@@ -119,12 +114,13 @@ void Seed(const std::string& path, std::int64_t n, std::vector<std::int64_t>& pe
     sqlite3_bind_int64(req, 6, created);
     sqlite3_bind_int64(req, 7, pending ? now_us + 3'600'000'000LL : created + 3'600'000'000LL);
     sqlite3_bind_int64(req, 8, created);
+    sqlite3_bind_int64(req, 9, id);
+    sqlite3_bind_text(req, 10, lines.c_str(), -1, SQLITE_TRANSIENT);
     Check(sqlite3_step(req), db, "insert request");
     sqlite3_reset(req);
     if (pending) pending_ids.push_back(id);
   }
   sqlite3_finalize(alloc);
-  sqlite3_finalize(line);
   sqlite3_finalize(req);
   Check(sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr), db,
         "commit");

@@ -22,7 +22,7 @@ AllocationRequest SeedRequest() {
   r.created_at = Utc(2024, 3, 18, 8, 4, 47, 250000);
   r.expires_at = Utc(2024, 3, 18, 8, 4, 48, 250000);
   r.order = {"486e13eaaa65d5ff1e87c997b5dce54e", 15};
-  r.lines = {{73, 5, 1}};
+  r.lines_json = LinesJson({{73, 5, 1}});
   return r;
 }
 
@@ -48,7 +48,7 @@ TEST(AppendRequestEntry, MatchesTheJsonTreeByteForByte) {
       AllocationRequest r = SeedRequest();
       r.warehouse_name = name;
       r.order.id = name.empty() ? "ab" : name;
-      r.lines = l;
+      r.lines_json = LinesJson(l);
       r.id = 9223372036854775807LL;
       r.status = RequestStatus::kTimedOut;
       std::string fast;
@@ -76,7 +76,7 @@ TEST(RenderWebhookEvent, ReproducesTheCentraCreateEvent) {
   r.warehouse_id = 9;
   r.expires_at = Utc(2023, 12, 29, 9, 44, 11, 384563);
   r.order = {"367482b8c68dd399db65637ce0208940", 67};
-  r.lines = {{102, 1, 19}, {103, 1, 19}};
+  r.lines_json = LinesJson({{103, 1, 19}, {102, 1, 19}});  // stored sorted
   OutboxEvent e;
   e.action = EventAction::kCreate;
   e.status = RequestStatus::kAllocated;
@@ -121,6 +121,16 @@ TEST(RenderAllocation, ListsStateGroupsAndRequests) {
   EXPECT_EQ(j["warehouses"].dump(), "[[3,4],[7]]");
   EXPECT_TRUE(j["confirmedWarehouseId"].is_null());
   EXPECT_EQ(j["allocation_requests"][0]["id"], 1);
+}
+
+TEST(LinesJson, SortsByLineIdAndRoundTrips) {
+  std::string json = LinesJson({{74, 1, 2}, {73, 5, 1}});
+  EXPECT_EQ(json, R"([{"lineId":73,"quantity":5,"stockItemId":1},{"lineId":74,"quantity":1,"stockItemId":2}])");
+  std::vector<OrderLine> back = ParseLinesJson(json);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[1].line_id, 74);
+  EXPECT_EQ(back[1].stock_item_id, 2);
+  EXPECT_EQ(LinesJson({}), "[]");
 }
 
 TEST(FormUrlEncode, EncodesLikePhpUrlencode) {

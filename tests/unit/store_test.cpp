@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "allocation_relay/render.h"
 #include "support/store_fixture.h"
 
 namespace allocation_relay {
@@ -34,7 +35,7 @@ TEST_F(StoreTransitions, CreateMakesFirstGroupRequestsAllocatedWithCreateEvents)
     EXPECT_EQ(r.status, RequestStatus::kAllocated);
     EXPECT_EQ(r.created_at, clock_.Now());
     EXPECT_EQ(r.expires_at, clock_.Now() + 1h);
-    EXPECT_EQ(r.lines.size(), 2u);
+    EXPECT_EQ(ParseLinesJson(r.lines_json).size(), 2u);
     EXPECT_EQ(r.order.number, 15);
   }
   EXPECT_EQ(a.requests[0].warehouse_name, "Amsterdam");
@@ -363,7 +364,7 @@ TEST_F(StoreQueries, ListRequestsFiltersByStatusOrderAndWarehouseInIdOrder) {
   EXPECT_THAT(ids(after), ElementsAre(4, 5));
   auto list = *store_->ListRequests(all);
   EXPECT_EQ(list[4].order.number, 16);
-  EXPECT_EQ(list[4].lines.size(), 2u);
+  EXPECT_EQ(ParseLinesJson(list[4].lines_json).size(), 2u);
   EXPECT_EQ(list[4].warehouse_name, "Central");
 }
 
@@ -402,7 +403,7 @@ TEST_F(StoreQueries, GetRequestCarriesOrderAndLines) {
   auto r = *store_->GetRequest(1);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->order.number, 15);
-  EXPECT_EQ(r->lines.size(), 2u);
+  EXPECT_EQ(r->lines_json, R"([{"lineId":73,"quantity":5,"stockItemId":1},{"lineId":74,"quantity":1,"stockItemId":2}])");
   EXPECT_EQ(*store_->GetRequest(2), std::nullopt);
   EXPECT_EQ(*store_->GetAllocationByOrder(99), std::nullopt);
 }

@@ -69,7 +69,10 @@ struct AllocationRequest {
   TimePoint expires_at;
   TimePoint updated_at;
   OrderRef order;
-  std::vector<OrderLine> lines;
+  // The order's lines exactly as the API shows them, a JSON array in line id order:
+  // [{"lineId":73,"quantity":5,"stockItemId":1}]. Kept as text because it is only ever copied
+  // into answers (render.h: LinesJson / ParseLinesJson convert).
+  std::string lines_json;
 };
 
 // One allocation per order, with every request made for it (ordered by id).

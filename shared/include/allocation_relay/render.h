@@ -12,6 +12,11 @@
 
 namespace allocation_relay {
 
+// The canonical lines array [{"lineId":..,"quantity":..,"stockItemId":..}], in line id order.
+std::string LinesJson(std::vector<OrderLine> lines);
+// Reads LinesJson's output back; throws nlohmann::json::exception on anything else.
+std::vector<OrderLine> ParseLinesJson(std::string_view json);
+
 // One entry of `GET /allocation-requests`: id, status, warehouseId, warehouseName,
 // expirationDate, order {id, number}, lines [{lineId, quantity, stockItemId}], createdAt;
 // dates ISO-8601 with the zone's offset.
