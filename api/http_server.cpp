@@ -35,6 +35,9 @@ void HttpServer::Start() {
   s.set_read_timeout(std::chrono::seconds(10));
   s.set_write_timeout(std::chrono::seconds(10));
   s.set_keep_alive_timeout(30);
+  // httplib closes a keep-alive connection after 5 requests by default; a warehouse polling
+  // every few seconds would reconnect constantly.
+  s.set_keep_alive_max_count(10000);
 
   auto handle = [this](const httplib::Request& req, httplib::Response& res) {
     ApiRequest request;

@@ -171,10 +171,11 @@ constexpr const char* kRequestColumns =
 // (enums and integers, never user text) so that "status IN ('allocated', 'sent', 'failed')"
 // reads exactly as the partial indexes are declared.
 //
-// The page is chosen by an inner query over ids only, so the rows an OFFSET skips are stepped
-// over in an index, without reading their table rows or joining their allocations; the outer
-// query reads the (at most `limit`) rows of the page.
-std::string ListRequestsSql(const RequestQuery& query) {
+// When rows are skipped (`skipping`: an OFFSET), the page is chosen by an inner query over ids
+// only, so the skipped rows are stepped over in an index without reading their table rows; the
+// outer query then reads the (at most `limit`) rows of the page. Without an OFFSET one plain
+// query reads the page directly.
+std::string ListRequestsSql(const RequestQuery& query, bool skipping) {
   std::vector<RequestStatus> statuses = query.statuses;
   std::sort(statuses.begin(), statuses.end());
   statuses.erase(std::unique(statuses.begin(), statuses.end()), statuses.end());
@@ -190,7 +191,8 @@ std::string ListRequestsSql(const RequestQuery& query) {
                 ? "INDEXED BY requests_pending_by_warehouse "
                 : "INDEXED BY requests_pending ";
   }
-  std::string inner = "SELECT r.id FROM allocation_requests r ";
+  std::string inner = skipping ? "SELECT r.id FROM allocation_requests r "
+                               : std::string(kRequestSelect) + "FROM allocation_requests r ";
   inner += index;
   inner += "WHERE r.id > ?";
   if (!query.order_numbers.empty()) inner += " AND r.order_number IN " + IdList(query.order_numbers);
@@ -206,6 +208,7 @@ std::string ListRequestsSql(const RequestQuery& query) {
   }
   if (query.scope.only) inner += " AND r.warehouse_id IN " + IdList(*query.scope.only);
   inner += " ORDER BY r.id LIMIT ? OFFSET ?";
+  if (!skipping) return inner;
   return std::string(kRequestSelect) + "FROM (" + inner +
          ") page JOIN allocation_requests r ON r.id = page.id ORDER BY r.id";
 }
@@ -861,7 +864,7 @@ StoreResult<std::vector<AllocationRequest>> Store::ListRequests(const RequestQue
     }
     std::vector<AllocationRequest> out;
     {
-      Borrowed s = impl_->Prepared(ListRequestsSql(query));
+      Borrowed s = impl_->Prepared(ListRequestsSql(query, offset > 0));
       s->bind(1, after_id);
       s->bind(2, query.limit);
       s->bind(3, offset);
@@ -897,7 +900,7 @@ StoreResult<std::vector<OutboxEvent>> Store::ListUnbatchedEvents(
 }
 
 StoreResult<std::vector<std::string>> Store::ExplainListRequests(const RequestQuery& query) {
-  return Guarded([&] { return impl_->Explain(ListRequestsSql(query)); });
+  return Guarded([&] { return impl_->Explain(ListRequestsSql(query, query.offset > 0)); });
 }
 
 StoreResult<std::vector<std::string>> Store::ExplainExpiryScan() {

@@ -11,6 +11,7 @@
 // among the newest, since older requests have been answered or have timed out).
 //
 // Usage: api_bench --api <allocation-api binary> [--requests N] [--seconds S] [--connections C]
+//                  [--only get|all|put]
 #include <signal.h>
 #include <sqlite3.h>
 
@@ -42,6 +43,7 @@ struct Options {
   double seconds = 5;
   int connections = 16;
   int threads = 8;
+  std::string only;  // "get", "all" or "put": run just that part
 };
 
 void Check(int rc, sqlite3* db, const char* what) {
@@ -141,7 +143,7 @@ struct LoadResult {
 template <typename Next>
 LoadResult Load(int port, int connections, double seconds, Next next) {
   std::vector<std::vector<double>> latencies(static_cast<std::size_t>(connections));
-  std::atomic<std::int64_t> errors{0};
+  std::atomic<std::int64_t> errors{0};  // answers other than 200, and failed calls
   std::atomic<std::size_t> bytes{0};
   auto start = Steady::now();
   auto deadline = start + std::chrono::duration<double>(seconds);
@@ -162,7 +164,11 @@ LoadResult Load(int port, int connections, double seconds, Next next) {
                                  : c.Put(path, headers, body, "application/json");
         double ms = std::chrono::duration<double, std::milli>(Steady::now() - t0).count();
         if (!r || r->status != 200) {
-          ++errors;
+          if (errors++ == 0) {
+            std::fprintf(stderr, "first error: %s\n",
+                         r ? (std::to_string(r->status) + " " + r->body).c_str()
+                           : httplib::to_string(r.error()).c_str());
+          }
           continue;
         }
         bytes = r->body.size();
@@ -188,12 +194,14 @@ LoadResult Load(int port, int connections, double seconds, Next next) {
 
 using Request = std::tuple<std::string, std::string, std::string>;
 
-// A static cpp-httplib server: same library, same threads, same TCP_NODELAY, fixed body.
+// A static cpp-httplib server: same library, same threads, TCP_NODELAY and keep-alive limit,
+// fixed body.
 class StaticServer {
  public:
   StaticServer(std::size_t body_size, int threads) : body_(body_size, 'x') {
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     server_.set_tcp_nodelay(true);
+    server_.set_keep_alive_max_count(10000);  // as allocation-api does
     server_.Get(R"(/.*)", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(body_, "application/json");
     });
@@ -272,6 +280,7 @@ int main(int argc, char** argv) {
     else if (flag == "--requests") o.requests = std::stoll(value);
     else if (flag == "--seconds") o.seconds = std::stod(value);
     else if (flag == "--connections") o.connections = std::stoi(value);
+    else if (flag == "--only") o.only = value;
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -321,7 +330,9 @@ int main(int argc, char** argv) {
               "connections, %.0f s per figure\n\n",
               api.pid(), port, o.threads, o.connections, o.seconds);
 
+  auto runs = [&](const char* part) { return o.only.empty() || o.only == part; };
   // 1. The default query every warehouse polls.
+  if (runs("get")) {
   auto by_warehouse = [](int, std::mt19937& rng) -> Request {
     return {"GET", "/allocation-requests?warehouse=" + std::to_string(1 + rng() % 50), ""};
   };
@@ -334,8 +345,10 @@ int main(int argc, char** argv) {
   Row("GET ?warehouse=W (pending, random W)", api_default, "pages/s");
   Row("  baseline: static httplib, same body size", static_default, "pages/s");
   std::printf("  ratio %.2f (target >= 0.25)\n\n", api_default.rate() / static_default.rate());
+  }
 
   // 2. Deep paging through everything.
+  if (runs("all")) {
   std::int64_t pages = (o.requests + 99) / 100;
   auto all_pages = [pages](int, std::mt19937& rng) -> Request {
     return {"GET", "/allocation-requests?status=all&page=" + std::to_string(1 + rng() % pages), ""};
@@ -368,8 +381,10 @@ int main(int argc, char** argv) {
   Row("  status=confirmed page 1", filtered_first, "pages/s");
   Row("  status=confirmed page 2000", filtered_deep, "pages/s");
   std::printf("\n");
+  }
 
   // 3. Confirms: each connection confirms its own share of the pending requests.
+  if (runs("put")) {
   std::vector<std::vector<std::int64_t>> shares(static_cast<std::size_t>(o.connections));
   for (std::size_t i = 0; i < pending.size(); ++i) {
     shares[i % shares.size()].push_back(pending[i]);
@@ -389,6 +404,7 @@ int main(int argc, char** argv) {
               "synchronous=FULL, BEGIN IMMEDIATE)\n",
               raw);
   std::printf("  ratio %.2f (target >= 0.5)\n\n", confirms.rate() / raw);
+  }
 
   long rss = PeakRssKb(api.pid());
   std::printf("allocation-api peak RSS: %.1f MiB (target < 64 MiB)\n", static_cast<double>(rss) / 1024);

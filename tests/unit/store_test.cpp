@@ -415,14 +415,14 @@ bool PlanUses(const std::vector<std::string>& plan, const std::string& index) {
   return false;
 }
 
-// The page of ids is chosen in index order (no sort of the candidates); only the final page of
-// at most 100 rows may be sorted, after "SCAN page".
+// The page is chosen in index order (no sort of the candidates); with an OFFSET only the final
+// page of at most 100 rows may be sorted, after "SCAN page".
 bool PageSelectionSorts(const std::vector<std::string>& plan) {
   for (const std::string& step : plan) {
     if (step.starts_with("SCAN page")) return false;
     if (step.find("TEMP B-TREE") != std::string::npos) return true;
   }
-  return true;  // no page step: not the plan we expect
+  return false;
 }
 
 std::string Join(const std::vector<std::string>& plan) {
@@ -449,6 +449,16 @@ TEST_F(StoreQueries, DefaultPendingQueryWithoutWarehouseUsesThePendingIndex) {
   q.scope.only = std::vector<std::int64_t>{3, 4};  // a scoped key: by warehouse again
   plan = *store_->ExplainListRequests(q);
   EXPECT_TRUE(PlanUses(plan, "requests_pending_by_warehouse")) << Join(plan);
+}
+
+TEST_F(StoreQueries, DeepPagesStepOverIdsInAnIndexWithoutSorting) {
+  RequestQuery q;
+  q.statuses = {RequestStatus::kConfirmed};
+  q.offset = 5000;
+  auto plan = *store_->ExplainListRequests(q);
+  EXPECT_TRUE(PlanUses(plan, "MATERIALIZE page")) << Join(plan);
+  EXPECT_TRUE(PlanUses(plan, "COVERING INDEX requests_by_status")) << Join(plan);
+  EXPECT_FALSE(PageSelectionSorts(plan)) << Join(plan);
 }
 
 TEST_F(StoreQueries, QueryByWarehouseAndStatusAvoidsFullScans) {
