@@ -12,6 +12,7 @@
 //
 // Usage: api_bench --api <allocation-api binary> [--requests N] [--seconds S] [--connections C]
 //                  [--only get|all|put]
+//        api_bench --seed-only <path> [--requests N]   (just seed a database, for experiments)
 #include <signal.h>
 #include <sqlite3.h>
 
@@ -42,8 +43,9 @@ struct Options {
   std::int64_t requests = 1'000'000;
   double seconds = 5;
   int connections = 16;
-  int threads = 8;
-  std::string only;  // "get", "all" or "put": run just that part
+  int threads = 16;
+  std::string only;     // "get", "all" or "put": run just that part
+  std::string seed_to;  // only seed a database at this path, for experiments
 };
 
 void Check(int rc, sqlite3* db, const char* what) {
@@ -281,10 +283,18 @@ int main(int argc, char** argv) {
     else if (flag == "--seconds") o.seconds = std::stod(value);
     else if (flag == "--connections") o.connections = std::stoi(value);
     else if (flag == "--only") o.only = value;
+    else if (flag == "--seed-only") o.seed_to = value;
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
     }
+  }
+  if (!o.seed_to.empty()) {
+    std::vector<std::int64_t> ids;
+    Seed(o.seed_to, o.requests, ids);
+    std::printf("seeded %s with %lld requests (%zu pending)\n", o.seed_to.c_str(),
+                static_cast<long long>(o.requests), ids.size());
+    return 0;
   }
   if (o.api.empty()) {
     std::fprintf(stderr, "usage: api_bench --api <allocation-api> [--requests N] [--seconds S] "

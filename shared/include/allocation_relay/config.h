@@ -55,7 +55,7 @@ struct ApiKey {
 struct ApiConfig {
   ListenAddress listen{"127.0.0.1", 8080};
   std::size_t max_body = 1048576;
-  int threads = 8;
+  int threads = 16;
   std::vector<ApiKey> keys;
 };
 
