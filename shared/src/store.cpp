@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+#include <unistd.h>
 #include <unordered_map>
 
 #include "allocation_relay/render.h"
@@ -227,7 +228,8 @@ class WriteGroup;
 
 class Store::Impl {
  public:
-  explicit Impl(const StoreOptions& options);
+  // `group` is where this connection's writes go (nullptr for the writer connection itself).
+  Impl(const StoreOptions& options, std::shared_ptr<WriteGroup> group);
 
   SQLite::Database db_;
   std::shared_ptr<WriteGroup> group_;
@@ -447,27 +449,33 @@ class Store::Impl {
   std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
 };
 
-// Group commit. Each write of a Store waits its turn in the WriteGroup of its file; whichever
-// thread finds no leader leads: it takes every queued write (its own included), runs them in one
-// BEGIN IMMEDIATE transaction on its own connection, each in a SAVEPOINT so one write's undo or
-// failure leaves the others intact, commits once, and hands each writer its outcome. Under load
-// N confirms cost one fsync instead of N, and writers wait on a condition variable instead of
-// SQLite's sleeping busy handler. Writers from other processes still serialise through SQLite.
+// Group commit. Every write of this process to one file goes through its WriteGroup, which owns
+// one writer connection. The first writer to arrive leads: it takes every write queued behind it
+// (its own included), runs them on the writer connection in one BEGIN IMMEDIATE transaction, each
+// in a SAVEPOINT so one write's undo or failure leaves the others intact, commits once, and hands
+// each writer its outcome. Under load N confirms cost one fsync instead of N; writers wait on a
+// condition variable instead of SQLite's sleeping busy handler; and the writer connection's cache
+// stays warm (a connection that did not write must drop its cache after another one did).
+// Writers in other processes still serialise through SQLite's lock.
 class WriteGroup {
  public:
-  static std::shared_ptr<WriteGroup> For(const std::string& path) {
+  static std::shared_ptr<WriteGroup> For(const StoreOptions& options) {
     static std::mutex registry_mu;
-    static std::map<std::string, std::weak_ptr<WriteGroup>> registry;
+    static std::map<std::pair<pid_t, std::string>, std::weak_ptr<WriteGroup>> registry;
+    // Keyed by process too: a forked child must never use its parent's connection.
+    std::pair<pid_t, std::string> key{getpid(), options.path};
     std::lock_guard lock(registry_mu);
-    std::shared_ptr<WriteGroup> group = registry[path].lock();
+    std::shared_ptr<WriteGroup> group = registry[key].lock();
     if (!group) {
-      group = std::make_shared<WriteGroup>();
-      registry[path] = group;
+      group = std::make_shared<WriteGroup>(options);
+      registry[key] = group;
     }
     return group;
   }
 
-  void Run(Store::Impl& self, const std::function<bool(Store::Impl&)>& op) {
+  explicit WriteGroup(StoreOptions options) : options_(std::move(options)) {}
+
+  void Run(const std::function<bool(Store::Impl&)>& op) {
     Pending me{&op, nullptr, false};
     std::unique_lock lock(mu_);
     queue_.push_back(&me);
@@ -483,7 +491,7 @@ class WriteGroup {
         queue_.pop_front();
       }
       lock.unlock();
-      Execute(self, batch);
+      Execute(batch);
       lock.lock();
       for (Pending* p : batch) p->done = true;
       leading_ = false;
@@ -500,41 +508,50 @@ class WriteGroup {
   };
   static constexpr std::size_t kMaxBatch = 256;
 
-  static void Execute(Store::Impl& self, const std::vector<Pending*>& batch) {
+  // Only the leader runs this, so the writer connection is used by one thread at a time.
+  void Execute(const std::vector<Pending*>& batch) {
     try {
-      WriteTransaction txn(self.db_);
+      if (!writer_) writer_ = std::make_unique<Store::Impl>(options_, nullptr);
+      Store::Impl& w = *writer_;
+      WriteTransaction txn(w.db_);
       for (Pending* p : batch) {
-        self.db_.exec("SAVEPOINT write_op");
+        w.db_.exec("SAVEPOINT write_op");
         bool keep = false;
         try {
-          keep = (*p->op)(self);
+          keep = (*p->op)(w);
         } catch (...) {
           p->error = std::current_exception();
         }
-        if (!keep) self.db_.exec("ROLLBACK TO write_op");
-        self.db_.exec("RELEASE write_op");
+        if (!keep) w.db_.exec("ROLLBACK TO write_op");
+        w.db_.exec("RELEASE write_op");
       }
       txn.Commit();
     } catch (...) {
-      // BEGIN or COMMIT failed (busy, full, read-only, ...): nothing of the batch is kept.
+      // Opening, BEGIN or COMMIT failed (busy, full, read-only, ...): nothing of the batch is
+      // kept. A broken writer connection is reopened by the next batch.
       for (Pending* p : batch) {
         if (!p->error) p->error = std::current_exception();
       }
+      writer_.reset();
     }
   }
 
+  StoreOptions options_;
+  std::unique_ptr<Store::Impl> writer_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending*> queue_;
   bool leading_ = false;
 };
 
-Store::Impl::Impl(const StoreOptions& options)
+Store::Impl::Impl(const StoreOptions& options, std::shared_ptr<WriteGroup> group)
     : db_(options.path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
           static_cast<int>(options.busy_timeout.count())),
-      group_(WriteGroup::For(options.path)) {}
+      group_(std::move(group)) {
+  db_.exec(SynchronousPragma(options.synchronous));
+}
 
-void Store::Impl::Write(const std::function<bool(Impl&)>& op) { group_->Run(*this, op); }
+void Store::Impl::Write(const std::function<bool(Impl&)>& op) { group_->Run(op); }
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
@@ -543,7 +560,7 @@ int Store::LatestSchemaVersion() { return static_cast<int>(std::size(schema::kMi
 
 std::unique_ptr<Store> Store::Open(const StoreOptions& options) {
   try {
-    auto impl = std::make_unique<Impl>(options);
+    auto impl = std::make_unique<Impl>(options, WriteGroup::For(options));
     SQLite::Database& db = impl->db_;
     // Switching to WAL needs a moment of exclusive access; a second process opening the same
     // new file at the same instant may see SQLITE_BUSY even with a busy timeout, so retry.
@@ -561,7 +578,6 @@ std::unique_ptr<Store> Store::Open(const StoreOptions& options) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     }
-    db.exec(SynchronousPragma(options.synchronous));
 
     WriteTransaction txn(db);
     int version = db.execAndGet("PRAGMA user_version").getInt();
