@@ -1,5 +1,7 @@
 // allocation-api: parses flags, loads the config, runs an ApiServer until SIGTERM.
 // `allocation-api keygen --name N` prints a new token and its config entry.
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <spdlog/spdlog.h>
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
   CLI::App* keygen = app.add_subcommand("keygen", "print a new API token and its config entry");
   keygen->add_option("--name", key_name, "the key's name in the config")->required();
   CLI11_PARSE(app, argc, argv);
+  mallopt(M_ARENA_MAX, 4);  // many worker threads, little memory each: bound glibc's arenas
 
   try {
     if (*keygen) {

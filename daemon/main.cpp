@@ -1,4 +1,6 @@
 // allocation-dispatcherd: parses flags, loads the config, runs a Dispatcher until SIGTERM.
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <spdlog/spdlog.h>
@@ -19,6 +21,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("allocation-dispatcherd (") + kProductName + ") " +
                                         kVersion);
   CLI11_PARSE(app, argc, argv);
+  mallopt(M_ARENA_MAX, 4);  // many worker threads, little memory each: bound glibc's arenas
 
   try {
     auto config = std::make_shared<const Config>(LoadConfigFile(config_path));
