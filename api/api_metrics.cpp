@@ -16,8 +16,7 @@ void ApiMetrics::Record(const std::string& endpoint, int code, double seconds) {
 
 std::string ApiMetrics::Render(
     const std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>>& requests,
-    const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations)
-    const {
+    const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations) const {
   std::ostringstream out;
   out << "# HELP allocation_relay_database_up Whether the API could read the database.\n"
          "# TYPE allocation_relay_database_up gauge\n"
@@ -54,8 +53,7 @@ std::string ApiMetrics::Render(
         << cumulative << "\n";
   }
   cumulative += bucket_counts_[kBuckets.size()];
-  out << "allocation_relay_http_request_duration_seconds_bucket{le=\"+Inf\"} " << cumulative
-      << "\n"
+  out << "allocation_relay_http_request_duration_seconds_bucket{le=\"+Inf\"} " << cumulative << "\n"
       << "allocation_relay_http_request_duration_seconds_sum " << latency_sum_ << "\n"
       << "allocation_relay_http_request_duration_seconds_count " << latency_count_ << "\n";
   return out.str();

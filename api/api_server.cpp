@@ -14,8 +14,7 @@ void ApiServer::Start() {
   std::unique_ptr<Store> store = Store::Open(StoreOptionsFrom(config_->store));
   http_.Start();
   spdlog::info("api ready: database {} (schema {}), {} warehouses, {} keys", config_->store.path,
-               Store::LatestSchemaVersion(), config_->warehouses.size(),
-               config_->api.keys.size());
+               Store::LatestSchemaVersion(), config_->warehouses.size(), config_->api.keys.size());
 }
 
 void ApiServer::Reload(std::shared_ptr<const Config> config) {

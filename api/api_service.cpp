@@ -28,12 +28,17 @@ ApiResponse StatusNo(ordered_json messages) {
 ApiResponse Unavailable(const StoreError& e) {
   const char* message = "The database is unavailable; try again later.";
   switch (e.kind()) {
-    case StoreError::Kind::kBusy: message = "The database is busy; try again."; break;
-    case StoreError::Kind::kFull: message = "The database is full; try again later."; break;
+    case StoreError::Kind::kBusy:
+      message = "The database is busy; try again.";
+      break;
+    case StoreError::Kind::kFull:
+      message = "The database is full; try again later.";
+      break;
     case StoreError::Kind::kReadOnly:
       message = "The database cannot be written; try again later.";
       break;
-    default: break;
+    default:
+      break;
   }
   spdlog::warn("answering 503: {}", e.what());
   ordered_json body = ordered_json::object();
@@ -77,7 +82,8 @@ Route Resolve(const std::string& path) {
   if (path.starts_with(kPrefix)) {
     std::string rest = path.substr(kPrefix.size());
     std::size_t slash = rest.find('/');
-    if (slash == std::string::npos && !rest.empty()) return {K::kGet, "GET /allocations", "GET", rest};
+    if (slash == std::string::npos && !rest.empty())
+      return {K::kGet, "GET /allocations", "GET", rest};
     if (slash != std::string::npos && slash > 0 && rest.substr(slash) == "/cancel") {
       return {K::kCancel, "POST /allocations/cancel", "POST", rest.substr(0, slash)};
     }
@@ -143,12 +149,23 @@ ApiResponse ApiService::Handle(const ApiRequest& req) {
     res = Json(403, ordered_json{{"status", "Not Allowed"}});
   } else {
     switch (route.kind) {
-      case Route::Kind::kList: res = ListRequests(*ctx, req, *key); break;
-      case Route::Kind::kUpdate: res = UpdateRequest(*ctx, req, *key); break;
-      case Route::Kind::kCreate: res = CreateAllocation(*ctx, req, *key); break;
-      case Route::Kind::kGet: res = GetAllocation(*ctx, route.order_number, *key); break;
-      case Route::Kind::kCancel: res = CancelAllocation(*ctx, route.order_number, *key); break;
-      default: break;
+      case Route::Kind::kList:
+        res = ListRequests(*ctx, req, *key);
+        break;
+      case Route::Kind::kUpdate:
+        res = UpdateRequest(*ctx, req, *key);
+        break;
+      case Route::Kind::kCreate:
+        res = CreateAllocation(*ctx, req, *key);
+        break;
+      case Route::Kind::kGet:
+        res = GetAllocation(*ctx, route.order_number, *key);
+        break;
+      case Route::Kind::kCancel:
+        res = CancelAllocation(*ctx, route.order_number, *key);
+        break;
+      default:
+        break;
     }
   }
   res.endpoint = route.endpoint;
@@ -158,8 +175,7 @@ ApiResponse ApiService::Handle(const ApiRequest& req) {
   return res;
 }
 
-ApiResponse ApiService::ListRequests(const Context& ctx, const ApiRequest& req,
-                                     const ApiKey& key) {
+ApiResponse ApiService::ListRequests(const Context& ctx, const ApiRequest& req, const ApiKey& key) {
   std::variant<RequestQuery, FieldErrors> parsed = ParseRequestListQuery(req.params);
   if (auto* errors = std::get_if<FieldErrors>(&parsed)) return StatusNo(std::move(*errors));
   RequestQuery& query = std::get<RequestQuery>(parsed);
@@ -268,14 +284,16 @@ ApiResponse ApiService::CancelAllocation(const Context& ctx, const std::string& 
     return Unavailable(cancelled.error());
   }
   switch (cancelled->outcome) {
-    case CancelResult::Outcome::kNotFound: return StatusNo(AllocationNotFound());
+    case CancelResult::Outcome::kNotFound:
+      return StatusNo(AllocationNotFound());
     case CancelResult::Outcome::kNotOpen: {
       ordered_json messages = ordered_json::object();
       messages["order"] = "Allocation is " + std::string(ToString(cancelled->state)) +
                           " and can no longer be cancelled";
       return StatusNo(std::move(messages));
     }
-    case CancelResult::Outcome::kCancelled: break;
+    case CancelResult::Outcome::kCancelled:
+      break;
   }
   spdlog::info("allocation for order {} cancelled by key {}", *n, key.name);
   return AllocationAnswer(ctx, **lease, *n, key);

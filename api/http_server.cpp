@@ -10,11 +10,16 @@ namespace {
 
 const char* ReasonJson(int status) {
   switch (status) {
-    case 400: return R"({"status":"no","errorMessages":["Bad request"]})";
-    case 413: return R"({"status":"no","errorMessages":["Request body too large"]})";
-    case 414: return R"({"status":"no","errorMessages":["Request URI too long"]})";
-    case 500: return R"({"status":"no","errorMessages":["Internal error"]})";
-    default: return R"({"status":"no","errorMessages":["Request failed"]})";
+    case 400:
+      return R"({"status":"no","errorMessages":["Bad request"]})";
+    case 413:
+      return R"({"status":"no","errorMessages":["Request body too large"]})";
+    case 414:
+      return R"({"status":"no","errorMessages":["Request URI too long"]})";
+    case 500:
+      return R"({"status":"no","errorMessages":["Internal error"]})";
+    default:
+      return R"({"status":"no","errorMessages":["Request failed"]})";
   }
 }
 
@@ -89,8 +94,8 @@ void HttpServer::Start() {
     port_ = s.bind_to_port(listen.host, listen.port) ? listen.port : -1;
   }
   if (port_ <= 0) {
-    throw std::runtime_error("cannot listen on " + listen.host + ":" +
-                             std::to_string(listen.port) + " (address in use or not local?)");
+    throw std::runtime_error("cannot listen on " + listen.host + ":" + std::to_string(listen.port) +
+                             " (address in use or not local?)");
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   spdlog::info("api listening on {}:{}", listen.host, port_);

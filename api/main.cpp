@@ -1,10 +1,10 @@
 // allocation-api: parses flags, loads the config, runs an ApiServer until SIGTERM.
 // `allocation-api keygen --name N` prints a new token and its config entry.
 #include <malloc.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <spdlog/spdlog.h>
 
 #include "allocation_relay/config.h"
 #include "allocation_relay/service.h"
@@ -21,8 +21,8 @@ int main(int argc, char** argv) {
   bool check_config = false;
   app.add_option("--config", config_path, "YAML config file")->capture_default_str();
   app.add_flag("--check-config", check_config, "validate the config file and exit");
-  app.set_version_flag("--version", std::string("allocation-api (") + kProductName + ") " +
-                                        kVersion);
+  app.set_version_flag("--version",
+                       std::string("allocation-api (") + kProductName + ") " + kVersion);
   std::string key_name;
   CLI::App* keygen = app.add_subcommand("keygen", "print a new API token and its config entry");
   keygen->add_option("--name", key_name, "the key's name in the config")->required();

@@ -14,7 +14,8 @@ std::vector<std::string_view> SplitCommas(std::string_view text) {
   std::size_t start = 0;
   for (;;) {
     std::size_t comma = text.find(',', start);
-    parts.push_back(text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
+    parts.push_back(
+        text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }
@@ -184,9 +185,10 @@ std::variant<RequestQuery, FieldErrors> ParseRequestListQuery(const QueryParams&
     std::optional<std::int64_t> a =
         after->second == "0" ? std::optional<std::int64_t>(0) : ParsePositiveInt(after->second);
     if (!a) {
-      errors["after"] = "Expected \"after\" to be a non-negative integer (an allocation request "
-                        "id), got \"" +
-                        after->second + "\"";
+      errors["after"] =
+          "Expected \"after\" to be a non-negative integer (an allocation request "
+          "id), got \"" +
+          after->second + "\"";
     } else {
       query.after_id = *a;
     }
@@ -256,8 +258,9 @@ std::variant<NewAllocation, FieldErrors> ParseNewAllocation(const std::string& b
 
   auto lines = parsed->find("lines");
   if (lines == parsed->end() || !lines->is_array() || lines->empty()) {
-    errors["lines"] = "Expected \"lines\" to be a non-empty array of "
-                      "{\"lineId\", \"quantity\", \"stockItemId\"}";
+    errors["lines"] =
+        "Expected \"lines\" to be a non-empty array of "
+        "{\"lineId\", \"quantity\", \"stockItemId\"}";
   } else {
     std::set<std::int64_t> seen;
     for (std::size_t i = 0; i < lines->size() && !errors.contains("lines"); ++i) {
@@ -292,8 +295,8 @@ std::variant<NewAllocation, FieldErrors> ParseNewAllocation(const std::string& b
   if (warehouses != parsed->end() && rule != parsed->end()) {
     errors["warehouses"] = "Give either \"warehouses\" or \"rule\", not both";
   } else if (rule != parsed->end()) {
-    auto found = rule->is_string() ? config.rules.find(rule->get<std::string>())
-                                   : config.rules.end();
+    auto found =
+        rule->is_string() ? config.rules.find(rule->get<std::string>()) : config.rules.end();
     if (found == config.rules.end()) {
       errors["rule"] = rule->is_string() ? "Unknown rule \"" + rule->get<std::string>() + "\""
                                          : std::string("Expected \"rule\" to be a rule name");

@@ -1,9 +1,9 @@
 // allocation-dispatcherd: parses flags, loads the config, runs a Dispatcher until SIGTERM.
 #include <malloc.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <spdlog/spdlog.h>
 
 #include "allocation_relay/config.h"
 #include "allocation_relay/service.h"
@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
   bool check_config = false;
   app.add_option("--config", config_path, "YAML config file")->capture_default_str();
   app.add_flag("--check-config", check_config, "validate the config file and exit");
-  app.set_version_flag("--version", std::string("allocation-dispatcherd (") + kProductName + ") " +
-                                        kVersion);
+  app.set_version_flag("--version",
+                       std::string("allocation-dispatcherd (") + kProductName + ") " + kVersion);
   CLI11_PARSE(app, argc, argv);
   mallopt(M_ARENA_MAX, 4);  // many worker threads, little memory each: bound glibc's arenas
 

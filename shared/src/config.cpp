@@ -45,16 +45,18 @@ class ConfigReader {
     if (auto n = root["timezone"]) {
       config.timezone = String(n, "timezone");
       if (!TimeZone::Find(config.timezone)) {
-        Fail(n, "timezone", "unknown time zone \"" + config.timezone + "\" (expected an IANA name "
-                                "such as Europe/Stockholm)");
+        Fail(n, "timezone",
+             "unknown time zone \"" + config.timezone +
+                 "\" (expected an IANA name "
+                 "such as Europe/Stockholm)");
       }
     }
     if (auto n = root["log_level"]) {
       config.log_level = String(n, "log_level");
       static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
       if (!kLevels.contains(config.log_level)) {
-        Fail(n, "log_level", "expected one of trace, debug, info, warn, error, got \"" +
-                                 config.log_level + "\"");
+        Fail(n, "log_level",
+             "expected one of trace, debug, info, warn, error, got \"" + config.log_level + "\"");
       }
     }
     if (auto n = root["store"]) ReadStore(n, config.store);
@@ -84,8 +86,8 @@ class ConfigReader {
                  std::initializer_list<const char*> allowed) const {
     for (const auto& kv : map) {
       std::string key = kv.first.Scalar();
-      bool known = std::any_of(allowed.begin(), allowed.end(),
-                               [&](const char* a) { return key == a; });
+      bool known =
+          std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; });
       if (!known) {
         std::string list;
         for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
@@ -117,8 +119,8 @@ class ConfigReader {
       Fail(n, key, "expected an integer, got \"" + s + "\"");
     }
     if (value < min || value > max) {
-      Fail(n, key, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                       ", got " + s);
+      Fail(n, key,
+           "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + s);
     }
     return value;
   }
@@ -228,7 +230,8 @@ class ConfigReader {
     if (!n["url"]) Fail(n, path + ".url", "missing (a webhook needs a url)");
     hook.url = String(n["url"], path + ".url");
     if (!hook.url.starts_with("http://") && !hook.url.starts_with("https://")) {
-      Fail(n["url"], path + ".url", "expected an http:// or https:// URL, got \"" + hook.url + "\"");
+      Fail(n["url"], path + ".url",
+           "expected an http:// or https:// URL, got \"" + hook.url + "\"");
     }
     if (auto s = n["signature"]) {
       std::string scheme = String(s, path + ".signature");
@@ -343,7 +346,8 @@ class ConfigReader {
             for (const char* known_name : kEndpointNames) {
               list += (list.empty() ? "" : ", ") + std::string(known_name);
             }
-            Fail(endpoints[e], e_path, "unknown endpoint \"" + name + "\" (expected: " + list + ")");
+            Fail(endpoints[e], e_path,
+                 "unknown endpoint \"" + name + "\" (expected: " + list + ")");
           }
           key.endpoints.push_back(name);
         }
@@ -351,8 +355,8 @@ class ConfigReader {
           ExpectSequence(w, path + ".warehouses");
           std::vector<std::int64_t> ids;
           for (std::size_t j = 0; j < w.size(); ++j) {
-            ids.push_back(WarehouseRef(w[j], path + ".warehouses[" + std::to_string(j) + "]",
-                                       config));
+            ids.push_back(
+                WarehouseRef(w[j], path + ".warehouses[" + std::to_string(j) + "]", config));
           }
           key.scope.only = std::move(ids);
         }

@@ -6,13 +6,20 @@ namespace allocation_relay {
 
 std::string_view ToString(RequestStatus s) {
   switch (s) {
-    case RequestStatus::kAllocated: return "allocated";
-    case RequestStatus::kSent: return "sent";
-    case RequestStatus::kFailed: return "failed";
-    case RequestStatus::kConfirmed: return "confirmed";
-    case RequestStatus::kRejected: return "rejected";
-    case RequestStatus::kTimedOut: return "timed-out";
-    case RequestStatus::kOutdated: return "outdated";
+    case RequestStatus::kAllocated:
+      return "allocated";
+    case RequestStatus::kSent:
+      return "sent";
+    case RequestStatus::kFailed:
+      return "failed";
+    case RequestStatus::kConfirmed:
+      return "confirmed";
+    case RequestStatus::kRejected:
+      return "rejected";
+    case RequestStatus::kTimedOut:
+      return "timed-out";
+    case RequestStatus::kOutdated:
+      return "outdated";
   }
   return "unknown";
 }
@@ -25,8 +32,7 @@ std::optional<RequestStatus> ParseRequestStatus(std::string_view text) {
 }
 
 bool IsPending(RequestStatus s) {
-  return s == RequestStatus::kAllocated || s == RequestStatus::kSent ||
-         s == RequestStatus::kFailed;
+  return s == RequestStatus::kAllocated || s == RequestStatus::kSent || s == RequestStatus::kFailed;
 }
 
 bool IsConfirmable(RequestStatus s) { return IsPending(s) || s == RequestStatus::kTimedOut; }
@@ -38,10 +44,14 @@ bool IsFinal(RequestStatus s) {
 
 std::string_view ToString(AllocationState s) {
   switch (s) {
-    case AllocationState::kOpen: return "open";
-    case AllocationState::kConfirmed: return "confirmed";
-    case AllocationState::kExhausted: return "exhausted";
-    case AllocationState::kCancelled: return "cancelled";
+    case AllocationState::kOpen:
+      return "open";
+    case AllocationState::kConfirmed:
+      return "confirmed";
+    case AllocationState::kExhausted:
+      return "exhausted";
+    case AllocationState::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -54,9 +64,7 @@ std::optional<AllocationState> ParseAllocationState(std::string_view text) {
   return std::nullopt;
 }
 
-std::string_view ToString(EventAction a) {
-  return a == EventAction::kCreate ? "create" : "update";
-}
+std::string_view ToString(EventAction a) { return a == EventAction::kCreate ? "create" : "update"; }
 
 std::optional<EventAction> ParseEventAction(std::string_view text) {
   if (text == "create") return EventAction::kCreate;

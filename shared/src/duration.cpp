@@ -24,11 +24,20 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
       i += 2;
     } else if (i < text.size()) {
       switch (text[i]) {
-        case 's': unit_ms = 1000; break;
-        case 'm': unit_ms = 60'000; break;
-        case 'h': unit_ms = 3'600'000; break;
-        case 'd': unit_ms = 86'400'000; break;
-        default: return std::nullopt;
+        case 's':
+          unit_ms = 1000;
+          break;
+        case 'm':
+          unit_ms = 60'000;
+          break;
+        case 'h':
+          unit_ms = 3'600'000;
+          break;
+        case 'd':
+          unit_ms = 86'400'000;
+          break;
+        default:
+          return std::nullopt;
       }
       ++i;
     } else {

@@ -42,7 +42,8 @@ std::string LinesJson(std::vector<OrderLine> lines) {
 std::vector<OrderLine> ParseLinesJson(std::string_view json) {
   std::vector<OrderLine> lines;
   for (const auto& l : nlohmann::json::parse(json)) {
-    lines.push_back(OrderLine{l.at("lineId").get<std::int64_t>(), l.at("quantity").get<std::int64_t>(),
+    lines.push_back(OrderLine{l.at("lineId").get<std::int64_t>(),
+                              l.at("quantity").get<std::int64_t>(),
                               l.at("stockItemId").get<std::int64_t>()});
   }
   return lines;
@@ -74,7 +75,8 @@ void AppendInt(std::string& out, std::int64_t v) {
 void AppendString(std::string& out, std::string_view s) {
   for (unsigned char c : s) {
     if (c >= 0x80) {
-      out += ordered_json(std::string(s)).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+      out +=
+          ordered_json(std::string(s)).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
       return;
     }
   }
@@ -86,13 +88,27 @@ void AppendString(std::string& out, std::string_view s) {
     out.append(s.substr(run, i - run));
     run = i + 1;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -107,8 +123,7 @@ void AppendString(std::string& out, std::string_view s) {
 
 }  // namespace
 
-void AppendRequestEntry(std::string& out, const AllocationRequest& request,
-                        const TimeZone& zone) {
+void AppendRequestEntry(std::string& out, const AllocationRequest& request, const TimeZone& zone) {
   out += "{\"id\":";
   AppendInt(out, request.id);
   out += ",\"status\":\"";
@@ -187,8 +202,8 @@ std::string FormUrlEncode(std::string_view value) {
   std::string out;
   out.reserve(value.size() * 3 / 2);
   for (unsigned char c : value) {
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_' || c == '.';
     if (unreserved) {
       out.push_back(static_cast<char>(c));
     } else if (c == ' ') {

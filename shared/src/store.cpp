@@ -3,18 +3,18 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
-#include <unistd.h>
 #include <unordered_map>
 
 #include "allocation_relay/render.h"
@@ -29,17 +29,23 @@ constexpr const char* kConfirmableSql = "('allocated', 'sent', 'failed', 'timed-
 StoreError::Kind KindOf(int primary_code) {
   switch (primary_code) {
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return StoreError::Kind::kBusy;
-    case SQLITE_FULL: return StoreError::Kind::kFull;
+    case SQLITE_LOCKED:
+      return StoreError::Kind::kBusy;
+    case SQLITE_FULL:
+      return StoreError::Kind::kFull;
     case SQLITE_READONLY:
     case SQLITE_PERM:
-    case SQLITE_AUTH: return StoreError::Kind::kReadOnly;
+    case SQLITE_AUTH:
+      return StoreError::Kind::kReadOnly;
     case SQLITE_CANTOPEN:
     case SQLITE_IOERR:
-    case SQLITE_PROTOCOL: return StoreError::Kind::kUnavailable;
+    case SQLITE_PROTOCOL:
+      return StoreError::Kind::kUnavailable;
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return StoreError::Kind::kCorrupt;
-    default: return StoreError::Kind::kInternal;
+    case SQLITE_NOTADB:
+      return StoreError::Kind::kCorrupt;
+    default:
+      return StoreError::Kind::kInternal;
   }
 }
 
@@ -64,10 +70,14 @@ auto Guarded(F&& body) -> StoreResult<decltype(body())> {
 
 const char* SynchronousPragma(SynchronousMode mode) {
   switch (mode) {
-    case SynchronousMode::kOff: return "PRAGMA synchronous = OFF";
-    case SynchronousMode::kNormal: return "PRAGMA synchronous = NORMAL";
-    case SynchronousMode::kFull: return "PRAGMA synchronous = FULL";
-    case SynchronousMode::kExtra: return "PRAGMA synchronous = EXTRA";
+    case SynchronousMode::kOff:
+      return "PRAGMA synchronous = OFF";
+    case SynchronousMode::kNormal:
+      return "PRAGMA synchronous = NORMAL";
+    case SynchronousMode::kFull:
+      return "PRAGMA synchronous = FULL";
+    case SynchronousMode::kExtra:
+      return "PRAGMA synchronous = EXTRA";
   }
   return "PRAGMA synchronous = FULL";
 }
@@ -196,7 +206,8 @@ std::string ListRequestsSql(const RequestQuery& query, bool skipping) {
                                : std::string(kRequestSelect) + "FROM allocation_requests r ";
   inner += index;
   inner += "WHERE r.id > ?";
-  if (!query.order_numbers.empty()) inner += " AND r.order_number IN " + IdList(query.order_numbers);
+  if (!query.order_numbers.empty())
+    inner += " AND r.order_number IN " + IdList(query.order_numbers);
   if (!statuses.empty()) {
     inner += " AND r.status IN (";
     for (std::size_t i = 0; i < statuses.size(); ++i) {
@@ -238,6 +249,17 @@ class Store::Impl {
   // make to the same file at the same moment (one commit, one fsync for all). `op` returns true
   // to keep its changes, false to undo them; its exceptions, or the commit's, are rethrown here.
   void Write(const std::function<bool(Impl&)>& op);
+
+  // Write() for a Store method: `op(writer, result)` fills the method's result; every exception
+  // becomes a StoreError value.
+  template <typename T, typename Op>
+  StoreResult<T> WriteResult(Op&& op) {
+    return Guarded([&]() -> T {
+      T result{};
+      Write([&](Impl& writer) -> bool { return op(writer, result); });
+      return result;
+    });
+  }
 
   // What the flow needs of an allocation row.
   struct AllocationRow {
@@ -336,9 +358,10 @@ class Store::Impl {
   }
 
   int CountPendingInGroup(std::int64_t allocation_id, int group_index) {
-    Borrowed s = Prepared(std::string("SELECT count(*) FROM allocation_requests "
-                                      "WHERE allocation_id = ? AND group_index = ? AND status IN ") +
-                          kPendingSql);
+    Borrowed s =
+        Prepared(std::string("SELECT count(*) FROM allocation_requests "
+                             "WHERE allocation_id = ? AND group_index = ? AND status IN ") +
+                 kPendingSql);
     s->bind(1, allocation_id);
     s->bind(2, group_index);
     s->executeStep();
@@ -426,6 +449,15 @@ class Store::Impl {
     std::vector<std::string> out;
     while (s.executeStep()) out.push_back(s.getColumn(3).getString());
     return out;
+  }
+
+  // Moves each of `ids` whose status is in `from_sql` to `to`; returns how many moved.
+  StoreResult<int> SetStatuses(std::span<const std::int64_t> ids, RequestStatus to,
+                               const char* from_sql, TimePoint now) {
+    return WriteResult<int>([&](Impl& writer, int& changed) -> bool {
+      for (std::int64_t id : ids) changed += writer.SetStatusWhere(id, to, from_sql, now);
+      return true;
+    });
   }
 
   static AllocationRequest RequestFromRow(SQLite::Statement& s) {
@@ -572,9 +604,9 @@ std::unique_ptr<Store> Store::Open(const StoreOptions& options) {
       try {
         std::string mode = db.execAndGet("PRAGMA journal_mode = WAL").getString();
         if (mode != "wal") {
-          throw StoreError(StoreError::Kind::kUnavailable,
-                           "database " + options.path + ": cannot use WAL (journal_mode " + mode +
-                               ")");
+          throw StoreError(
+              StoreError::Kind::kUnavailable,
+              "database " + options.path + ": cannot use WAL (journal_mode " + mode + ")");
         }
         break;
       } catch (const SQLite::Exception& e) {
@@ -599,8 +631,7 @@ std::unique_ptr<Store> Store::Open(const StoreOptions& options) {
     return std::unique_ptr<Store>(new Store(std::move(impl)));
   } catch (const SQLite::Exception& e) {
     StoreError translated = Translate(e);
-    throw StoreError(translated.kind(),
-                     "cannot open database " + options.path + ": " + e.what());
+    throw StoreError(translated.kind(), "cannot open database " + options.path + ": " + e.what());
   }
 }
 
@@ -610,143 +641,137 @@ StoreResult<int> Store::SchemaVersion() {
 
 StoreResult<CreateResult> Store::CreateAllocation(const NewAllocation& allocation, TimePoint now,
                                                   const WarehouseCatalog& catalog) {
-  return Guarded([&]() -> CreateResult {
-    CreateResult result{};
-    impl_->Write([&](Impl& im) -> bool {
-      {
-        Borrowed s = im.Prepared("SELECT id FROM allocations WHERE order_number = ?");
-        s->bind(1, allocation.order.number);
-        if (s->executeStep()) { result = CreateResult{CreateResult::Outcome::kDuplicateOrder, 0}; return false; }
+  return impl_->WriteResult<CreateResult>([&](Impl& im, CreateResult& result) -> bool {
+    {
+      Borrowed s = im.Prepared("SELECT id FROM allocations WHERE order_number = ?");
+      s->bind(1, allocation.order.number);
+      if (s->executeStep()) {
+        result = CreateResult{CreateResult::Outcome::kDuplicateOrder, 0};
+        return false;
       }
-      Impl::AllocationRow row{0, AllocationState::kOpen, 0, allocation.groups, allocation.order,
-                              LinesJson(allocation.lines)};
-      {
-        Borrowed s = im.Prepared(
-            "INSERT INTO allocations (order_id, order_number, groups_json, lines_json, "
-            "current_group, state, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 'open', ?, ?)");
-        s->bind(1, allocation.order.id);
-        s->bind(2, allocation.order.number);
-        s->bind(3, nlohmann::json(allocation.groups).dump());
-        s->bind(4, row.lines_json);
-        s->bind(5, ToUnixMicros(now));
-        s->bind(6, ToUnixMicros(now));
-        s->exec();
-        row.id = im.db_.getLastInsertRowid();
-      }
-      im.StartGroupFrom(row, 0, now, catalog);
-      std::int64_t allocation_id = row.id;
-      result = CreateResult{CreateResult::Outcome::kCreated, allocation_id};
-      return true;
-    });
-    return result;
+    }
+    Impl::AllocationRow row{0,
+                            AllocationState::kOpen,
+                            0,
+                            allocation.groups,
+                            allocation.order,
+                            LinesJson(allocation.lines)};
+    {
+      Borrowed s = im.Prepared(
+          "INSERT INTO allocations (order_id, order_number, groups_json, lines_json, "
+          "current_group, state, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 'open', ?, ?)");
+      s->bind(1, allocation.order.id);
+      s->bind(2, allocation.order.number);
+      s->bind(3, nlohmann::json(allocation.groups).dump());
+      s->bind(4, row.lines_json);
+      s->bind(5, ToUnixMicros(now));
+      s->bind(6, ToUnixMicros(now));
+      s->exec();
+      row.id = im.db_.getLastInsertRowid();
+    }
+    im.StartGroupFrom(row, 0, now, catalog);
+    std::int64_t allocation_id = row.id;
+    result = CreateResult{CreateResult::Outcome::kCreated, allocation_id};
+    return true;
   });
 }
 
 StoreResult<UpdateResult> Store::ConfirmRequest(std::int64_t request_id,
                                                 const WarehouseScope& scope, TimePoint now) {
-  return Guarded([&]() -> UpdateResult {
-    UpdateResult result{};
-    impl_->Write([&](Impl& im) -> bool {
-      std::optional<Impl::RequestHead> head = im.ReadRequestHead(request_id);
-      if (!head || !scope.Allows(head->warehouse_id)) {
-        result = UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
-        return false;
-      }
-      UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
-      if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
-        result = wrong;
-        return false;
-      }
-      if (im.SetStatusWhere(request_id, RequestStatus::kConfirmed, kConfirmableSql, now) != 1) {
-        result = wrong;
-        return false;
-      }
-      Borrowed s = im.Prepared(
-          "UPDATE allocations SET state = 'confirmed', confirmed_warehouse_id = ?, updated_at = ? "
-          "WHERE id = ? AND state = 'open'");
-      s->bind(1, head->warehouse_id);
-      s->bind(2, ToUnixMicros(now));
-      s->bind(3, head->allocation_id);
-      if (s->exec() != 1) {  // the allocation is no longer open: undo the request's change
-        result = wrong;
-        return false;
-      }
-      im.OutdateOpenRequests(head->allocation_id, request_id, now);
-      result = UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kConfirmed};
-      return true;
-    });
-    return result;
+  return impl_->WriteResult<UpdateResult>([&](Impl& im, UpdateResult& result) -> bool {
+    std::optional<Impl::RequestHead> head = im.ReadRequestHead(request_id);
+    if (!head || !scope.Allows(head->warehouse_id)) {
+      result = UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
+      return false;
+    }
+    UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
+    if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
+      result = wrong;
+      return false;
+    }
+    if (im.SetStatusWhere(request_id, RequestStatus::kConfirmed, kConfirmableSql, now) != 1) {
+      result = wrong;
+      return false;
+    }
+    Borrowed s = im.Prepared(
+        "UPDATE allocations SET state = 'confirmed', confirmed_warehouse_id = ?, updated_at = ? "
+        "WHERE id = ? AND state = 'open'");
+    s->bind(1, head->warehouse_id);
+    s->bind(2, ToUnixMicros(now));
+    s->bind(3, head->allocation_id);
+    if (s->exec() != 1) {  // the allocation is no longer open: undo the request's change
+      result = wrong;
+      return false;
+    }
+    im.OutdateOpenRequests(head->allocation_id, request_id, now);
+    result = UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kConfirmed};
+    return true;
   });
 }
 
-StoreResult<UpdateResult> Store::RejectRequest(std::int64_t request_id,
-                                               const WarehouseScope& scope, TimePoint now,
-                                               const WarehouseCatalog& catalog) {
-  return Guarded([&]() -> UpdateResult {
-    UpdateResult result{};
-    impl_->Write([&](Impl& im) -> bool {
-      std::optional<Impl::RequestHead> head = im.ReadRequestHead(request_id);
-      if (!head || !scope.Allows(head->warehouse_id)) {
-        result = UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
-        return false;
-      }
-      UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
-      if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
-        result = wrong;
-        return false;
-      }
-      if (im.SetStatusWhere(request_id, RequestStatus::kRejected, kConfirmableSql, now) != 1) {
-        result = wrong;
-        return false;
-      }
-      if (head->group_index == head->current_group) {
-        im.MaybeAdvance(head->allocation_id, now, catalog);
-      }
-      result = UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kRejected};
-      return true;
-    });
-    return result;
+StoreResult<UpdateResult> Store::RejectRequest(std::int64_t request_id, const WarehouseScope& scope,
+                                               TimePoint now, const WarehouseCatalog& catalog) {
+  return impl_->WriteResult<UpdateResult>([&](Impl& im, UpdateResult& result) -> bool {
+    std::optional<Impl::RequestHead> head = im.ReadRequestHead(request_id);
+    if (!head || !scope.Allows(head->warehouse_id)) {
+      result = UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
+      return false;
+    }
+    UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
+    if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
+      result = wrong;
+      return false;
+    }
+    if (im.SetStatusWhere(request_id, RequestStatus::kRejected, kConfirmableSql, now) != 1) {
+      result = wrong;
+      return false;
+    }
+    if (head->group_index == head->current_group) {
+      im.MaybeAdvance(head->allocation_id, now, catalog);
+    }
+    result = UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kRejected};
+    return true;
   });
 }
 
 StoreResult<ExpiryResult> Store::ExpireDue(TimePoint now, const WarehouseCatalog& catalog,
                                            int limit) {
-  return Guarded([&]() -> ExpiryResult {
-    ExpiryResult result{};
-    impl_->Write([&](Impl& im) -> bool {
-      struct Expired {
-        std::int64_t id, allocation_id, warehouse_id;
-      };
-      std::vector<Expired> expired;
-      {
-        Borrowed s = im.Prepared(kExpiryScanSql);
-        s->bind(1, ToUnixMicros(now));
-        s->bind(2, limit);
-        while (s->executeStep()) {
-          expired.push_back(Expired{s->getColumn(0).getInt64(), s->getColumn(1).getInt64(),
-                                    s->getColumn(2).getInt64()});
-        }
+  return impl_->WriteResult<ExpiryResult>([&](Impl& im, ExpiryResult& result) -> bool {
+    struct Expired {
+      std::int64_t id, allocation_id, warehouse_id;
+    };
+    std::vector<Expired> expired;
+    {
+      Borrowed s = im.Prepared(kExpiryScanSql);
+      s->bind(1, ToUnixMicros(now));
+      s->bind(2, limit);
+      while (s->executeStep()) {
+        expired.push_back(Expired{s->getColumn(0).getInt64(), s->getColumn(1).getInt64(),
+                                  s->getColumn(2).getInt64()});
       }
-      result = ExpiryResult{};
-      std::set<std::int64_t> allocations;
-      for (const Expired& e : expired) {
-        if (im.SetStatusWhere(e.id, RequestStatus::kTimedOut, kPendingSql, now) == 1) {
-          im.QueueEvent(e.warehouse_id, e.id, EventAction::kUpdate, RequestStatus::kTimedOut,
-                            now);
-          ++result.timed_out;
-          allocations.insert(e.allocation_id);
-        }
+    }
+    result = ExpiryResult{};
+    std::set<std::int64_t> allocations;
+    for (const Expired& e : expired) {
+      if (im.SetStatusWhere(e.id, RequestStatus::kTimedOut, kPendingSql, now) == 1) {
+        im.QueueEvent(e.warehouse_id, e.id, EventAction::kUpdate, RequestStatus::kTimedOut, now);
+        ++result.timed_out;
+        allocations.insert(e.allocation_id);
       }
-      for (std::int64_t allocation_id : allocations) {
-        switch (im.MaybeAdvance(allocation_id, now, catalog)) {
-          case FlowStep::kNextGroup: ++result.groups_advanced; break;
-          case FlowStep::kExhausted: ++result.exhausted; break;
-          case FlowStep::kWait: break;
-        }
+    }
+    for (std::int64_t allocation_id : allocations) {
+      switch (im.MaybeAdvance(allocation_id, now, catalog)) {
+        case FlowStep::kNextGroup:
+          ++result.groups_advanced;
+          break;
+        case FlowStep::kExhausted:
+          ++result.exhausted;
+          break;
+        case FlowStep::kWait:
+          break;
       }
-      return true;
-    });
-    return result;
+    }
+    return true;
   });
 }
 
@@ -761,61 +786,44 @@ StoreResult<std::optional<TimePoint>> Store::NextExpiration() {
 }
 
 StoreResult<CancelResult> Store::CancelAllocation(std::int64_t order_number, TimePoint now) {
-  return Guarded([&]() -> CancelResult {
-    CancelResult result{};
-    impl_->Write([&](Impl& im) -> bool {
-      std::int64_t allocation_id = 0;
-      AllocationState state;
-      {
-        Borrowed s = im.Prepared("SELECT id, state FROM allocations WHERE order_number = ?");
-        s->bind(1, order_number);
-        if (!s->executeStep()) { result = CancelResult{CancelResult::Outcome::kNotFound, {}}; return false; }
-        allocation_id = s->getColumn(0).getInt64();
-        state = StateColumn(s->getColumn(1));
+  return impl_->WriteResult<CancelResult>([&](Impl& im, CancelResult& result) -> bool {
+    std::int64_t allocation_id = 0;
+    AllocationState state;
+    {
+      Borrowed s = im.Prepared("SELECT id, state FROM allocations WHERE order_number = ?");
+      s->bind(1, order_number);
+      if (!s->executeStep()) {
+        result = CancelResult{CancelResult::Outcome::kNotFound, {}};
+        return false;
       }
-      if (state != AllocationState::kOpen) { result = CancelResult{CancelResult::Outcome::kNotOpen, state}; return false; }
-      Borrowed s = im.Prepared(
-          "UPDATE allocations SET state = 'cancelled', updated_at = ? WHERE id = ? AND state = "
-          "'open'");
-      s->bind(1, ToUnixMicros(now));
-      s->bind(2, allocation_id);
-      if (s->exec() != 1) { result = CancelResult{CancelResult::Outcome::kNotOpen, state}; return false; }
-      im.OutdateOpenRequests(allocation_id, 0, now);
-      result = CancelResult{CancelResult::Outcome::kCancelled, AllocationState::kCancelled};
-      return true;
-    });
-    return result;
+      allocation_id = s->getColumn(0).getInt64();
+      state = StateColumn(s->getColumn(1));
+    }
+    if (state != AllocationState::kOpen) {
+      result = CancelResult{CancelResult::Outcome::kNotOpen, state};
+      return false;
+    }
+    Borrowed s = im.Prepared(
+        "UPDATE allocations SET state = 'cancelled', updated_at = ? WHERE id = ? AND state = "
+        "'open'");
+    s->bind(1, ToUnixMicros(now));
+    s->bind(2, allocation_id);
+    if (s->exec() != 1) {
+      result = CancelResult{CancelResult::Outcome::kNotOpen, state};
+      return false;
+    }
+    im.OutdateOpenRequests(allocation_id, 0, now);
+    result = CancelResult{CancelResult::Outcome::kCancelled, AllocationState::kCancelled};
+    return true;
   });
 }
 
 StoreResult<int> Store::MarkSent(std::span<const std::int64_t> request_ids, TimePoint now) {
-  return Guarded([&]() -> int {
-    int result{};
-    impl_->Write([&](Impl& im) -> bool {
-      int changed = 0;
-      for (std::int64_t id : request_ids) {
-        changed += im.SetStatusWhere(id, RequestStatus::kSent, "('allocated', 'failed')", now);
-      }
-      result = changed;
-      return true;
-    });
-    return result;
-  });
+  return impl_->SetStatuses(request_ids, RequestStatus::kSent, "('allocated', 'failed')", now);
 }
 
 StoreResult<int> Store::MarkFailed(std::span<const std::int64_t> request_ids, TimePoint now) {
-  return Guarded([&]() -> int {
-    int result{};
-    impl_->Write([&](Impl& im) -> bool {
-      int changed = 0;
-      for (std::int64_t id : request_ids) {
-        changed += im.SetStatusWhere(id, RequestStatus::kFailed, "('allocated')", now);
-      }
-      result = changed;
-      return true;
-    });
-    return result;
-  });
+  return impl_->SetStatuses(request_ids, RequestStatus::kFailed, "('allocated')", now);
 }
 
 StoreResult<std::optional<AllocationRequest>> Store::GetRequest(std::int64_t request_id) {
@@ -855,8 +863,8 @@ StoreResult<std::optional<Allocation>> Store::GetAllocationByOrder(std::int64_t 
       a.lines = ParseLinesJson(s->getColumn(9).getString());
     }
     {
-      Borrowed s = impl_->Prepared(std::string(kRequestColumns) +
-                                   "WHERE r.allocation_id = ? ORDER BY r.id");
+      Borrowed s =
+          impl_->Prepared(std::string(kRequestColumns) + "WHERE r.allocation_id = ? ORDER BY r.id");
       s->bind(1, a.id);
       while (s->executeStep()) a.requests.push_back(Impl::RequestFromRow(*s));
     }
@@ -967,9 +975,8 @@ StoreResult<bool> Store::Ping() {
 }
 
 StoreResult<bool> Store::IntegrityCheck() {
-  return Guarded([&] {
-    return impl_->db_.execAndGet("PRAGMA integrity_check").getString() == "ok";
-  });
+  return Guarded(
+      [&] { return impl_->db_.execAndGet("PRAGMA integrity_check").getString() == "ok"; });
 }
 
 }  // namespace allocation_relay

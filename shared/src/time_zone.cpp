@@ -65,15 +65,15 @@ LocalTime ToLocal(const date::time_zone* zone, TimePoint t) {
   auto day = std::chrono::floor<date::days>(local);
   date::year_month_day ymd(day);
   date::hh_mm_ss hms(local - day);
-  return LocalTime{static_cast<int>(ymd.year()),
-                   static_cast<unsigned>(ymd.month()),
-                   static_cast<unsigned>(ymd.day()),
-                   static_cast<long>(hms.hours().count()),
-                   static_cast<long>(hms.minutes().count()),
-                   static_cast<long>(hms.seconds().count()),
-                   static_cast<long>(hms.subseconds().count()),
-                   static_cast<long>(
-                       std::chrono::duration_cast<std::chrono::minutes>(offset).count())};
+  return LocalTime{
+      static_cast<int>(ymd.year()),
+      static_cast<unsigned>(ymd.month()),
+      static_cast<unsigned>(ymd.day()),
+      static_cast<long>(hms.hours().count()),
+      static_cast<long>(hms.minutes().count()),
+      static_cast<long>(hms.seconds().count()),
+      static_cast<long>(hms.subseconds().count()),
+      static_cast<long>(std::chrono::duration_cast<std::chrono::minutes>(offset).count())};
 }
 
 // "YYYY-MM-DD?hh:mm:ss" with `separator` between date and time.

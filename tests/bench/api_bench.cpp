@@ -13,6 +13,7 @@
 // Usage: api_bench --api <allocation-api binary> [--requests N] [--seconds S] [--connections C]
 //                  [--only get|all|put]
 //        api_bench --seed-only <path> [--requests N]   (just seed a database, for experiments)
+#include <httplib.h>
 #include <signal.h>
 #include <sqlite3.h>
 
@@ -21,7 +22,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <httplib.h>
 #include <random>
 #include <regex>
 #include <string>
@@ -88,7 +88,7 @@ void Seed(const std::string& path, std::int64_t n, std::vector<std::int64_t>& pe
     // timed out): two thirds of the newest 3 % are pending, 2 % in all.
     bool pending = id > n - n * 3 / 100 && rng() % 3 != 0;
     const char* status = pending ? "sent" : finals[rng() % 4];
-    const char* state = pending ? "open"
+    const char* state = pending                                   ? "open"
                         : std::string_view(status) == "confirmed" ? "confirmed"
                                                                   : "exhausted";
     std::string groups = "[[" + std::to_string(warehouse) + "]]";
@@ -162,8 +162,8 @@ LoadResult Load(int port, int connections, double seconds, Next next) {
         if (method.empty()) break;
         httplib::Headers headers{{"API-Authorization", "bench-token"}};
         auto t0 = Steady::now();
-        auto r = method == "GET" ? c.Get(path, headers)
-                                 : c.Put(path, headers, body, "application/json");
+        auto r =
+            method == "GET" ? c.Get(path, headers) : c.Put(path, headers, body, "application/json");
         double ms = std::chrono::duration<double, std::milli>(Steady::now() - t0).count();
         if (!r || r->status != 200) {
           if (errors++ == 0) {
@@ -201,7 +201,9 @@ using Request = std::tuple<std::string, std::string, std::string>;
 class StaticServer {
  public:
   StaticServer(std::size_t body_size, int threads) : body_(body_size, 'x') {
-    server_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    server_.new_task_queue = [threads] {
+      return new httplib::ThreadPool(static_cast<size_t>(threads));
+    };
     server_.set_tcp_nodelay(true);
     server_.set_keep_alive_max_count(10000);  // as allocation-api does
     server_.Get(R"(/.*)", [this](const httplib::Request&, httplib::Response& res) {
@@ -278,12 +280,18 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--api") o.api = value;
-    else if (flag == "--requests") o.requests = std::stoll(value);
-    else if (flag == "--seconds") o.seconds = std::stod(value);
-    else if (flag == "--connections") o.connections = std::stoi(value);
-    else if (flag == "--only") o.only = value;
-    else if (flag == "--seed-only") o.seed_to = value;
+    if (flag == "--api")
+      o.api = value;
+    else if (flag == "--requests")
+      o.requests = std::stoll(value);
+    else if (flag == "--seconds")
+      o.seconds = std::stod(value);
+    else if (flag == "--connections")
+      o.connections = std::stoi(value);
+    else if (flag == "--only")
+      o.only = value;
+    else if (flag == "--seed-only")
+      o.seed_to = value;
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -297,8 +305,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (o.api.empty()) {
-    std::fprintf(stderr, "usage: api_bench --api <allocation-api> [--requests N] [--seconds S] "
-                         "[--connections C]\n");
+    std::fprintf(stderr,
+                 "usage: api_bench --api <allocation-api> [--requests N] [--seconds S] "
+                 "[--connections C]\n");
     return 2;
   }
   testing::TempDir dir;
@@ -309,13 +318,14 @@ int main(int argc, char** argv) {
               static_cast<long long>(o.requests), pending.size(),
               std::chrono::duration<double>(Steady::now() - t0).count());
 
-  std::string config = "timezone: Europe/Stockholm\nlog_level: info\n"
-                       "store: {path: bench.db, synchronous: full}\n"
-                       "api:\n  listen: 127.0.0.1:0\n  threads: " +
-                       std::to_string(o.threads) +
-                       "\n  keys:\n    - {name: bench, sha256: " + Sha256Hex("bench-token") +
-                       ", endpoints: [GET /allocation-requests, PUT /allocation-request]}\n"
-                       "warehouses:\n";
+  std::string config =
+      "timezone: Europe/Stockholm\nlog_level: info\n"
+      "store: {path: bench.db, synchronous: full}\n"
+      "api:\n  listen: 127.0.0.1:0\n  threads: " +
+      std::to_string(o.threads) +
+      "\n  keys:\n    - {name: bench, sha256: " + Sha256Hex("bench-token") +
+      ", endpoints: [GET /allocation-requests, PUT /allocation-request]}\n"
+      "warehouses:\n";
   for (int w = 1; w <= 50; ++w) {
     config += "  - {id: " + std::to_string(w) + ", name: Warehouse " + std::to_string(w) + "}\n";
   }
@@ -336,90 +346,94 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "allocation-api did not start: %s\n", api.Stderr().c_str());
     return 1;
   }
-  std::printf("allocation-api pid %d on port %d, %d worker threads; load: %d keep-alive "
-              "connections, %.0f s per figure\n\n",
-              api.pid(), port, o.threads, o.connections, o.seconds);
+  std::printf(
+      "allocation-api pid %d on port %d, %d worker threads; load: %d keep-alive "
+      "connections, %.0f s per figure\n\n",
+      api.pid(), port, o.threads, o.connections, o.seconds);
 
   auto runs = [&](const char* part) {
     return o.only.empty() || o.only.find(part) != std::string::npos;
   };
   // 1. The default query every warehouse polls.
   if (runs("get")) {
-  auto by_warehouse = [](int, std::mt19937& rng) -> Request {
-    return {"GET", "/allocation-requests?warehouse=" + std::to_string(1 + rng() % 50), ""};
-  };
-  LoadResult api_default = Load(port, o.connections, o.seconds, by_warehouse);
-  LoadResult static_default;
-  {
-    StaticServer baseline(api_default.bytes, o.threads);
-    static_default = Load(baseline.port(), o.connections, o.seconds, by_warehouse);
-  }
-  Row("GET ?warehouse=W (pending, random W)", api_default, "pages/s");
-  Row("  baseline: static httplib, same body size", static_default, "pages/s");
-  std::printf("  ratio %.2f (target >= 0.25)\n\n", api_default.rate() / static_default.rate());
+    auto by_warehouse = [](int, std::mt19937& rng) -> Request {
+      return {"GET", "/allocation-requests?warehouse=" + std::to_string(1 + rng() % 50), ""};
+    };
+    LoadResult api_default = Load(port, o.connections, o.seconds, by_warehouse);
+    LoadResult static_default;
+    {
+      StaticServer baseline(api_default.bytes, o.threads);
+      static_default = Load(baseline.port(), o.connections, o.seconds, by_warehouse);
+    }
+    Row("GET ?warehouse=W (pending, random W)", api_default, "pages/s");
+    Row("  baseline: static httplib, same body size", static_default, "pages/s");
+    std::printf("  ratio %.2f (target >= 0.25)\n\n", api_default.rate() / static_default.rate());
   }
 
   // 2. Deep paging through everything.
   if (runs("all")) {
-  std::int64_t pages = (o.requests + 99) / 100;
-  auto all_pages = [pages](int, std::mt19937& rng) -> Request {
-    return {"GET", "/allocation-requests?status=all&page=" + std::to_string(1 + rng() % pages), ""};
-  };
-  LoadResult api_all = Load(port, o.connections, o.seconds, all_pages);
-  LoadResult static_all;
-  {
-    StaticServer baseline(api_all.bytes, o.threads);
-    static_all = Load(baseline.port(), o.connections, o.seconds, all_pages);
-  }
-  Row("GET ?status=all&page=P (random P)", api_all, "pages/s");
-  Row("  baseline: static httplib, same body size", static_all, "pages/s");
-  std::printf("  ratio %.2f\n", api_all.rate() / static_all.rate());
-  auto fixed_page = [](std::int64_t p) {
-    return [p](int, std::mt19937&) -> Request {
-      return {"GET", "/allocation-requests?status=all&page=" + std::to_string(p), ""};
+    std::int64_t pages = (o.requests + 99) / 100;
+    auto all_pages = [pages](int, std::mt19937& rng) -> Request {
+      return {"GET", "/allocation-requests?status=all&page=" + std::to_string(1 + rng() % pages),
+              ""};
     };
-  };
-  LoadResult first = Load(port, o.connections, o.seconds / 2, fixed_page(1));
-  LoadResult last = Load(port, o.connections, o.seconds / 2, fixed_page(pages));
-  Row("  page 1", first, "pages/s");
-  Row("  last page", last, "pages/s");
-  auto confirmed_pages = [](std::int64_t p) {
-    return [p](int, std::mt19937&) -> Request {
-      return {"GET", "/allocation-requests?status=confirmed&page=" + std::to_string(p), ""};
+    LoadResult api_all = Load(port, o.connections, o.seconds, all_pages);
+    LoadResult static_all;
+    {
+      StaticServer baseline(api_all.bytes, o.threads);
+      static_all = Load(baseline.port(), o.connections, o.seconds, all_pages);
+    }
+    Row("GET ?status=all&page=P (random P)", api_all, "pages/s");
+    Row("  baseline: static httplib, same body size", static_all, "pages/s");
+    std::printf("  ratio %.2f\n", api_all.rate() / static_all.rate());
+    auto fixed_page = [](std::int64_t p) {
+      return [p](int, std::mt19937&) -> Request {
+        return {"GET", "/allocation-requests?status=all&page=" + std::to_string(p), ""};
+      };
     };
-  };
-  LoadResult filtered_first = Load(port, o.connections, o.seconds / 2, confirmed_pages(1));
-  LoadResult filtered_deep = Load(port, o.connections, o.seconds / 2, confirmed_pages(2000));
-  Row("  status=confirmed page 1", filtered_first, "pages/s");
-  Row("  status=confirmed page 2000", filtered_deep, "pages/s");
-  std::printf("\n");
+    LoadResult first = Load(port, o.connections, o.seconds / 2, fixed_page(1));
+    LoadResult last = Load(port, o.connections, o.seconds / 2, fixed_page(pages));
+    Row("  page 1", first, "pages/s");
+    Row("  last page", last, "pages/s");
+    auto confirmed_pages = [](std::int64_t p) {
+      return [p](int, std::mt19937&) -> Request {
+        return {"GET", "/allocation-requests?status=confirmed&page=" + std::to_string(p), ""};
+      };
+    };
+    LoadResult filtered_first = Load(port, o.connections, o.seconds / 2, confirmed_pages(1));
+    LoadResult filtered_deep = Load(port, o.connections, o.seconds / 2, confirmed_pages(2000));
+    Row("  status=confirmed page 1", filtered_first, "pages/s");
+    Row("  status=confirmed page 2000", filtered_deep, "pages/s");
+    std::printf("\n");
   }
 
   // 3. Confirms: each connection confirms its own share of the pending requests.
   if (runs("put")) {
-  std::vector<std::vector<std::int64_t>> shares(static_cast<std::size_t>(o.connections));
-  for (std::size_t i = 0; i < pending.size(); ++i) {
-    shares[i % shares.size()].push_back(pending[i]);
-  }
-  std::vector<std::size_t> next_index(shares.size(), 0);
-  auto confirm = [&](int t, std::mt19937&) -> Request {
-    auto& share = shares[static_cast<std::size_t>(t)];
-    std::size_t& i = next_index[static_cast<std::size_t>(t)];
-    if (i >= share.size()) return {"", "", ""};
-    return {"PUT", "/allocation-request",
-            R"({"id":)" + std::to_string(share[i++]) + R"(,"status":"confirmed"})"};
-  };
-  LoadResult confirms = Load(port, o.connections, o.seconds, confirm);
-  double raw = RawCommitsPerSecond(dir.File("raw.db"), o.seconds);
-  Row("PUT confirm (synchronous=full)", confirms, "confirms/s");
-  std::printf("  baseline: raw single-row SQLite commits     %10.0f commits/s (WAL, "
-              "synchronous=FULL, BEGIN IMMEDIATE)\n",
-              raw);
-  std::printf("  ratio %.2f (target >= 0.5)\n\n", confirms.rate() / raw);
+    std::vector<std::vector<std::int64_t>> shares(static_cast<std::size_t>(o.connections));
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+      shares[i % shares.size()].push_back(pending[i]);
+    }
+    std::vector<std::size_t> next_index(shares.size(), 0);
+    auto confirm = [&](int t, std::mt19937&) -> Request {
+      auto& share = shares[static_cast<std::size_t>(t)];
+      std::size_t& i = next_index[static_cast<std::size_t>(t)];
+      if (i >= share.size()) return {"", "", ""};
+      return {"PUT", "/allocation-request",
+              R"({"id":)" + std::to_string(share[i++]) + R"(,"status":"confirmed"})"};
+    };
+    LoadResult confirms = Load(port, o.connections, o.seconds, confirm);
+    double raw = RawCommitsPerSecond(dir.File("raw.db"), o.seconds);
+    Row("PUT confirm (synchronous=full)", confirms, "confirms/s");
+    std::printf(
+        "  baseline: raw single-row SQLite commits     %10.0f commits/s (WAL, "
+        "synchronous=FULL, BEGIN IMMEDIATE)\n",
+        raw);
+    std::printf("  ratio %.2f (target >= 0.5)\n\n", confirms.rate() / raw);
   }
 
   long rss = PeakRssKb(api.pid());
-  std::printf("allocation-api peak RSS: %.1f MiB (target < 64 MiB)\n", static_cast<double>(rss) / 1024);
+  std::printf("allocation-api peak RSS: %.1f MiB (target < 64 MiB)\n",
+              static_cast<double>(rss) / 1024);
   api.Signal(SIGTERM);
   auto code = api.Wait(std::chrono::seconds(20));
   std::printf("allocation-api exit status after SIGTERM: %d\n", code.value_or(-1));

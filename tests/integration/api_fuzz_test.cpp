@@ -1,9 +1,9 @@
 // 12,000 random and mutated requests against the real allocation-api: it never crashes, never
 // answers 5xx other than 503, and leaves a database that passes PRAGMA integrity_check.
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <atomic>
-#include <gtest/gtest.h>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -30,18 +30,27 @@ class Mutator {
   std::string Mutate(std::string s) {
     int edits = Int(0, 6);
     for (int i = 0; i < edits; ++i) {
-      std::size_t pos = s.empty() ? 0 : static_cast<std::size_t>(Int(0, static_cast<int>(s.size()) - 1));
+      std::size_t pos =
+          s.empty() ? 0 : static_cast<std::size_t>(Int(0, static_cast<int>(s.size()) - 1));
       switch (Int(0, 5)) {
         case 0:
           if (!s.empty()) s[pos] = static_cast<char>(Int(1, 255));
           break;
-        case 1: s.insert(pos, 1, Pick(kSpecial)); break;
+        case 1:
+          s.insert(pos, 1, Pick(kSpecial));
+          break;
         case 2:
           if (!s.empty()) s.erase(pos, static_cast<std::size_t>(Int(1, 4)));
           break;
-        case 3: s.insert(pos, Pick(kTokens)); break;
-        case 4: s = s.substr(0, pos); break;
-        default: s.insert(pos, s.substr(pos, static_cast<std::size_t>(Int(0, 8)))); break;
+        case 3:
+          s.insert(pos, Pick(kTokens));
+          break;
+        case 4:
+          s = s.substr(0, pos);
+          break;
+        default:
+          s.insert(pos, s.substr(pos, static_cast<std::size_t>(Int(0, 8))));
+          break;
       }
     }
     return s;
@@ -64,10 +73,11 @@ class Mutator {
 
   std::string Query() {
     static const std::vector<std::string> kNames = {"status", "order", "warehouse", "page",
-                                                    "after", "x", "", "status[]"};
+                                                    "after",  "x",     "",          "status[]"};
     static const std::vector<std::string> kValues = {
-        "all", "pending", "sent,failed", "timed-out", "?", "", "1", "0", "-1", "3,4,7",
-        "99999999999999999999", "1e5", "abc", ",", "confirmed,", "2", "100000"};
+        "all",   "pending", "sent,failed",          "timed-out", "?",   "",  "1",          "0",
+        "-1",    "3,4,7",   "99999999999999999999", "1e5",       "abc", ",", "confirmed,", "2",
+        "100000"};
     std::string q;
     int n = Int(0, 5);
     for (int i = 0; i < n; ++i) {
@@ -84,9 +94,13 @@ class Mutator {
         R"({"id": 2, "status": "rejected"})",
         R"({"order":{"id":"486e13ea","number":15},"lines":[{"lineId":73,"quantity":5,"stockItemId":1}],"warehouses":[[3,4],[7]]})",
         R"({"order":{"id":"ab","number":16},"lines":[{"lineId":1,"quantity":1,"stockItemId":2}],"rule":"nordics"})",
-        "{}", "[]", "null", ""};
+        "{}",
+        "[]",
+        "null",
+        ""};
     switch (Int(0, 9)) {
-      case 0: return std::string(static_cast<std::size_t>(Int(1, 3000)), '[');
+      case 0:
+        return std::string(static_cast<std::size_t>(Int(1, 3000)), '[');
       case 1: {
         std::string deep;
         for (int i = 0; i < 500; ++i) deep += R"({"a":)";
@@ -97,16 +111,26 @@ class Mutator {
         for (int i = Int(0, 200); i > 0; --i) bytes.push_back(static_cast<char>(Int(0, 255)));
         return bytes;
       }
-      default: return Mutate(Pick(kBodies));
+      default:
+        return Mutate(Pick(kBodies));
     }
   }
 
  private:
-  static inline const std::vector<char> kSpecial = {'"', '{', '}', '[', ']', ',', ':', '\\', '\0',
-                                                    '-', '.', 'e', '0', '9', '\n'};
-  static inline const std::vector<std::string> kTokens = {
-      "null", "true", "1e308", "-0", "\"\\u0000\"", "\"\\ud800\"", "18446744073709551616", "[]",
-      "{}", "\"confirmed\"", "\"é\"", "0.5"};
+  static inline const std::vector<char> kSpecial = {'"',  '{', '}', '[', ']', ',', ':', '\\',
+                                                    '\0', '-', '.', 'e', '0', '9', '\n'};
+  static inline const std::vector<std::string> kTokens = {"null",
+                                                          "true",
+                                                          "1e308",
+                                                          "-0",
+                                                          "\"\\u0000\"",
+                                                          "\"\\ud800\"",
+                                                          "18446744073709551616",
+                                                          "[]",
+                                                          "{}",
+                                                          "\"confirmed\"",
+                                                          "\"é\"",
+                                                          "0.5"};
   std::mt19937 rng_;
 };
 
@@ -126,9 +150,16 @@ TEST(ApiFuzz, TwelveThousandHostileRequestsNeverCrashOrCorrupt) {
       httplib::Client c("127.0.0.1", api.port());
       c.set_url_encode(false);
       c.set_read_timeout(std::chrono::seconds(20));
-      static const std::vector<std::string> kPaths = {
-          "/allocation-requests", "/allocation-request", "/allocations", "/allocations/15",
-          "/allocations/15/cancel", "/allocations/x", "/health", "/metrics", "/", "/allocations/"};
+      static const std::vector<std::string> kPaths = {"/allocation-requests",
+                                                      "/allocation-request",
+                                                      "/allocations",
+                                                      "/allocations/15",
+                                                      "/allocations/15/cancel",
+                                                      "/allocations/x",
+                                                      "/health",
+                                                      "/metrics",
+                                                      "/",
+                                                      "/allocations/"};
       static const std::vector<std::string> kTokens = {"oms-token", "pos3-token", "reader-token",
                                                        "", "bad"};
       for (int i = 0; i < kPerThread; ++i) {
@@ -142,11 +173,16 @@ TEST(ApiFuzz, TwelveThousandHostileRequestsNeverCrashOrCorrupt) {
         std::string body = m.Body();
         httplib::Result r = [&]() -> httplib::Result {
           switch (m.Int(0, 4)) {
-            case 0: return c.Get(target, headers);
-            case 1: return c.Put(target, headers, body, "application/json");
-            case 2: return c.Post(target, headers, body, "application/json");
-            case 3: return c.Delete(target, headers, body, "application/json");
-            default: return c.Put("/allocation-request", headers, body, "application/json");
+            case 0:
+              return c.Get(target, headers);
+            case 1:
+              return c.Put(target, headers, body, "application/json");
+            case 2:
+              return c.Post(target, headers, body, "application/json");
+            case 3:
+              return c.Delete(target, headers, body, "application/json");
+            default:
+              return c.Put("/allocation-request", headers, body, "application/json");
           }
         }();
         if (!r) {

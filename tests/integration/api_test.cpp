@@ -1,10 +1,10 @@
 // allocation-api as a black box: the real binary, a real SQLite file, real HTTP on loopback.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
 
 #include <atomic>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 #include <regex>
 #include <set>
 #include <thread>
@@ -19,9 +19,9 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::ordered_json;
 using testing::ApiProcess;
-using testing::HttpAnswer;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using testing::HttpAnswer;
 
 std::vector<std::string> Keys(const ordered_json& object) {
   std::vector<std::string> keys;
@@ -56,8 +56,7 @@ TEST(ApiList, ReproducesTheSeedPageResponseFieldForField) {
   for (int i = 0; i < 2; ++i) {
     ordered_json e = j["allocation_requests"][i];
     EXPECT_EQ(Keys(e), (std::vector<std::string>{"id", "status", "warehouseId", "warehouseName",
-                                                 "expirationDate", "order", "lines",
-                                                 "createdAt"}));
+                                                 "expirationDate", "order", "lines", "createdAt"}));
     EXPECT_EQ(e["id"], i + 1);
     EXPECT_EQ(e["status"], "outdated");
     EXPECT_EQ(e["warehouseId"], i == 0 ? 3 : 4);
@@ -71,9 +70,9 @@ TEST(ApiList, ReproducesTheSeedPageResponseFieldForField) {
 
 TEST(ApiList, DefaultIsPendingAndStatusTakesListsPendingAndAll) {
   ApiProcess api;
-  api.CreateAllocation(1, "[[3,4],[7]]");  // ids 1 (3), 2 (4)
-  api.CreateAllocation(2, "[[3],[7]]");    // id 3 (3)
-  api.CreateAllocation(3, "[[4]]");        // id 4 (4)
+  api.CreateAllocation(1, "[[3,4],[7]]");                  // ids 1 (3), 2 (4)
+  api.CreateAllocation(2, "[[3],[7]]");                    // id 3 (3)
+  api.CreateAllocation(3, "[[4]]");                        // id 4 (4)
   ASSERT_EQ(api.Update(1, "confirmed")["success"], true);  // 1 confirmed, 2 outdated
   ASSERT_EQ(api.Update(3, "rejected")["success"], true);   // 3 rejected, 5 (7) allocated
   EXPECT_THAT(Ids(api.Get("/allocation-requests")), ElementsAre(4, 5));
@@ -82,8 +81,7 @@ TEST(ApiList, DefaultIsPendingAndStatusTakesListsPendingAndAll) {
   EXPECT_THAT(Ids(api.Get("/allocation-requests?status=confirmed")), ElementsAre(1));
   EXPECT_THAT(Ids(api.Get("/allocation-requests?status=outdated,rejected")), ElementsAre(2, 3));
   EXPECT_THAT(Ids(api.Get("/allocation-requests?status=sent")), ElementsAre());
-  EXPECT_THAT(Ids(api.Get("/allocation-requests?status=pending,confirmed")),
-              ElementsAre(1, 4, 5));
+  EXPECT_THAT(Ids(api.Get("/allocation-requests?status=pending,confirmed")), ElementsAre(1, 4, 5));
   EXPECT_THAT(Ids(api.Get("/allocation-requests?status=timed-out,all")),
               ElementsAre(1, 2, 3, 4, 5));
 }
@@ -124,7 +122,8 @@ TEST(ApiList, TheReferenceUnknownStatusExample) {
             R"(comma-separated list of request statuses, or \"all\", got \"?\""}})");
   for (const char* bad : {"page=abc", "page=-2", "page=1.5", "page="}) {
     EXPECT_THAT(api.Get(std::string("/allocation-requests?") + bad).body,
-                HasSubstr("Expected \\\"page\\\" to be a positive integer")) << bad;
+                HasSubstr("Expected \\\"page\\\" to be a positive integer"))
+        << bad;
   }
   EXPECT_THAT(api.Get("/allocation-requests?status=Sent").body, HasSubstr("got \\\"Sent\\\""));
 }
@@ -189,16 +188,19 @@ TEST(ApiUpdate, ConfirmAndRejectAnswerAsCentra) {
   api.CreateAllocation(15, "[[3,4],[7]]");  // 1, 2
   EXPECT_EQ(api.Put("/allocation-request", R"({"id": 1, "status": "confirmed"})").body,
             R"({"success":true,"errorMessages":[]})");
-  EXPECT_EQ(api.Put("/allocation-request", R"({"id": 1, "status": "confirmed"})").body,
-            R"({"success":false,"errorMessages":["You can't update allocation request, which is in status confirmed."]})");
-  EXPECT_EQ(api.Put("/allocation-request", R"({"id": 2, "status": "rejected"})").body,
-            R"({"success":false,"errorMessages":["You can't update allocation request, which is in status outdated."]})");
+  EXPECT_EQ(
+      api.Put("/allocation-request", R"({"id": 1, "status": "confirmed"})").body,
+      R"({"success":false,"errorMessages":["You can't update allocation request, which is in status confirmed."]})");
+  EXPECT_EQ(
+      api.Put("/allocation-request", R"({"id": 2, "status": "rejected"})").body,
+      R"({"success":false,"errorMessages":["You can't update allocation request, which is in status outdated."]})");
   EXPECT_EQ(api.Put("/allocation-request", R"({"id": 99, "status": "confirmed"})").body,
             R"({"success":false,"errorMessages":["Allocation request not found"]})");
   api.CreateAllocation(16, "[[3],[4]]");  // 3
   EXPECT_EQ(api.Update(3, "rejected")["success"], true);
-  EXPECT_EQ(api.Put("/allocation-request", R"({"id": 3, "status": "confirmed"})").body,
-            R"({"success":false,"errorMessages":["You can't update allocation request, which is in status rejected."]})");
+  EXPECT_EQ(
+      api.Put("/allocation-request", R"({"id": 3, "status": "confirmed"})").body,
+      R"({"success":false,"errorMessages":["You can't update allocation request, which is in status rejected."]})");
   // 16 moved on to warehouse 4.
   EXPECT_THAT(Ids(api.Get("/allocation-requests?order=16")), ElementsAre(4));
 }
@@ -211,10 +213,11 @@ TEST(ApiUpdate, MalformedBodiesGetFieldKeyedErrors) {
   EXPECT_EQ(api.Put("/allocation-request", R"({"id": 1, "status": "accepted"})").body, kBadStatus);
   EXPECT_EQ(api.Put("/allocation-request", R"({"id": 1})").body, kBadStatus);
   EXPECT_EQ(api.Put("/allocation-request", R"({"id": 1, "status": 1})").body, kBadStatus);
-  for (const char* body : {R"({"status": "confirmed"})", R"({"id": "1", "status": "confirmed"})",
-                           R"({"id": 1.5, "status": "confirmed"})", R"({"id": null, "status": "confirmed"})",
-                           R"({"id": -1, "status": "confirmed"})",
-                           R"({"id": 99999999999999999999, "status": "confirmed"})"}) {
+  for (const char* body :
+       {R"({"status": "confirmed"})", R"({"id": "1", "status": "confirmed"})",
+        R"({"id": 1.5, "status": "confirmed"})", R"({"id": null, "status": "confirmed"})",
+        R"({"id": -1, "status": "confirmed"})",
+        R"({"id": 99999999999999999999, "status": "confirmed"})"}) {
     ordered_json j = api.Put("/allocation-request", body).Json();
     EXPECT_EQ(j["success"], false) << body;
     EXPECT_EQ(Keys(j["errorMessages"]), std::vector<std::string>{"id"}) << body;
@@ -236,8 +239,8 @@ TEST(ApiAuth, MissingOrUnknownTokenIs401AndUngrantedEndpointIs403) {
     EXPECT_EQ(a.status, 401) << token;
     EXPECT_EQ(a.body, R"({"status":"Unauthorized"})");
   }
-  HttpAnswer put = api.Put("/allocation-request", R"({"id":1,"status":"confirmed"})",
-                           "reader-token");
+  HttpAnswer put =
+      api.Put("/allocation-request", R"({"id":1,"status":"confirmed"})", "reader-token");
   EXPECT_EQ(put.status, 403);
   EXPECT_EQ(put.body, R"({"status":"Not Allowed"})");
   EXPECT_EQ(api.Post("/allocations", "{}", "pos3-token").status, 403);
@@ -308,9 +311,11 @@ TEST(ApiIntake, ValidationErrorsAreKeyedByTopLevelField) {
        {"lines"}},
       {"{" + order + R"(,"lines":[{"lineId":1,"quantity":-2,"stockItemId":1}],"warehouses":[[3]]})",
        {"lines"}},
-      {"{" + order + R"(,"lines":[{"lineId":1,"quantity":"1","stockItemId":1}],"warehouses":[[3]]})",
+      {"{" + order +
+           R"(,"lines":[{"lineId":1,"quantity":"1","stockItemId":1}],"warehouses":[[3]]})",
        {"lines"}},
-      {"{" + order + R"(,"lines":[{"lineId":1,"quantity":1,"stockItemId":1},{"lineId":1,"quantity":1,"stockItemId":1}],"warehouses":[[3]]})",
+      {"{" + order +
+           R"(,"lines":[{"lineId":1,"quantity":1,"stockItemId":1},{"lineId":1,"quantity":1,"stockItemId":1}],"warehouses":[[3]]})",
        {"lines"}},
       {"{" + order + "," + lines + R"(,"warehouses":[[3],[99]]})", {"warehouses"}},
       {"{" + order + "," + lines + R"(,"warehouses":[[3],[]]})", {"warehouses"}},
@@ -332,8 +337,8 @@ TEST(ApiIntake, ValidationErrorsAreKeyedByTopLevelField) {
   EXPECT_EQ(api.Post("/allocations", "{" + order + "," + lines + R"(,"warehouses":[[3]]})")
                 .Json()["status"],
             "ok");
-  EXPECT_EQ(api.Post("/allocations", R"({"order":{"id":"ab","number":15},)" + lines +
-                                         R"(,"warehouses":[[3]]})")
+  EXPECT_EQ(api.Post("/allocations",
+                     R"({"order":{"id":"ab","number":15},)" + lines + R"(,"warehouses":[[3]]})")
                 .body,
             R"({"status":"no","errorMessages":{"order":"Order 15 is already allocated"}})");
 }
@@ -345,12 +350,14 @@ TEST(ApiIntake, CancelOutdatesOpenRequestsOnce) {
   EXPECT_EQ(c["status"], "ok");
   EXPECT_EQ(c["allocation"]["state"], "cancelled");
   EXPECT_EQ(c["allocation"]["allocation_requests"][0]["status"], "outdated");
-  EXPECT_EQ(api.Post("/allocations/15/cancel", "").body,
-            R"({"status":"no","errorMessages":{"order":"Allocation is cancelled and can no longer be cancelled"}})");
+  EXPECT_EQ(
+      api.Post("/allocations/15/cancel", "").body,
+      R"({"status":"no","errorMessages":{"order":"Allocation is cancelled and can no longer be cancelled"}})");
   EXPECT_EQ(api.Post("/allocations/16/cancel", "").body,
             R"({"status":"no","errorMessages":{"order":"Allocation not found"}})");
-  EXPECT_EQ(api.Put("/allocation-request", R"({"id":1,"status":"confirmed"})").body,
-            R"({"success":false,"errorMessages":["You can't update allocation request, which is in status outdated."]})");
+  EXPECT_EQ(
+      api.Put("/allocation-request", R"({"id":1,"status":"confirmed"})").body,
+      R"({"success":false,"errorMessages":["You can't update allocation request, which is in status outdated."]})");
 }
 
 TEST(ApiHttp, UnknownPathsWrongMethodsAndHugeBodies) {
@@ -385,13 +392,15 @@ TEST(ApiHttp, HealthAndMetricsNeedNoToken) {
   HttpAnswer metrics = api.Get("/metrics", "");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_THAT(metrics.content_type, HasSubstr("text/plain"));
-  EXPECT_THAT(metrics.body, HasSubstr("allocation_relay_allocation_requests{status=\"allocated\"} 2"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("allocation_relay_allocation_requests{status=\"allocated\"} 2"));
   EXPECT_THAT(metrics.body, HasSubstr("allocation_relay_allocations{state=\"open\"} 1"));
   EXPECT_THAT(metrics.body, HasSubstr("allocation_relay_http_requests_total{endpoint=\"POST "
                                       "/allocations\",code=\"200\"} 1"));
   EXPECT_THAT(metrics.body, HasSubstr("allocation_relay_http_requests_total{endpoint=\"GET "
                                       "/allocation-requests\",code=\"401\"} 1"));
-  EXPECT_THAT(metrics.body, HasSubstr("allocation_relay_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("allocation_relay_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
   EXPECT_THAT(metrics.body, HasSubstr("allocation_relay_http_request_duration_seconds_count"));
 }
 
@@ -407,9 +416,12 @@ TEST(ApiRobustness, LockedDatabaseIs503AndRecovers) {
   EXPECT_EQ(locked.status, 503);
   EXPECT_EQ(locked.Json()["status"], "no");
   EXPECT_TRUE(locked.Json()["errorMessages"].is_array());
-  EXPECT_EQ(api.Post("/allocations", R"({"order":{"id":"ab","number":16},"lines":[{"lineId":1,"quantity":1,"stockItemId":1}],"warehouses":[[3]]})")
-                .status,
-            503);
+  EXPECT_EQ(
+      api.Post(
+             "/allocations",
+             R"({"order":{"id":"ab","number":16},"lines":[{"lineId":1,"quantity":1,"stockItemId":1}],"warehouses":[[3]]})")
+          .status,
+      503);
   EXPECT_EQ(api.Get("/allocation-requests").status, 200);  // readers are not blocked in WAL
   sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
   sqlite3_close(other);
@@ -475,16 +487,16 @@ TEST(ApiRobustness, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
 
 TEST(ApiKeygen, PrintsATokenAndTheConfigEntryOfItsHash) {
   testing::TempDir dir;
-  testing::CommandResult r = testing::RunCommand({API_BINARY, "keygen", "--name", "pos-oslo"},
-                                                 dir.path());
+  testing::CommandResult r =
+      testing::RunCommand({API_BINARY, "keygen", "--name", "pos-oslo"}, dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.out, m, std::regex("token: ([0-9a-f]{64})\n"))) << r.out;
   std::string token = m[1];
   EXPECT_THAT(r.out, HasSubstr("- name: pos-oslo"));
   EXPECT_THAT(r.out, HasSubstr("sha256: " + Sha256Hex(token)));
-  testing::CommandResult again = testing::RunCommand({API_BINARY, "keygen", "--name", "x"},
-                                                     dir.path());
+  testing::CommandResult again =
+      testing::RunCommand({API_BINARY, "keygen", "--name", "x"}, dir.path());
   EXPECT_EQ(again.out.find(token), std::string::npos);  // a new token every time
   // The printed entry is valid config.
   std::string entry = r.out.substr(r.out.find("    - name:"));

@@ -1,8 +1,7 @@
 // The real binaries as processes: flags, config checking, start-up and signals.
-#include <signal.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include "allocation_relay/store.h"
 #include "allocation_relay/version.h"
@@ -13,8 +12,8 @@ namespace allocation_relay {
 namespace {
 
 using namespace std::chrono_literals;
-using ::testing::HasSubstr;
 using testing::CommandResult;
+using ::testing::HasSubstr;
 using testing::Process;
 using testing::RunCommand;
 using testing::TempDir;
@@ -50,15 +49,16 @@ TEST_P(Binaries, HelpListsTheFlags) {
 }
 
 TEST_P(Binaries, CheckConfigAcceptsTheShippedSample) {
-  CommandResult r = RunCommand({Binary(), "--check-config", "--config", SAMPLE_CONFIG},
-                               dir_.path());
+  CommandResult r =
+      RunCommand({Binary(), "--check-config", "--config", SAMPLE_CONFIG}, dir_.path());
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("configuration OK"));
 }
 
 TEST_P(Binaries, CheckConfigRejectsABadFileWithOneLineNamingTheKey) {
-  std::string path = dir_.Write("bad.yaml", "warehouses:\n  - {id: 3, name: A}\n"
-                                            "  - {id: 3, name: B}\n");
+  std::string path = dir_.Write("bad.yaml",
+                                "warehouses:\n  - {id: 3, name: A}\n"
+                                "  - {id: 3, name: B}\n");
   CommandResult r = RunCommand({Binary(), "--check-config", "--config", path}, dir_.path());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, path + ":3: warehouses[1].id: duplicate warehouse id 3\n");
@@ -80,8 +80,7 @@ TEST_P(Binaries, MissingConfigFileIsOneClearLine) {
 
 TEST_P(Binaries, OpensTheDatabaseAndStopsCleanlyOnSigterm) {
   Process p({Binary(), "--config", Config()}, dir_.path());
-  ASSERT_TRUE(testing::WaitFor([&] { return p.Stderr().find("ready") != std::string::npos; },
-                               10s))
+  ASSERT_TRUE(testing::WaitFor([&] { return p.Stderr().find("ready") != std::string::npos; }, 10s))
       << p.Stderr();
   // The database exists and is migrated.
   auto store = Store::Open({dir_.File("relay.db"), SynchronousMode::kFull, 5000ms});
@@ -92,8 +91,7 @@ TEST_P(Binaries, OpensTheDatabaseAndStopsCleanlyOnSigterm) {
 
 TEST_P(Binaries, SigintAlsoStopsWithStatusZero) {
   Process p({Binary(), "--config", Config()}, dir_.path());
-  ASSERT_TRUE(testing::WaitFor([&] { return p.Stderr().find("ready") != std::string::npos; },
-                               10s));
+  ASSERT_TRUE(testing::WaitFor([&] { return p.Stderr().find("ready") != std::string::npos; }, 10s));
   p.Signal(SIGINT);
   EXPECT_EQ(p.Wait(10s), 0);
 }
@@ -101,12 +99,11 @@ TEST_P(Binaries, SigintAlsoStopsWithStatusZero) {
 TEST_P(Binaries, SighupWithAnInvalidConfigKeepsRunningOnTheOldOne) {
   std::string path = Config();
   Process p({Binary(), "--config", path}, dir_.path());
-  ASSERT_TRUE(testing::WaitFor([&] { return p.Stderr().find("ready") != std::string::npos; },
-                               10s));
+  ASSERT_TRUE(testing::WaitFor([&] { return p.Stderr().find("ready") != std::string::npos; }, 10s));
   dir_.Write("relay.yaml", "warehouses: [{id: x}]\n");
   p.Signal(SIGHUP);
-  ASSERT_TRUE(testing::WaitFor(
-      [&] { return p.Stderr().find("reload failed") != std::string::npos; }, 10s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return p.Stderr().find("reload failed") != std::string::npos; }, 10s))
       << p.Stderr();
   EXPECT_THAT(p.Stderr(), HasSubstr("warehouses[0].id: expected an integer"));
   EXPECT_TRUE(p.Running());
@@ -122,9 +119,9 @@ TEST_P(Binaries, SighupWithAnInvalidConfigKeepsRunningOnTheOldOne) {
 TEST_P(Binaries, BothProcessesShareOneDatabaseFile) {
   std::string path = Config();
   Process a({Binary(), "--config", path}, dir_.path());
-  Process b({std::string(Binary()) == API_BINARY ? DISPATCHER_BINARY : API_BINARY, "--config",
-             path},
-            dir_.path());
+  Process b(
+      {std::string(Binary()) == API_BINARY ? DISPATCHER_BINARY : API_BINARY, "--config", path},
+      dir_.path());
   auto ready = [](Process& p) { return p.Stderr().find("ready") != std::string::npos; };
   ASSERT_TRUE(testing::WaitFor([&] { return ready(a) && ready(b); }, 10s))
       << a.Stderr() << b.Stderr();

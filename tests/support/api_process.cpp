@@ -12,8 +12,8 @@ namespace allocation_relay::testing {
 std::string ApiProcess::Config(const std::string& extra, const std::string& busy_timeout) {
   auto key = [](const std::string& name, const std::string& token, const std::string& endpoints,
                 const std::string& scope) {
-    return "    - {name: " + name + ", sha256: " + Sha256Hex(token) + ", endpoints: [" +
-           endpoints + "]" + scope + "}\n";
+    return "    - {name: " + name + ", sha256: " + Sha256Hex(token) + ", endpoints: [" + endpoints +
+           "]" + scope + "}\n";
   };
   return "timezone: Europe/Stockholm\n"
          "log_level: info\n"
@@ -103,11 +103,10 @@ HttpAnswer ApiProcess::Post(const std::string& path, const std::string& body,
 
 nlohmann::ordered_json ApiProcess::CreateAllocation(std::int64_t number,
                                                     const std::string& groups) {
-  HttpAnswer a = Post("/allocations",
-                      R"({"order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":)" +
-                          std::to_string(number) +
-                          R"(},"lines":[{"lineId":73,"quantity":5,"stockItemId":1}],"warehouses":)" +
-                          groups + "}");
+  HttpAnswer a = Post(
+      "/allocations",
+      R"({"order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":)" + std::to_string(number) +
+          R"(},"lines":[{"lineId":73,"quantity":5,"stockItemId":1}],"warehouses":)" + groups + "}");
   if (a.status != 200) throw std::runtime_error("POST /allocations: " + a.body);
   return a.Json();
 }
@@ -115,8 +114,7 @@ nlohmann::ordered_json ApiProcess::CreateAllocation(std::int64_t number,
 nlohmann::ordered_json ApiProcess::Update(std::int64_t id, const std::string& status,
                                           const std::string& token) {
   HttpAnswer a = Put("/allocation-request",
-                     R"({"id":)" + std::to_string(id) + R"(,"status":")" + status + R"("})",
-                     token);
+                     R"({"id":)" + std::to_string(id) + R"(,"status":")" + status + R"("})", token);
   if (a.status != 200) throw std::runtime_error("PUT /allocation-request: " + a.body);
   return a.Json();
 }

@@ -44,7 +44,8 @@ class ApiProcess {
                   const std::string& token);
 
   // POST /allocations for order `number` with `groups` (JSON text); returns the answer JSON.
-  nlohmann::ordered_json CreateAllocation(std::int64_t number, const std::string& groups = "[[3,4],[7]]");
+  nlohmann::ordered_json CreateAllocation(std::int64_t number,
+                                          const std::string& groups = "[[3,4],[7]]");
   // PUT /allocation-request {"id": id, "status": status}; returns the answer JSON.
   nlohmann::ordered_json Update(std::int64_t id, const std::string& status,
                                 const std::string& token = "oms-token");

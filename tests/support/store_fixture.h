@@ -31,8 +31,8 @@ class StoreTest : public ::testing::Test {
 
   // Creates an allocation for order `number` and returns its requests by warehouse id.
   std::int64_t Create(std::int64_t number, PriorityGroups groups) {
-    NewAllocation a{{"486e13eaaa65d5ff1e87c997b5dce54e", number}, {{73, 5, 1}, {74, 1, 2}},
-                    std::move(groups)};
+    NewAllocation a{
+        {"486e13eaaa65d5ff1e87c997b5dce54e", number}, {{73, 5, 1}, {74, 1, 2}}, std::move(groups)};
     auto r = store_->CreateAllocation(a, clock_.Now(), catalog_);
     EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().what());
     EXPECT_EQ(r->outcome, CreateResult::Outcome::kCreated);

@@ -74,9 +74,10 @@ TEST(Config, LoadsEveryKey) {
 }
 
 TEST(Config, DefaultsFollowTheSpec) {
-  Config c = ParseConfig("warehouses: [{id: 1, name: A, webhook: {url: 'https://a/h', "
-                         "secret: s}}]\n",
-                         "t.yaml");
+  Config c = ParseConfig(
+      "warehouses: [{id: 1, name: A, webhook: {url: 'https://a/h', "
+      "secret: s}}]\n",
+      "t.yaml");
   EXPECT_EQ(c.timezone, "UTC");
   EXPECT_EQ(c.store.path, "/var/lib/allocation-relay/allocation.db");
   EXPECT_EQ(c.store.synchronous, SynchronousMode::kFull);
@@ -149,11 +150,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.yaml:2: dispatcher.retry_schedule[1]: expected a duration"},
         BadCase{"ZeroConfirmTimeout", "warehouses: [{id: 3, name: A, confirm_timeout: 0s}]\n",
                 "warehouses[0].confirm_timeout: must be longer than 0"},
-        BadCase{"DuplicateWarehouseId",
-                "warehouses:\n  - {id: 3, name: A}\n  - {id: 3, name: B}\n",
+        BadCase{"DuplicateWarehouseId", "warehouses:\n  - {id: 3, name: A}\n  - {id: 3, name: B}\n",
                 "bad.yaml:3: warehouses[1].id: duplicate warehouse id 3"},
-        BadCase{"MissingWarehouseId", "warehouses:\n  - {name: A}\n",
-                "warehouses[0].id: missing"},
+        BadCase{"MissingWarehouseId", "warehouses:\n  - {name: A}\n", "warehouses[0].id: missing"},
         BadCase{"NonPositiveWarehouseId", "warehouses:\n  - {id: 0, name: A}\n",
                 "warehouses[0].id: must be between 1 and"},
         BadCase{"RuleNamingUnknownWarehouse",
@@ -204,13 +203,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
                 "      endpoints: [GET /allocations]\n      warehouses: [5]\n",
                 "api.keys[0].warehouses[0]: unknown warehouse id 5"},
-        BadCase{"DuplicateKeyName",
-                "api:\n  keys:\n"
-                "    - {name: k, sha256: "
-                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, endpoints: []}\n"
-                "    - {name: k, sha256: "
-                "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752, endpoints: []}\n",
-                "bad.yaml:4: api.keys[1].name: duplicate key name \"k\""},
+        BadCase{
+            "DuplicateKeyName",
+            "api:\n  keys:\n"
+            "    - {name: k, sha256: "
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, endpoints: []}\n"
+            "    - {name: k, sha256: "
+            "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752, endpoints: []}\n",
+            "bad.yaml:4: api.keys[1].name: duplicate key name \"k\""},
         BadCase{"OutOfRangeEventsPerCall",
                 "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
                 "max_events_per_call: 0}\n",
@@ -231,9 +231,10 @@ TEST(Config, UnreadableFileNamesThePath) {
 
 TEST(Config, SecretsNeverAppearInMessages) {
   try {
-    ParseConfig("warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', "
-                "secret: sup3rs3cret, signature: standard-webhooks}\n",
-                "bad.yaml");
+    ParseConfig(
+        "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', "
+        "secret: sup3rs3cret, signature: standard-webhooks}\n",
+        "bad.yaml");
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()).find("sup3rs3cret"), std::string::npos);

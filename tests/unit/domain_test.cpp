@@ -26,9 +26,12 @@ TEST(RequestStatus, ClassifiesEveryRowOfTheStatusTable) {
     bool pending, confirmable, final;
   };
   const Row rows[] = {
-      {RequestStatus::kAllocated, true, true, false}, {RequestStatus::kSent, true, true, false},
-      {RequestStatus::kFailed, true, true, false},    {RequestStatus::kConfirmed, false, false, true},
-      {RequestStatus::kRejected, false, false, true}, {RequestStatus::kTimedOut, false, true, false},
+      {RequestStatus::kAllocated, true, true, false},
+      {RequestStatus::kSent, true, true, false},
+      {RequestStatus::kFailed, true, true, false},
+      {RequestStatus::kConfirmed, false, false, true},
+      {RequestStatus::kRejected, false, false, true},
+      {RequestStatus::kTimedOut, false, true, false},
       {RequestStatus::kOutdated, false, false, true},
   };
   for (const Row& r : rows) {

@@ -22,8 +22,8 @@ TEST(ParseDuration, ReadsCombinedParts) {
 }
 
 TEST(ParseDuration, RejectsMalformedText) {
-  for (const char* bad : {"", "5", "s", "-5s", "5 s", "5sec", "1.5s", "5S", "h1", "5s ",
-                          "99999999999999999999s"}) {
+  for (const char* bad :
+       {"", "5", "s", "-5s", "5 s", "5sec", "1.5s", "5S", "h1", "5s ", "99999999999999999999s"}) {
     EXPECT_EQ(ParseDuration(bad), std::nullopt) << bad;
   }
 }

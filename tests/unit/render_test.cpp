@@ -41,7 +41,8 @@ TEST(RenderRequestEntry, ReproducesTheSeedPageEntry) {
 TEST(AppendRequestEntry, MatchesTheJsonTreeByteForByte) {
   TimeZone zone = *TimeZone::Find("Europe/Stockholm");
   std::vector<std::string> names = {"Amsterdam", "Quote \" back \\ slash", "tab\tnew\nline\x01\x1f",
-                                    "Göteborg", "bad \xff\xfe utf8", "", "/slash/"};
+                                    "Göteborg",  "bad \xff\xfe utf8",      "",
+                                    "/slash/"};
   std::vector<std::vector<OrderLine>> lines = {{}, {{73, 5, 1}}, {{1, 2, 3}, {4, 5, 6}}};
   for (const std::string& name : names) {
     for (const auto& l : lines) {
@@ -53,8 +54,8 @@ TEST(AppendRequestEntry, MatchesTheJsonTreeByteForByte) {
       r.status = RequestStatus::kTimedOut;
       std::string fast;
       AppendRequestEntry(fast, r, zone);
-      EXPECT_EQ(fast, RenderRequestEntry(r, zone).dump(-1, ' ', false,
-                                                       nlohmann::ordered_json::error_handler_t::replace))
+      EXPECT_EQ(fast, RenderRequestEntry(r, zone).dump(
+                          -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace))
           << name;
     }
   }
@@ -125,7 +126,9 @@ TEST(RenderAllocation, ListsStateGroupsAndRequests) {
 
 TEST(LinesJson, SortsByLineIdAndRoundTrips) {
   std::string json = LinesJson({{74, 1, 2}, {73, 5, 1}});
-  EXPECT_EQ(json, R"([{"lineId":73,"quantity":5,"stockItemId":1},{"lineId":74,"quantity":1,"stockItemId":2}])");
+  EXPECT_EQ(
+      json,
+      R"([{"lineId":73,"quantity":5,"stockItemId":1},{"lineId":74,"quantity":1,"stockItemId":2}])");
   std::vector<OrderLine> back = ParseLinesJson(json);
   ASSERT_EQ(back.size(), 2u);
   EXPECT_EQ(back[1].line_id, 74);

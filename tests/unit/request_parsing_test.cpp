@@ -2,15 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include "allocation_relay/signature.h"
 #include "api_metrics.h"
 #include "key_ring.h"
-#include "allocation_relay/signature.h"
 
 namespace allocation_relay {
 namespace {
 
 TEST(ParseQueryString, DecodesAndKeepsTheFirstOfRepeatedNames) {
-  QueryParams p = ParseQueryString("/allocation-requests?status=%3F&order=1%2C2&x&status=sent&a+b=c+d");
+  QueryParams p =
+      ParseQueryString("/allocation-requests?status=%3F&order=1%2C2&x&status=sent&a+b=c+d");
   EXPECT_EQ(p.at("status"), "?");
   EXPECT_EQ(p.at("order"), "1,2");
   EXPECT_EQ(p.at("x"), "");
@@ -65,9 +66,10 @@ TEST(ParseRequestUpdate, ReadsConfirmAndReject) {
 }
 
 TEST(ParseNewAllocation, ResolvesRules) {
-  Config config = ParseConfig("warehouses: [{id: 3, name: A}, {id: 4, name: B}]\n"
-                              "rules: {r: [[3], [4]]}\n",
-                              "t.yaml");
+  Config config = ParseConfig(
+      "warehouses: [{id: 3, name: A}, {id: 4, name: B}]\n"
+      "rules: {r: [[3], [4]]}\n",
+      "t.yaml");
   auto a = std::get<NewAllocation>(ParseNewAllocation(
       R"({"order":{"id":"ABCdef01","number":7},"lines":[{"lineId":2,"quantity":3,"stockItemId":4}],"rule":"r"})",
       config));

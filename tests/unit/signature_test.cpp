@@ -45,7 +45,8 @@ TEST(StandardWebhooksSignature, RefusesSecretsNotOfTheWhsecForm) {
 }
 
 TEST(Base64, RoundTripsEveryPaddingLength) {
-  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+  for (const std::string& s :
+       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
     EXPECT_EQ(Base64Decode(Base64Encode(s)), s);
   }
   EXPECT_EQ(Base64Encode("abc"), "YWJj");

@@ -1,8 +1,7 @@
 // Racing writers from separate processes on one database file: exactly one confirm wins.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
@@ -67,10 +66,10 @@ TEST_F(StoreRace, TwoProcessesConfirmingOneSharedGroupHaveExactlyOneWinner200Tim
     ASSERT_EQ(pipe(ready), 0);
     ASSERT_EQ(pipe(go), 0);
     TimePoint now = clock_.Now();
-    pid_t a = ForkRacer(Options(), ready[1], go[0],
-                        [&](Store& s) { return ConfirmCode(s, r3, now); });
-    pid_t b = ForkRacer(Options(), ready[1], go[0],
-                        [&](Store& s) { return ConfirmCode(s, r4, now); });
+    pid_t a =
+        ForkRacer(Options(), ready[1], go[0], [&](Store& s) { return ConfirmCode(s, r3, now); });
+    pid_t b =
+        ForkRacer(Options(), ready[1], go[0], [&](Store& s) { return ConfirmCode(s, r4, now); });
     char byte;
     ASSERT_EQ(read(ready[0], &byte, 1), 1);
     ASSERT_EQ(read(ready[0], &byte, 1), 1);
@@ -107,8 +106,8 @@ TEST_F(StoreRace, LateSentFromAnotherProcessNeverOverwritesConfirmed) {
     ASSERT_EQ(pipe(ready), 0);
     ASSERT_EQ(pipe(go), 0);
     TimePoint now = clock_.Now();
-    pid_t confirmer = ForkRacer(Options(), ready[1], go[0],
-                                [&](Store& s) { return ConfirmCode(s, r3, now); });
+    pid_t confirmer =
+        ForkRacer(Options(), ready[1], go[0], [&](Store& s) { return ConfirmCode(s, r3, now); });
     pid_t sender = ForkRacer(Options(), ready[1], go[0], [&](Store& s) {
       std::vector<std::int64_t> ids{r3};
       return s.MarkSent(ids, now).has_value() ? 0 : kError;
@@ -131,8 +130,8 @@ TEST_F(StoreRace, LateSentFromAnotherProcessNeverOverwritesConfirmed) {
 TEST_F(StoreRace, GroupedWritesFromManyThreadsKeepTheirOwnOutcomes) {
   constexpr int kThreads = 8, kPerThread = 60;
   std::atomic<int> created{0}, failed{0}, other{0};
-  WarehouseCatalog broken_catalog({{3, "Amsterdam", -std::chrono::hours(1)},
-                                   {4, "Tokyo", std::chrono::hours(1)}});
+  WarehouseCatalog broken_catalog(
+      {{3, "Amsterdam", -std::chrono::hours(1)}, {4, "Tokyo", std::chrono::hours(1)}});
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {

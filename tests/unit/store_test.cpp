@@ -12,9 +12,9 @@ namespace allocation_relay {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::StoreTest;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using testing::StoreTest;
 using Outcome = UpdateResult::Outcome;
 
 using StoreTransitions = StoreTest;
@@ -154,18 +154,24 @@ TEST_F(StoreTransitions, FinalStatusesCannotBeUpdatedWithTheExactCentraMessage) 
     bool confirm;
     const char* message;
   };
-  for (const Case& c : {Case{r3, true, "You can't update allocation request, which is in status "
-                                       "confirmed."},
-                        Case{r3, false, "You can't update allocation request, which is in status "
-                                        "confirmed."},
-                        Case{r4, true, "You can't update allocation request, which is in status "
-                                       "outdated."},
-                        Case{r4, false, "You can't update allocation request, which is in status "
-                                        "outdated."},
-                        Case{r16, true, "You can't update allocation request, which is in status "
-                                        "rejected."},
-                        Case{r16, false, "You can't update allocation request, which is in status "
-                                         "rejected."}}) {
+  for (const Case& c : {Case{r3, true,
+                             "You can't update allocation request, which is in status "
+                             "confirmed."},
+                        Case{r3, false,
+                             "You can't update allocation request, which is in status "
+                             "confirmed."},
+                        Case{r4, true,
+                             "You can't update allocation request, which is in status "
+                             "outdated."},
+                        Case{r4, false,
+                             "You can't update allocation request, which is in status "
+                             "outdated."},
+                        Case{r16, true,
+                             "You can't update allocation request, which is in status "
+                             "rejected."},
+                        Case{r16, false,
+                             "You can't update allocation request, which is in status "
+                             "rejected."}}) {
     UpdateResult r = c.confirm ? Confirm(c.id) : Reject(c.id);
     ASSERT_EQ(r.outcome, Outcome::kWrongStatus);
     EXPECT_EQ(CannotUpdateMessage(r.status), c.message);
@@ -302,8 +308,7 @@ TEST_F(StoreTransitions, CancelOutdatesEveryNonFinalRequest) {
   auto again = *store_->CancelAllocation(15, clock_.Now());
   EXPECT_EQ(again.outcome, CancelResult::Outcome::kNotOpen);
   EXPECT_EQ(again.state, AllocationState::kCancelled);
-  EXPECT_EQ(store_->CancelAllocation(404, clock_.Now())->outcome,
-            CancelResult::Outcome::kNotFound);
+  EXPECT_EQ(store_->CancelAllocation(404, clock_.Now())->outcome, CancelResult::Outcome::kNotFound);
 }
 
 TEST_F(StoreTransitions, ConfirmedAllocationCannotBeCancelled) {
@@ -390,9 +395,9 @@ TEST_F(StoreQueries, UnfilteredPagesMatchOffsetSemanticsWithOrWithoutGaps) {
   EXPECT_THAT(ids(std::numeric_limits<std::int64_t>::max(), 5), ElementsAre());
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(dir_.File("relay.db").c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw, "DELETE FROM allocation_requests WHERE id = 5", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(raw, "DELETE FROM allocation_requests WHERE id = 5", nullptr, nullptr, nullptr),
+      SQLITE_OK);
   sqlite3_close(raw);
   EXPECT_THAT(ids(10, 0), ElementsAre(12, 13, 14, 15, 16, 17, 18, 19, 20, 21));
   EXPECT_THAT(ids(0, 0).front(), 1);
@@ -403,7 +408,9 @@ TEST_F(StoreQueries, GetRequestCarriesOrderAndLines) {
   auto r = *store_->GetRequest(1);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->order.number, 15);
-  EXPECT_EQ(r->lines_json, R"([{"lineId":73,"quantity":5,"stockItemId":1},{"lineId":74,"quantity":1,"stockItemId":2}])");
+  EXPECT_EQ(
+      r->lines_json,
+      R"([{"lineId":73,"quantity":5,"stockItemId":1},{"lineId":74,"quantity":1,"stockItemId":2}])");
   EXPECT_EQ(*store_->GetRequest(2), std::nullopt);
   EXPECT_EQ(*store_->GetAllocationByOrder(99), std::nullopt);
 }

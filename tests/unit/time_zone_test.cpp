@@ -54,8 +54,7 @@ TEST(TimeZone, NegativeOffsetsAndUtc) {
   EXPECT_EQ(ny.FormatIso8601(Utc(2024, 1, 15, 12, 0, 0)), "2024-01-15T07:00:00-05:00");
   TimeZone kolkata = *TimeZone::Find("Asia/Kolkata");
   EXPECT_EQ(kolkata.FormatIso8601(Utc(2024, 1, 15, 12, 0, 0)), "2024-01-15T17:30:00+05:30");
-  EXPECT_EQ(TimeZone::Utc().FormatIso8601(Utc(2024, 1, 15, 12, 0, 0)),
-            "2024-01-15T12:00:00+00:00");
+  EXPECT_EQ(TimeZone::Utc().FormatIso8601(Utc(2024, 1, 15, 12, 0, 0)), "2024-01-15T12:00:00+00:00");
 }
 
 }  // namespace

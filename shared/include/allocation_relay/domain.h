@@ -16,7 +16,15 @@
 
 namespace allocation_relay {
 
-enum class RequestStatus { kAllocated, kSent, kFailed, kConfirmed, kRejected, kTimedOut, kOutdated };
+enum class RequestStatus {
+  kAllocated,
+  kSent,
+  kFailed,
+  kConfirmed,
+  kRejected,
+  kTimedOut,
+  kOutdated
+};
 
 inline constexpr RequestStatus kAllRequestStatuses[] = {
     RequestStatus::kAllocated, RequestStatus::kSent,     RequestStatus::kFailed,
@@ -44,7 +52,7 @@ std::string_view ToString(EventAction a);
 std::optional<EventAction> ParseEventAction(std::string_view text);
 
 struct OrderRef {
-  std::string id;      // hex string, e.g. "486e13eaaa65d5ff1e87c997b5dce54e"
+  std::string id;  // hex string, e.g. "486e13eaaa65d5ff1e87c997b5dce54e"
   std::int64_t number = 0;
 };
 

@@ -34,8 +34,7 @@ nlohmann::ordered_json RenderAllocation(const Allocation& allocation, const Time
 // {date, timezone_type, timezone}, order, lines keyed by line id}} for `event` about `request`.
 // `date` is the event's creation time with microseconds in the zone.
 nlohmann::ordered_json RenderWebhookEvent(const OutboxEvent& event,
-                                          const AllocationRequest& request,
-                                          const TimeZone& zone);
+                                          const AllocationRequest& request, const TimeZone& zone);
 
 // The JSON document of one webhook call: {"events": [...]}, compact.
 std::string RenderWebhookDocument(std::span<const nlohmann::ordered_json> events);
