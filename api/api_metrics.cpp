@@ -15,12 +15,14 @@ void ApiMetrics::Record(const std::string& endpoint, int code, double seconds) {
 }
 
 std::string ApiMetrics::Render(
+    bool database_up,
     const std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>>& requests,
     const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations) const {
   std::ostringstream out;
-  out << "# HELP allocation_relay_database_up Whether the API could read the database.\n"
+  out << "# HELP allocation_relay_database_up Whether the database answers at its path (as "
+         "/health).\n"
          "# TYPE allocation_relay_database_up gauge\n"
-      << "allocation_relay_database_up " << (requests && allocations ? 1 : 0) << "\n";
+      << "allocation_relay_database_up " << (database_up ? 1 : 0) << "\n";
   if (requests) {
     out << "# HELP allocation_relay_allocation_requests Allocation requests by status.\n"
            "# TYPE allocation_relay_allocation_requests gauge\n";

@@ -21,9 +21,10 @@ class ApiMetrics {
   // Counts one answered HTTP request to `endpoint` with status `code` taking `seconds`.
   void Record(const std::string& endpoint, int code, double seconds);
 
-  // Prometheus text format. The database gauges are left out (and database_up is 0) when the
-  // counts could not be read.
+  // Prometheus text format. `database_up` is what /health would say; the database gauges are
+  // left out when the counts could not be read.
   std::string Render(
+      bool database_up,
       const std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>>& requests,
       const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations)
       const;

@@ -313,11 +313,13 @@ ApiResponse ApiService::Health() {
 ApiResponse ApiService::Metrics() {
   std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>> requests;
   std::optional<std::vector<std::pair<AllocationState, std::int64_t>>> allocations;
+  bool up = false;
   if (auto lease = pool_.Acquire()) {
+    up = (*lease)->Ping().has_value();
     if (auto r = (*lease)->CountRequestsByStatus()) requests = std::move(*r);
     if (auto a = (*lease)->CountAllocationsByState()) allocations = std::move(*a);
   }
-  ApiResponse res{200, metrics_.Render(requests, allocations)};
+  ApiResponse res{200, metrics_.Render(up, requests, allocations)};
   res.content_type = "text/plain; version=0.0.4";
   return res;
 }

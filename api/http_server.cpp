@@ -98,6 +98,15 @@ void HttpServer::Start() {
                              " (address in use or not local?)");
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // httplib's stop() does nothing until the accept loop runs, and 0.11 has no
+  // wait_until_ready(): wait here, so a SIGTERM right after start-up is never lost.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!server_->is_running()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("the HTTP server did not start listening");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   spdlog::info("api listening on {}:{}", listen.host, port_);
 }
 

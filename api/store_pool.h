@@ -16,7 +16,10 @@ namespace allocation_relay {
 
 class StorePool {
  public:
-  explicit StorePool(StoreOptions options) : options_(std::move(options)) {}
+  // Connections never create the file: the service opened (and migrated) it at start-up.
+  explicit StorePool(StoreOptions options) : options_(std::move(options)) {
+    options_.create_and_migrate = false;
+  }
 
   // A borrowed Store, returned to the pool when the lease ends.
   class Lease {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -505,7 +506,9 @@ class WriteGroup {
     return group;
   }
 
-  explicit WriteGroup(StoreOptions options) : options_(std::move(options)) {}
+  explicit WriteGroup(StoreOptions options) : options_(std::move(options)) {
+    options_.create_and_migrate = false;  // the writer connection never creates the file
+  }
 
   void Run(const std::function<bool(Store::Impl&)>& op) {
     Pending me{&op, nullptr, false};
@@ -577,7 +580,9 @@ class WriteGroup {
 };
 
 Store::Impl::Impl(const StoreOptions& options, std::shared_ptr<WriteGroup> group)
-    : db_(options.path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
+    : db_(options.path,
+          SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX |
+              (options.create_and_migrate ? SQLite::OPEN_CREATE : 0),
           static_cast<int>(options.busy_timeout.count())),
       group_(std::move(group)) {
   db_.exec(SynchronousPragma(options.synchronous));
@@ -598,6 +603,16 @@ std::unique_ptr<Store> Store::Open(const StoreOptions& options) {
   try {
     auto impl = std::make_unique<Impl>(options, WriteGroup::For(options));
     SQLite::Database& db = impl->db_;
+    if (!options.create_and_migrate) {
+      int version = db.execAndGet("PRAGMA user_version").getInt();
+      if (version != LatestSchemaVersion()) {
+        throw StoreError(StoreError::Kind::kUnavailable,
+                         "database " + options.path + " has schema version " +
+                             std::to_string(version) + ", expected " +
+                             std::to_string(LatestSchemaVersion()));
+      }
+      return std::unique_ptr<Store>(new Store(std::move(impl)));
+    }
     // Switching to WAL needs a moment of exclusive access; a second process opening the same
     // new file at the same instant may see SQLITE_BUSY even with a busy timeout, so retry.
     for (int attempt = 0;; ++attempt) {
@@ -969,6 +984,13 @@ Store::CountAllocationsByState() {
 
 StoreResult<bool> Store::Ping() {
   return Guarded([&] {
+    // An open connection keeps working on a file that was deleted or moved away, but what it
+    // writes then is lost to every process that opens the path: report that as unavailable.
+    const std::string& path = impl_->db_.getFilename();
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      throw StoreError(StoreError::Kind::kUnavailable, "database file " + path + " is missing");
+    }
     Borrowed q = impl_->Prepared("SELECT count(*) FROM sqlite_schema");
     return q->executeStep();
   });

@@ -429,6 +429,20 @@ TEST(ApiRobustness, LockedDatabaseIs503AndRecovers) {
   EXPECT_EQ(api.CreateAllocation(16, "[[3]]")["status"], "ok");
 }
 
+TEST(ApiRobustness, HealthIs503WhileTheDatabaseFileIsGoneAndRecovers) {
+  ApiProcess api;
+  ASSERT_EQ(api.Get("/health", "").status, 200);
+  std::string moved = api.DatabasePath() + ".moved";
+  ASSERT_EQ(std::rename(api.DatabasePath().c_str(), moved.c_str()), 0);
+  HttpAnswer gone = api.Get("/health", "");
+  EXPECT_EQ(gone.status, 503);
+  EXPECT_EQ(gone.Json()["status"], "no");
+  EXPECT_THAT(api.Get("/metrics", "").body, HasSubstr("allocation_relay_database_up 0"));
+  ASSERT_EQ(std::rename(moved.c_str(), api.DatabasePath().c_str()), 0);
+  EXPECT_EQ(api.Get("/health", "").status, 200);
+  EXPECT_THAT(api.Get("/metrics", "").body, HasSubstr("allocation_relay_database_up 1"));
+}
+
 TEST(ApiRobustness, SighupReloadsKeysAndKeepsServing) {
   ApiProcess api;
   EXPECT_EQ(api.Get("/allocation-requests", "new-token").status, 401);

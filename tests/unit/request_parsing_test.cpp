@@ -99,7 +99,7 @@ TEST(ApiMetrics, CountsAndBucketsRequests) {
   m.Record("GET /health", 200, 0.0001);
   m.Record("GET /health", 200, 0.2);
   m.Record("GET /health", 503, 3.0);
-  std::string text = m.Render(std::nullopt, std::nullopt);
+  std::string text = m.Render(false, std::nullopt, std::nullopt);
   EXPECT_NE(text.find("allocation_relay_database_up 0"), std::string::npos);
   EXPECT_NE(text.find("{endpoint=\"GET /health\",code=\"200\"} 2"), std::string::npos);
   EXPECT_NE(text.find("{endpoint=\"GET /health\",code=\"503\"} 1"), std::string::npos);

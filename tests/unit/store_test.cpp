@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <filesystem>
+
 #include "allocation_relay/render.h"
 #include "support/store_fixture.h"
 
@@ -533,6 +535,22 @@ TEST_F(StoreSchema, RefusesADatabaseFromANewerBuild) {
   }
 }
 
+TEST_F(StoreSchema, FurtherConnectionsNeverCreateAMissingFile) {
+  StoreOptions o = Options();
+  o.path = dir_.File("missing.db");
+  o.create_and_migrate = false;
+  try {
+    Store::Open(o);
+    FAIL() << "opened a missing file";
+  } catch (const StoreError& e) {
+    EXPECT_EQ(e.kind(), StoreError::Kind::kUnavailable);
+  }
+  EXPECT_FALSE(std::filesystem::exists(o.path));
+  StoreOptions existing = Options();
+  existing.create_and_migrate = false;
+  EXPECT_NO_THROW(Store::Open(existing));
+}
+
 TEST_F(StoreSchema, RefusesAFileThatIsNotADatabase) {
   store_.reset();
   dir_.Write("junk.db", std::string(8192, 'x'));
@@ -551,6 +569,7 @@ TEST_F(StoreSchema, RefusesAFileThatIsNotADatabase) {
 TEST_F(StoreSchema, LockedDatabaseIsABusyErrorValueAndRecovers) {
   StoreOptions o = Options();
   o.busy_timeout = 50ms;
+  store_.reset();  // the writer connection takes the options of the first Store of the file
   store_ = Store::Open(o);
   Create(15, {{3}});
   sqlite3* other = nullptr;

@@ -5,8 +5,10 @@
 // the change implies, so two processes racing on one file cannot both win, and a late write
 // never overwrites a final status.
 //
-// Ownership and threads: a Store owns one SQLite connection and is NOT thread-safe; give each
-// thread its own Store (SQLite serialises writers across connections and processes).
+// Ownership and threads: a Store owns one SQLite connection for reads and is NOT thread-safe;
+// give each thread its own Store. Writes of every Store of one file in a process go through one
+// shared writer connection (group commit, see store.cpp), opened with the options of the first
+// Store of that file that is still alive; SQLite serialises writers across processes.
 //
 // Errors: Open() throws StoreError (a start-up failure); every other method returns a
 // StoreResult holding either the value or a StoreError value (busy, full, read-only, ...).
@@ -56,6 +58,10 @@ struct StoreOptions {
   std::string path;
   SynchronousMode synchronous = SynchronousMode::kFull;
   std::chrono::milliseconds busy_timeout{5000};
+  // true (start-up): create the file if missing, switch it to WAL, run migrations.
+  // false (a further connection of a running service): the database must exist with the
+  // current schema; a file that vanished is an error, never silently recreated empty.
+  bool create_and_migrate = true;
 };
 StoreOptions StoreOptionsFrom(const StoreConfig& config);
 
@@ -164,7 +170,7 @@ class Store {
   StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> CountRequestsByStatus();
   StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>> CountAllocationsByState();
 
-  // Reads the database header: succeeds when the database answers.
+  // Succeeds when the database answers and its file is still at its path.
   StoreResult<bool> Ping();
 
   // `PRAGMA integrity_check` == "ok".
