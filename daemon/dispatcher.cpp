@@ -10,7 +10,11 @@ Dispatcher::Dispatcher(std::shared_ptr<const Config> config, const Clock& clock)
 Dispatcher::~Dispatcher() { Stop(); }
 
 void Dispatcher::Start() {
-  store_ = Store::Open(StoreOptionsFrom(config_->store));
+  // Opening once up front runs the migrations and fails start-up on a bad database.
+  Store::Open(StoreOptionsFrom(config_->store));
+  expiry_ =
+      std::make_unique<ExpiryWorker>(StoreOptionsFrom(config_->store), clock_, config_->Catalog());
+  expiry_->Start();
   spdlog::info("dispatcher ready: database {} (schema {}), {} warehouses", config_->store.path,
                Store::LatestSchemaVersion(), config_->warehouses.size());
 }
@@ -21,13 +25,15 @@ void Dispatcher::Reload(std::shared_ptr<const Config> config) {
                  config->store.path);
   }
   config_ = std::move(config);
+  if (expiry_) expiry_->SetCatalog(config_->Catalog());
   spdlog::info("configuration reloaded: {} warehouses, {} rules", config_->warehouses.size(),
                config_->rules.size());
 }
 
 void Dispatcher::Stop() {
-  if (store_) {
-    store_.reset();
+  if (expiry_) {
+    expiry_->Stop();
+    expiry_.reset();
     spdlog::info("dispatcher stopped");
   }
 }

@@ -1,8 +1,8 @@
 // Dispatcher: the allocation-dispatcherd service object.
 //
-// Delivers the webhook outbox to warehouses and expires requests (SPEC section 4). For now it
-// opens the shared database (running migrations) and idles; the delivery loop comes with the
-// dispatcher issue. Start/Reload/Stop are called from the main thread only.
+// Delivers the webhook outbox to warehouses and expires requests (SPEC section 4). So far it
+// runs the expiry worker; webhook delivery is still to come (issue #4).
+// Start/Reload/Stop are called from the main thread only.
 #ifndef ALLOCATION_RELAY_DAEMON_DISPATCHER_H_
 #define ALLOCATION_RELAY_DAEMON_DISPATCHER_H_
 
@@ -11,6 +11,7 @@
 #include "allocation_relay/clock.h"
 #include "allocation_relay/config.h"
 #include "allocation_relay/store.h"
+#include "expiry_worker.h"
 
 namespace allocation_relay {
 
@@ -20,7 +21,7 @@ class Dispatcher {
   Dispatcher(std::shared_ptr<const Config> config, const Clock& clock);
   ~Dispatcher();
 
-  // Opens the database. Throws StoreError if it cannot be opened or migrated.
+  // Opens (and migrates) the database and starts the workers. Throws StoreError.
   void Start();
   // Takes new warehouses, rules and keys; the store path is fixed until restart.
   void Reload(std::shared_ptr<const Config> config);
@@ -30,7 +31,7 @@ class Dispatcher {
  private:
   std::shared_ptr<const Config> config_;
   const Clock& clock_;
-  std::unique_ptr<Store> store_;
+  std::unique_ptr<ExpiryWorker> expiry_;
 };
 
 }  // namespace allocation_relay

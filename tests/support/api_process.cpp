@@ -36,6 +36,7 @@ std::string ApiProcess::Config(const std::string& extra, const std::string& busy
          "  - {id: 3, name: Amsterdam}\n"
          "  - {id: 4, name: Tokyo}\n"
          "  - {id: 7, name: Central, confirm_timeout: 2h}\n"
+         "  - {id: 9, name: Quick, confirm_timeout: 1s}\n"
          "rules:\n"
          "  nordics: [[3, 4], [7]]\n" +
          extra;

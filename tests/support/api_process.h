@@ -1,5 +1,6 @@
 // ApiProcess: the real allocation-api binary on a temp database and an OS-chosen port, with an
-// HTTP client for it. Warehouses 3 Amsterdam, 4 Tokyo, 7 Central; rule "nordics" [[3,4],[7]];
+// HTTP client for it. Warehouses 3 Amsterdam, 4 Tokyo (1h), 7 Central (2h), 9 Quick (confirm
+// timeout 1s); rule "nordics" [[3,4],[7]];
 // keys: "oms-token" (every endpoint), "pos3-token" (warehouse endpoints, warehouse 3 only),
 // "reader-token" (GET /allocation-requests only).
 #ifndef ALLOCATION_RELAY_TESTS_SUPPORT_API_PROCESS_H_
