@@ -72,6 +72,26 @@ std::optional<EventAction> ParseEventAction(std::string_view text) {
   return std::nullopt;
 }
 
+std::string_view ToString(DeliveryState s) {
+  switch (s) {
+    case DeliveryState::kPending:
+      return "pending";
+    case DeliveryState::kSucceeded:
+      return "succeeded";
+    case DeliveryState::kDead:
+      return "dead";
+  }
+  return "unknown";
+}
+
+std::optional<DeliveryState> ParseDeliveryState(std::string_view text) {
+  for (DeliveryState s :
+       {DeliveryState::kPending, DeliveryState::kSucceeded, DeliveryState::kDead}) {
+    if (ToString(s) == text) return s;
+  }
+  return std::nullopt;
+}
+
 WarehouseCatalog::WarehouseCatalog(const std::vector<WarehouseInfo>& warehouses) {
   for (const WarehouseInfo& w : warehouses) by_id_.emplace(w.id, w);
 }

@@ -461,6 +461,45 @@ class Store::Impl {
     });
   }
 
+  static constexpr const char* kDeliveryColumns =
+      "SELECT id, uid, warehouse_id, state, document, attempt_count, next_attempt_at, "
+      "lease_until, created_at FROM deliveries ";
+
+  // A delivery row (columns as kDeliveryColumns) with the requests of its events.
+  Delivery DeliveryFromRow(SQLite::Statement& s) {
+    Delivery d;
+    d.id = s.getColumn(0).getInt64();
+    d.uid = s.getColumn(1).getString();
+    d.warehouse_id = s.getColumn(2).getInt64();
+    std::optional<DeliveryState> state = ParseDeliveryState(s.getColumn(3).getString());
+    if (!state) throw StoreError(StoreError::Kind::kCorrupt, "unknown delivery state");
+    d.state = *state;
+    d.document = s.getColumn(4).getString();
+    d.attempt_count = s.getColumn(5).getInt();
+    d.next_attempt_at = FromUnixMicros(s.getColumn(6).getInt64());
+    if (!s.getColumn(7).isNull()) d.lease_until = FromUnixMicros(s.getColumn(7).getInt64());
+    d.created_at = FromUnixMicros(s.getColumn(8).getInt64());
+    d.request_ids = RequestIdsOf(d.id);
+    return d;
+  }
+
+  std::vector<std::int64_t> RequestIdsOf(std::int64_t delivery_id) {
+    Borrowed q = Prepared("SELECT request_id FROM outbox_events WHERE delivery_id = ? ORDER BY id");
+    q->bind(1, delivery_id);
+    std::vector<std::int64_t> ids;
+    while (q->executeStep()) ids.push_back(q->getColumn(0).getInt64());
+    return ids;
+  }
+
+  std::optional<Delivery> ReadDelivery(const std::string& where, std::int64_t key) {
+    Borrowed q = Prepared(std::string(kDeliveryColumns) + where);
+    q->bind(1, key);
+    if (!q->executeStep()) return std::nullopt;
+    // Read the row fully before RequestIdsOf runs another statement.
+    Delivery d = DeliveryFromRow(*q);
+    return d;
+  }
+
   static AllocationRequest RequestFromRow(SQLite::Statement& s) {
     AllocationRequest r;
     r.id = s.getColumn(0).getInt64();
@@ -939,6 +978,180 @@ StoreResult<std::vector<OutboxEvent>> Store::ListUnbatchedEvents(
       out.push_back(e);
     }
     return out;
+  });
+}
+
+StoreResult<std::optional<Delivery>> Store::CreateDelivery(std::int64_t warehouse_id,
+                                                           std::span<const std::int64_t> event_ids,
+                                                           const std::string& uid,
+                                                           const std::string& document,
+                                                           TimePoint now) {
+  return impl_->WriteResult<std::optional<Delivery>>(
+      [&](Impl& im, std::optional<Delivery>& result) -> bool {
+        std::int64_t delivery_id = 0;
+        {
+          Borrowed s = im.Prepared(
+              "INSERT INTO deliveries (uid, warehouse_id, state, document, attempt_count, "
+              "next_attempt_at, created_at) VALUES (?, ?, 'pending', ?, 0, ?, ?)");
+          s->bind(1, uid);
+          s->bind(2, warehouse_id);
+          s->bind(3, document);
+          s->bind(4, ToUnixMicros(now));
+          s->bind(5, ToUnixMicros(now));
+          s->exec();
+          delivery_id = im.db_.getLastInsertRowid();
+        }
+        Borrowed u = im.Prepared(
+            "UPDATE outbox_events SET delivery_id = ? WHERE warehouse_id = ? AND "
+            "delivery_id IS NULL AND id IN " +
+            IdList(event_ids));
+        u->bind(1, delivery_id);
+        u->bind(2, warehouse_id);
+        if (u->exec() != static_cast<int>(event_ids.size())) return false;  // someone was faster
+        result = im.ReadDelivery("WHERE id = ?", delivery_id);
+        return true;
+      });
+}
+
+StoreResult<std::optional<Delivery>> Store::HeadDelivery(std::int64_t warehouse_id) {
+  return Guarded([&]() -> std::optional<Delivery> {
+    ReadTransaction txn(impl_->db_);
+    return impl_->ReadDelivery("WHERE warehouse_id = ? AND state = 'pending' ORDER BY id LIMIT 1",
+                               warehouse_id);
+  });
+}
+
+StoreResult<bool> Store::ClaimDelivery(std::int64_t delivery_id, TimePoint now,
+                                       TimePoint lease_until) {
+  return impl_->WriteResult<bool>([&](Impl& im, bool& claimed) -> bool {
+    Borrowed s = im.Prepared(
+        "UPDATE deliveries SET lease_until = ? WHERE id = ? AND state = 'pending' AND "
+        "(lease_until IS NULL OR lease_until <= ?)");
+    s->bind(1, ToUnixMicros(lease_until));
+    s->bind(2, delivery_id);
+    s->bind(3, ToUnixMicros(now));
+    claimed = s->exec() == 1;
+    return claimed;
+  });
+}
+
+StoreResult<bool> Store::RecordAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
+                                       TimePoint next_attempt_at, TimePoint now) {
+  return impl_->WriteResult<bool>([&](Impl& im, bool& recorded) -> bool {
+    int number = 0;
+    {
+      Borrowed s = im.Prepared(
+          "SELECT attempt_count FROM deliveries WHERE id = ? AND "
+          "state = 'pending'");
+      s->bind(1, attempt.delivery_id);
+      if (!s->executeStep()) return false;
+      number = s->getColumn(0).getInt() + 1;
+    }
+    {
+      Borrowed s = im.Prepared(
+          "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, "
+          "http_status, error, response_head) VALUES (?, ?, ?, ?, ?, ?, ?)");
+      s->bind(1, attempt.delivery_id);
+      s->bind(2, number);
+      s->bind(3, ToUnixMicros(attempt.started_at));
+      s->bind(4, static_cast<std::int64_t>(attempt.duration.count()));
+      s->bind(5, attempt.http_status);
+      s->bind(6, attempt.error);
+      s->bind(7, attempt.response_head.data(), static_cast<int>(attempt.response_head.size()));
+      s->exec();
+    }
+    const char* state = outcome == AttemptOutcome::kSucceeded ? "succeeded"
+                        : outcome == AttemptOutcome::kDead    ? "dead"
+                                                              : "pending";
+    {
+      Borrowed s = im.Prepared(
+          "UPDATE deliveries SET attempt_count = ?, state = ?, next_attempt_at = ?, "
+          "lease_until = NULL, finished_at = ? WHERE id = ?");
+      s->bind(1, number);
+      s->bind(2, state);
+      s->bind(3, ToUnixMicros(outcome == AttemptOutcome::kRetry ? next_attempt_at : now));
+      if (outcome == AttemptOutcome::kRetry) {
+        s->bind(4);
+      } else {
+        s->bind(4, ToUnixMicros(now));
+      }
+      s->bind(5, attempt.delivery_id);
+      s->exec();
+    }
+    // Conditional updates: a request already confirmed, rejected, timed out or outdated keeps
+    // its status whatever the webhook's fate.
+    for (std::int64_t request_id : im.RequestIdsOf(attempt.delivery_id)) {
+      if (outcome == AttemptOutcome::kSucceeded) {
+        im.SetStatusWhere(request_id, RequestStatus::kSent, "('allocated', 'failed')", now);
+      } else {
+        im.SetStatusWhere(request_id, RequestStatus::kFailed, "('allocated')", now);
+      }
+    }
+    recorded = true;
+    return true;
+  });
+}
+
+StoreResult<std::vector<Delivery>> Store::ListDeliveries(std::optional<DeliveryState> state,
+                                                         std::optional<std::int64_t> warehouse,
+                                                         int limit) {
+  return Guarded([&]() -> std::vector<Delivery> {
+    ReadTransaction txn(impl_->db_);
+    std::string sql = std::string(Impl::kDeliveryColumns) + "WHERE 1";
+    if (state) sql += " AND state = '" + std::string(ToString(*state)) + "'";
+    if (warehouse) sql += " AND warehouse_id = " + std::to_string(*warehouse);
+    sql += " ORDER BY id LIMIT " + std::to_string(limit);
+    std::vector<Delivery> rows;
+    {
+      Borrowed q = impl_->Prepared(sql);
+      while (q->executeStep()) {
+        Delivery d;
+        d.id = q->getColumn(0).getInt64();
+        rows.push_back(d);
+      }
+    }
+    std::vector<Delivery> out;
+    for (const Delivery& d : rows) {
+      if (auto full = impl_->ReadDelivery("WHERE id = ?", d.id)) out.push_back(std::move(*full));
+    }
+    return out;
+  });
+}
+
+StoreResult<std::vector<DeliveryAttempt>> Store::ListAttempts(std::int64_t delivery_id) {
+  return Guarded([&]() -> std::vector<DeliveryAttempt> {
+    Borrowed q = impl_->Prepared(
+        "SELECT delivery_id, attempt, started_at, duration_us, http_status, error, response_head "
+        "FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt");
+    q->bind(1, delivery_id);
+    std::vector<DeliveryAttempt> out;
+    while (q->executeStep()) {
+      DeliveryAttempt a;
+      a.delivery_id = q->getColumn(0).getInt64();
+      a.attempt = q->getColumn(1).getInt();
+      a.started_at = FromUnixMicros(q->getColumn(2).getInt64());
+      a.duration = Micros(q->getColumn(3).getInt64());
+      a.http_status = q->getColumn(4).getInt();
+      a.error = q->getColumn(5).getString();
+      const SQLite::Column head = q->getColumn(6);
+      a.response_head.assign(static_cast<const char*>(head.getBlob()),
+                             static_cast<std::size_t>(head.getBytes()));
+      out.push_back(std::move(a));
+    }
+    return out;
+  });
+}
+
+StoreResult<int> Store::ResendDead(std::optional<std::int64_t> warehouse, TimePoint now) {
+  return impl_->WriteResult<int>([&](Impl& im, int& count) -> bool {
+    std::string sql =
+        "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, "
+        "finished_at = NULL WHERE state = 'dead'";
+    if (warehouse) sql += " AND warehouse_id = " + std::to_string(*warehouse);
+    Borrowed s = im.Prepared(sql);
+    s->bind(1, ToUnixMicros(now));
+    count = s->exec();
+    return true;
   });
 }
 

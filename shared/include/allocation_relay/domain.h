@@ -115,6 +115,42 @@ struct OutboxEvent {
   std::optional<std::int64_t> delivery_id;  // set once the event is put into a batch
 };
 
+// A batch of outbox events sent as one webhook call, retried as it is under one delivery id.
+enum class DeliveryState { kPending, kSucceeded, kDead };
+std::string_view ToString(DeliveryState s);
+std::optional<DeliveryState> ParseDeliveryState(std::string_view text);
+
+struct Delivery {
+  std::int64_t id = 0;
+  std::string uid;  // the delivery id receivers see (webhook-id)
+  std::int64_t warehouse_id = 0;
+  DeliveryState state = DeliveryState::kPending;
+  std::string document;  // the events JSON, fixed when the batch was formed
+  int attempt_count = 0;
+  TimePoint next_attempt_at;
+  std::optional<TimePoint> lease_until;  // claimed by a dispatcher until then
+  TimePoint created_at;
+  std::vector<std::int64_t> request_ids;  // the requests its events are about, in event order
+};
+
+// One attempt to deliver a Delivery.
+struct DeliveryAttempt {
+  std::int64_t delivery_id = 0;
+  int attempt = 0;  // 1 for the first
+  TimePoint started_at;
+  Micros duration{0};
+  int http_status = 0;  // 0: no HTTP answer (network error, timeout)
+  std::string error;
+  std::string response_head;  // the first bytes of the response body
+};
+
+// What an attempt means for its delivery.
+enum class AttemptOutcome {
+  kSucceeded,  // 2xx: the delivery is done; its requests allocated/failed -> sent
+  kRetry,      // failed: pending again at the given time; its requests allocated -> failed
+  kDead,       // failed and no retries left: kept as dead; allocated -> failed
+};
+
 // What the flow needs to know of a configured warehouse.
 struct WarehouseInfo {
   std::int64_t id = 0;

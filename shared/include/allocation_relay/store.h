@@ -161,6 +161,35 @@ class Store {
   StoreResult<std::vector<OutboxEvent>> ListUnbatchedEvents(std::optional<std::int64_t> warehouse,
                                                             int limit);
 
+  // Webhook deliveries (used by the dispatcher).
+  //
+  // Puts `event_ids` (unbatched events of `warehouse_id`) into a new pending delivery with
+  // `document` as its body, due at `now`. Returns nullopt, changing nothing, if any of the events
+  // is not an unbatched event of that warehouse (another dispatcher formed it first).
+  // REQUIRES: event_ids not empty.
+  StoreResult<std::optional<Delivery>> CreateDelivery(std::int64_t warehouse_id,
+                                                      std::span<const std::int64_t> event_ids,
+                                                      const std::string& uid,
+                                                      const std::string& document, TimePoint now);
+  // The warehouse's oldest pending delivery: later ones wait behind it (strict order).
+  StoreResult<std::optional<Delivery>> HeadDelivery(std::int64_t warehouse_id);
+  // Claims a pending delivery until `lease_until`, unless someone holds an unexpired lease.
+  // A crashed dispatcher's lease simply runs out, and the delivery is sent again.
+  StoreResult<bool> ClaimDelivery(std::int64_t delivery_id, TimePoint now, TimePoint lease_until);
+  // Records `attempt` (its attempt number is the delivery's count + 1) and its outcome in one
+  // transaction; `next_attempt_at` is used for kRetry. Returns false if the delivery is no
+  // longer pending (nothing recorded).
+  StoreResult<bool> RecordAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
+                                  TimePoint next_attempt_at, TimePoint now);
+  // Deliveries by state and warehouse (any if nullopt), oldest first.
+  StoreResult<std::vector<Delivery>> ListDeliveries(std::optional<DeliveryState> state,
+                                                    std::optional<std::int64_t> warehouse,
+                                                    int limit);
+  StoreResult<std::vector<DeliveryAttempt>> ListAttempts(std::int64_t delivery_id);
+  // Dead deliveries (of one warehouse, or all) become pending again, due at `now`. Returns how
+  // many.
+  StoreResult<int> ResendDead(std::optional<std::int64_t> warehouse, TimePoint now);
+
   // The query plans SQLite chooses (EXPLAIN QUERY PLAN, one line per step) for the exact SQL
   // that ListRequests and ExpireDue run, so tests can check which index serves them.
   StoreResult<std::vector<std::string>> ExplainListRequests(const RequestQuery& query);
