@@ -15,6 +15,8 @@ void Dispatcher::Start() {
   expiry_ =
       std::make_unique<ExpiryWorker>(StoreOptionsFrom(config_->store), clock_, config_->Catalog());
   expiry_->Start();
+  delivery_ = std::make_unique<DeliveryLoop>(StoreOptionsFrom(config_->store), clock_, config_);
+  delivery_->Start();
   spdlog::info("dispatcher ready: database {} (schema {}), {} warehouses", config_->store.path,
                Store::LatestSchemaVersion(), config_->warehouses.size());
 }
@@ -26,11 +28,16 @@ void Dispatcher::Reload(std::shared_ptr<const Config> config) {
   }
   config_ = std::move(config);
   if (expiry_) expiry_->SetCatalog(config_->Catalog());
+  if (delivery_) delivery_->SetConfig(config_);
   spdlog::info("configuration reloaded: {} warehouses, {} rules", config_->warehouses.size(),
                config_->rules.size());
 }
 
 void Dispatcher::Stop() {
+  if (delivery_) {
+    delivery_->Stop();  // lets calls in flight finish and records them
+    delivery_.reset();
+  }
   if (expiry_) {
     expiry_->Stop();
     expiry_.reset();

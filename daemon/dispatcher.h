@@ -1,7 +1,7 @@
 // Dispatcher: the allocation-dispatcherd service object.
 //
-// Delivers the webhook outbox to warehouses and expires requests (SPEC section 4). So far it
-// runs the expiry worker; webhook delivery is still to come (issue #4).
+// Delivers the webhook outbox to warehouses (DeliveryLoop) and expires requests (ExpiryWorker),
+// SPEC section 4.
 // Start/Reload/Stop are called from the main thread only.
 #ifndef ALLOCATION_RELAY_DAEMON_DISPATCHER_H_
 #define ALLOCATION_RELAY_DAEMON_DISPATCHER_H_
@@ -11,6 +11,7 @@
 #include "allocation_relay/clock.h"
 #include "allocation_relay/config.h"
 #include "allocation_relay/store.h"
+#include "delivery_loop.h"
 #include "expiry_worker.h"
 
 namespace allocation_relay {
@@ -32,6 +33,7 @@ class Dispatcher {
   std::shared_ptr<const Config> config_;
   const Clock& clock_;
   std::unique_ptr<ExpiryWorker> expiry_;
+  std::unique_ptr<DeliveryLoop> delivery_;
 };
 
 }  // namespace allocation_relay

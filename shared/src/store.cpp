@@ -1142,6 +1142,51 @@ StoreResult<std::vector<DeliveryAttempt>> Store::ListAttempts(std::int64_t deliv
   });
 }
 
+StoreResult<std::int64_t> Store::MaxEventId() {
+  return Guarded([&]() -> std::int64_t {
+    Borrowed q = impl_->Prepared("SELECT coalesce(max(id), 0) FROM outbox_events");
+    q->executeStep();
+    return q->getColumn(0).getInt64();
+  });
+}
+
+StoreResult<bool> Store::DisableWebhook(std::int64_t warehouse_id, const std::string& reason,
+                                        TimePoint now) {
+  return impl_->WriteResult<bool>([&](Impl& im, bool& changed) -> bool {
+    Borrowed s = im.Prepared(
+        "INSERT INTO webhook_endpoints (warehouse_id, disabled_at, disabled_reason) "
+        "VALUES (?, ?, ?) ON CONFLICT (warehouse_id) DO UPDATE SET disabled_at = "
+        "excluded.disabled_at, disabled_reason = excluded.disabled_reason "
+        "WHERE disabled_at IS NULL");
+    s->bind(1, warehouse_id);
+    s->bind(2, ToUnixMicros(now));
+    s->bind(3, reason);
+    changed = s->exec() == 1;
+    return true;
+  });
+}
+
+StoreResult<bool> Store::EnableWebhook(std::int64_t warehouse_id) {
+  return impl_->WriteResult<bool>([&](Impl& im, bool& changed) -> bool {
+    Borrowed s = im.Prepared(
+        "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL "
+        "WHERE warehouse_id = ? AND disabled_at IS NOT NULL");
+    s->bind(1, warehouse_id);
+    changed = s->exec() == 1;
+    return true;
+  });
+}
+
+StoreResult<std::vector<std::int64_t>> Store::DisabledWebhooks() {
+  return Guarded([&]() -> std::vector<std::int64_t> {
+    Borrowed q = impl_->Prepared(
+        "SELECT warehouse_id FROM webhook_endpoints WHERE disabled_at IS NOT NULL ORDER BY 1");
+    std::vector<std::int64_t> out;
+    while (q->executeStep()) out.push_back(q->getColumn(0).getInt64());
+    return out;
+  });
+}
+
 StoreResult<int> Store::ResendDead(std::optional<std::int64_t> warehouse, TimePoint now) {
   return impl_->WriteResult<int>([&](Impl& im, int& count) -> bool {
     std::string sql =

@@ -454,7 +454,7 @@ TEST(ApiRobustness, SighupReloadsKeysAndKeepsServing) {
   std::string config = ApiProcess::Config("", "5s");
   std::string key = "    - {name: new, sha256: " + Sha256Hex("new-token") +
                     ", endpoints: [GET /allocation-requests]}\n";
-  config.insert(config.find("\nwarehouses:") + 1, key);
+  config.insert(config.find("\ndispatcher:") + 1, key);
   api.dir().Write("relay.yaml", config);
   api.process().Signal(SIGHUP);
   ASSERT_TRUE(testing::WaitFor(

@@ -10,6 +10,19 @@
 namespace allocation_relay::testing {
 
 std::string ApiProcess::Config(const std::string& extra, const std::string& busy_timeout) {
+  ApiProcessOptions options;
+  options.extra = extra;
+  options.busy_timeout = busy_timeout;
+  return Config(options);
+}
+
+std::string ApiProcess::Config(const ApiProcessOptions& o) {
+  const std::string& extra = o.extra;
+  const std::string& busy_timeout = o.busy_timeout;
+  auto hook = [&](int id) {
+    auto it = o.webhooks.find(id);
+    return it == o.webhooks.end() ? std::string() : ", webhook: " + it->second;
+  };
   auto key = [](const std::string& name, const std::string& token, const std::string& endpoints,
                 const std::string& scope) {
     return "    - {name: " + name + ", sha256: " + Sha256Hex(token) + ", endpoints: [" + endpoints +
@@ -32,18 +45,31 @@ std::string ApiProcess::Config(const std::string& extra, const std::string& busy
          key("pos3", "pos3-token", "GET /allocation-requests, PUT /allocation-request",
              ", warehouses: [3]") +
          key("reader", "reader-token", "GET /allocation-requests", "") +
+         "dispatcher: " + o.dispatcher + "\n" +
          "warehouses:\n"
-         "  - {id: 3, name: Amsterdam}\n"
-         "  - {id: 4, name: Tokyo}\n"
-         "  - {id: 7, name: Central, confirm_timeout: 2h}\n"
-         "  - {id: 9, name: Quick, confirm_timeout: 1s}\n"
+         "  - {id: 3, name: Amsterdam" +
+         hook(3) +
+         "}\n"
+         "  - {id: 4, name: Tokyo" +
+         hook(4) +
+         "}\n"
+         "  - {id: 7, name: Central, confirm_timeout: 2h" +
+         hook(7) +
+         "}\n"
+         "  - {id: 9, name: Quick, confirm_timeout: 1s" +
+         hook(9) +
+         "}\n"
          "rules:\n"
          "  nordics: [[3, 4], [7]]\n" +
          extra;
 }
 
-ApiProcess::ApiProcess(const std::string& extra_config, const std::string& busy_timeout) {
-  dir_.Write("relay.yaml", Config(extra_config, busy_timeout));
+ApiProcess::ApiProcess(const std::string& extra_config, const std::string& busy_timeout)
+    : ApiProcess(
+          ApiProcessOptions{extra_config, busy_timeout, {}, ApiProcessOptions().dispatcher}) {}
+
+ApiProcess::ApiProcess(const ApiProcessOptions& options) {
+  dir_.Write("relay.yaml", Config(options));
   process_ = std::make_unique<Process>(
       std::vector<std::string>{API_BINARY, "--config", ConfigPath()}, dir_.path());
   std::regex listening(R"(api listening on 127\.0\.0\.1:(\d+))");

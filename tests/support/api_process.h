@@ -8,6 +8,7 @@
 
 #include <httplib.h>
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -24,10 +25,19 @@ struct HttpAnswer {
   nlohmann::ordered_json Json() const { return nlohmann::ordered_json::parse(body); }
 };
 
+struct ApiProcessOptions {
+  std::string extra;  // appended to the config file
+  std::string busy_timeout = "5s";
+  std::map<int, std::string> webhooks;  // warehouse id -> inline YAML of its `webhook:`
+  std::string dispatcher =
+      "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [200ms, 200ms]}";
+};
+
 class ApiProcess {
  public:
   // `extra_config` is appended to the config file (more warehouses, rules, ...).
   explicit ApiProcess(const std::string& extra_config = "", const std::string& busy_timeout = "5s");
+  explicit ApiProcess(const ApiProcessOptions& options);
   ~ApiProcess();
 
   int port() const { return port_; }
@@ -52,6 +62,7 @@ class ApiProcess {
                                 const std::string& token = "oms-token");
 
   static std::string Config(const std::string& extra, const std::string& busy_timeout);
+  static std::string Config(const ApiProcessOptions& options);
 
  private:
   TempDir dir_;

@@ -151,5 +151,18 @@ TEST_F(StoreDeliveries, DeadDeliveriesCanBeSentAgain) {
   EXPECT_EQ(*store_->ResendDead(std::nullopt, clock_.Now()), 1);
 }
 
+TEST_F(StoreDeliveries, WebhooksAreDisabledUntilEnabledAndEventsAreCounted) {
+  EXPECT_EQ(*store_->MaxEventId(), 0);
+  Create(15, {{3, 4}});
+  EXPECT_EQ(*store_->MaxEventId(), 2);
+  EXPECT_TRUE(*store_->DisableWebhook(3, "410 Gone", clock_.Now()));
+  EXPECT_FALSE(*store_->DisableWebhook(3, "410 Gone", clock_.Now()));  // already
+  EXPECT_EQ(*store_->DisabledWebhooks(), std::vector<std::int64_t>{3});
+  EXPECT_TRUE(*store_->EnableWebhook(3));
+  EXPECT_FALSE(*store_->EnableWebhook(3));
+  EXPECT_TRUE(store_->DisabledWebhooks()->empty());
+  EXPECT_TRUE(*store_->DisableWebhook(3, "410 Gone", clock_.Now()));  // again after enabling
+}
+
 }  // namespace
 }  // namespace allocation_relay

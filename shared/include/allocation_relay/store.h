@@ -186,6 +186,13 @@ class Store {
                                                     std::optional<std::int64_t> warehouse,
                                                     int limit);
   StoreResult<std::vector<DeliveryAttempt>> ListAttempts(std::int64_t delivery_id);
+  // The newest outbox event id (0 if none): a cheap test for "anything new to send?".
+  StoreResult<std::int64_t> MaxEventId();
+  // Webhooks turned off by a 410 Gone until an operator enables them again.
+  StoreResult<bool> DisableWebhook(std::int64_t warehouse_id, const std::string& reason,
+                                   TimePoint now);
+  StoreResult<bool> EnableWebhook(std::int64_t warehouse_id);
+  StoreResult<std::vector<std::int64_t>> DisabledWebhooks();
   // Dead deliveries (of one warehouse, or all) become pending again, due at `now`. Returns how
   // many.
   StoreResult<int> ResendDead(std::optional<std::int64_t> warehouse, TimePoint now);

@@ -1,0 +1,75 @@
+// DeliveryLoop: sends the webhook outbox to warehouses (SPEC section 4).
+//
+// One thread with its own Store and WebhookSender. Per warehouse with a webhook: the oldest
+// pending delivery (its head) is sent when due; when there is none, up to max_events_per_call
+// unbatched events are formed into a new delivery, whose document is fixed from then on. A
+// delivery is claimed with a lease longer than the call's timeout, so after a crash it is sent
+// again once the lease runs out (at least once). Every attempt is recorded with its outcome:
+// 2xx succeeded; 410 Gone disables the webhook (the delivery waits until it is enabled);
+// otherwise the retry schedule (with Retry-After on 429/503), then dead.
+//
+// New work is noticed by a cheap indexed query (the newest event id) every few milliseconds, never
+// by scanning the database. Start/Stop/SetConfig may be called from any thread.
+#ifndef ALLOCATION_RELAY_DAEMON_DELIVERY_LOOP_H_
+#define ALLOCATION_RELAY_DAEMON_DELIVERY_LOOP_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "allocation_relay/clock.h"
+#include "allocation_relay/config.h"
+#include "allocation_relay/store.h"
+#include "webhook_sender.h"
+
+namespace allocation_relay {
+
+class DeliveryLoop {
+ public:
+  // How often the newest event id is looked at when nothing is in flight.
+  static constexpr std::chrono::milliseconds kIdleWait{5};
+  // How often every warehouse is looked at even if no new event appeared (operator re-sends,
+  // enabled webhooks, expired leases of another dispatcher).
+  static constexpr std::chrono::milliseconds kRescanInterval{1000};
+
+  // `clock` must outlive the loop.
+  DeliveryLoop(StoreOptions options, const Clock& clock, std::shared_ptr<const Config> config);
+  ~DeliveryLoop();
+
+  // Opens the Store and starts the thread. Throws StoreError.
+  void Start();
+  // Stops claiming, waits for calls in flight (bounded by their timeouts), records them, joins.
+  void Stop();
+  void SetConfig(std::shared_ptr<const Config> config);
+
+ private:
+  void Loop();
+  // Forms and claims due deliveries and submits them; returns false on a database error.
+  bool Scan(const Config& config);
+  // Records one finished call.
+  void Record(const Config& config, const WebhookOutcome& outcome);
+  std::optional<std::string> RenderDocument(const Config& config,
+                                            const std::vector<OutboxEvent>& events);
+
+  StoreOptions options_;
+  const Clock& clock_;
+  std::mutex mu_;
+  std::shared_ptr<const Config> config_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+
+  // Loop thread only.
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<WebhookSender> sender_;
+  std::map<std::int64_t, Delivery> in_flight_;  // by delivery id
+  std::int64_t last_event_id_ = -1;
+  TimePoint next_scan_;
+  std::mt19937_64 random_;
+};
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_DAEMON_DELIVERY_LOOP_H_

@@ -1,0 +1,33 @@
+#include "webhook_format.h"
+
+#include "allocation_relay/render.h"
+#include "allocation_relay/signature.h"
+#include "allocation_relay/version.h"
+
+namespace allocation_relay {
+
+std::string UserAgent() { return std::string(kProductName) + "/" + kVersion; }
+
+WebhookRequest FormatWebhook(const WebhookConfig& hook, const std::string& uid,
+                             const std::string& document, std::int64_t unix_seconds) {
+  WebhookRequest r;
+  r.headers.emplace_back("User-Agent", UserAgent());
+  if (hook.signature == SignatureScheme::kCentra) {
+    r.body = "payload=" + FormUrlEncode(document);
+    r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    r.headers.emplace_back("X-Centra-Signature",
+                           CentraSignatureHeader(hook.secret, unix_seconds, r.body));
+  } else {
+    r.body = document;
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.headers.emplace_back("webhook-id", uid);
+    r.headers.emplace_back("webhook-timestamp", std::to_string(unix_seconds));
+    // The config loader guarantees a whsec_ secret for this scheme.
+    r.headers.emplace_back(
+        "webhook-signature",
+        StandardWebhooksSignature(hook.secret, uid, unix_seconds, document).value_or(""));
+  }
+  return r;
+}
+
+}  // namespace allocation_relay

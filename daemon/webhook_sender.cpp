@@ -1,0 +1,208 @@
+#include "webhook_sender.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <stdexcept>
+
+namespace allocation_relay {
+namespace {
+
+bool NonPublicV4(std::uint32_t a) {  // host byte order
+  auto in = [a](std::uint32_t net, int bits) {
+    std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
+    return (a & mask) == net;
+  };
+  return in(0x00000000, 8) ||   // 0.0.0.0/8
+         in(0x0A000000, 8) ||   // 10/8
+         in(0x64400000, 10) ||  // 100.64/10 (CGNAT)
+         in(0x7F000000, 8) ||   // 127/8
+         in(0xA9FE0000, 16) ||  // 169.254/16
+         in(0xAC100000, 12) ||  // 172.16/12
+         in(0xC0A80000, 16) ||  // 192.168/16
+         in(0xE0000000, 4) ||   // multicast
+         in(0xF0000000, 4);     // reserved, broadcast
+}
+
+std::once_flag global_init;
+
+}  // namespace
+
+bool IsNonPublicAddress(const sockaddr* address) {
+  if (address->sa_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(address);
+    return NonPublicV4(ntohl(v4->sin_addr.s_addr));
+  }
+  if (address->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
+    const unsigned char* b = v6->sin6_addr.s6_addr;
+    static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(b, kMapped, 12) == 0) {
+      std::uint32_t a = (std::uint32_t{b[12]} << 24) | (std::uint32_t{b[13]} << 16) |
+                        (std::uint32_t{b[14]} << 8) | b[15];
+      return NonPublicV4(a);
+    }
+    bool unspecified_or_loopback = true;
+    for (int i = 0; i < 15; ++i) unspecified_or_loopback &= b[i] == 0;
+    unspecified_or_loopback &= b[15] <= 1;
+    return unspecified_or_loopback ||                  // :: and ::1
+           (b[0] & 0xfe) == 0xfc ||                    // fc00::/7 unique local
+           (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||  // fe80::/10 link-local
+           b[0] == 0xff;                               // multicast
+  }
+  return true;  // anything else is not an internet destination
+}
+
+struct WebhookSender::Impl {
+  struct Transfer {
+    WebhookSender::Impl* owner = nullptr;
+    CURL* easy = nullptr;
+    curl_slist* headers = nullptr;
+    WebhookCall call;
+    WebhookOutcome outcome;
+    std::chrono::steady_clock::time_point started;
+    bool refused_private = false;
+  };
+
+  CURLM* multi = nullptr;
+  std::list<Transfer> transfers;  // stable addresses: libcurl holds pointers to them
+
+  static size_t OnBody(char* data, size_t size, size_t n, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    std::string& head = t->outcome.response_head;
+    if (head.size() < kResponseHeadBytes) {
+      head.append(data, std::min(size * n, kResponseHeadBytes - head.size()));
+    }
+    return size * n;
+  }
+
+  static size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    std::string line(data, size * n);
+    constexpr std::string_view kName = "retry-after:";
+    if (line.size() > kName.size() && strncasecmp(line.c_str(), kName.data(), kName.size()) == 0) {
+      std::string value = line.substr(kName.size());
+      char* end = nullptr;
+      long seconds = std::strtol(value.c_str(), &end, 10);
+      if (end != value.c_str() && seconds >= 0) {
+        t->outcome.retry_after = std::chrono::seconds(seconds);
+      }
+    }
+    return size * n;
+  }
+
+  static curl_socket_t OnOpenSocket(void* user, curlsocktype, curl_sockaddr* address) {
+    auto* t = static_cast<Transfer*>(user);
+    if (!t->call.allow_private_networks && IsNonPublicAddress(&address->addr)) {
+      t->refused_private = true;
+      return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype, address->protocol);
+  }
+
+  void Start(WebhookCall call) {
+    Transfer& t = transfers.emplace_back();
+    t.owner = this;
+    t.call = std::move(call);
+    t.outcome.tag = t.call.tag;
+    t.started = std::chrono::steady_clock::now();
+    t.easy = curl_easy_init();
+    if (!t.easy) throw std::runtime_error("curl_easy_init failed");
+    CURL* e = t.easy;
+    curl_easy_setopt(e, CURLOPT_URL, t.call.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t.call.request.body.c_str());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(t.call.request.body.size()));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(t.call.timeout.count()));
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, t.call.verify_tls ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, t.call.verify_tls ? 2L : 0L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &OnBody);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &OnHeader);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &OnOpenSocket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &t);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+    for (const auto& [name, value] : t.call.request.headers) {
+      t.headers = curl_slist_append(t.headers, (name + ": " + value).c_str());
+    }
+    t.headers = curl_slist_append(t.headers, "Expect:");  // no 100-continue round trip
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
+    curl_multi_add_handle(multi, e);
+  }
+
+  WebhookOutcome Finish(Transfer& t, CURLcode code) {
+    WebhookOutcome out = std::move(t.outcome);
+    out.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - t.started);
+    long status = 0;
+    curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+    if (code == CURLE_OK) {
+      out.http_status = static_cast<int>(status);
+    } else {
+      out.http_status = 0;
+      out.error = t.refused_private
+                      ? "destination refused: private, loopback or link-local address (set "
+                        "dispatcher.allow_private_networks to allow)"
+                      : curl_easy_strerror(code);
+    }
+    curl_multi_remove_handle(multi, t.easy);
+    curl_easy_cleanup(t.easy);
+    curl_slist_free_all(t.headers);
+    return out;
+  }
+};
+
+WebhookSender::WebhookSender() : impl_(std::make_unique<Impl>()) {
+  std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  impl_->multi = curl_multi_init();
+  if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
+}
+
+WebhookSender::~WebhookSender() {
+  for (auto& t : impl_->transfers) impl_->Finish(t, CURLE_ABORTED_BY_CALLBACK);
+  curl_multi_cleanup(impl_->multi);
+}
+
+void WebhookSender::Submit(WebhookCall call) { impl_->Start(std::move(call)); }
+
+std::size_t WebhookSender::in_flight() const { return impl_->transfers.size(); }
+
+void WebhookSender::Wakeup() { curl_multi_wakeup(impl_->multi); }
+
+std::vector<WebhookOutcome> WebhookSender::Poll(std::chrono::milliseconds max_wait) {
+  int running = 0;
+  curl_multi_perform(impl_->multi, &running);
+  std::vector<WebhookOutcome> done;
+  auto collect = [&] {
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(impl_->multi, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Impl::Transfer* t = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+      CURLcode code = msg->data.result;
+      done.push_back(impl_->Finish(*t, code));
+      impl_->transfers.remove_if([t](const Impl::Transfer& x) { return &x == t; });
+    }
+  };
+  collect();
+  if (done.empty()) {
+    int fds = 0;
+    curl_multi_poll(impl_->multi, nullptr, 0, static_cast<int>(max_wait.count()), &fds);
+    curl_multi_perform(impl_->multi, &running);
+    collect();
+  }
+  return done;
+}
+
+}  // namespace allocation_relay

@@ -1,0 +1,68 @@
+// WebhookSender: concurrent HTTP POSTs with libcurl's multi interface (the only file that
+// includes <curl/curl.h>). Connections are reused across calls; no signals are used (NOSIGNAL).
+// Destinations that resolve to loopback, private, link-local or unspecified addresses are
+// refused at connect time (after DNS) unless the call allows them; only http and https.
+//
+// Not thread-safe: one thread submits and polls. Wakeup() alone may be called from any thread.
+#ifndef ALLOCATION_RELAY_DAEMON_WEBHOOK_SENDER_H_
+#define ALLOCATION_RELAY_DAEMON_WEBHOOK_SENDER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "webhook_format.h"
+
+struct sockaddr;
+
+namespace allocation_relay {
+
+struct WebhookCall {
+  std::uint64_t tag = 0;  // the caller's handle, returned in the outcome
+  std::string url;
+  WebhookRequest request;
+  std::chrono::milliseconds timeout{5000};
+  bool verify_tls = true;
+  bool allow_private_networks = false;
+};
+
+struct WebhookOutcome {
+  std::uint64_t tag = 0;
+  int http_status = 0;  // 0: no HTTP answer
+  std::string error;    // empty on an HTTP answer
+  std::chrono::microseconds duration{0};
+  std::string response_head;  // the first kResponseHeadBytes of the body
+  std::optional<std::chrono::milliseconds> retry_after;
+};
+
+class WebhookSender {
+ public:
+  static constexpr std::size_t kResponseHeadBytes = 1024;
+
+  WebhookSender();
+  ~WebhookSender();
+  WebhookSender(const WebhookSender&) = delete;
+  WebhookSender& operator=(const WebhookSender&) = delete;
+
+  void Submit(WebhookCall call);
+  // Drives the transfers for at most `max_wait` (less if one finishes or Wakeup() is called);
+  // returns the calls that finished.
+  std::vector<WebhookOutcome> Poll(std::chrono::milliseconds max_wait);
+  std::size_t in_flight() const;
+  void Wakeup();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// True for loopback, RFC 1918 / unique-local, link-local, CGNAT, multicast and unspecified
+// addresses (IPv4, IPv6 and IPv4-mapped IPv6): destinations refused by default.
+bool IsNonPublicAddress(const sockaddr* address);
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_DAEMON_WEBHOOK_SENDER_H_

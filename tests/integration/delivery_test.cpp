@@ -1,0 +1,230 @@
+// allocation-dispatcherd delivering webhooks to real receivers on loopback, with the real API
+// making the allocations on the same database file.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <regex>
+
+#include "allocation_relay/render.h"
+#include "allocation_relay/signature.h"
+#include "allocation_relay/store.h"
+#include "support/api_process.h"
+#include "support/receiver.h"
+
+namespace allocation_relay {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::ApiProcess;
+using testing::ApiProcessOptions;
+using ::testing::HasSubstr;
+using testing::Process;
+using testing::Receiver;
+using ::testing::StartsWith;
+
+// Reverses FormUrlEncode for the payload= body.
+std::string FormDecode(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size()) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+ApiProcessOptions Options(std::map<int, std::string> webhooks,
+                          std::string dispatcher = ApiProcessOptions().dispatcher) {
+  ApiProcessOptions o;
+  o.webhooks = std::move(webhooks);
+  o.dispatcher = std::move(dispatcher);
+  return o;
+}
+
+class Delivery : public ::testing::Test {
+ protected:
+  void Start(ApiProcessOptions options) {
+    api_ = std::make_unique<ApiProcess>(options);
+    dispatcher_ = std::make_unique<Process>(
+        std::vector<std::string>{DISPATCHER_BINARY, "--config", api_->ConfigPath()},
+        api_->dir().path());
+    ASSERT_TRUE(testing::WaitFor(
+        [&] { return dispatcher_->Stderr().find("ready") != std::string::npos; }, 15s))
+        << dispatcher_->Stderr();
+  }
+  void TearDown() override {
+    if (dispatcher_) {
+      dispatcher_->Signal(SIGTERM);
+      EXPECT_EQ(dispatcher_->Wait(20s), 0) << dispatcher_->Stderr();
+    }
+  }
+  std::string StatusOf(int request_id) {
+    auto all = api_->Get("/allocation-requests?status=all").Json()["allocation_requests"];
+    for (const auto& e : all) {
+      if (e["id"] == request_id) return e["status"];
+    }
+    return "";
+  }
+  std::unique_ptr<Store> OpenStore() {
+    return Store::Open({api_->DatabasePath(), SynchronousMode::kNormal, 5000ms, false});
+  }
+
+  Receiver receiver_;
+  std::unique_ptr<ApiProcess> api_;
+  std::unique_ptr<Process> dispatcher_;
+};
+
+TEST_F(Delivery, CentraFormatIsByteExactAndSigned) {
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: test123}"}}));
+  api_->CreateAllocation(15, "[[3]]");
+  ASSERT_TRUE(receiver_.WaitForCalls(1, 15s)) << dispatcher_->Stderr();
+  Receiver::Call call = receiver_.Calls()[0];
+  EXPECT_EQ(call.path, "/hook");
+  EXPECT_EQ(call.Header("Content-Type"), "application/x-www-form-urlencoded");
+  EXPECT_THAT(call.Header("User-Agent"), StartsWith("allocation-relay/"));
+  ASSERT_THAT(call.body, StartsWith("payload="));
+  // The signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>.
+  std::smatch m;
+  std::string signature = call.Header("X-Centra-Signature");
+  ASSERT_TRUE(std::regex_match(signature, m, std::regex(R"(t=(\d+),v1=([0-9a-f]{64}))")))
+      << signature;
+  EXPECT_EQ(signature, CentraSignatureHeader("test123", std::stoll(m[1]), call.body));
+  // The body is exactly payload=<urlencode(JSON)> of Centra's event shape.
+  std::string document = FormDecode(call.body.substr(8));
+  EXPECT_EQ("payload=" + FormUrlEncode(document), call.body);
+  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(document);
+  ASSERT_EQ(doc["events"].size(), 1u);
+  nlohmann::ordered_json e = doc["events"][0];
+  std::vector<std::string> keys;
+  for (auto& [k, v] : e.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"type", "action", "date", "id", "data"}));
+  EXPECT_EQ(e["type"], "allocation_request");
+  EXPECT_EQ(e["action"], "create");
+  EXPECT_EQ(e["id"], 1);
+  EXPECT_TRUE(std::regex_match(e["date"].get<std::string>(),
+                               std::regex(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})")));
+  EXPECT_EQ(e["data"]["status"], "allocated");
+  EXPECT_EQ(e["data"]["warehouseId"], 3);
+  EXPECT_EQ(e["data"]["expirationDate"]["timezone_type"], 3);
+  EXPECT_EQ(e["data"]["expirationDate"]["timezone"], "Europe/Stockholm");
+  EXPECT_EQ(e["data"]["order"].dump(), R"({"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":15})");
+  EXPECT_EQ(e["data"]["lines"].dump(), R"({"73":{"lineId":73,"quantity":5,"stockItemId":1}})");
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent"; }, 10s));
+}
+
+TEST_F(Delivery, StandardWebhooksFormatIsSignedPerTheSpec) {
+  const std::string secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  Start(Options({{4, "{url: '" + receiver_.Url("/sw") + "', secret: '" + secret +
+                         "', signature: standard-webhooks}"}}));
+  api_->CreateAllocation(15, "[[4]]");
+  ASSERT_TRUE(receiver_.WaitForCalls(1, 15s)) << dispatcher_->Stderr();
+  Receiver::Call call = receiver_.Calls()[0];
+  EXPECT_EQ(call.Header("Content-Type"), "application/json");
+  EXPECT_THAT(call.Header("webhook-id"), StartsWith("msg_"));
+  std::string ts = call.Header("webhook-timestamp");
+  ASSERT_FALSE(ts.empty());
+  EXPECT_EQ(
+      call.Header("webhook-signature"),
+      *StandardWebhooksSignature(secret, call.Header("webhook-id"), std::stoll(ts), call.body));
+  EXPECT_EQ(json::parse(call.body)["events"][0]["data"]["warehouseId"], 4);
+}
+
+TEST_F(Delivery, AFailedAttemptIsRetriedUnderTheSameDeliveryId) {
+  receiver_.Script({500});
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s, signature: centra}"}}));
+  api_->CreateAllocation(15, "[[3]]");
+  ASSERT_TRUE(receiver_.WaitForCalls(2, 15s)) << dispatcher_->Stderr();
+  auto calls = receiver_.Calls();
+  EXPECT_EQ(calls[0].body, calls[1].body);  // the batch is retried as it is
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent"; }, 10s));
+  auto store = OpenStore();
+  auto deliveries = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 10);
+  ASSERT_EQ(deliveries.size(), 1u);
+  auto attempts = *store->ListAttempts(deliveries[0].id);
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].http_status, 500);
+  EXPECT_EQ(attempts[0].response_head, "received 1");
+  EXPECT_EQ(attempts[1].http_status, 200);
+}
+
+TEST_F(Delivery, AfterTheScheduleTheDeliveryIsDeadAndTheApiStillWorks) {
+  receiver_.SetDefault(500);
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s}"}}));
+  api_->CreateAllocation(15, "[[3]]");
+  auto store = OpenStore();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return store->ListDeliveries(DeliveryState::kDead, 3, 10)->size() == 1; }, 15s))
+      << dispatcher_->Stderr();
+  EXPECT_EQ(receiver_.Calls().size(), 3u);  // first try + the two retries of the schedule
+  EXPECT_EQ(StatusOf(1), "failed");
+  // A warehouse whose webhook is down confirms through the API alone.
+  EXPECT_EQ(api_->Update(1, "confirmed")["success"], true);
+  EXPECT_EQ(StatusOf(1), "confirmed");
+}
+
+TEST_F(Delivery, GoneDisablesTheWebhookUntilEnabledAndNothingIsLost) {
+  receiver_.Script({410});
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s}"}}));
+  api_->CreateAllocation(15, "[[3]]");
+  auto store = OpenStore();
+  ASSERT_TRUE(testing::WaitFor([&] { return store->DisabledWebhooks()->size() == 1; }, 15s))
+      << dispatcher_->Stderr();
+  api_->CreateAllocation(16, "[[3]]");
+  std::this_thread::sleep_for(1500ms);  // give a (wrong) second call the chance to happen
+  EXPECT_EQ(receiver_.Calls().size(), 1u);
+  ASSERT_TRUE(*store->EnableWebhook(3));
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent" && StatusOf(2) == "sent"; }, 15s))
+      << dispatcher_->Stderr();
+}
+
+TEST_F(Delivery, PrivateDestinationsAreRefusedUnlessAllowed) {
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s}"}},
+                "{listen: '127.0.0.1:0', retry_schedule: [100ms]}"));
+  api_->CreateAllocation(15, "[[3]]");
+  auto store = OpenStore();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return store->ListDeliveries(DeliveryState::kDead, 3, 10)->size() == 1; }, 15s))
+      << dispatcher_->Stderr();
+  EXPECT_TRUE(receiver_.Calls().empty());
+  auto attempts = *store->ListAttempts((*store->ListDeliveries(DeliveryState::kDead, 3, 10))[0].id);
+  ASSERT_FALSE(attempts.empty());
+  EXPECT_EQ(attempts[0].http_status, 0);
+  EXPECT_THAT(attempts[0].error, HasSubstr("destination refused"));
+  EXPECT_EQ(StatusOf(1), "failed");
+}
+
+TEST_F(Delivery, EventsOfOneWarehouseArriveInOrderBatched) {
+  receiver_.Script({500});  // hold the first batch back once so later events pile up
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s, max_events_per_call: 3}"}},
+                "{listen: '127.0.0.1:0', allow_private_networks: true, "
+                "retry_schedule: [1s]}"));
+  for (int i = 0; i < 7; ++i) api_->CreateAllocation(100 + i, "[[3]]");
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        int events = 0;
+        for (const auto& c : receiver_.Calls()) {
+          events += static_cast<int>(json::parse(FormDecode(c.body.substr(8)))["events"].size());
+        }
+        return events >= 7 + 1;  // the first batch arrived twice
+      },
+      20s))
+      << dispatcher_->Stderr();
+  std::vector<std::int64_t> ids;
+  auto calls = receiver_.Calls();
+  for (std::size_t i = 1; i < calls.size(); ++i) {  // calls[0] was answered 500
+    json doc = json::parse(FormDecode(calls[i].body.substr(8)));
+    EXPECT_LE(doc["events"].size(), 3u);
+    for (const auto& e : doc["events"]) ids.push_back(e["id"].get<std::int64_t>());
+  }
+  EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7})) << calls.size();
+}
+
+}  // namespace
+}  // namespace allocation_relay

@@ -1,0 +1,55 @@
+#include "support/receiver.h"
+
+#include <stdexcept>
+
+#include "support/process.h"
+
+namespace allocation_relay::testing {
+
+Receiver::Receiver() {
+  server_.set_tcp_nodelay(true);
+  server_.Post(R"(/.*)", [this](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu_);
+    calls_.push_back(Call{req.path, req.body, req.headers});
+    int status = default_status_;
+    if (!script_.empty()) {
+      status = script_.front();
+      script_.pop_front();
+    } else if (!retry_after_.empty()) {
+      res.set_header("Retry-After", retry_after_);
+    }
+    res.status = status;
+    res.set_content("received " + std::to_string(calls_.size()), "text/plain");
+  });
+  port_ = server_.bind_to_any_port("127.0.0.1");
+  if (port_ <= 0) throw std::runtime_error("receiver: cannot bind");
+  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+Receiver::~Receiver() {
+  server_.stop();
+  thread_.join();
+}
+
+void Receiver::Script(std::vector<int> statuses) {
+  std::lock_guard lock(mu_);
+  script_.assign(statuses.begin(), statuses.end());
+}
+
+void Receiver::SetDefault(int status, const std::string& retry_after) {
+  std::lock_guard lock(mu_);
+  default_status_ = status;
+  retry_after_ = retry_after;
+}
+
+std::vector<Receiver::Call> Receiver::Calls() {
+  std::lock_guard lock(mu_);
+  return calls_;
+}
+
+bool Receiver::WaitForCalls(std::size_t n, std::chrono::milliseconds timeout) {
+  return WaitFor([&] { return Calls().size() >= n; }, timeout);
+}
+
+}  // namespace allocation_relay::testing

@@ -1,0 +1,55 @@
+// Receiver: a webhook receiver for tests, an HTTP server on loopback (port chosen by the OS)
+// that records every POST and answers with scripted statuses. Thread-safe.
+#ifndef ALLOCATION_RELAY_TESTS_SUPPORT_RECEIVER_H_
+#define ALLOCATION_RELAY_TESTS_SUPPORT_RECEIVER_H_
+
+#include <httplib.h>
+
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace allocation_relay::testing {
+
+class Receiver {
+ public:
+  struct Call {
+    std::string path;
+    std::string body;
+    httplib::Headers headers;
+    std::string Header(const std::string& name) const {
+      auto it = headers.find(name);
+      return it == headers.end() ? "" : it->second;
+    }
+  };
+
+  Receiver();
+  ~Receiver();
+
+  int port() const { return port_; }
+  std::string Url(const std::string& path = "/hook") const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  // The next answers, in order; afterwards `status` (default 200) with `retry_after`.
+  void Script(std::vector<int> statuses);
+  void SetDefault(int status, const std::string& retry_after = "");
+  std::vector<Call> Calls();
+  bool WaitForCalls(std::size_t n, std::chrono::milliseconds timeout);
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<Call> calls_;
+  std::deque<int> script_;
+  int default_status_ = 200;
+  std::string retry_after_;
+};
+
+}  // namespace allocation_relay::testing
+
+#endif  // ALLOCATION_RELAY_TESTS_SUPPORT_RECEIVER_H_
