@@ -12,9 +12,12 @@
 namespace allocation_relay {
 namespace {
 
-// Claims outlive the call's timeout by this much, so a live dispatcher always records its
-// attempt before another one may take the delivery over.
-constexpr std::chrono::seconds kLeaseMargin{30};
+// A claim lasts twice the call's timeout plus a second: a live dispatcher always records its
+// attempt before another one may take the delivery over, and a crashed one's delivery is sent
+// again soon after.
+Micros LeaseFor(std::chrono::milliseconds timeout) {
+  return std::chrono::duration_cast<Micros>(2 * timeout + std::chrono::seconds(1));
+}
 
 std::int64_t UnixSeconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -96,7 +99,7 @@ bool DeliveryLoop::Scan(const Config& config) {
       next_scan_ = std::min(next_scan_, d.next_attempt_at);
       continue;
     }
-    TimePoint lease = now + std::chrono::duration_cast<Micros>(w.webhook->timeout + kLeaseMargin);
+    TimePoint lease = now + LeaseFor(w.webhook->timeout);
     auto claimed = store_->ClaimDelivery(d.id, now, lease);
     if (!claimed) return false;
     if (!*claimed) continue;
