@@ -4,11 +4,13 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <iostream>
 
 #include "allocation_relay/config.h"
 #include "allocation_relay/service.h"
 #include "allocation_relay/version.h"
 #include "dispatcher.h"
+#include "operator_commands.h"
 
 using namespace allocation_relay;
 
@@ -20,6 +22,27 @@ int main(int argc, char** argv) {
   app.add_flag("--check-config", check_config, "validate the config file and exit");
   app.set_version_flag("--version",
                        std::string("allocation-dispatcherd (") + kProductName + ") " + kVersion);
+
+  // Operator commands: run against the configured database while the services run.
+  app.fallthrough();  // --config may follow the command name
+  std::string state_text;
+  std::optional<std::int64_t> warehouse;
+  std::int64_t order_number = 0;
+  int limit = 100;
+  std::string backup_path;
+  CLI::App* list = app.add_subcommand("deliveries", "list webhook deliveries");
+  list->add_option("--state", state_text, "pending, succeeded or dead")
+      ->check(CLI::IsMember({"pending", "succeeded", "dead"}));
+  list->add_option("--warehouse", warehouse, "only this warehouse");
+  list->add_option("--limit", limit, "at most this many")->capture_default_str();
+  CLI::App* resend = app.add_subcommand("resend", "queue dead deliveries again");
+  resend->add_option("--warehouse", warehouse, "only this warehouse's (default: all)");
+  CLI::App* enable = app.add_subcommand("enable-webhook", "enable a webhook disabled by 410 Gone");
+  enable->add_option("--warehouse", warehouse, "the warehouse")->required();
+  CLI::App* history = app.add_subcommand("history", "show an allocation's history");
+  history->add_option("--order", order_number, "the order number")->required();
+  CLI::App* backup = app.add_subcommand("backup", "write an online backup of the database");
+  backup->add_option("--to", backup_path, "the backup file (must not exist)")->required();
   CLI11_PARSE(app, argc, argv);
   mallopt(M_ARENA_MAX, 4);  // many worker threads, little memory each: bound glibc's arenas
 
@@ -29,6 +52,14 @@ int main(int argc, char** argv) {
       std::printf("%s: configuration OK\n", config_path.c_str());
       return 0;
     }
+    if (*list) {
+      return ListDeliveriesCommand(*config, ParseDeliveryState(state_text), warehouse, limit,
+                                   std::cout, std::cerr);
+    }
+    if (*resend) return ResendDeadCommand(*config, warehouse, std::cout, std::cerr);
+    if (*enable) return EnableWebhookCommand(*config, *warehouse, std::cout, std::cerr);
+    if (*history) return HistoryCommand(*config, order_number, std::cout, std::cerr);
+    if (*backup) return BackupCommand(*config, backup_path, std::cout, std::cerr);
     ConfigureLogging("allocation-dispatcherd", config->log_level);
     BlockServiceSignals();
     SystemClock clock;

@@ -1142,6 +1142,46 @@ StoreResult<std::vector<DeliveryAttempt>> Store::ListAttempts(std::int64_t deliv
   });
 }
 
+StoreResult<std::vector<OutboxEvent>> Store::EventsOfRequests(
+    std::span<const std::int64_t> request_ids) {
+  return Guarded([&]() -> std::vector<OutboxEvent> {
+    std::vector<OutboxEvent> out;
+    if (request_ids.empty()) return out;
+    Borrowed q = impl_->Prepared(
+        "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id "
+        "FROM outbox_events WHERE request_id IN " +
+        IdList(request_ids) + " ORDER BY id");
+    while (q->executeStep()) {
+      OutboxEvent e;
+      e.id = q->getColumn(0).getInt64();
+      e.warehouse_id = q->getColumn(1).getInt64();
+      e.request_id = q->getColumn(2).getInt64();
+      e.action = ParseEventAction(q->getColumn(3).getString()).value_or(EventAction::kCreate);
+      e.status = StatusColumn(q->getColumn(4));
+      e.created_at = FromUnixMicros(q->getColumn(5).getInt64());
+      if (!q->getColumn(6).isNull()) e.delivery_id = q->getColumn(6).getInt64();
+      out.push_back(e);
+    }
+    return out;
+  });
+}
+
+StoreResult<std::optional<Delivery>> Store::GetDelivery(std::int64_t delivery_id) {
+  return Guarded([&]() -> std::optional<Delivery> {
+    ReadTransaction txn(impl_->db_);
+    return impl_->ReadDelivery("WHERE id = ?", delivery_id);
+  });
+}
+
+StoreResult<bool> Store::BackupTo(const std::string& path) {
+  return Guarded([&]() -> bool {
+    SQLite::Statement s(impl_->db_, "VACUUM INTO ?");
+    s.bind(1, path);
+    s.exec();
+    return true;
+  });
+}
+
 StoreResult<std::int64_t> Store::MaxEventId() {
   return Guarded([&]() -> std::int64_t {
     Borrowed q = impl_->Prepared("SELECT coalesce(max(id), 0) FROM outbox_events");

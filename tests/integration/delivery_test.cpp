@@ -226,5 +226,49 @@ TEST_F(Delivery, EventsOfOneWarehouseArriveInOrderBatched) {
   EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7})) << calls.size();
 }
 
+// The operator commands against the running services' database.
+TEST_F(Delivery, OperatorCommandsListResendEnableShowHistoryAndBackUp) {
+  receiver_.SetDefault(500);
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s}"}},
+                "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [100ms]}"));
+  api_->CreateAllocation(15, "[[3]]");
+  auto store = OpenStore();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return store->ListDeliveries(DeliveryState::kDead, 3, 10)->size() == 1; }, 15s));
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {DISPATCHER_BINARY, "--config", api_->ConfigPath()});
+    return testing::RunCommand(args, api_->dir().path());
+  };
+  testing::CommandResult list = run({"deliveries", "--state", "dead"});
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_THAT(list.out, HasSubstr("\tdead\t2\t1\t-\tHTTP 500\n"));
+  EXPECT_THAT(run({"deliveries", "--state", "pending"}).out, ::testing::Not(HasSubstr("msg_")));
+
+  receiver_.SetDefault(200);
+  testing::CommandResult resend = run({"resend", "--warehouse", "3"});
+  EXPECT_EQ(resend.exit_code, 0) << resend.err;
+  EXPECT_EQ(resend.out, "1 dead deliveries queued again for warehouse 3\n");
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent"; }, 15s));
+
+  testing::CommandResult history = run({"history", "--order", "15"});
+  EXPECT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_THAT(history.out, HasSubstr("order 15 (486e13eaaa65d5ff1e87c997b5dce54e): open"));
+  EXPECT_THAT(history.out, HasSubstr("request 1 warehouse 3 (Amsterdam): sent"));
+  EXPECT_THAT(history.out, HasSubstr("create (allocated) of request 1"));
+  EXPECT_THAT(history.out, HasSubstr("succeeded after 3 attempts"));
+  EXPECT_EQ(run({"history", "--order", "99"}).exit_code, 1);
+
+  testing::CommandResult enable = run({"enable-webhook", "--warehouse", "3"});
+  EXPECT_EQ(enable.out, "webhook of warehouse 3 was not disabled; nothing changed\n");
+
+  std::string copy = api_->dir().File("backup.db");
+  testing::CommandResult backup = run({"backup", "--to", copy});
+  EXPECT_EQ(backup.exit_code, 0) << backup.err;
+  auto restored = Store::Open({copy, SynchronousMode::kNormal, 5000ms, false});
+  EXPECT_TRUE(*restored->IntegrityCheck());
+  EXPECT_EQ((*restored->GetAllocationByOrder(15))->requests.size(), 1u);
+  EXPECT_EQ(run({"backup", "--to", copy}).exit_code, 1);  // never overwrites
+}
+
 }  // namespace
 }  // namespace allocation_relay

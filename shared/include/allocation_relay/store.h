@@ -186,6 +186,13 @@ class Store {
                                                     std::optional<std::int64_t> warehouse,
                                                     int limit);
   StoreResult<std::vector<DeliveryAttempt>> ListAttempts(std::int64_t delivery_id);
+  // The outbox events about `request_ids`, oldest first (for an allocation's history).
+  StoreResult<std::vector<OutboxEvent>> EventsOfRequests(std::span<const std::int64_t> request_ids);
+  StoreResult<std::optional<Delivery>> GetDelivery(std::int64_t delivery_id);
+  // A consistent copy of the whole database at `path` (VACUUM INTO), taken while both services
+  // keep running. Fails if `path` exists.
+  StoreResult<bool> BackupTo(const std::string& path);
+
   // The newest outbox event id (0 if none): a cheap test for "anything new to send?".
   StoreResult<std::int64_t> MaxEventId();
   // Webhooks turned off by a 410 Gone until an operator enables them again.

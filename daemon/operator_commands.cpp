@@ -1,0 +1,142 @@
+#include "operator_commands.h"
+
+#include <algorithm>
+#include <map>
+
+#include "allocation_relay/store.h"
+#include "allocation_relay/time_zone.h"
+
+namespace allocation_relay {
+namespace {
+
+// The database must exist: an operator command never creates one.
+std::unique_ptr<Store> OpenExisting(const Config& config, std::ostream& err) {
+  StoreOptions options = StoreOptionsFrom(config.store);
+  options.create_and_migrate = false;
+  try {
+    return Store::Open(options);
+  } catch (const StoreError& e) {
+    err << e.what() << "\n";
+    return nullptr;
+  }
+}
+
+TimeZone Zone(const Config& config) {
+  return TimeZone::Find(config.timezone).value_or(TimeZone::Utc());
+}
+
+template <typename T>
+bool Failed(const StoreResult<T>& r, std::ostream& err) {
+  if (r) return false;
+  err << r.error().what() << "\n";
+  return true;
+}
+
+}  // namespace
+
+int ListDeliveriesCommand(const Config& config, std::optional<DeliveryState> state,
+                          std::optional<std::int64_t> warehouse, int limit, std::ostream& out,
+                          std::ostream& err) {
+  auto store = OpenExisting(config, err);
+  if (!store) return 1;
+  auto deliveries = store->ListDeliveries(state, warehouse, limit);
+  if (Failed(deliveries, err)) return 1;
+  TimeZone zone = Zone(config);
+  out << "id\tdelivery\twarehouse\tstate\tattempts\tevents\tnext attempt\tlast answer\n";
+  for (const Delivery& d : *deliveries) {
+    std::string last = "-";
+    auto attempts = store->ListAttempts(d.id);
+    if (attempts && !attempts->empty()) {
+      const DeliveryAttempt& a = attempts->back();
+      last = a.http_status ? "HTTP " + std::to_string(a.http_status) : a.error;
+    }
+    out << d.id << "\t" << d.uid << "\t" << d.warehouse_id << "\t" << ToString(d.state) << "\t"
+        << d.attempt_count << "\t" << d.request_ids.size() << "\t"
+        << (d.state == DeliveryState::kPending ? zone.FormatIso8601(d.next_attempt_at) : "-")
+        << "\t" << last << "\n";
+  }
+  return 0;
+}
+
+int ResendDeadCommand(const Config& config, std::optional<std::int64_t> warehouse,
+                      std::ostream& out, std::ostream& err) {
+  auto store = OpenExisting(config, err);
+  if (!store) return 1;
+  auto count = store->ResendDead(warehouse, SystemClock().Now());
+  if (Failed(count, err)) return 1;
+  out << *count << " dead deliveries queued again"
+      << (warehouse ? " for warehouse " + std::to_string(*warehouse) : "") << "\n";
+  return 0;
+}
+
+int EnableWebhookCommand(const Config& config, std::int64_t warehouse, std::ostream& out,
+                         std::ostream& err) {
+  auto store = OpenExisting(config, err);
+  if (!store) return 1;
+  auto changed = store->EnableWebhook(warehouse);
+  if (Failed(changed, err)) return 1;
+  out << "webhook of warehouse " << warehouse
+      << (*changed ? " enabled" : " was not disabled; nothing changed") << "\n";
+  return 0;
+}
+
+int HistoryCommand(const Config& config, std::int64_t order_number, std::ostream& out,
+                   std::ostream& err) {
+  auto store = OpenExisting(config, err);
+  if (!store) return 1;
+  auto allocation = store->GetAllocationByOrder(order_number);
+  if (Failed(allocation, err)) return 1;
+  if (!*allocation) {
+    err << "no allocation for order " << order_number << "\n";
+    return 1;
+  }
+  const Allocation& a = **allocation;
+  TimeZone zone = Zone(config);
+  out << "order " << a.order.number << " (" << a.order.id << "): " << ToString(a.state);
+  if (a.confirmed_warehouse_id) out << " by warehouse " << *a.confirmed_warehouse_id;
+  out << ", created " << zone.FormatIso8601(a.created_at) << ", group " << a.current_group + 1
+      << " of " << a.groups.size() << "\n";
+  std::vector<std::int64_t> ids;
+  for (const AllocationRequest& r : a.requests) {
+    ids.push_back(r.id);
+    out << "  request " << r.id << " warehouse " << r.warehouse_id << " (" << r.warehouse_name
+        << "): " << ToString(r.status) << ", created " << zone.FormatIso8601(r.created_at)
+        << ", expires " << zone.FormatIso8601(r.expires_at) << ", last change "
+        << zone.FormatIso8601(r.updated_at) << "\n";
+  }
+  auto events = store->EventsOfRequests(ids);
+  if (Failed(events, err)) return 1;
+  std::map<std::int64_t, std::optional<Delivery>> deliveries;
+  for (const OutboxEvent& e : *events) {
+    out << "  event " << e.id << " " << ToString(e.action) << " (" << ToString(e.status)
+        << ") of request " << e.request_id << " at " << zone.FormatIso8601(e.created_at) << ": ";
+    if (!e.delivery_id) {
+      out << "not sent yet\n";
+      continue;
+    }
+    if (!deliveries.contains(*e.delivery_id)) {
+      auto d = store->GetDelivery(*e.delivery_id);
+      deliveries[*e.delivery_id] = d ? *d : std::nullopt;
+    }
+    const std::optional<Delivery>& d = deliveries[*e.delivery_id];
+    if (!d) {
+      out << "delivery " << *e.delivery_id << "\n";
+      continue;
+    }
+    out << "delivery " << d->uid << " " << ToString(d->state) << " after " << d->attempt_count
+        << " attempts\n";
+  }
+  return 0;
+}
+
+int BackupCommand(const Config& config, const std::string& path, std::ostream& out,
+                  std::ostream& err) {
+  auto store = OpenExisting(config, err);
+  if (!store) return 1;
+  auto done = store->BackupTo(path);
+  if (Failed(done, err)) return 1;
+  out << "backup of " << config.store.path << " written to " << path << "\n";
+  return 0;
+}
+
+}  // namespace allocation_relay

@@ -1,0 +1,32 @@
+// The operator commands of allocation-dispatcherd (SPEC section 6): list deliveries, re-send
+// dead ones, enable a disabled webhook, show an allocation's history, back up the database.
+// They work on the database named by the config while both services run. Each prints its
+// answer to `out`, a problem to `err`, and returns the process exit code (0 ok, 1 failure).
+#ifndef ALLOCATION_RELAY_DAEMON_OPERATOR_COMMANDS_H_
+#define ALLOCATION_RELAY_DAEMON_OPERATOR_COMMANDS_H_
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "allocation_relay/config.h"
+#include "allocation_relay/domain.h"
+
+namespace allocation_relay {
+
+int ListDeliveriesCommand(const Config& config, std::optional<DeliveryState> state,
+                          std::optional<std::int64_t> warehouse, int limit, std::ostream& out,
+                          std::ostream& err);
+int ResendDeadCommand(const Config& config, std::optional<std::int64_t> warehouse,
+                      std::ostream& out, std::ostream& err);
+int EnableWebhookCommand(const Config& config, std::int64_t warehouse, std::ostream& out,
+                         std::ostream& err);
+int HistoryCommand(const Config& config, std::int64_t order_number, std::ostream& out,
+                   std::ostream& err);
+int BackupCommand(const Config& config, const std::string& path, std::ostream& out,
+                  std::ostream& err);
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_DAEMON_OPERATOR_COMMANDS_H_
