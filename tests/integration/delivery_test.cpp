@@ -226,6 +226,45 @@ TEST_F(Delivery, EventsOfOneWarehouseArriveInOrderBatched) {
   EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7})) << calls.size();
 }
 
+// A warehouse that hangs past the call's timeout: the attempt is recorded as a timeout (no HTTP
+// status) and retried; the retry succeeds.
+TEST_F(Delivery, AHangingReceiverTimesOutAndIsRetried) {
+  receiver_.Delay(1500ms, 1);
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s, timeout: 300ms}"}}));
+  api_->CreateAllocation(15, "[[3]]");
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent"; }, 15s))
+      << dispatcher_->Stderr();
+  auto store = OpenStore();
+  auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 10);
+  ASSERT_EQ(done.size(), 1u);
+  auto attempts = *store->ListAttempts(done[0].id);
+  ASSERT_GE(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].http_status, 0);
+  EXPECT_THAT(attempts[0].error, HasSubstr("Timeout"));
+  EXPECT_LT(attempts[0].duration, 1200ms);  // cut at the timeout, not at the answer
+  EXPECT_EQ(attempts.back().http_status, 200);
+}
+
+// A warehouse that resets every connection: attempts are recorded as network errors, the
+// requests become failed, and after the schedule the delivery is dead.
+TEST_F(Delivery, AReceiverThatResetsConnectionsIsRecordedAsNetworkErrors) {
+  testing::ResettingServer resetting;
+  Start(Options({{3, "{url: '" + resetting.Url() + "', secret: s}"}}));
+  api_->CreateAllocation(15, "[[3]]");
+  auto store = OpenStore();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return store->ListDeliveries(DeliveryState::kDead, 3, 10)->size() == 1; }, 15s))
+      << dispatcher_->Stderr();
+  auto attempts = *store->ListAttempts((*store->ListDeliveries(DeliveryState::kDead, 3, 10))[0].id);
+  ASSERT_EQ(attempts.size(), 3u);
+  for (const DeliveryAttempt& a : attempts) {
+    EXPECT_EQ(a.http_status, 0);
+    EXPECT_FALSE(a.error.empty());
+  }
+  EXPECT_GE(resetting.accepted(), 3);
+  EXPECT_EQ(StatusOf(1), "failed");
+}
+
 // The operator commands against the running services' database.
 TEST_F(Delivery, OperatorCommandsListResendEnableShowHistoryAndBackUp) {
   receiver_.SetDefault(500);

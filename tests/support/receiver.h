@@ -5,6 +5,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <mutex>
@@ -36,6 +37,8 @@ class Receiver {
   // The next answers, in order; afterwards `status` (default 200) with `retry_after`.
   void Script(std::vector<int> statuses);
   void SetDefault(int status, const std::string& retry_after = "");
+  // The next `calls` calls wait `delay` before answering (a slow or hanging warehouse).
+  void Delay(std::chrono::milliseconds delay, int calls);
   std::vector<Call> Calls();
   bool WaitForCalls(std::size_t n, std::chrono::milliseconds timeout);
 
@@ -48,6 +51,26 @@ class Receiver {
   std::deque<int> script_;
   int default_status_ = 200;
   std::string retry_after_;
+  std::chrono::milliseconds delay_{0};
+  int delayed_calls_ = 0;
+};
+
+// A TCP listener on loopback that accepts connections and resets them at once (RST), like a
+// crashing warehouse. Thread-safe.
+class ResettingServer {
+ public:
+  ResettingServer();
+  ~ResettingServer();
+  int port() const { return port_; }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  int accepted() const { return accepted_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 }  // namespace allocation_relay::testing
