@@ -48,6 +48,11 @@ void DeliveryLoop::Stop() {
   store_.reset();
 }
 
+DeliveryLoop::Counters DeliveryLoop::counters() const {
+  std::lock_guard lock(mu_);
+  return counters_;
+}
+
 void DeliveryLoop::SetConfig(std::shared_ptr<const Config> config) {
   std::lock_guard lock(mu_);
   config_ = std::move(config);
@@ -157,6 +162,26 @@ void DeliveryLoop::Record(const Config& config, const WebhookOutcome& outcome) {
                  delivery.uid, delivery.attempt_count + 1,
                  status ? "HTTP " + std::to_string(status) : outcome.error,
                  delay ? "" : "; no retries left, the delivery is dead");
+  }
+  {
+    std::lock_guard lock(mu_);
+    switch (result) {
+      case AttemptOutcome::kSucceeded: {
+        ++counters_.succeeded;
+        double seconds = std::chrono::duration<double>(now - delivery.created_at).count();
+        std::size_t i = 0;
+        while (i < Counters::kBuckets.size() && seconds > Counters::kBuckets[i]) ++i;
+        ++counters_.latency[i];
+        counters_.latency_sum += seconds;
+        break;
+      }
+      case AttemptOutcome::kRetry:
+        ++(status == 410 ? counters_.gone : counters_.failed);
+        break;
+      case AttemptOutcome::kDead:
+        ++counters_.dead;
+        break;
+    }
   }
   for (int tries = 0;; ++tries) {
     auto recorded = store_->RecordAttempt(attempt, result, next, now);

@@ -13,6 +13,7 @@
 #ifndef ALLOCATION_RELAY_DAEMON_DELIVERY_LOOP_H_
 #define ALLOCATION_RELAY_DAEMON_DELIVERY_LOOP_H_
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -45,6 +46,16 @@ class DeliveryLoop {
   void Stop();
   void SetConfig(std::shared_ptr<const Config> config);
 
+  // Counters since start, for /metrics. Thread-safe.
+  struct Counters {
+    std::uint64_t succeeded = 0, failed = 0, dead = 0, gone = 0;
+    // Seconds from a batch's forming to its successful delivery, cumulative by bucket.
+    static constexpr std::array<double, 8> kBuckets = {0.005, 0.01, 0.02, 0.05, 0.1, 1, 10, 60};
+    std::array<std::uint64_t, kBuckets.size() + 1> latency{};
+    double latency_sum = 0;
+  };
+  Counters counters() const;
+
  private:
   void Loop();
   // Forms and claims due deliveries and submits them; returns false on a database error.
@@ -56,8 +67,9 @@ class DeliveryLoop {
 
   StoreOptions options_;
   const Clock& clock_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::shared_ptr<const Config> config_;
+  Counters counters_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 

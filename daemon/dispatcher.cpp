@@ -17,6 +17,9 @@ void Dispatcher::Start() {
   expiry_->Start();
   delivery_ = std::make_unique<DeliveryLoop>(StoreOptionsFrom(config_->store), clock_, config_);
   delivery_->Start();
+  status_ = std::make_unique<StatusServer>(StoreOptionsFrom(config_->store),
+                                           config_->dispatcher.listen, *delivery_);
+  status_->Start();
   spdlog::info("dispatcher ready: database {} (schema {}), {} warehouses", config_->store.path,
                Store::LatestSchemaVersion(), config_->warehouses.size());
 }
@@ -34,6 +37,10 @@ void Dispatcher::Reload(std::shared_ptr<const Config> config) {
 }
 
 void Dispatcher::Stop() {
+  if (status_) {
+    status_->Stop();
+    status_.reset();
+  }
   if (delivery_) {
     delivery_->Stop();  // lets calls in flight finish and records them
     delivery_.reset();

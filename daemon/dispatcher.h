@@ -13,6 +13,7 @@
 #include "allocation_relay/store.h"
 #include "delivery_loop.h"
 #include "expiry_worker.h"
+#include "status_server.h"
 
 namespace allocation_relay {
 
@@ -34,6 +35,7 @@ class Dispatcher {
   const Clock& clock_;
   std::unique_ptr<ExpiryWorker> expiry_;
   std::unique_ptr<DeliveryLoop> delivery_;
+  std::unique_ptr<StatusServer> status_;
 };
 
 }  // namespace allocation_relay

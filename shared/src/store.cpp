@@ -1182,6 +1182,33 @@ StoreResult<bool> Store::BackupTo(const std::string& path) {
   });
 }
 
+StoreResult<std::vector<std::pair<DeliveryState, std::int64_t>>> Store::CountDeliveriesByState() {
+  return Guarded([&] {
+    std::vector<std::pair<DeliveryState, std::int64_t>> out = {
+        {DeliveryState::kPending, 0}, {DeliveryState::kSucceeded, 0}, {DeliveryState::kDead, 0}};
+    Borrowed q = impl_->Prepared("SELECT state, count(*) FROM deliveries GROUP BY state");
+    while (q->executeStep()) {
+      if (auto s = ParseDeliveryState(q->getColumn(0).getString())) {
+        out[static_cast<std::size_t>(*s)].second = q->getColumn(1).getInt64();
+      }
+    }
+    return out;
+  });
+}
+
+StoreResult<std::vector<std::pair<std::int64_t, std::int64_t>>>
+Store::UnbatchedEventsByWarehouse() {
+  return Guarded([&] {
+    std::vector<std::pair<std::int64_t, std::int64_t>> out;
+    Borrowed q = impl_->Prepared(
+        "SELECT warehouse_id, count(*) FROM outbox_events INDEXED BY "
+        "outbox_unbatched_by_warehouse WHERE delivery_id IS NULL GROUP BY warehouse_id");
+    while (q->executeStep())
+      out.emplace_back(q->getColumn(0).getInt64(), q->getColumn(1).getInt64());
+    return out;
+  });
+}
+
 StoreResult<std::int64_t> Store::MaxEventId() {
   return Guarded([&]() -> std::int64_t {
     Borrowed q = impl_->Prepared("SELECT coalesce(max(id), 0) FROM outbox_events");

@@ -265,6 +265,36 @@ TEST_F(Delivery, AReceiverThatResetsConnectionsIsRecordedAsNetworkErrors) {
   EXPECT_EQ(StatusOf(1), "failed");
 }
 
+TEST_F(Delivery, StatusServerReportsHealthAndMetrics) {
+  receiver_.Script({500});
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s}"}}));
+  std::smatch m;
+  std::string err = dispatcher_->Stderr();
+  ASSERT_TRUE(std::regex_search(err, m, std::regex(R"(dispatcher status on 127\.0\.0\.1:(\d+))")))
+      << err;
+  httplib::Client status("127.0.0.1", std::stoi(m[1]));
+  auto health = status.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(health->body, R"({"status":"ok"})");
+  api_->CreateAllocation(15, "[[3]]");
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent"; }, 15s));
+  auto metrics = status.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_THAT(metrics->body,
+              HasSubstr("allocation_relay_delivery_attempts_total{outcome=\"succeeded\"} 1"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr("allocation_relay_delivery_attempts_total{outcome=\"failed\"} 1"));
+  EXPECT_THAT(metrics->body, HasSubstr("allocation_relay_deliveries{state=\"succeeded\"} 1"));
+  EXPECT_THAT(metrics->body, HasSubstr("allocation_relay_delivery_latency_seconds_count 1"));
+  EXPECT_THAT(metrics->body, HasSubstr("allocation_relay_dispatcher_database_up 1"));
+  std::string moved = api_->DatabasePath() + ".moved";
+  ASSERT_EQ(std::rename(api_->DatabasePath().c_str(), moved.c_str()), 0);
+  EXPECT_EQ(status.Get("/health")->status, 503);
+  ASSERT_EQ(std::rename(moved.c_str(), api_->DatabasePath().c_str()), 0);
+  EXPECT_EQ(status.Get("/health")->status, 200);
+}
+
 // The operator commands against the running services' database.
 TEST_F(Delivery, OperatorCommandsListResendEnableShowHistoryAndBackUp) {
   receiver_.SetDefault(500);

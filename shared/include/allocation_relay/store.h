@@ -193,6 +193,10 @@ class Store {
   // keep running. Fails if `path` exists.
   StoreResult<bool> BackupTo(const std::string& path);
 
+  // For metrics: deliveries by state, and unbatched events by warehouse (the queue depth).
+  StoreResult<std::vector<std::pair<DeliveryState, std::int64_t>>> CountDeliveriesByState();
+  StoreResult<std::vector<std::pair<std::int64_t, std::int64_t>>> UnbatchedEventsByWarehouse();
+
   // The newest outbox event id (0 if none): a cheap test for "anything new to send?".
   StoreResult<std::int64_t> MaxEventId();
   // Webhooks turned off by a 410 Gone until an operator enables them again.
