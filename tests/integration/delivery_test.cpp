@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <filesystem>
 #include <regex>
 
 #include "allocation_relay/render.h"
@@ -134,6 +135,37 @@ TEST_F(Delivery, StandardWebhooksFormatIsSignedPerTheSpec) {
       call.Header("webhook-signature"),
       *StandardWebhooksSignature(secret, call.Header("webhook-id"), std::stoll(ts), call.body));
   EXPECT_EQ(json::parse(call.body)["events"][0]["data"]["warehouseId"], 4);
+}
+
+// The reference implementation (npm `standardwebhooks`, installed by tests/run.sh) verifies
+// what the dispatcher sends.
+TEST_F(Delivery, StandardWebhooksSignatureVerifiesWithTheReferenceLibrary) {
+  const std::string dir = STANDARDWEBHOOKS_DIR;
+  ASSERT_TRUE(std::filesystem::exists(dir + "/node_modules/standardwebhooks"))
+      << "run: npm ci --prefix " << dir << " (tests/run.sh does)";
+  const std::string secret = "whsec_" + Base64Encode("allocation-relay test secret 0123");
+  Start(Options({{4, "{url: '" + receiver_.Url() + "', secret: '" + secret +
+                         "', signature: standard-webhooks}"}}));
+  api_->CreateAllocation(15, "[[4]]");
+  api_->CreateAllocation(16, "[[4]]");
+  ASSERT_TRUE(receiver_.WaitForCalls(1, 15s)) << dispatcher_->Stderr();
+  Receiver::Call call = receiver_.Calls()[0];
+  json headers = {{"webhook-id", call.Header("webhook-id")},
+                  {"webhook-timestamp", call.Header("webhook-timestamp")},
+                  {"webhook-signature", call.Header("webhook-signature")}};
+  std::string headers_file = api_->dir().Write("headers.json", headers.dump());
+  std::string body_file = api_->dir().Write("body.json", call.body);
+  testing::CommandResult good = testing::RunCommand(
+      {"/usr/bin/env", "node", dir + "/verify.mjs", secret, headers_file, body_file},
+      api_->dir().path());
+  EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
+  EXPECT_THAT(good.out, HasSubstr("verified:"));
+  // The check can fail: a changed body is refused by the same library.
+  std::string tampered = api_->dir().Write("tampered.json", call.body + " ");
+  testing::CommandResult bad = testing::RunCommand(
+      {"/usr/bin/env", "node", dir + "/verify.mjs", secret, headers_file, tampered},
+      api_->dir().path());
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
 }
 
 TEST_F(Delivery, AFailedAttemptIsRetriedUnderTheSameDeliveryId) {
