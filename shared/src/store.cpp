@@ -434,6 +434,24 @@ class Store::Impl {
                        StateColumn(s->getColumn(4)),  s->getColumn(5).getInt()};
   }
 
+  // The common start of a PUT /allocation-request: the request must exist in `scope` and be
+  // confirmable (pending or timed-out) in an open allocation; then it moves to `to`. Returns
+  // its state from before, or nullopt with `result` saying why nothing changed.
+  std::optional<RequestHead> ApplyUpdate(std::int64_t request_id, const WarehouseScope& scope,
+                                         RequestStatus to, TimePoint now, UpdateResult& result) {
+    std::optional<RequestHead> head = ReadRequestHead(request_id);
+    if (!head || !scope.Allows(head->warehouse_id)) {
+      result = UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
+      return std::nullopt;
+    }
+    if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen ||
+        SetStatusWhere(request_id, to, kConfirmableSql, now) != 1) {
+      result = UpdateResult{UpdateResult::Outcome::kWrongStatus, head->status};
+      return std::nullopt;
+    }
+    return head;
+  }
+
   int SetStatusWhere(std::int64_t request_id, RequestStatus to, const char* from_sql,
                      TimePoint now) {
     Borrowed s = Prepared(std::string("UPDATE allocation_requests SET status = ?, updated_at = ? "
@@ -733,20 +751,10 @@ StoreResult<CreateResult> Store::CreateAllocation(const NewAllocation& allocatio
 StoreResult<UpdateResult> Store::ConfirmRequest(std::int64_t request_id,
                                                 const WarehouseScope& scope, TimePoint now) {
   return impl_->WriteResult<UpdateResult>([&](Impl& im, UpdateResult& result) -> bool {
-    std::optional<Impl::RequestHead> head = im.ReadRequestHead(request_id);
-    if (!head || !scope.Allows(head->warehouse_id)) {
-      result = UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
-      return false;
-    }
+    std::optional<Impl::RequestHead> head =
+        im.ApplyUpdate(request_id, scope, RequestStatus::kConfirmed, now, result);
+    if (!head) return false;
     UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
-    if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
-      result = wrong;
-      return false;
-    }
-    if (im.SetStatusWhere(request_id, RequestStatus::kConfirmed, kConfirmableSql, now) != 1) {
-      result = wrong;
-      return false;
-    }
     Borrowed s = im.Prepared(
         "UPDATE allocations SET state = 'confirmed', confirmed_warehouse_id = ?, updated_at = ? "
         "WHERE id = ? AND state = 'open'");
@@ -766,20 +774,9 @@ StoreResult<UpdateResult> Store::ConfirmRequest(std::int64_t request_id,
 StoreResult<UpdateResult> Store::RejectRequest(std::int64_t request_id, const WarehouseScope& scope,
                                                TimePoint now, const WarehouseCatalog& catalog) {
   return impl_->WriteResult<UpdateResult>([&](Impl& im, UpdateResult& result) -> bool {
-    std::optional<Impl::RequestHead> head = im.ReadRequestHead(request_id);
-    if (!head || !scope.Allows(head->warehouse_id)) {
-      result = UpdateResult{UpdateResult::Outcome::kNotFound, RequestStatus::kAllocated};
-      return false;
-    }
-    UpdateResult wrong{UpdateResult::Outcome::kWrongStatus, head->status};
-    if (!IsConfirmable(head->status) || head->allocation_state != AllocationState::kOpen) {
-      result = wrong;
-      return false;
-    }
-    if (im.SetStatusWhere(request_id, RequestStatus::kRejected, kConfirmableSql, now) != 1) {
-      result = wrong;
-      return false;
-    }
+    std::optional<Impl::RequestHead> head =
+        im.ApplyUpdate(request_id, scope, RequestStatus::kRejected, now, result);
+    if (!head) return false;
     if (head->group_index == head->current_group) {
       im.MaybeAdvance(head->allocation_id, now, catalog);
     }

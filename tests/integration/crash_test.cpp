@@ -8,6 +8,7 @@
 
 #include "allocation_relay/store.h"
 #include "support/api_process.h"
+#include "support/form.h"
 #include "support/receiver.h"
 
 namespace allocation_relay {
@@ -15,21 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-std::string FormDecode(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
+using testing::FormDecode;
 
 TEST(DispatcherCrash, KillNineAtRandomMomentsLosesNoEvent) {
   testing::Receiver receiver;

@@ -11,6 +11,7 @@
 #include "allocation_relay/signature.h"
 #include "allocation_relay/store.h"
 #include "support/api_process.h"
+#include "support/form.h"
 #include "support/receiver.h"
 
 namespace allocation_relay {
@@ -20,26 +21,11 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::ApiProcess;
 using testing::ApiProcessOptions;
+using testing::FormDecode;
 using ::testing::HasSubstr;
 using testing::Process;
 using testing::Receiver;
 using ::testing::StartsWith;
-
-// Reverses FormUrlEncode for the payload= body.
-std::string FormDecode(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 ApiProcessOptions Options(std::map<int, std::string> webhooks,
                           std::string dispatcher = ApiProcessOptions().dispatcher) {
