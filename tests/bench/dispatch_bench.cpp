@@ -1,0 +1,267 @@
+// dispatch_bench: how fast allocation-dispatcherd drains a pre-filled outbox to a fast receiver
+// on loopback, beside a plain libcurl-multi loop posting the same bodies to the same receiver
+// with the same concurrency, in the same run. Also the dispatcher's peak RSS.
+//
+// Usage: dispatch_bench --dispatcher <allocation-dispatcherd> [--events N] [--warehouses W]
+//
+// The receiver is cpp-httplib; Debian's build answers 413 to form-encoded bodies over 8 KB, so
+// the warehouses use the standard-webhooks format (the same JSON document, sent raw).
+#include <curl/curl.h>  // the baseline loop only; the product's one curl user is webhook_sender
+#include <httplib.h>
+#include <signal.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "allocation_relay/store.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+using namespace allocation_relay;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+
+class CountingReceiver {
+ public:
+  CountingReceiver() {
+    // One worker per keep-alive connection: httplib serves a connection on one thread until it
+    // closes, so fewer threads than connections would leave senders waiting.
+    server_.new_task_queue = [] { return new httplib::ThreadPool(128); };
+    server_.set_tcp_nodelay(true);
+    server_.set_keep_alive_max_count(100000);
+    server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+      std::size_t n = 0;
+      for (std::size_t p = req.body.find("\"allocation_request\""); p != std::string::npos;
+           p = req.body.find("\"allocation_request\"", p + 1)) {
+        ++n;
+      }
+      events_ += n;
+      ++calls_;
+      res.set_content("ok", "text/plain");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~CountingReceiver() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  std::size_t events() const { return events_; }
+  std::size_t calls() const { return calls_; }
+  void Reset() {
+    events_ = 0;
+    calls_ = 0;
+  }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<std::size_t> events_{0}, calls_{0};
+};
+
+// N requests over W warehouses, each with its `create` event queued (raw SQL: a test tool).
+void Seed(const std::string& path, int n, int warehouses) {
+  Store::Open({path, SynchronousMode::kOff, std::chrono::milliseconds(5000)});
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  sqlite3_exec(db, "PRAGMA synchronous=OFF; BEGIN", nullptr, nullptr, nullptr);
+  sqlite3_stmt *a, *r, *e;
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO allocations (id, order_id, order_number, groups_json, "
+                     "lines_json, current_group, state, created_at, updated_at) VALUES "
+                     "(?, 'ab12', ?, '[[1]]', ?, 0, 'open', ?, ?)",
+                     -1, &a, nullptr);
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO allocation_requests (id, allocation_id, order_id, order_number, "
+                     "lines_json, warehouse_id, warehouse_name, group_index, status, created_at, "
+                     "expires_at, updated_at) VALUES (?, ?, 'ab12', ?, ?, ?, 'W', 0, "
+                     "'allocated', ?, ?, ?)",
+                     -1, &r, nullptr);
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO outbox_events (warehouse_id, request_id, action, status, "
+                     "created_at) VALUES (?, ?, 'create', 'allocated', ?)",
+                     -1, &e, nullptr);
+  std::int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  const char* lines = R"([{"lineId":73,"quantity":5,"stockItemId":1}])";
+  for (int id = 1; id <= n; ++id) {
+    int w = 1 + id % warehouses;
+    sqlite3_bind_int(a, 1, id);
+    sqlite3_bind_int(a, 2, id);
+    sqlite3_bind_text(a, 3, lines, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(a, 4, now);
+    sqlite3_bind_int64(a, 5, now);
+    sqlite3_step(a);
+    sqlite3_reset(a);
+    sqlite3_bind_int(r, 1, id);
+    sqlite3_bind_int(r, 2, id);
+    sqlite3_bind_int(r, 3, id);
+    sqlite3_bind_text(r, 4, lines, -1, SQLITE_STATIC);
+    sqlite3_bind_int(r, 5, w);
+    sqlite3_bind_int64(r, 6, now);
+    sqlite3_bind_int64(r, 7, now + 3'600'000'000LL);
+    sqlite3_bind_int64(r, 8, now);
+    sqlite3_step(r);
+    sqlite3_reset(r);
+    sqlite3_bind_int(e, 1, w);
+    sqlite3_bind_int(e, 2, id);
+    sqlite3_bind_int64(e, 3, now);
+    sqlite3_step(e);
+    sqlite3_reset(e);
+  }
+  sqlite3_finalize(a);
+  sqlite3_finalize(r);
+  sqlite3_finalize(e);
+  sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+}
+
+long PeakRssKb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmHWM:")) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+struct Drain {
+  double seconds = 0;
+  std::size_t calls = 0;
+  long rss_kb = 0;
+};
+
+Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingReceiver& receiver,
+                    int events, int warehouses, int per_call) {
+  receiver.Reset();
+  std::string db = "drain" + std::to_string(per_call) + ".db";
+  Seed(dir.File(db), events, warehouses);
+  std::string config = "timezone: Europe/Stockholm\nlog_level: warn\nstore: {path: " + db +
+                       ", synchronous: full}\ndispatcher: {listen: '127.0.0.1:0', "
+                       "concurrency: 64, allow_private_networks: true}\nwarehouses:\n";
+  for (int w = 1; w <= warehouses; ++w) {
+    config += "  - {id: " + std::to_string(w) + ", name: W" + std::to_string(w) +
+              ", webhook: {url: '" + receiver.Url() +
+              "', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', signature: "
+              "standard-webhooks, max_events_per_call: " +
+              std::to_string(per_call) + "}}\n";
+  }
+  std::string config_path = dir.Write("drain" + std::to_string(per_call) + ".yaml", config);
+  auto start = Steady::now();
+  testing::Process dispatcher({binary, "--config", config_path}, dir.path());
+  testing::WaitFor([&] { return receiver.events() >= static_cast<std::size_t>(events); },
+                   std::chrono::minutes(10));
+  Drain d;
+  d.seconds = std::chrono::duration<double>(Steady::now() - start).count();
+  d.calls = receiver.calls();
+  d.rss_kb = PeakRssKb(dispatcher.pid());
+  dispatcher.Signal(SIGTERM);
+  dispatcher.Wait(std::chrono::seconds(30));
+  return d;
+}
+
+// The baseline: `bodies.size()` POSTs through one curl multi handle, `concurrency` at a time.
+double CurlLoop(const std::string& url, const std::vector<std::string>& bodies, int concurrency) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  CURLM* multi = curl_multi_init();
+  std::vector<CURL*> idle;
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  headers = curl_slist_append(headers, "Expect:");
+  std::size_t next = 0, done = 0;
+  auto start = Steady::now();
+  auto add = [&](CURL* e) {
+    curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, bodies[next].c_str());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(bodies[next].size()));
+    curl_easy_setopt(
+        e, CURLOPT_WRITEFUNCTION,
+        +[](char*, size_t s, size_t n, void*) -> size_t { return s * n; });
+    ++next;
+    curl_multi_add_handle(multi, e);
+  };
+  for (int i = 0; i < concurrency && next < bodies.size(); ++i) add(curl_easy_init());
+  while (done < bodies.size()) {
+    int running = 0;
+    curl_multi_perform(multi, &running);
+    int left = 0;
+    while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
+      if (m->msg != CURLMSG_DONE) continue;
+      CURL* e = m->easy_handle;
+      curl_multi_remove_handle(multi, e);
+      ++done;
+      if (next < bodies.size()) {
+        add(e);  // reuse the handle: keeps its connection
+      } else {
+        curl_easy_cleanup(e);
+      }
+    }
+    curl_multi_poll(multi, nullptr, 0, 10, nullptr);
+  }
+  double seconds = std::chrono::duration<double>(Steady::now() - start).count();
+  curl_slist_free_all(headers);
+  curl_multi_cleanup(multi);
+  return static_cast<double>(bodies.size()) / seconds;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string binary;
+  int events = 200000, warehouses = 50;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    if (flag == "--dispatcher")
+      binary = argv[i + 1];
+    else if (flag == "--events")
+      events = std::stoi(argv[i + 1]);
+    else if (flag == "--warehouses")
+      warehouses = std::stoi(argv[i + 1]);
+  }
+  if (binary.empty()) {
+    std::fprintf(stderr,
+                 "usage: dispatch_bench --dispatcher <allocation-dispatcherd> "
+                 "[--events N] [--warehouses W]\n");
+    return 2;
+  }
+  testing::TempDir dir;
+  CountingReceiver receiver;
+  std::printf("draining %d pre-filled events over %d warehouses to a local receiver\n\n", events,
+              warehouses);
+
+  Drain batched = RunDispatcher(binary, dir, receiver, events, warehouses, 100);
+  std::printf(
+      "batched (100 per call):   %8.0f events/s  (%zu calls, %.1f s; dispatcher peak RSS "
+      "%.1f MiB)\n",
+      events / batched.seconds, batched.calls, batched.seconds, batched.rss_kb / 1024.0);
+
+  Drain single = RunDispatcher(binary, dir, receiver, events, warehouses, 1);
+  std::printf(
+      "unbatched (1 per call):   %8.0f events/s  (%zu calls, %.1f s; dispatcher peak RSS "
+      "%.1f MiB)\n",
+      events / single.seconds, single.calls, single.seconds, single.rss_kb / 1024.0);
+
+  // The same single-event bodies (the size of one standard-webhooks event) from a plain loop.
+  std::string body =
+      R"({"events":[{"type":"allocation_request","action":"create","date":"2026-11-26 19:00:00.000000","id":1,"data":{"status":"allocated","warehouseId":1,"expirationDate":{"date":"2026-11-26 20:00:00.000000","timezone_type":3,"timezone":"Europe/Stockholm"},"order":{"id":"ab12","number":1},"lines":{"73":{"lineId":73,"quantity":5,"stockItemId":1}}}}]})";
+  std::vector<std::string> bodies(static_cast<std::size_t>(events), body);
+  receiver.Reset();
+  double baseline = CurlLoop(receiver.Url(), bodies, warehouses);
+  std::printf("  baseline: plain libcurl multi loop, %d in flight: %8.0f events/s\n", warehouses,
+              baseline);
+  std::printf("  unbatched ratio %.2f (target >= 0.5); batched target >= 20000 events/s\n",
+              (events / single.seconds) / baseline);
+  return 0;
+}
