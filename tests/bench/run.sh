@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Builds (Release with debug info) and runs the benchmarks; each prints its baseline beside it.
-#   tests/bench/run.sh [--requests N] [--seconds S] [--connections C]
+#   tests/bench/run.sh api [--requests N] [--seconds S] [--connections C] [--only get,all,put]
+#   tests/bench/run.sh dispatch [--events N] [--warehouses W]
+#   tests/bench/run.sh            (both, with their defaults)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash packaging/install-deps.sh
 cmake --preset default >/dev/null
-cmake --build --preset default -j2 --target api_bench allocation-api
-build/default/tests/api_bench --api build/default/api/allocation-api "$@"
+cmake --build --preset default -j2 --target api_bench dispatch_bench allocation-api \
+  allocation-dispatcherd
+which="${1:-both}"
+[ $# -gt 0 ] && shift
+if [ "$which" = api ] || [ "$which" = both ]; then
+  build/default/tests/api_bench --api build/default/api/allocation-api "$@"
+fi
+if [ "$which" = dispatch ] || [ "$which" = both ]; then
+  build/default/tests/dispatch_bench --dispatcher build/default/daemon/allocation-dispatcherd "$@"
+fi
