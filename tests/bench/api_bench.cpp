@@ -30,6 +30,7 @@
 
 #include "allocation_relay/signature.h"
 #include "allocation_relay/store.h"
+#include "support/loopback_server.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -209,21 +210,14 @@ class StaticServer {
     server_.Get(R"(/.*)", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(body_, "application/json");
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    loopback_ = std::make_unique<testing::LoopbackServer>(server_);
   }
-  ~StaticServer() {
-    server_.stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
+  int port() const { return loopback_->port(); }
 
  private:
   std::string body_;
   httplib::Server server_;
-  std::thread thread_;
-  int port_ = 0;
+  std::unique_ptr<testing::LoopbackServer> loopback_;
 };
 
 // Single-row commits on a fresh file: WAL, synchronous FULL, BEGIN IMMEDIATE, as the store does.
@@ -257,15 +251,6 @@ double RawCommitsPerSecond(const std::string& path, double seconds) {
   sqlite3_finalize(update);
   sqlite3_close(db);
   return static_cast<double>(n) / elapsed;
-}
-
-long PeakRssKb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("VmHWM:")) return std::stol(line.substr(6));
-  }
-  return -1;
 }
 
 void Row(const char* what, const LoadResult& r, const char* unit) {
@@ -431,7 +416,7 @@ int main(int argc, char** argv) {
     std::printf("  ratio %.2f (target >= 0.5)\n\n", confirms.rate() / raw);
   }
 
-  long rss = PeakRssKb(api.pid());
+  long rss = testing::PeakRssKb(api.pid());
   std::printf("allocation-api peak RSS: %.1f MiB (target < 64 MiB)\n",
               static_cast<double>(rss) / 1024);
   api.Signal(SIGTERM);

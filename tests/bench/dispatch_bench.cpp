@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "allocation_relay/store.h"
+#include "support/loopback_server.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -46,15 +47,12 @@ class CountingReceiver {
       ++calls_;
       res.set_content("ok", "text/plain");
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    loopback_ = std::make_unique<testing::LoopbackServer>(server_);
   }
-  ~CountingReceiver() {
-    server_.stop();
-    thread_.join();
+  ~CountingReceiver() { loopback_.reset(); }  // stop serving before the counters go
+  std::string Url() const {
+    return "http://127.0.0.1:" + std::to_string(loopback_->port()) + "/hook";
   }
-  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
   std::size_t events() const { return events_; }
   std::size_t calls() const { return calls_; }
   void Reset() {
@@ -64,8 +62,7 @@ class CountingReceiver {
 
  private:
   httplib::Server server_;
-  std::thread thread_;
-  int port_ = 0;
+  std::unique_ptr<testing::LoopbackServer> loopback_;
   std::atomic<std::size_t> events_{0}, calls_{0};
 };
 
@@ -127,15 +124,6 @@ void Seed(const std::string& path, int n, int warehouses) {
   sqlite3_close(db);
 }
 
-long PeakRssKb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("VmHWM:")) return std::stol(line.substr(6));
-  }
-  return -1;
-}
-
 struct Drain {
   double seconds = 0;
   std::size_t calls = 0;
@@ -165,7 +153,7 @@ Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingRe
   Drain d;
   d.seconds = std::chrono::duration<double>(Steady::now() - start).count();
   d.calls = receiver.calls();
-  d.rss_kb = PeakRssKb(dispatcher.pid());
+  d.rss_kb = testing::PeakRssKb(dispatcher.pid());
   dispatcher.Signal(SIGTERM);
   dispatcher.Wait(std::chrono::seconds(30));
   return d;

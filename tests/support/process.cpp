@@ -82,6 +82,15 @@ std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
 std::string Process::Stdout() const { return ReadFile(out_path_); }
 std::string Process::Stderr() const { return ReadFile(err_path_); }
 
+long PeakRssKb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmHWM:")) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& output_dir,
                          std::chrono::milliseconds timeout) {
   Process p(argv, output_dir);

@@ -40,6 +40,9 @@ struct CommandResult {
   std::string out, err;
 };
 
+// The peak resident set size of a running process (VmHWM), in KiB; -1 if unknown.
+long PeakRssKb(pid_t pid);
+
 // Runs a command to completion (killed after `timeout`, then exit_code is -1).
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& output_dir,
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));

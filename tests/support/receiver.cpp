@@ -36,16 +36,10 @@ Receiver::Receiver() {
     res.status = status;
     res.set_content("received " + std::to_string(calls_.size()), "text/plain");
   });
-  port_ = server_.bind_to_any_port("127.0.0.1");
-  if (port_ <= 0) throw std::runtime_error("receiver: cannot bind");
-  thread_ = std::thread([this] { server_.listen_after_bind(); });
-  while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  loopback_ = std::make_unique<LoopbackServer>(server_);
 }
 
-Receiver::~Receiver() {
-  server_.stop();
-  thread_.join();
-}
+Receiver::~Receiver() { loopback_.reset(); }  // stop serving before the members go
 
 void Receiver::Script(std::vector<int> statuses) {
   std::lock_guard lock(mu_);

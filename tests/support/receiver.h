@@ -8,10 +8,13 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "support/loopback_server.h"
 
 namespace allocation_relay::testing {
 
@@ -30,9 +33,9 @@ class Receiver {
   Receiver();
   ~Receiver();
 
-  int port() const { return port_; }
+  int port() const { return loopback_->port(); }
   std::string Url(const std::string& path = "/hook") const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
+    return "http://127.0.0.1:" + std::to_string(port()) + path;
   }
   // The next answers, in order; afterwards `status` (default 200) with `retry_after`.
   void Script(std::vector<int> statuses);
@@ -44,8 +47,7 @@ class Receiver {
 
  private:
   httplib::Server server_;
-  std::thread thread_;
-  int port_ = 0;
+  std::unique_ptr<LoopbackServer> loopback_;
   std::mutex mu_;
   std::vector<Call> calls_;
   std::deque<int> script_;
