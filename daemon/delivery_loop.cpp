@@ -84,6 +84,8 @@ bool DeliveryLoop::Scan(const Config& config) {
     bool busy = std::any_of(in_flight_.begin(), in_flight_.end(),
                             [&](const auto& d) { return d.second.warehouse_id == w.id; });
     if (busy) continue;  // one call in flight per warehouse keeps its events in order
+    TimePoint lease = now + LeaseFor(w.webhook->timeout);
+    bool claimed_at_creation = false;
     auto head = store_->HeadDelivery(w.id);
     if (!head) return false;
     if (!*head) {
@@ -94,20 +96,23 @@ bool DeliveryLoop::Scan(const Config& config) {
       if (!document) return false;
       std::vector<std::int64_t> ids;
       for (const OutboxEvent& e : *events) ids.push_back(e.id);
-      auto created = store_->CreateDelivery(w.id, ids, "msg_" + RandomHexToken(12), *document, now);
+      auto created =
+          store_->CreateDelivery(w.id, ids, "msg_" + RandomHexToken(12), *document, now, lease);
       if (!created) return false;
       if (!*created) continue;  // another dispatcher formed it: look again next time
       *head = std::move(*created);
+      claimed_at_creation = true;
     }
     Delivery& d = **head;
     if (d.next_attempt_at > now) {
       next_scan_ = std::min(next_scan_, d.next_attempt_at);
       continue;
     }
-    TimePoint lease = now + LeaseFor(w.webhook->timeout);
-    auto claimed = store_->ClaimDelivery(d.id, now, lease);
-    if (!claimed) return false;
-    if (!*claimed) continue;
+    if (!claimed_at_creation) {
+      auto claimed = store_->ClaimDelivery(d.id, now, lease);
+      if (!claimed) return false;
+      if (!*claimed) continue;
+    }
     WebhookCall call;
     call.tag = static_cast<std::uint64_t>(d.id);
     call.url = w.webhook->url;
@@ -121,9 +126,10 @@ bool DeliveryLoop::Scan(const Config& config) {
   return true;
 }
 
-void DeliveryLoop::Record(const Config& config, const WebhookOutcome& outcome) {
+std::optional<Store::AttemptRecord> DeliveryLoop::Decide(const Config& config,
+                                                         const WebhookOutcome& outcome) {
   auto it = in_flight_.find(static_cast<std::int64_t>(outcome.tag));
-  if (it == in_flight_.end()) return;
+  if (it == in_flight_.end()) return std::nullopt;
   Delivery delivery = std::move(it->second);
   in_flight_.erase(it);
   TimePoint now = clock_.Now();
@@ -183,18 +189,27 @@ void DeliveryLoop::Record(const Config& config, const WebhookOutcome& outcome) {
         break;
     }
   }
+  next_scan_ = now;  // the warehouse may have more to send
+  return Store::AttemptRecord{attempt, result, next};
+}
+
+void DeliveryLoop::RecordAll(const Config& config, const std::vector<WebhookOutcome>& outcomes) {
+  std::vector<Store::AttemptRecord> records;
+  for (const WebhookOutcome& outcome : outcomes) {
+    if (auto record = Decide(config, outcome)) records.push_back(std::move(*record));
+  }
+  if (records.empty()) return;
+  // One transaction (one fsync) for every call that finished in this poll.
   for (int tries = 0;; ++tries) {
-    auto recorded = store_->RecordAttempt(attempt, result, next, now);
-    if (recorded || tries >= 50 || stopping_) {
-      if (!recorded) {
-        spdlog::error("delivery {}: attempt not recorded ({}); it will be sent again", delivery.uid,
-                      recorded.error().what());
-      }
-      break;
+    auto recorded = store_->RecordAttempts(records, clock_.Now());
+    if (recorded) return;
+    if (tries >= 50 || stopping_) {
+      spdlog::error("{} attempts not recorded ({}); their deliveries will be sent again",
+                    records.size(), recorded.error().what());
+      return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // busy database: wait
   }
-  next_scan_ = now;  // the warehouse may have more to send
 }
 
 void DeliveryLoop::Loop() {
@@ -219,7 +234,7 @@ void DeliveryLoop::Loop() {
     } else if (in_flight_.empty()) {
       return;
     }
-    for (const WebhookOutcome& outcome : sender_->Poll(kIdleWait)) Record(*config, outcome);
+    RecordAll(*config, sender_->Poll(kIdleWait));
   }
 }
 

@@ -60,8 +60,10 @@ class DeliveryLoop {
   void Loop();
   // Forms and claims due deliveries and submits them; returns false on a database error.
   bool Scan(const Config& config);
-  // Records one finished call.
-  void Record(const Config& config, const WebhookOutcome& outcome);
+  // What one finished call means (retry time, dead, disabled webhook); nullopt if unknown.
+  std::optional<Store::AttemptRecord> Decide(const Config& config, const WebhookOutcome& outcome);
+  // Records every call that finished in one poll, in one transaction.
+  void RecordAll(const Config& config, const std::vector<WebhookOutcome>& outcomes);
   std::optional<std::string> RenderDocument(const Config& config,
                                             const std::vector<OutboxEvent>& events);
 

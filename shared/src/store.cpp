@@ -518,6 +518,61 @@ class Store::Impl {
     return d;
   }
 
+  // RecordAttempt's work inside a write; false if the delivery is no longer pending.
+  bool RecordOneAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
+                        TimePoint next_attempt_at, TimePoint now) {
+    int number = 0;
+    {
+      Borrowed s = Prepared(
+          "SELECT attempt_count FROM deliveries WHERE id = ? AND "
+          "state = 'pending'");
+      s->bind(1, attempt.delivery_id);
+      if (!s->executeStep()) return false;
+      number = s->getColumn(0).getInt() + 1;
+    }
+    {
+      Borrowed s = Prepared(
+          "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, "
+          "http_status, error, response_head) VALUES (?, ?, ?, ?, ?, ?, ?)");
+      s->bind(1, attempt.delivery_id);
+      s->bind(2, number);
+      s->bind(3, ToUnixMicros(attempt.started_at));
+      s->bind(4, static_cast<std::int64_t>(attempt.duration.count()));
+      s->bind(5, attempt.http_status);
+      s->bind(6, attempt.error);
+      s->bind(7, attempt.response_head.data(), static_cast<int>(attempt.response_head.size()));
+      s->exec();
+    }
+    const char* state = outcome == AttemptOutcome::kSucceeded ? "succeeded"
+                        : outcome == AttemptOutcome::kDead    ? "dead"
+                                                              : "pending";
+    {
+      Borrowed s = Prepared(
+          "UPDATE deliveries SET attempt_count = ?, state = ?, next_attempt_at = ?, "
+          "lease_until = NULL, finished_at = ? WHERE id = ?");
+      s->bind(1, number);
+      s->bind(2, state);
+      s->bind(3, ToUnixMicros(outcome == AttemptOutcome::kRetry ? next_attempt_at : now));
+      if (outcome == AttemptOutcome::kRetry) {
+        s->bind(4);
+      } else {
+        s->bind(4, ToUnixMicros(now));
+      }
+      s->bind(5, attempt.delivery_id);
+      s->exec();
+    }
+    // Conditional updates: a request already confirmed, rejected, timed out or outdated keeps
+    // its status whatever the webhook's fate.
+    for (std::int64_t request_id : RequestIdsOf(attempt.delivery_id)) {
+      if (outcome == AttemptOutcome::kSucceeded) {
+        SetStatusWhere(request_id, RequestStatus::kSent, "('allocated', 'failed')", now);
+      } else {
+        SetStatusWhere(request_id, RequestStatus::kFailed, "('allocated')", now);
+      }
+    }
+    return true;
+  }
+
   static AllocationRequest RequestFromRow(SQLite::Statement& s) {
     AllocationRequest r;
     r.id = s.getColumn(0).getInt64();
@@ -978,23 +1033,26 @@ StoreResult<std::vector<OutboxEvent>> Store::ListUnbatchedEvents(
   });
 }
 
-StoreResult<std::optional<Delivery>> Store::CreateDelivery(std::int64_t warehouse_id,
-                                                           std::span<const std::int64_t> event_ids,
-                                                           const std::string& uid,
-                                                           const std::string& document,
-                                                           TimePoint now) {
+StoreResult<std::optional<Delivery>> Store::CreateDelivery(
+    std::int64_t warehouse_id, std::span<const std::int64_t> event_ids, const std::string& uid,
+    const std::string& document, TimePoint now, std::optional<TimePoint> lease_until) {
   return impl_->WriteResult<std::optional<Delivery>>(
       [&](Impl& im, std::optional<Delivery>& result) -> bool {
         std::int64_t delivery_id = 0;
         {
           Borrowed s = im.Prepared(
               "INSERT INTO deliveries (uid, warehouse_id, state, document, attempt_count, "
-              "next_attempt_at, created_at) VALUES (?, ?, 'pending', ?, 0, ?, ?)");
+              "next_attempt_at, created_at, lease_until) VALUES (?, ?, 'pending', ?, 0, ?, ?, ?)");
           s->bind(1, uid);
           s->bind(2, warehouse_id);
           s->bind(3, document);
           s->bind(4, ToUnixMicros(now));
           s->bind(5, ToUnixMicros(now));
+          if (lease_until) {
+            s->bind(6, ToUnixMicros(*lease_until));
+          } else {
+            s->bind(6);
+          }
           s->exec();
           delivery_id = im.db_.getLastInsertRowid();
         }
@@ -1035,56 +1093,16 @@ StoreResult<bool> Store::ClaimDelivery(std::int64_t delivery_id, TimePoint now,
 StoreResult<bool> Store::RecordAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
                                        TimePoint next_attempt_at, TimePoint now) {
   return impl_->WriteResult<bool>([&](Impl& im, bool& recorded) -> bool {
-    int number = 0;
-    {
-      Borrowed s = im.Prepared(
-          "SELECT attempt_count FROM deliveries WHERE id = ? AND "
-          "state = 'pending'");
-      s->bind(1, attempt.delivery_id);
-      if (!s->executeStep()) return false;
-      number = s->getColumn(0).getInt() + 1;
+    recorded = im.RecordOneAttempt(attempt, outcome, next_attempt_at, now);
+    return recorded;
+  });
+}
+
+StoreResult<int> Store::RecordAttempts(std::span<const AttemptRecord> records, TimePoint now) {
+  return impl_->WriteResult<int>([&](Impl& im, int& recorded) -> bool {
+    for (const AttemptRecord& r : records) {
+      recorded += im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, now) ? 1 : 0;
     }
-    {
-      Borrowed s = im.Prepared(
-          "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, "
-          "http_status, error, response_head) VALUES (?, ?, ?, ?, ?, ?, ?)");
-      s->bind(1, attempt.delivery_id);
-      s->bind(2, number);
-      s->bind(3, ToUnixMicros(attempt.started_at));
-      s->bind(4, static_cast<std::int64_t>(attempt.duration.count()));
-      s->bind(5, attempt.http_status);
-      s->bind(6, attempt.error);
-      s->bind(7, attempt.response_head.data(), static_cast<int>(attempt.response_head.size()));
-      s->exec();
-    }
-    const char* state = outcome == AttemptOutcome::kSucceeded ? "succeeded"
-                        : outcome == AttemptOutcome::kDead    ? "dead"
-                                                              : "pending";
-    {
-      Borrowed s = im.Prepared(
-          "UPDATE deliveries SET attempt_count = ?, state = ?, next_attempt_at = ?, "
-          "lease_until = NULL, finished_at = ? WHERE id = ?");
-      s->bind(1, number);
-      s->bind(2, state);
-      s->bind(3, ToUnixMicros(outcome == AttemptOutcome::kRetry ? next_attempt_at : now));
-      if (outcome == AttemptOutcome::kRetry) {
-        s->bind(4);
-      } else {
-        s->bind(4, ToUnixMicros(now));
-      }
-      s->bind(5, attempt.delivery_id);
-      s->exec();
-    }
-    // Conditional updates: a request already confirmed, rejected, timed out or outdated keeps
-    // its status whatever the webhook's fate.
-    for (std::int64_t request_id : im.RequestIdsOf(attempt.delivery_id)) {
-      if (outcome == AttemptOutcome::kSucceeded) {
-        im.SetStatusWhere(request_id, RequestStatus::kSent, "('allocated', 'failed')", now);
-      } else {
-        im.SetStatusWhere(request_id, RequestStatus::kFailed, "('allocated')", now);
-      }
-    }
-    recorded = true;
     return true;
   });
 }

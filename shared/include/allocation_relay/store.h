@@ -167,10 +167,11 @@ class Store {
   // `document` as its body, due at `now`. Returns nullopt, changing nothing, if any of the events
   // is not an unbatched event of that warehouse (another dispatcher formed it first).
   // REQUIRES: event_ids not empty.
-  StoreResult<std::optional<Delivery>> CreateDelivery(std::int64_t warehouse_id,
-                                                      std::span<const std::int64_t> event_ids,
-                                                      const std::string& uid,
-                                                      const std::string& document, TimePoint now);
+  // With `lease_until` the new delivery is claimed by the caller at once (one write, not two).
+  StoreResult<std::optional<Delivery>> CreateDelivery(
+      std::int64_t warehouse_id, std::span<const std::int64_t> event_ids, const std::string& uid,
+      const std::string& document, TimePoint now,
+      std::optional<TimePoint> lease_until = std::nullopt);
   // The warehouse's oldest pending delivery: later ones wait behind it (strict order).
   StoreResult<std::optional<Delivery>> HeadDelivery(std::int64_t warehouse_id);
   // Claims a pending delivery until `lease_until`, unless someone holds an unexpired lease.
@@ -181,6 +182,14 @@ class Store {
   // longer pending (nothing recorded).
   StoreResult<bool> RecordAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
                                   TimePoint next_attempt_at, TimePoint now);
+  // Several attempts (of different deliveries) recorded in one transaction: one commit for all
+  // the calls that finished together. Returns how many were recorded.
+  struct AttemptRecord {
+    DeliveryAttempt attempt;
+    AttemptOutcome outcome = AttemptOutcome::kRetry;
+    TimePoint next_attempt_at;
+  };
+  StoreResult<int> RecordAttempts(std::span<const AttemptRecord> records, TimePoint now);
   // Deliveries by state and warehouse (any if nullopt), oldest first.
   StoreResult<std::vector<Delivery>> ListDeliveries(std::optional<DeliveryState> state,
                                                     std::optional<std::int64_t> warehouse,
