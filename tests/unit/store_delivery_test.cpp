@@ -151,6 +151,32 @@ TEST_F(StoreDeliveries, DeadDeliveriesCanBeSentAgain) {
   EXPECT_EQ(*store_->ResendDead(std::nullopt, clock_.Now()), 1);
 }
 
+TEST_F(StoreDeliveries, ANewDeliveryCanBeClaimedInTheWriteThatFormsIt) {
+  Create(15, {{3}});
+  std::vector<std::int64_t> ids = Unbatched(3);
+  auto d = store_->CreateDelivery(3, ids, "a", "{}", clock_.Now(), clock_.Now() + 30s);
+  ASSERT_TRUE(d && *d);
+  EXPECT_EQ((*d)->lease_until, clock_.Now() + 30s);
+  EXPECT_FALSE(*store_->ClaimDelivery((*d)->id, clock_.Now(), clock_.Now() + 30s));
+}
+
+TEST_F(StoreDeliveries, SeveralAttemptsAreRecordedInOneWrite) {
+  Create(15, {{3}});
+  Delivery a = Form(3, "a");
+  Create(16, {{4}});
+  Delivery b = Form(4, "b");
+  std::vector<Store::AttemptRecord> records = {
+      {Attempt(a, 200), AttemptOutcome::kSucceeded, clock_.Now()},
+      {Attempt(b, 503), AttemptOutcome::kRetry, clock_.Now() + 5s},
+      {Attempt(a, 200), AttemptOutcome::kSucceeded, clock_.Now()},  // a is done: not recorded
+  };
+  EXPECT_EQ(*store_->RecordAttempts(records, clock_.Now()), 2);
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kSent);
+  EXPECT_EQ(RequestOf(16, 4).status, RequestStatus::kFailed);
+  EXPECT_EQ(store_->ListAttempts(a.id)->size(), 1u);
+  EXPECT_EQ((*store_->HeadDelivery(4))->next_attempt_at, clock_.Now() + 5s);
+}
+
 TEST_F(StoreDeliveries, WebhooksAreDisabledUntilEnabledAndEventsAreCounted) {
   EXPECT_EQ(*store_->MaxEventId(), 0);
   Create(15, {{3, 4}});
