@@ -573,6 +573,19 @@ class Store::Impl {
     return true;
   }
 
+  // An outbox row: id, warehouse_id, request_id, action, status, created_at, delivery_id.
+  static OutboxEvent EventFromRow(SQLite::Statement& s) {
+    OutboxEvent e;
+    e.id = s.getColumn(0).getInt64();
+    e.warehouse_id = s.getColumn(1).getInt64();
+    e.request_id = s.getColumn(2).getInt64();
+    e.action = ParseEventAction(s.getColumn(3).getString()).value_or(EventAction::kCreate);
+    e.status = StatusColumn(s.getColumn(4));
+    e.created_at = FromUnixMicros(s.getColumn(5).getInt64());
+    if (!s.getColumn(6).isNull()) e.delivery_id = s.getColumn(6).getInt64();
+    return e;
+  }
+
   static AllocationRequest RequestFromRow(SQLite::Statement& s) {
     AllocationRequest r;
     r.id = s.getColumn(0).getInt64();
@@ -1020,14 +1033,7 @@ StoreResult<std::vector<OutboxEvent>> Store::ListUnbatchedEvents(
     s->bind(1, limit);
     std::vector<OutboxEvent> out;
     while (s->executeStep()) {
-      OutboxEvent e;
-      e.id = s->getColumn(0).getInt64();
-      e.warehouse_id = s->getColumn(1).getInt64();
-      e.request_id = s->getColumn(2).getInt64();
-      e.action = ParseEventAction(s->getColumn(3).getString()).value_or(EventAction::kCreate);
-      e.status = StatusColumn(s->getColumn(4));
-      e.created_at = FromUnixMicros(s->getColumn(5).getInt64());
-      out.push_back(e);
+      out.push_back(Impl::EventFromRow(*s));
     }
     return out;
   });
@@ -1167,15 +1173,7 @@ StoreResult<std::vector<OutboxEvent>> Store::EventsOfRequests(
         "FROM outbox_events WHERE request_id IN " +
         IdList(request_ids) + " ORDER BY id");
     while (q->executeStep()) {
-      OutboxEvent e;
-      e.id = q->getColumn(0).getInt64();
-      e.warehouse_id = q->getColumn(1).getInt64();
-      e.request_id = q->getColumn(2).getInt64();
-      e.action = ParseEventAction(q->getColumn(3).getString()).value_or(EventAction::kCreate);
-      e.status = StatusColumn(q->getColumn(4));
-      e.created_at = FromUnixMicros(q->getColumn(5).getInt64());
-      if (!q->getColumn(6).isNull()) e.delivery_id = q->getColumn(6).getInt64();
-      out.push_back(e);
+      out.push_back(Impl::EventFromRow(*q));
     }
     return out;
   });
