@@ -43,14 +43,18 @@ int main(int argc, char** argv) {
     BlockServiceSignals();
     SystemClock clock;
     ApiServer server(config, clock);
-    server.Start();
+    server.Start();  // database open and port bound
+    NotifyReady("ready");
     while (WaitForSignal() == ServiceSignal::kReload) {
+      NotifyReloading();
       try {
         server.Reload(std::make_shared<const Config>(LoadConfigFile(config_path)));
       } catch (const ConfigError& e) {
         spdlog::error("reload failed, keeping the running configuration: {}", e.what());
       }
+      NotifyReady("ready");
     }
+    NotifyStopping();
     spdlog::info("stopping on signal: finishing requests in flight");
     server.Stop();
     spdlog::info("api stopped");

@@ -58,70 +58,91 @@ void DeliveryLoop::SetConfig(std::shared_ptr<const Config> config) {
   config_ = std::move(config);
 }
 
-std::optional<std::string> DeliveryLoop::RenderDocument(const Config& config,
-                                                        const std::vector<OutboxEvent>& events) {
-  std::optional<TimeZone> zone = TimeZone::Find(config.timezone);
-  if (!zone) zone = TimeZone::Utc();
-  std::vector<nlohmann::ordered_json> rendered;
-  for (const OutboxEvent& e : events) {
-    auto request = store_->GetRequest(e.request_id);
-    if (!request) return std::nullopt;
-    if (!*request) continue;  // cannot happen: requests are never deleted
-    rendered.push_back(RenderWebhookEvent(e, **request, *zone));
-  }
-  return RenderWebhookDocument(rendered);
+void DeliveryLoop::Submit(const Config& config, const WarehouseConfig& warehouse,
+                          Delivery delivery) {
+  WebhookCall call;
+  call.tag = static_cast<std::uint64_t>(delivery.id);
+  call.url = warehouse.webhook->url;
+  call.request =
+      FormatWebhook(*warehouse.webhook, delivery.uid, delivery.document, UnixSeconds(clock_.Now()));
+  call.timeout = warehouse.webhook->timeout;
+  call.verify_tls = warehouse.webhook->verify_tls;
+  call.allow_private_networks = config.dispatcher.allow_private_networks;
+  sender_->Submit(std::move(call));
+  ++in_flight_by_warehouse_[delivery.warehouse_id];
+  in_flight_.emplace(delivery.id, std::move(delivery));
 }
 
-bool DeliveryLoop::Scan(const Config& config) {
+bool DeliveryLoop::Round(const Config& config) {
   TimePoint now = clock_.Now();
-  next_scan_ = now + std::chrono::duration_cast<Micros>(kRescanInterval);
-  auto disabled = store_->DisabledWebhooks();
-  if (!disabled) return false;
-  std::size_t budget = static_cast<std::size_t>(config.dispatcher.concurrency);
-  for (const WarehouseConfig& w : config.warehouses) {
-    if (!w.webhook || in_flight_.size() >= budget) continue;
-    if (std::find(disabled->begin(), disabled->end(), w.id) != disabled->end()) continue;
-    bool busy = std::any_of(in_flight_.begin(), in_flight_.end(),
-                            [&](const auto& d) { return d.second.warehouse_id == w.id; });
-    if (busy) continue;  // one call in flight per warehouse keeps its events in order
-    TimePoint lease = now + LeaseFor(w.webhook->timeout);
-    bool claimed_at_creation = false;
-    auto head = store_->HeadDelivery(w.id);
-    if (!head) return false;
-    if (!*head) {
-      auto events = store_->ListUnbatchedEvents(w.id, w.webhook->max_events_per_call);
-      if (!events) return false;
-      if (events->empty()) continue;
-      std::optional<std::string> document = RenderDocument(config, *events);
-      if (!document) return false;
-      std::vector<std::int64_t> ids;
-      for (const OutboxEvent& e : *events) ids.push_back(e.id);
-      auto created =
-          store_->CreateDelivery(w.id, ids, "msg_" + RandomHexToken(12), *document, now, lease);
-      if (!created) return false;
-      if (!*created) continue;  // another dispatcher formed it: look again next time
-      *head = std::move(*created);
-      claimed_at_creation = true;
+  if (now < write_again_at_) return false;
+  std::vector<Store::DeliveryWant> wants;
+  if (!stopping_) {
+    auto newest = store_->MaxEventId();
+    if (!newest) return false;
+    if (*newest != last_event_id_) {
+      if (last_event_id_ < 0 || *newest < last_event_id_) {
+        next_scan_ = now;
+      } else {
+        auto warehouses = store_->WarehousesWithEventsAfter(last_event_id_);
+        if (!warehouses) return false;
+        dirty_.insert(warehouses->begin(), warehouses->end());
+      }
+      last_event_id_ = *newest;
     }
-    Delivery& d = **head;
-    if (d.next_attempt_at > now) {
-      next_scan_ = std::min(next_scan_, d.next_attempt_at);
-      continue;
+    if (now >= next_scan_ || !disabled_) {
+      // Also catches what no event announces: operator re-sends, enabled webhooks, retries that
+      // fell due, expired leases of a crashed dispatcher.
+      auto disabled = store_->DisabledWebhooks();
+      if (!disabled) return false;
+      disabled_ = std::move(*disabled);
+      for (const WarehouseConfig& w : config.warehouses) dirty_.insert(w.id);
+      next_scan_ = now + std::chrono::duration_cast<Micros>(kRescanInterval);
     }
-    if (!claimed_at_creation) {
-      auto claimed = store_->ClaimDelivery(d.id, now, lease);
-      if (!claimed) return false;
-      if (!*claimed) continue;
+    if (!dirty_.empty()) {
+      const std::vector<std::int64_t>& disabled = *disabled_;
+      int budget = config.dispatcher.concurrency - static_cast<int>(in_flight_.size());
+      for (const WarehouseConfig& w : config.warehouses) {
+        if (!dirty_.contains(w.id)) continue;
+        if (!w.webhook || std::find(disabled.begin(), disabled.end(), w.id) != disabled.end()) {
+          dirty_.erase(w.id);
+          continue;
+        }
+        int slots = std::min(w.webhook->max_in_flight - in_flight_by_warehouse_[w.id], budget);
+        if (slots <= 0) continue;  // stays dirty until a call of its own finishes
+        budget -= slots;
+        wants.push_back({w.id, slots, w.webhook->max_events_per_call, w.webhook->max_in_flight == 1,
+                         now + LeaseFor(w.webhook->timeout)});
+      }
     }
-    WebhookCall call;
-    call.tag = static_cast<std::uint64_t>(d.id);
-    call.url = w.webhook->url;
-    call.request = FormatWebhook(*w.webhook, d.uid, d.document, UnixSeconds(now));
-    call.timeout = w.webhook->timeout;
-    call.verify_tls = w.webhook->verify_tls;
-    call.allow_private_networks = config.dispatcher.allow_private_networks;
-    sender_->Submit(std::move(call));
-    in_flight_.emplace(d.id, std::move(d));
+  }
+  if (wants.empty() && unrecorded_.empty()) return true;
+
+  std::optional<TimeZone> zone = TimeZone::Find(config.timezone);
+  if (!zone) zone = TimeZone::Utc();
+  auto render = [&](std::span<const OutboxEvent> events,
+                    std::span<const AllocationRequest> requests) {
+    std::vector<nlohmann::ordered_json> rendered;
+    rendered.reserve(events.size());
+    for (const OutboxEvent& e : events) {
+      auto r = std::find_if(requests.begin(), requests.end(),
+                            [&](const AllocationRequest& q) { return q.id == e.request_id; });
+      if (r != requests.end()) rendered.push_back(RenderWebhookEvent(e, *r, *zone));
+    }
+    return std::pair{"msg_" + RandomHexToken(12), RenderWebhookDocument(rendered)};
+  };
+  auto taken = store_->RecordAndTake(unrecorded_, wants, now, render);
+  if (!taken) {
+    write_again_at_ = now + std::chrono::milliseconds(100);  // busy or failing database: pause
+    return false;
+  }
+  unrecorded_.clear();
+  for (Store::DeliveryTake& take : *taken) {
+    dirty_.erase(take.warehouse_id);
+    if (take.next_due) next_scan_ = std::min(next_scan_, *take.next_due);
+    auto w = std::find_if(config.warehouses.begin(), config.warehouses.end(),
+                          [&](const WarehouseConfig& c) { return c.id == take.warehouse_id; });
+    for (Delivery& d : take.claimed) Submit(config, *w, std::move(d));
   }
   return true;
 }
@@ -132,6 +153,10 @@ std::optional<Store::AttemptRecord> DeliveryLoop::Decide(const Config& config,
   if (it == in_flight_.end()) return std::nullopt;
   Delivery delivery = std::move(it->second);
   in_flight_.erase(it);
+  if (--in_flight_by_warehouse_[delivery.warehouse_id] <= 0) {
+    in_flight_by_warehouse_.erase(delivery.warehouse_id);
+  }
+  dirty_.insert(delivery.warehouse_id);  // it may have more to send
   TimePoint now = clock_.Now();
   DeliveryAttempt attempt;
   attempt.delivery_id = delivery.id;
@@ -150,6 +175,7 @@ std::optional<Store::AttemptRecord> DeliveryLoop::Decide(const Config& config,
     // The delivery stays pending and goes out again once an operator enables the webhook.
     spdlog::warn("warehouse {}: webhook answered 410 Gone; disabled until enabled again",
                  delivery.warehouse_id);
+    disabled_.reset();  // read again before the next claim
     if (!store_->DisableWebhook(delivery.warehouse_id, "410 Gone", now)) {
       spdlog::warn("warehouse {}: could not record the disabled webhook", delivery.warehouse_id);
     }
@@ -189,52 +215,36 @@ std::optional<Store::AttemptRecord> DeliveryLoop::Decide(const Config& config,
         break;
     }
   }
-  next_scan_ = now;  // the warehouse may have more to send
   return Store::AttemptRecord{attempt, result, next};
-}
-
-void DeliveryLoop::RecordAll(const Config& config, const std::vector<WebhookOutcome>& outcomes) {
-  std::vector<Store::AttemptRecord> records;
-  for (const WebhookOutcome& outcome : outcomes) {
-    if (auto record = Decide(config, outcome)) records.push_back(std::move(*record));
-  }
-  if (records.empty()) return;
-  // One transaction (one fsync) for every call that finished in this poll.
-  for (int tries = 0;; ++tries) {
-    auto recorded = store_->RecordAttempts(records, clock_.Now());
-    if (recorded) return;
-    if (tries >= 50 || stopping_) {
-      spdlog::error("{} attempts not recorded ({}); their deliveries will be sent again",
-                    records.size(), recorded.error().what());
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // busy database: wait
-  }
 }
 
 void DeliveryLoop::Loop() {
   bool failing = false;
   next_scan_ = clock_.Now();
+  std::optional<TimePoint> give_up_at;  // when stopping with a failing database
   for (;;) {
     std::shared_ptr<const Config> config;
     {
       std::lock_guard lock(mu_);
       config = config_;
     }
-    if (!stopping_) {
-      auto newest = store_->MaxEventId();
-      bool ok = newest.has_value();
-      if (ok && (*newest != last_event_id_ || clock_.Now() >= next_scan_)) {
-        ok = Scan(*config);
-        if (ok) last_event_id_ = *newest;
+    bool ok = Round(*config);
+    if (!ok && !failing) spdlog::warn("delivery: the database is not available; retrying");
+    if (ok && failing) spdlog::info("delivery: database available again");
+    failing = !ok;
+    if (stopping_ && in_flight_.empty()) {
+      if (unrecorded_.empty()) return;
+      TimePoint now = clock_.Now();
+      if (!give_up_at) give_up_at = now + std::chrono::seconds(5);
+      if (now >= *give_up_at) {
+        spdlog::error("{} attempts not recorded; their deliveries will be sent again",
+                      unrecorded_.size());
+        return;
       }
-      if (!ok && !failing) spdlog::warn("delivery: the database is not available; retrying");
-      if (ok && failing) spdlog::info("delivery: database available again");
-      failing = !ok;
-    } else if (in_flight_.empty()) {
-      return;
     }
-    RecordAll(*config, sender_->Poll(kIdleWait));
+    for (const WebhookOutcome& outcome : sender_->Poll(kIdleWait)) {
+      if (auto record = Decide(*config, outcome)) unrecorded_.push_back(std::move(*record));
+    }
   }
 }
 

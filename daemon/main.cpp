@@ -64,14 +64,18 @@ int main(int argc, char** argv) {
     BlockServiceSignals();
     SystemClock clock;
     Dispatcher dispatcher(config, clock);
-    dispatcher.Start();
+    dispatcher.Start();  // database open and port bound
+    NotifyReady("ready");
     while (WaitForSignal() == ServiceSignal::kReload) {
+      NotifyReloading();
       try {
         dispatcher.Reload(std::make_shared<const Config>(LoadConfigFile(config_path)));
       } catch (const ConfigError& e) {
         spdlog::error("reload failed, keeping the running configuration: {}", e.what());
       }
+      NotifyReady("ready");
     }
+    NotifyStopping();
     spdlog::info("stopping on signal");
     dispatcher.Stop();
     return 0;

@@ -7,7 +7,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libcpp-httplib-dev libcurl4-openssl-dev nlohmann-json3-dev libsqlitecpp-dev libsqlite3-dev
   libyaml-cpp-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev
-  libgtest-dev libgmock-dev tzdata sqlite3 curl clang-format
+  libgtest-dev libgmock-dev libsystemd-dev tzdata sqlite3 curl clang-format
+  dpkg-dev file systemd
 )
 
 missing=()
@@ -15,8 +16,9 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
-# Node.js and npm run the reference Standard Webhooks verifier in the tests. Any node >= 18 will
-# do (Debian 12's, or one already on the machine), so look for the commands, not a package.
+# Node.js runs the demo warehouse (quickstart) and, with npm, the reference Standard Webhooks
+# verifier in the tests. Any node >= 18 will do (Debian 12's, or one already on the machine), so
+# look for the commands, not a package.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   missing+=(nodejs npm)
 fi

@@ -133,6 +133,23 @@ CREATE TABLE webhook_endpoints (
   disabled_reason TEXT
 );
 )sql",
+
+    // 2: the pending partial indexes with OR-chains instead of `status IN (...)`. SQLite builds a
+    // temporary b-tree for an IN-list on every statement that evaluates it, and every UPDATE of
+    // a request's status evaluates each partial index's predicate: 7 of them per update before.
+    R"sql(
+DROP INDEX requests_pending_by_warehouse;
+DROP INDEX requests_pending;
+DROP INDEX requests_pending_by_expiry;
+CREATE INDEX requests_pending_by_warehouse ON allocation_requests
+  (warehouse_id, id, allocation_id, status, warehouse_name, group_index, created_at, expires_at,
+   updated_at, order_id, order_number, lines_json)
+  WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed');
+CREATE INDEX requests_pending ON allocation_requests (id)
+  WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed');
+CREATE INDEX requests_pending_by_expiry ON allocation_requests (expires_at)
+  WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed');
+)sql",
 };
 
 }  // namespace allocation_relay::schema

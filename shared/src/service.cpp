@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 
 #include <cerrno>
 #include <system_error>
@@ -39,6 +40,12 @@ ServiceSignal WaitForSignal() {
     return sig == SIGHUP ? ServiceSignal::kReload : ServiceSignal::kStop;
   }
 }
+
+void NotifyReady(const std::string& status) { sd_notify(0, ("READY=1\nSTATUS=" + status).c_str()); }
+
+void NotifyReloading() { sd_notify(0, "RELOADING=1"); }
+
+void NotifyStopping() { sd_notify(0, "STOPPING=1"); }
 
 bool ConfigureLogging(const std::string& program, const std::string& level) {
   spdlog::level::level_enum parsed = spdlog::level::from_str(level);

@@ -24,8 +24,16 @@
 namespace allocation_relay {
 namespace {
 
-constexpr const char* kPendingSql = "('allocated', 'sent', 'failed')";
-constexpr const char* kConfirmableSql = "('allocated', 'sent', 'failed', 'timed-out')";
+// Status sets as OR-chains, never `status IN (...)`: SQLite evaluates an IN-list through a
+// temporary b-tree built on every execution, and an UPDATE of `status` evaluates the predicate
+// of each partial index (migration 2) besides its own WHERE. The pending chain is spelt exactly
+// as those index predicates, so that queries can use them.
+constexpr const char* kPendingSql =
+    "(status = 'allocated' OR status = 'sent' OR status = 'failed')";
+constexpr const char* kConfirmableSql =
+    "(status = 'allocated' OR status = 'sent' OR status = 'failed' OR status = 'timed-out')";
+constexpr const char* kSendableSql = "(status = 'allocated' OR status = 'failed')";
+constexpr const char* kUnsentSql = "(status = 'allocated')";
 
 StoreError::Kind KindOf(int primary_code) {
   switch (primary_code) {
@@ -167,7 +175,7 @@ std::string IdList(std::span<const std::int64_t> ids) {
 constexpr const char* kExpiryScanSql =
     "SELECT id, allocation_id, warehouse_id FROM allocation_requests "
     "INDEXED BY requests_pending_by_expiry "
-    "WHERE status IN ('allocated', 'sent', 'failed') AND expires_at <= ? "
+    "WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed') AND expires_at <= ? "
     "ORDER BY expires_at LIMIT ?";
 
 constexpr const char* kRequestSelect =
@@ -180,8 +188,8 @@ constexpr const char* kRequestColumns =
     "FROM allocation_requests r ";
 
 // The SELECT of ListRequests; parameters: after_id, limit, offset. Statuses and ids are inlined
-// (enums and integers, never user text) so that "status IN ('allocated', 'sent', 'failed')"
-// reads exactly as the partial indexes are declared.
+// (enums and integers, never user text) so that the pending statuses read exactly as the partial
+// indexes declare them (kPendingSql).
 //
 // When rows are skipped (`skipping`: an OFFSET), the page is chosen by an inner query over ids
 // only, so the skipped rows are stepped over in an index without reading their table rows; the
@@ -210,9 +218,9 @@ std::string ListRequestsSql(const RequestQuery& query, bool skipping) {
   if (!query.order_numbers.empty())
     inner += " AND r.order_number IN " + IdList(query.order_numbers);
   if (!statuses.empty()) {
-    inner += " AND r.status IN (";
+    inner += " AND (";
     for (std::size_t i = 0; i < statuses.size(); ++i) {
-      inner += (i ? ", '" : "'") + std::string(ToString(statuses[i])) + "'";
+      inner += (i ? " OR status = '" : "status = '") + std::string(ToString(statuses[i])) + "'";
     }
     inner += ")";
   }
@@ -324,7 +332,7 @@ class Store::Impl {
     std::vector<std::pair<std::int64_t, std::int64_t>> victims;  // (request id, warehouse id)
     {
       Borrowed s = Prepared(std::string("SELECT id, warehouse_id FROM allocation_requests "
-                                        "WHERE allocation_id = ? AND id != ? AND status IN ") +
+                                        "WHERE allocation_id = ? AND id != ? AND ") +
                             kConfirmableSql);
       s->bind(1, allocation_id);
       s->bind(2, keep);
@@ -332,7 +340,7 @@ class Store::Impl {
     }
     for (auto [request_id, warehouse_id] : victims) {
       Borrowed u = Prepared(std::string("UPDATE allocation_requests SET status = 'outdated', "
-                                        "updated_at = ? WHERE id = ? AND status IN ") +
+                                        "updated_at = ? WHERE id = ? AND ") +
                             kConfirmableSql);
       u->bind(1, ToUnixMicros(now));
       u->bind(2, request_id);
@@ -359,10 +367,9 @@ class Store::Impl {
   }
 
   int CountPendingInGroup(std::int64_t allocation_id, int group_index) {
-    Borrowed s =
-        Prepared(std::string("SELECT count(*) FROM allocation_requests "
-                             "WHERE allocation_id = ? AND group_index = ? AND status IN ") +
-                 kPendingSql);
+    Borrowed s = Prepared(std::string("SELECT count(*) FROM allocation_requests "
+                                      "WHERE allocation_id = ? AND group_index = ? AND ") +
+                          kPendingSql);
     s->bind(1, allocation_id);
     s->bind(2, group_index);
     s->executeStep();
@@ -455,7 +462,7 @@ class Store::Impl {
   int SetStatusWhere(std::int64_t request_id, RequestStatus to, const char* from_sql,
                      TimePoint now) {
     Borrowed s = Prepared(std::string("UPDATE allocation_requests SET status = ?, updated_at = ? "
-                                      "WHERE id = ? AND status IN ") +
+                                      "WHERE id = ? AND ") +
                           from_sql);
     s->bind(1, std::string(ToString(to)));
     s->bind(2, ToUnixMicros(now));
@@ -521,31 +528,18 @@ class Store::Impl {
   // RecordAttempt's work inside a write; false if the delivery is no longer pending.
   bool RecordOneAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
                         TimePoint next_attempt_at, TimePoint now) {
+    const char* state = outcome == AttemptOutcome::kSucceeded ? "succeeded"
+                        : outcome == AttemptOutcome::kDead    ? "dead"
+                                                              : "pending";
+    // (Not UPDATE ... RETURNING: SQLite buffers RETURNING rows in a temporary b-tree.)
     int number = 0;
     {
-      Borrowed s = Prepared(
-          "SELECT attempt_count FROM deliveries WHERE id = ? AND "
-          "state = 'pending'");
+      Borrowed s =
+          Prepared("SELECT attempt_count FROM deliveries WHERE id = ? AND state = 'pending'");
       s->bind(1, attempt.delivery_id);
       if (!s->executeStep()) return false;
       number = s->getColumn(0).getInt() + 1;
     }
-    {
-      Borrowed s = Prepared(
-          "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, "
-          "http_status, error, response_head) VALUES (?, ?, ?, ?, ?, ?, ?)");
-      s->bind(1, attempt.delivery_id);
-      s->bind(2, number);
-      s->bind(3, ToUnixMicros(attempt.started_at));
-      s->bind(4, static_cast<std::int64_t>(attempt.duration.count()));
-      s->bind(5, attempt.http_status);
-      s->bind(6, attempt.error);
-      s->bind(7, attempt.response_head.data(), static_cast<int>(attempt.response_head.size()));
-      s->exec();
-    }
-    const char* state = outcome == AttemptOutcome::kSucceeded ? "succeeded"
-                        : outcome == AttemptOutcome::kDead    ? "dead"
-                                                              : "pending";
     {
       Borrowed s = Prepared(
           "UPDATE deliveries SET attempt_count = ?, state = ?, next_attempt_at = ?, "
@@ -561,13 +555,26 @@ class Store::Impl {
       s->bind(5, attempt.delivery_id);
       s->exec();
     }
+    {
+      Borrowed s = Prepared(
+          "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, "
+          "http_status, error, response_head) VALUES (?, ?, ?, ?, ?, ?, ?)");
+      s->bind(1, attempt.delivery_id);
+      s->bind(2, number);
+      s->bind(3, ToUnixMicros(attempt.started_at));
+      s->bind(4, static_cast<std::int64_t>(attempt.duration.count()));
+      s->bind(5, attempt.http_status);
+      s->bind(6, attempt.error);
+      s->bind(7, attempt.response_head.data(), static_cast<int>(attempt.response_head.size()));
+      s->exec();
+    }
     // Conditional updates: a request already confirmed, rejected, timed out or outdated keeps
     // its status whatever the webhook's fate.
     for (std::int64_t request_id : RequestIdsOf(attempt.delivery_id)) {
       if (outcome == AttemptOutcome::kSucceeded) {
-        SetStatusWhere(request_id, RequestStatus::kSent, "('allocated', 'failed')", now);
+        SetStatusWhere(request_id, RequestStatus::kSent, kSendableSql, now);
       } else {
-        SetStatusWhere(request_id, RequestStatus::kFailed, "('allocated')", now);
+        SetStatusWhere(request_id, RequestStatus::kFailed, kUnsentSql, now);
       }
     }
     return true;
@@ -715,6 +722,7 @@ Store::Impl::Impl(const StoreOptions& options, std::shared_ptr<WriteGroup> group
   // (one per API worker) only needs the small indexes of the common queries (1 MiB), which
   // keeps the service's memory flat however many workers it has.
   db_.exec(group_ ? "PRAGMA cache_size = -1024" : "PRAGMA cache_size = -4096");
+  if (!group_) db_.exec("PRAGMA wal_autocheckpoint = 20000");
 }
 
 void Store::Impl::Write(const std::function<bool(Impl&)>& op) { group_->Run(op); }
@@ -897,7 +905,7 @@ StoreResult<ExpiryResult> Store::ExpireDue(TimePoint now, const WarehouseCatalog
 StoreResult<std::optional<TimePoint>> Store::NextExpiration() {
   return Guarded([&]() -> std::optional<TimePoint> {
     Borrowed s = impl_->Prepared(std::string("SELECT min(expires_at) FROM allocation_requests "
-                                             "WHERE status IN ") +
+                                             "WHERE ") +
                                  kPendingSql);
     if (!s->executeStep() || s->getColumn(0).isNull()) return std::nullopt;
     return FromUnixMicros(s->getColumn(0).getInt64());
@@ -938,11 +946,11 @@ StoreResult<CancelResult> Store::CancelAllocation(std::int64_t order_number, Tim
 }
 
 StoreResult<int> Store::MarkSent(std::span<const std::int64_t> request_ids, TimePoint now) {
-  return impl_->SetStatuses(request_ids, RequestStatus::kSent, "('allocated', 'failed')", now);
+  return impl_->SetStatuses(request_ids, RequestStatus::kSent, kSendableSql, now);
 }
 
 StoreResult<int> Store::MarkFailed(std::span<const std::int64_t> request_ids, TimePoint now) {
-  return impl_->SetStatuses(request_ids, RequestStatus::kFailed, "('allocated')", now);
+  return impl_->SetStatuses(request_ids, RequestStatus::kFailed, kUnsentSql, now);
 }
 
 StoreResult<std::optional<AllocationRequest>> Store::GetRequest(std::int64_t request_id) {
@@ -1110,6 +1118,154 @@ StoreResult<int> Store::RecordAttempts(std::span<const AttemptRecord> records, T
       recorded += im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, now) ? 1 : 0;
     }
     return true;
+  });
+}
+
+StoreResult<std::vector<Store::DeliveryTake>> Store::RecordAndTake(
+    std::span<const AttemptRecord> records, std::span<const DeliveryWant> wants, TimePoint now,
+    const DocumentRenderer& render) {
+  return impl_->WriteResult<std::vector<DeliveryTake>>(
+      [&](Impl& im, std::vector<DeliveryTake>& takes) -> bool {
+        takes.clear();  // a retried group runs the op again
+        for (const AttemptRecord& r : records) {
+          im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, now);
+        }
+        const std::int64_t now_us = ToUnixMicros(now);
+        for (const DeliveryWant& want : wants) {
+          DeliveryTake take;
+          take.warehouse_id = want.warehouse_id;
+          const std::int64_t lease_us = ToUnixMicros(want.lease_until);
+          // Pending deliveries first, oldest first.
+          std::vector<std::int64_t> claim;
+          bool blocked = false;  // strict order: a pending head stops new deliveries
+          auto note_due = [&](std::int64_t due_us) {
+            TimePoint t = FromUnixMicros(due_us);
+            if (!take.next_due || t < *take.next_due) take.next_due = t;
+          };
+          if (want.strict_order) {
+            Borrowed q = im.Prepared(
+                "SELECT id, next_attempt_at, lease_until FROM deliveries "
+                "WHERE warehouse_id = ? AND state = 'pending' ORDER BY id LIMIT 1");
+            q->bind(1, want.warehouse_id);
+            if (q->executeStep()) {
+              blocked = true;
+              std::int64_t due = q->getColumn(1).getInt64();
+              bool leased = !q->getColumn(2).isNull() && q->getColumn(2).getInt64() > now_us;
+              if (due > now_us) {
+                note_due(due);
+              } else if (leased) {
+                note_due(q->getColumn(2).getInt64());  // a crashed dispatcher's lease runs out
+              } else {
+                claim.push_back(q->getColumn(0).getInt64());
+              }
+            }
+          } else {
+            {
+              Borrowed q = im.Prepared(
+                  "SELECT id FROM deliveries WHERE warehouse_id = ? AND state = 'pending' AND "
+                  "next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
+                  "ORDER BY id LIMIT ?");
+              q->bind(1, want.warehouse_id);
+              q->bind(2, now_us);
+              q->bind(3, now_us);
+              q->bind(4, want.slots);
+              while (q->executeStep()) claim.push_back(q->getColumn(0).getInt64());
+            }
+            Borrowed q = im.Prepared(
+                "SELECT min(next_attempt_at) FROM deliveries WHERE warehouse_id = ? AND "
+                "state = 'pending' AND next_attempt_at > ?");
+            q->bind(1, want.warehouse_id);
+            q->bind(2, now_us);
+            if (q->executeStep() && !q->getColumn(0).isNull()) note_due(q->getColumn(0).getInt64());
+          }
+          for (std::int64_t id : claim) {
+            Borrowed u = im.Prepared("UPDATE deliveries SET lease_until = ? WHERE id = ?");
+            u->bind(1, lease_us);
+            u->bind(2, id);
+            u->exec();
+            if (auto d = im.ReadDelivery("WHERE id = ?", id)) take.claimed.push_back(std::move(*d));
+          }
+          // New deliveries from the unbatched events, while slots are left.
+          while (!(want.strict_order && blocked) &&
+                 static_cast<int>(take.claimed.size()) < want.slots) {
+            std::vector<OutboxEvent> events;
+            {
+              Borrowed q = im.Prepared(
+                  "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id "
+                  "FROM outbox_events WHERE delivery_id IS NULL AND warehouse_id = ? "
+                  "ORDER BY id LIMIT ?");
+              q->bind(1, want.warehouse_id);
+              q->bind(2, want.max_events);
+              while (q->executeStep()) events.push_back(Impl::EventFromRow(*q));
+            }
+            if (events.empty()) break;
+            std::vector<std::int64_t> event_ids, request_ids;
+            for (const OutboxEvent& e : events) {
+              event_ids.push_back(e.id);
+              request_ids.push_back(e.request_id);
+            }
+            // One cached statement per row, not an IN-list: a new SQL text per batch would be
+            // parsed every time and churn the statement cache.
+            std::vector<AllocationRequest> requests;
+            {
+              Borrowed q = im.Prepared(std::string(kRequestColumns) + "WHERE r.id = ?");
+              for (std::int64_t id : request_ids) {
+                q->bind(1, id);
+                if (q->executeStep()) requests.push_back(Impl::RequestFromRow(*q));
+                q->reset();
+              }
+            }
+            auto [uid, document] = render(events, requests);
+            std::int64_t delivery_id = 0;
+            {
+              Borrowed s = im.Prepared(
+                  "INSERT INTO deliveries (uid, warehouse_id, state, document, attempt_count, "
+                  "next_attempt_at, created_at, lease_until) "
+                  "VALUES (?, ?, 'pending', ?, 0, ?, ?, ?)");
+              s->bind(1, uid);
+              s->bind(2, want.warehouse_id);
+              s->bind(3, document);
+              s->bind(4, now_us);
+              s->bind(5, now_us);
+              s->bind(6, lease_us);
+              s->exec();
+              delivery_id = im.db_.getLastInsertRowid();
+            }
+            {
+              Borrowed u = im.Prepared("UPDATE outbox_events SET delivery_id = ? WHERE id = ?");
+              u->bind(1, delivery_id);
+              for (std::int64_t id : event_ids) {
+                u->bind(2, id);
+                u->exec();
+                u->reset();
+              }
+            }
+            Delivery d;
+            d.id = delivery_id;
+            d.uid = std::move(uid);
+            d.warehouse_id = want.warehouse_id;
+            d.state = DeliveryState::kPending;
+            d.document = std::move(document);
+            d.next_attempt_at = now;
+            d.lease_until = want.lease_until;
+            d.created_at = now;
+            d.request_ids = std::move(request_ids);
+            take.claimed.push_back(std::move(d));
+          }
+          takes.push_back(std::move(take));
+        }
+        return true;
+      });
+}
+
+StoreResult<std::vector<std::int64_t>> Store::WarehousesWithEventsAfter(std::int64_t event_id) {
+  return Guarded([&]() -> std::vector<std::int64_t> {
+    Borrowed q = impl_->Prepared(
+        "SELECT DISTINCT warehouse_id FROM outbox_events WHERE id > ? ORDER BY warehouse_id");
+    q->bind(1, event_id);
+    std::vector<std::int64_t> out;
+    while (q->executeStep()) out.push_back(q->getColumn(0).getInt64());
+    return out;
   });
 }
 

@@ -1,7 +1,14 @@
 // The real binaries as processes: flags, config checking, start-up and signals.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 
 #include "allocation_relay/store.h"
 #include "allocation_relay/version.h"
@@ -129,6 +136,49 @@ TEST_P(Binaries, BothProcessesShareOneDatabaseFile) {
   b.Signal(SIGTERM);
   EXPECT_EQ(a.Wait(10s), 0);
   EXPECT_EQ(b.Wait(10s), 0);
+}
+
+// systemd's Type=notify: READY=1 arrives only once the database is open and the port answers;
+// SIGHUP brings RELOADING=1 then READY=1 again, SIGTERM STOPPING=1. The test plays systemd's
+// part with a datagram socket named in NOTIFY_SOCKET.
+TEST_P(Binaries, TellsTheServiceManagerWhenReadyReloadingAndStopping) {
+  std::string socket_path = dir_.File("notify.sock");
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  auto next_message = [&]() -> std::string {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1) return "(none within 10 s)";
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+  };
+  setenv("NOTIFY_SOCKET", socket_path.c_str(), 1);
+  Process p({Binary(), "--config", Config()}, dir_.path());
+  unsetenv("NOTIFY_SOCKET");
+
+  EXPECT_THAT(next_message(), HasSubstr("READY=1"));
+  // By now the database exists at its latest schema and the listening port answers.
+  auto store = Store::Open({dir_.File("relay.db"), SynchronousMode::kNormal, 5000ms, false});
+  EXPECT_EQ(*store->SchemaVersion(), Store::LatestSchemaVersion());
+  std::string err = p.Stderr();
+  std::size_t at = err.find("127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << err;
+  int port = std::atoi(err.c_str() + at + 10);
+  CommandResult health = RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                     "http://127.0.0.1:" + std::to_string(port) + "/health"},
+                                    dir_.path());
+  EXPECT_EQ(health.out, "200");
+
+  p.Signal(SIGHUP);
+  EXPECT_THAT(next_message(), HasSubstr("RELOADING=1"));
+  EXPECT_THAT(next_message(), HasSubstr("READY=1"));
+  p.Signal(SIGTERM);
+  EXPECT_THAT(next_message(), HasSubstr("STOPPING=1"));
+  EXPECT_EQ(p.Wait(10s), 0);
+  close(fd);
 }
 
 INSTANTIATE_TEST_SUITE_P(Both, Binaries, ::testing::Values(DISPATCHER_BINARY, API_BINARY),

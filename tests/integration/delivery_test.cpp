@@ -244,6 +244,30 @@ TEST_F(Delivery, EventsOfOneWarehouseArriveInOrderBatched) {
   EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7})) << calls.size();
 }
 
+// max_in_flight 3: a slow warehouse gets three calls at once (their attempts overlap in time),
+// which strict order (the default, 1) never does.
+TEST_F(Delivery, MaxInFlightSendsSeveralCallsToOneWarehouseAtOnce) {
+  receiver_.Delay(1000ms, 3);
+  Start(Options({{3, "{url: '" + receiver_.Url() +
+                         "', secret: s, max_events_per_call: 1, max_in_flight: 3}"}}));
+  for (int i = 0; i < 3; ++i) api_->CreateAllocation(100 + i, "[[3]]");
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(3) == "sent"; }, 15s))
+      << dispatcher_->Stderr();
+  auto store = OpenStore();
+  auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 10);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return store->ListDeliveries(DeliveryState::kSucceeded, 3, 10)->size() == 3; }, 10s));
+  done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 10);
+  TimePoint latest_start = TimePoint::min(), earliest_end = TimePoint::max();
+  for (const auto& d : done) {
+    auto attempts = *store->ListAttempts(d.id);
+    ASSERT_EQ(attempts.size(), 1u);
+    latest_start = std::max(latest_start, attempts[0].started_at);
+    earliest_end = std::min(earliest_end, attempts[0].started_at + attempts[0].duration);
+  }
+  EXPECT_LT(latest_start, earliest_end) << "the three calls did not overlap";
+}
+
 // A warehouse that hangs past the call's timeout: the attempt is recorded as a timeout (no HTTP
 // status) and retried; the retry succeeds.
 TEST_F(Delivery, AHangingReceiverTimesOutAndIsRetried) {

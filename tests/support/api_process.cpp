@@ -70,6 +70,10 @@ ApiProcess::ApiProcess(const std::string& extra_config, const std::string& busy_
 
 ApiProcess::ApiProcess(const ApiProcessOptions& options) {
   dir_.Write("relay.yaml", Config(options));
+  Start();
+}
+
+void ApiProcess::Start() {
   process_ = std::make_unique<Process>(
       std::vector<std::string>{API_BINARY, "--config", ConfigPath()}, dir_.path());
   std::regex listening(R"(api listening on 127\.0\.0\.1:(\d+))");
@@ -86,6 +90,11 @@ ApiProcess::ApiProcess(const ApiProcessOptions& options) {
   client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
   client_->set_tcp_nodelay(true);
   client_->set_read_timeout(std::chrono::seconds(30));
+}
+
+int ApiProcess::Stop(int signal) {
+  process_->Signal(signal);
+  return process_->Wait(std::chrono::seconds(15)).value_or(-1);
 }
 
 ApiProcess::~ApiProcess() {

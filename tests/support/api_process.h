@@ -7,6 +7,7 @@
 #define ALLOCATION_RELAY_TESTS_SUPPORT_API_PROCESS_H_
 
 #include <httplib.h>
+#include <signal.h>
 
 #include <map>
 #include <memory>
@@ -39,6 +40,11 @@ class ApiProcess {
   explicit ApiProcess(const std::string& extra_config = "", const std::string& busy_timeout = "5s");
   explicit ApiProcess(const ApiProcessOptions& options);
   ~ApiProcess();
+
+  // Stops the process with `signal` and returns its exit status (SIGKILL: killed, -1 or so);
+  // Start() runs it again on the same directory, config and database (a new port).
+  int Stop(int signal = SIGTERM);
+  void Start();
 
   int port() const { return port_; }
   const TempDir& dir() const { return dir_; }

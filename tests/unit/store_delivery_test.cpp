@@ -177,6 +177,83 @@ TEST_F(StoreDeliveries, SeveralAttemptsAreRecordedInOneWrite) {
   EXPECT_EQ((*store_->HeadDelivery(4))->next_attempt_at, clock_.Now() + 5s);
 }
 
+// RecordAndTake: the dispatcher's round (records, then claims or forms) in one write.
+class StoreRounds : public StoreDeliveries {
+ protected:
+  std::vector<Store::DeliveryTake> Take(std::vector<Store::DeliveryWant> wants,
+                                        std::vector<Store::AttemptRecord> records = {}) {
+    auto render = [this](std::span<const OutboxEvent> events,
+                         std::span<const AllocationRequest> requests) {
+      std::string doc;
+      for (std::size_t i = 0; i < events.size(); ++i) {
+        doc += std::to_string(events[i].id) + ":" + std::to_string(requests[i].order.number) + ";";
+      }
+      return std::pair{"msg_" + std::to_string(++uids_), doc};
+    };
+    auto taken = store_->RecordAndTake(records, wants, clock_.Now(), render);
+    EXPECT_TRUE(taken.has_value());
+    return taken ? *taken : std::vector<Store::DeliveryTake>{};
+  }
+  Store::DeliveryWant Want(std::int64_t w, int slots, int max_events) {
+    return {w, slots, max_events, slots == 1, clock_.Now() + 30s};
+  }
+  int uids_ = 0;
+};
+
+TEST_F(StoreRounds, FormsAndClaimsBatchesRenderedFromTheirEventsAndRequests) {
+  Create(15, {{3}});
+  Create(16, {{3}});
+  Create(17, {{3}});
+  auto takes = Take({Want(3, 1, 2), Want(4, 1, 2)});
+  ASSERT_EQ(takes.size(), 2u);
+  ASSERT_EQ(takes[0].claimed.size(), 1u);
+  const Delivery& d = takes[0].claimed[0];
+  EXPECT_EQ(d.uid, "msg_1");
+  EXPECT_EQ(d.document, "1:15;2:16;");
+  EXPECT_EQ(d.request_ids, (std::vector<std::int64_t>{RequestOf(15, 3).id, RequestOf(16, 3).id}));
+  EXPECT_EQ(d.lease_until, clock_.Now() + 30s);
+  EXPECT_TRUE(takes[1].claimed.empty());  // warehouse 4 has nothing
+  // Strict order: the head is leased (in flight), so nothing else goes, not even a new batch.
+  EXPECT_TRUE(Take({Want(3, 1, 2)})[0].claimed.empty());
+  // Its success recorded in the same round lets the next batch form.
+  Store::AttemptRecord ok{Attempt(d, 200), AttemptOutcome::kSucceeded, clock_.Now()};
+  auto next = Take({Want(3, 1, 2)}, {ok});
+  ASSERT_EQ(next[0].claimed.size(), 1u);
+  EXPECT_EQ(next[0].claimed[0].document, "3:17;");
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kSent);
+  EXPECT_EQ(RequestOf(17, 3).status, RequestStatus::kAllocated);
+}
+
+TEST_F(StoreRounds, StrictOrderWaitsBehindARetryAndReportsWhenItIsDue) {
+  Create(15, {{3}});
+  Delivery d = Take({Want(3, 1, 1)})[0].claimed.at(0);
+  Store::AttemptRecord retry{Attempt(d, 500), AttemptOutcome::kRetry, clock_.Now() + 5s};
+  Create(16, {{3}});
+  auto takes = Take({Want(3, 1, 1)}, {retry});
+  EXPECT_TRUE(takes[0].claimed.empty());  // request 16 waits behind the retry
+  EXPECT_EQ(takes[0].next_due, clock_.Now() + 5s);
+  EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kFailed);
+  clock_.Advance(5s);
+  takes = Take({Want(3, 1, 1)});
+  ASSERT_EQ(takes[0].claimed.size(), 1u);
+  EXPECT_EQ(takes[0].claimed[0].id, d.id);  // the same batch again, as it was
+  EXPECT_EQ(takes[0].claimed[0].attempt_count, 1);
+}
+
+TEST_F(StoreRounds, WithSeveralInFlightARetryNoLongerHoldsTheOthersBack) {
+  for (int n = 15; n < 20; ++n) Create(n, {{3}});
+  auto first = Take({Want(3, 3, 1)})[0].claimed;
+  ASSERT_EQ(first.size(), 3u);  // three batches of one, in flight at once
+  std::vector<Store::AttemptRecord> records{
+      {Attempt(first[0], 500), AttemptOutcome::kRetry, clock_.Now() + 5s},
+      {Attempt(first[1], 200), AttemptOutcome::kSucceeded, clock_.Now()}};
+  auto takes = Take({Want(3, 2, 1)}, records);
+  ASSERT_EQ(takes[0].claimed.size(), 2u);  // events 4 and 5 pass the one waiting for its retry
+  EXPECT_EQ(takes[0].claimed[0].document, "4:18;");
+  EXPECT_EQ(takes[0].claimed[1].document, "5:19;");
+  EXPECT_EQ(takes[0].next_due, clock_.Now() + 5s);
+}
+
 TEST_F(StoreDeliveries, WebhooksAreDisabledUntilEnabledAndEventsAreCounted) {
   EXPECT_EQ(*store_->MaxEventId(), 0);
   Create(15, {{3, 4}});

@@ -521,6 +521,38 @@ TEST_F(StoreSchema, MigratesToTheLatestVersionOnceAndReopens) {
   EXPECT_TRUE(*store_->IntegrityCheck());
 }
 
+TEST_F(StoreSchema, UpgradesAVersion1DatabaseKeepingItsRows) {
+  Create(15, {{3}});
+  store_.reset();
+  // Back to schema 1 as a release with only migration 1 left it: its IN-list partial indexes.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("relay.db").c_str(), &db), SQLITE_OK);
+  const char* v1 =
+      "DROP INDEX requests_pending_by_warehouse; DROP INDEX requests_pending; "
+      "DROP INDEX requests_pending_by_expiry; "
+      "CREATE INDEX requests_pending_by_warehouse ON allocation_requests (warehouse_id, id, "
+      "allocation_id, status, warehouse_name, group_index, created_at, expires_at, updated_at, "
+      "order_id, order_number, lines_json) WHERE status IN ('allocated', 'sent', 'failed'); "
+      "CREATE INDEX requests_pending ON allocation_requests (id) "
+      "WHERE status IN ('allocated', 'sent', 'failed'); "
+      "CREATE INDEX requests_pending_by_expiry ON allocation_requests (expires_at) "
+      "WHERE status IN ('allocated', 'sent', 'failed'); PRAGMA user_version = 1;";
+  ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  store_ = Store::Open(Options());
+  EXPECT_EQ(*store_->SchemaVersion(), Store::LatestSchemaVersion());
+  ASSERT_EQ(Get(15).requests.size(), 1u);
+  EXPECT_EQ(Get(15).requests[0].status, RequestStatus::kAllocated);
+  RequestQuery q;
+  q.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
+  q.warehouse_ids = {3};
+  auto plan = *store_->ExplainListRequests(q);
+  EXPECT_TRUE(PlanUses(plan, "COVERING INDEX requests_pending_by_warehouse")) << Join(plan);
+  EXPECT_EQ(store_->ListRequests(q)->size(), 1u);
+  EXPECT_TRUE(*store_->IntegrityCheck());
+}
+
 TEST_F(StoreSchema, RefusesADatabaseFromANewerBuild) {
   store_.reset();
   sqlite3* db = nullptr;

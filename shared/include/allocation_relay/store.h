@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -190,6 +191,32 @@ class Store {
     TimePoint next_attempt_at;
   };
   StoreResult<int> RecordAttempts(std::span<const AttemptRecord> records, TimePoint now);
+
+  // One round of the dispatcher in one transaction (one commit): records `records`, then for
+  // each of `wants` claims the warehouse's due pending deliveries and forms new ones from its
+  // unbatched events, up to `slots`. With `strict_order` only the oldest pending delivery may
+  // go, and a newer one never passes it (it may be waiting for a retry). `render` makes a new
+  // delivery's (uid, document) from its events and their requests; it runs inside the write.
+  struct DeliveryWant {
+    std::int64_t warehouse_id = 0;
+    int slots = 1;
+    int max_events = 100;
+    bool strict_order = true;
+    TimePoint lease_until;
+  };
+  struct DeliveryTake {
+    std::int64_t warehouse_id = 0;
+    std::vector<Delivery> claimed;      // leased to the caller until want.lease_until
+    std::optional<TimePoint> next_due;  // the earliest pending delivery not yet due
+  };
+  using DocumentRenderer = std::function<std::pair<std::string, std::string>(
+      std::span<const OutboxEvent>, std::span<const AllocationRequest>)>;
+  StoreResult<std::vector<DeliveryTake>> RecordAndTake(std::span<const AttemptRecord> records,
+                                                       std::span<const DeliveryWant> wants,
+                                                       TimePoint now,
+                                                       const DocumentRenderer& render);
+  // Warehouses with outbox events newer than `event_id` (what a new event id is about).
+  StoreResult<std::vector<std::int64_t>> WarehousesWithEventsAfter(std::int64_t event_id);
   // Deliveries by state and warehouse (any if nullopt), oldest first.
   StoreResult<std::vector<Delivery>> ListDeliveries(std::optional<DeliveryState> state,
                                                     std::optional<std::int64_t> warehouse,
