@@ -3,8 +3,8 @@
 # demo warehouse receiver on etc/local.yaml, with the database in ./var/. Then prints the curl
 # commands to submit an allocation, list requests and confirm one. Ctrl-C stops all three.
 #
-# ALLOCATION_RELAY_BIN=<dir with api/ and daemon/> skips installing and building (the tests use
-# it on their own build).
+# ALLOCATION_RELAY_BIN=<dir with api/ and daemon/> skips installing and building, and
+# ALLOCATION_RELAY_CONFIG=<file> replaces etc/local.yaml (the quickstart test uses both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +17,8 @@ if [ -z "$bin" ]; then
 fi
 api="$bin/api/allocation-api"
 dispatcher="$bin/daemon/allocation-dispatcherd"
-config=etc/local.yaml
-mkdir -p var
+config="${ALLOCATION_RELAY_CONFIG:-etc/local.yaml}"
+mkdir -p "$(dirname "$config")/../var"  # store.path in local.yaml is ../var/allocation.db
 "$api" --check-config --config "$config"
 
 pids=()
@@ -56,7 +56,7 @@ allocation-relay is running: allocation-api on 127.0.0.1:8080, allocation-dispat
 Database: var/allocation.db. Config: etc/local.yaml. Ctrl-C stops all three.
 
 1. Submit an allocation (rule "default": Amsterdam and Tokyo first, then Central):
-   curl -s -X POST http://127.0.0.1:8080/allocations -H 'API-Authorization: demo-oms-token' -H 'Content-Type: application/json' -d '{"order":{"id":"demo-order","number":'"$(date +%s)"'},"lines":[{"lineId":73,"quantity":5,"stockItemId":1}],"rule":"default"}'
+   curl -s -X POST http://127.0.0.1:8080/allocations -H 'API-Authorization: demo-oms-token' -H 'Content-Type: application/json' -d '{"order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":'"$(date +%s)"'},"lines":[{"lineId":73,"quantity":5,"stockItemId":1}],"rule":"default"}'
 
    The demo warehouse prints the webhook it received, with the curl that confirms it.
 

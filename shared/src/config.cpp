@@ -167,7 +167,7 @@ class ConfigReader {
 
   void ReadStore(const YAML::Node& n, StoreConfig& store) const {
     ExpectMap(n, "store");
-    CheckKeys(n, "store", {"path", "synchronous", "busy_timeout"});
+    CheckKeys(n, "store", {"path", "synchronous", "busy_timeout", "max_size"});
     if (auto p = n["path"]) {
       store.path = String(p, "store.path");
       if (store.path.empty()) Fail(p, "store.path", "must not be empty");
@@ -187,6 +187,7 @@ class ConfigReader {
       }
     }
     if (auto b = n["busy_timeout"]) store.busy_timeout = Duration(b, "store.busy_timeout", true);
+    if (auto m = n["max_size"]) store.max_size = Int(m, "store.max_size", 0, 1LL << 50);
   }
 
   std::int64_t WarehouseRef(const YAML::Node& n, const std::string& key,

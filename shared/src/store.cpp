@@ -241,7 +241,7 @@ bool IsUnfiltered(const RequestQuery& q) {
 }  // namespace
 
 StoreOptions StoreOptionsFrom(const StoreConfig& config) {
-  return StoreOptions{config.path, config.synchronous, config.busy_timeout};
+  return StoreOptions{config.path, config.synchronous, config.busy_timeout, true, config.max_size};
 }
 
 class WriteGroup;
@@ -722,7 +722,11 @@ Store::Impl::Impl(const StoreOptions& options, std::shared_ptr<WriteGroup> group
   // (one per API worker) only needs the small indexes of the common queries (1 MiB), which
   // keeps the service's memory flat however many workers it has.
   db_.exec(group_ ? "PRAGMA cache_size = -1024" : "PRAGMA cache_size = -4096");
-  if (!group_) db_.exec("PRAGMA wal_autocheckpoint = 20000");
+  if (options.max_size > 0) {
+    std::int64_t page = db_.execAndGet("PRAGMA page_size").getInt64();
+    db_.exec("PRAGMA max_page_count = " +
+             std::to_string(std::max<std::int64_t>(1, options.max_size / page)));
+  }
 }
 
 void Store::Impl::Write(const std::function<bool(Impl&)>& op) { group_->Run(op); }

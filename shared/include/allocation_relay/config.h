@@ -43,6 +43,7 @@ struct StoreConfig {
   std::string path = "/var/lib/allocation-relay/allocation.db";  // relative: to the config file
   SynchronousMode synchronous = SynchronousMode::kFull;
   std::chrono::milliseconds busy_timeout{5000};
+  std::int64_t max_size = 0;  // bytes the database file may grow to; 0: no limit
 };
 
 struct ApiKey {

@@ -63,6 +63,9 @@ struct StoreOptions {
   // false (a further connection of a running service): the database must exist with the
   // current schema; a file that vanished is an error, never silently recreated empty.
   bool create_and_migrate = true;
+  // Bytes the file may grow to (PRAGMA max_page_count on every connection); 0: no limit. A
+  // write past it fails as StoreError::Kind::kFull and changes nothing, like a full disk.
+  std::int64_t max_size = 0;
 };
 StoreOptions StoreOptionsFrom(const StoreConfig& config);
 
