@@ -69,7 +69,6 @@ void DeliveryLoop::Submit(const Config& config, const WarehouseConfig& warehouse
   call.verify_tls = warehouse.webhook->verify_tls;
   call.allow_private_networks = config.dispatcher.allow_private_networks;
   sender_->Submit(std::move(call));
-  ++in_flight_by_warehouse_[delivery.warehouse_id];
   in_flight_.emplace(delivery.id, std::move(delivery));
 }
 
@@ -101,6 +100,8 @@ bool DeliveryLoop::Round(const Config& config) {
     }
     if (!dirty_.empty()) {
       const std::vector<std::int64_t>& disabled = *disabled_;
+      std::map<std::int64_t, int> busy;  // calls in flight per warehouse
+      for (const auto& [id, d] : in_flight_) ++busy[d.warehouse_id];
       int budget = config.dispatcher.concurrency - static_cast<int>(in_flight_.size());
       for (const WarehouseConfig& w : config.warehouses) {
         if (!dirty_.contains(w.id)) continue;
@@ -108,7 +109,7 @@ bool DeliveryLoop::Round(const Config& config) {
           dirty_.erase(w.id);
           continue;
         }
-        int slots = std::min(w.webhook->max_in_flight - in_flight_by_warehouse_[w.id], budget);
+        int slots = std::min(w.webhook->max_in_flight - busy[w.id], budget);
         if (slots <= 0) continue;  // stays dirty until a call of its own finishes
         budget -= slots;
         wants.push_back({w.id, slots, w.webhook->max_events_per_call, w.webhook->max_in_flight == 1,
@@ -153,9 +154,6 @@ std::optional<Store::AttemptRecord> DeliveryLoop::Decide(const Config& config,
   if (it == in_flight_.end()) return std::nullopt;
   Delivery delivery = std::move(it->second);
   in_flight_.erase(it);
-  if (--in_flight_by_warehouse_[delivery.warehouse_id] <= 0) {
-    in_flight_by_warehouse_.erase(delivery.warehouse_id);
-  }
   dirty_.insert(delivery.warehouse_id);  // it may have more to send
   TimePoint now = clock_.Now();
   DeliveryAttempt attempt;

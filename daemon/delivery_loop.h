@@ -84,11 +84,10 @@ class DeliveryLoop {
   // Loop thread only.
   std::unique_ptr<Store> store_;
   std::unique_ptr<WebhookSender> sender_;
-  std::map<std::int64_t, Delivery> in_flight_;          // by delivery id
-  std::map<std::int64_t, int> in_flight_by_warehouse_;  // calls in flight per warehouse
-  std::set<std::int64_t> dirty_;                        // warehouses that may have work
-  std::vector<Store::AttemptRecord> unrecorded_;        // finished calls not yet recorded
-  std::optional<std::vector<std::int64_t>> disabled_;   // webhooks off; read at each rescan
+  std::map<std::int64_t, Delivery> in_flight_;         // by delivery id
+  std::set<std::int64_t> dirty_;                       // warehouses that may have work
+  std::vector<Store::AttemptRecord> unrecorded_;       // finished calls not yet recorded
+  std::optional<std::vector<std::int64_t>> disabled_;  // webhooks off; read at each rescan
   std::int64_t last_event_id_ = -1;
   TimePoint next_scan_;       // every warehouse is looked at then
   TimePoint write_again_at_;  // after a database error, the next try

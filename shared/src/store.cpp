@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include "allocation_relay/render.h"
@@ -580,6 +581,83 @@ class Store::Impl {
     return true;
   }
 
+  std::optional<AllocationRequest> ReadRequest(std::int64_t request_id) {
+    Borrowed s = Prepared(std::string(kRequestColumns) + "WHERE r.id = ?");
+    s->bind(1, request_id);
+    if (!s->executeStep()) return std::nullopt;
+    return RequestFromRow(*s);
+  }
+
+  // Outbox events not yet in a delivery, oldest first, of one warehouse or of all.
+  std::vector<OutboxEvent> UnbatchedEvents(std::optional<std::int64_t> warehouse, int limit) {
+    Borrowed s = Prepared(
+        warehouse ? "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id "
+                    "FROM outbox_events WHERE delivery_id IS NULL AND warehouse_id = ? "
+                    "ORDER BY id LIMIT ?"
+                  : "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id "
+                    "FROM outbox_events WHERE delivery_id IS NULL ORDER BY id LIMIT ?");
+    int next = 1;
+    if (warehouse) s->bind(next++, *warehouse);
+    s->bind(next, limit);
+    std::vector<OutboxEvent> out;
+    while (s->executeStep()) out.push_back(EventFromRow(*s));
+    return out;
+  }
+
+  // Inserts a pending delivery due at `now` and puts `event_ids` into it. Returns its id, or
+  // nullopt if any of them is not an unbatched event of `warehouse_id` (the caller undoes the
+  // write). One cached statement per event, not an IN-list: a new SQL text per batch would be
+  // parsed every time and churn the statement cache.
+  std::optional<std::int64_t> InsertDelivery(std::int64_t warehouse_id,
+                                             std::span<const std::int64_t> event_ids,
+                                             const std::string& uid, const std::string& document,
+                                             TimePoint now, std::optional<TimePoint> lease_until) {
+    std::int64_t delivery_id = 0;
+    {
+      Borrowed s = Prepared(
+          "INSERT INTO deliveries (uid, warehouse_id, state, document, attempt_count, "
+          "next_attempt_at, created_at, lease_until) VALUES (?, ?, 'pending', ?, 0, ?, ?, ?)");
+      s->bind(1, uid);
+      s->bind(2, warehouse_id);
+      s->bind(3, document);
+      s->bind(4, ToUnixMicros(now));
+      s->bind(5, ToUnixMicros(now));
+      if (lease_until) {
+        s->bind(6, ToUnixMicros(*lease_until));
+      } else {
+        s->bind(6);
+      }
+      s->exec();
+      delivery_id = db_.getLastInsertRowid();
+    }
+    Borrowed u = Prepared(
+        "UPDATE outbox_events SET delivery_id = ? WHERE id = ? AND warehouse_id = ? AND "
+        "delivery_id IS NULL");
+    u->bind(1, delivery_id);
+    u->bind(3, warehouse_id);
+    for (std::int64_t id : event_ids) {
+      u->bind(2, id);
+      if (u->exec() != 1) return std::nullopt;  // someone was faster
+      u->reset();
+    }
+    return delivery_id;
+  }
+
+  // Leases a pending delivery until `lease_until`, unless someone holds an unexpired lease.
+  bool ClaimLease(std::int64_t delivery_id, TimePoint now, TimePoint lease_until) {
+    Borrowed s = Prepared(
+        "UPDATE deliveries SET lease_until = ? WHERE id = ? AND state = 'pending' AND "
+        "(lease_until IS NULL OR lease_until <= ?)");
+    s->bind(1, ToUnixMicros(lease_until));
+    s->bind(2, delivery_id);
+    s->bind(3, ToUnixMicros(now));
+    return s->exec() == 1;
+  }
+
+  // RecordAndTake's work for one warehouse, inside its write.
+  Store::DeliveryTake TakeDeliveries(const Store::DeliveryWant& want, TimePoint now,
+                                     const Store::DocumentRenderer& render);
+
   // An outbox row: id, warehouse_id, request_id, action, status, created_at, delivery_id.
   static OutboxEvent EventFromRow(SQLite::Statement& s) {
     OutboxEvent e;
@@ -958,17 +1036,8 @@ StoreResult<int> Store::MarkFailed(std::span<const std::int64_t> request_ids, Ti
 }
 
 StoreResult<std::optional<AllocationRequest>> Store::GetRequest(std::int64_t request_id) {
-  return Guarded([&]() -> std::optional<AllocationRequest> {
-    ReadTransaction txn(impl_->db_);
-    std::vector<AllocationRequest> found;
-    {
-      Borrowed s = impl_->Prepared(std::string(kRequestColumns) + "WHERE r.id = ?");
-      s->bind(1, request_id);
-      if (s->executeStep()) found.push_back(Impl::RequestFromRow(*s));
-    }
-    if (found.empty()) return std::nullopt;
-    return found.front();
-  });
+  return Guarded(
+      [&]() -> std::optional<AllocationRequest> { return impl_->ReadRequest(request_id); });
 }
 
 StoreResult<std::optional<Allocation>> Store::GetAllocationByOrder(std::int64_t order_number) {
@@ -1035,20 +1104,7 @@ StoreResult<std::vector<AllocationRequest>> Store::ListRequests(const RequestQue
 
 StoreResult<std::vector<OutboxEvent>> Store::ListUnbatchedEvents(
     std::optional<std::int64_t> warehouse, int limit) {
-  return Guarded([&]() -> std::vector<OutboxEvent> {
-    std::string sql =
-        "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id "
-        "FROM outbox_events WHERE delivery_id IS NULL";
-    if (warehouse) sql += " AND warehouse_id = " + std::to_string(*warehouse);
-    sql += " ORDER BY id LIMIT ?";
-    Borrowed s = impl_->Prepared(sql);
-    s->bind(1, limit);
-    std::vector<OutboxEvent> out;
-    while (s->executeStep()) {
-      out.push_back(Impl::EventFromRow(*s));
-    }
-    return out;
-  });
+  return Guarded([&]() { return impl_->UnbatchedEvents(warehouse, limit); });
 }
 
 StoreResult<std::optional<Delivery>> Store::CreateDelivery(
@@ -1056,32 +1112,10 @@ StoreResult<std::optional<Delivery>> Store::CreateDelivery(
     const std::string& document, TimePoint now, std::optional<TimePoint> lease_until) {
   return impl_->WriteResult<std::optional<Delivery>>(
       [&](Impl& im, std::optional<Delivery>& result) -> bool {
-        std::int64_t delivery_id = 0;
-        {
-          Borrowed s = im.Prepared(
-              "INSERT INTO deliveries (uid, warehouse_id, state, document, attempt_count, "
-              "next_attempt_at, created_at, lease_until) VALUES (?, ?, 'pending', ?, 0, ?, ?, ?)");
-          s->bind(1, uid);
-          s->bind(2, warehouse_id);
-          s->bind(3, document);
-          s->bind(4, ToUnixMicros(now));
-          s->bind(5, ToUnixMicros(now));
-          if (lease_until) {
-            s->bind(6, ToUnixMicros(*lease_until));
-          } else {
-            s->bind(6);
-          }
-          s->exec();
-          delivery_id = im.db_.getLastInsertRowid();
-        }
-        Borrowed u = im.Prepared(
-            "UPDATE outbox_events SET delivery_id = ? WHERE warehouse_id = ? AND "
-            "delivery_id IS NULL AND id IN " +
-            IdList(event_ids));
-        u->bind(1, delivery_id);
-        u->bind(2, warehouse_id);
-        if (u->exec() != static_cast<int>(event_ids.size())) return false;  // someone was faster
-        result = im.ReadDelivery("WHERE id = ?", delivery_id);
+        std::optional<std::int64_t> delivery_id =
+            im.InsertDelivery(warehouse_id, event_ids, uid, document, now, lease_until);
+        if (!delivery_id) return false;  // undone: someone was faster
+        result = im.ReadDelivery("WHERE id = ?", *delivery_id);
         return true;
       });
 }
@@ -1097,13 +1131,7 @@ StoreResult<std::optional<Delivery>> Store::HeadDelivery(std::int64_t warehouse_
 StoreResult<bool> Store::ClaimDelivery(std::int64_t delivery_id, TimePoint now,
                                        TimePoint lease_until) {
   return impl_->WriteResult<bool>([&](Impl& im, bool& claimed) -> bool {
-    Borrowed s = im.Prepared(
-        "UPDATE deliveries SET lease_until = ? WHERE id = ? AND state = 'pending' AND "
-        "(lease_until IS NULL OR lease_until <= ?)");
-    s->bind(1, ToUnixMicros(lease_until));
-    s->bind(2, delivery_id);
-    s->bind(3, ToUnixMicros(now));
-    claimed = s->exec() == 1;
+    claimed = im.ClaimLease(delivery_id, now, lease_until);
     return claimed;
   });
 }
@@ -1134,132 +1162,92 @@ StoreResult<std::vector<Store::DeliveryTake>> Store::RecordAndTake(
         for (const AttemptRecord& r : records) {
           im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, now);
         }
-        const std::int64_t now_us = ToUnixMicros(now);
-        for (const DeliveryWant& want : wants) {
-          DeliveryTake take;
-          take.warehouse_id = want.warehouse_id;
-          const std::int64_t lease_us = ToUnixMicros(want.lease_until);
-          // Pending deliveries first, oldest first.
-          std::vector<std::int64_t> claim;
-          bool blocked = false;  // strict order: a pending head stops new deliveries
-          auto note_due = [&](std::int64_t due_us) {
-            TimePoint t = FromUnixMicros(due_us);
-            if (!take.next_due || t < *take.next_due) take.next_due = t;
-          };
-          if (want.strict_order) {
-            Borrowed q = im.Prepared(
-                "SELECT id, next_attempt_at, lease_until FROM deliveries "
-                "WHERE warehouse_id = ? AND state = 'pending' ORDER BY id LIMIT 1");
-            q->bind(1, want.warehouse_id);
-            if (q->executeStep()) {
-              blocked = true;
-              std::int64_t due = q->getColumn(1).getInt64();
-              bool leased = !q->getColumn(2).isNull() && q->getColumn(2).getInt64() > now_us;
-              if (due > now_us) {
-                note_due(due);
-              } else if (leased) {
-                note_due(q->getColumn(2).getInt64());  // a crashed dispatcher's lease runs out
-              } else {
-                claim.push_back(q->getColumn(0).getInt64());
-              }
-            }
-          } else {
-            {
-              Borrowed q = im.Prepared(
-                  "SELECT id FROM deliveries WHERE warehouse_id = ? AND state = 'pending' AND "
-                  "next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
-                  "ORDER BY id LIMIT ?");
-              q->bind(1, want.warehouse_id);
-              q->bind(2, now_us);
-              q->bind(3, now_us);
-              q->bind(4, want.slots);
-              while (q->executeStep()) claim.push_back(q->getColumn(0).getInt64());
-            }
-            Borrowed q = im.Prepared(
-                "SELECT min(next_attempt_at) FROM deliveries WHERE warehouse_id = ? AND "
-                "state = 'pending' AND next_attempt_at > ?");
-            q->bind(1, want.warehouse_id);
-            q->bind(2, now_us);
-            if (q->executeStep() && !q->getColumn(0).isNull()) note_due(q->getColumn(0).getInt64());
-          }
-          for (std::int64_t id : claim) {
-            Borrowed u = im.Prepared("UPDATE deliveries SET lease_until = ? WHERE id = ?");
-            u->bind(1, lease_us);
-            u->bind(2, id);
-            u->exec();
-            if (auto d = im.ReadDelivery("WHERE id = ?", id)) take.claimed.push_back(std::move(*d));
-          }
-          // New deliveries from the unbatched events, while slots are left.
-          while (!(want.strict_order && blocked) &&
-                 static_cast<int>(take.claimed.size()) < want.slots) {
-            std::vector<OutboxEvent> events;
-            {
-              Borrowed q = im.Prepared(
-                  "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id "
-                  "FROM outbox_events WHERE delivery_id IS NULL AND warehouse_id = ? "
-                  "ORDER BY id LIMIT ?");
-              q->bind(1, want.warehouse_id);
-              q->bind(2, want.max_events);
-              while (q->executeStep()) events.push_back(Impl::EventFromRow(*q));
-            }
-            if (events.empty()) break;
-            std::vector<std::int64_t> event_ids, request_ids;
-            for (const OutboxEvent& e : events) {
-              event_ids.push_back(e.id);
-              request_ids.push_back(e.request_id);
-            }
-            // One cached statement per row, not an IN-list: a new SQL text per batch would be
-            // parsed every time and churn the statement cache.
-            std::vector<AllocationRequest> requests;
-            {
-              Borrowed q = im.Prepared(std::string(kRequestColumns) + "WHERE r.id = ?");
-              for (std::int64_t id : request_ids) {
-                q->bind(1, id);
-                if (q->executeStep()) requests.push_back(Impl::RequestFromRow(*q));
-                q->reset();
-              }
-            }
-            auto [uid, document] = render(events, requests);
-            std::int64_t delivery_id = 0;
-            {
-              Borrowed s = im.Prepared(
-                  "INSERT INTO deliveries (uid, warehouse_id, state, document, attempt_count, "
-                  "next_attempt_at, created_at, lease_until) "
-                  "VALUES (?, ?, 'pending', ?, 0, ?, ?, ?)");
-              s->bind(1, uid);
-              s->bind(2, want.warehouse_id);
-              s->bind(3, document);
-              s->bind(4, now_us);
-              s->bind(5, now_us);
-              s->bind(6, lease_us);
-              s->exec();
-              delivery_id = im.db_.getLastInsertRowid();
-            }
-            {
-              Borrowed u = im.Prepared("UPDATE outbox_events SET delivery_id = ? WHERE id = ?");
-              u->bind(1, delivery_id);
-              for (std::int64_t id : event_ids) {
-                u->bind(2, id);
-                u->exec();
-                u->reset();
-              }
-            }
-            Delivery d;
-            d.id = delivery_id;
-            d.uid = std::move(uid);
-            d.warehouse_id = want.warehouse_id;
-            d.state = DeliveryState::kPending;
-            d.document = std::move(document);
-            d.next_attempt_at = now;
-            d.lease_until = want.lease_until;
-            d.created_at = now;
-            d.request_ids = std::move(request_ids);
-            take.claimed.push_back(std::move(d));
-          }
-          takes.push_back(std::move(take));
-        }
+        for (const DeliveryWant& want : wants)
+          takes.push_back(im.TakeDeliveries(want, now, render));
         return true;
       });
+}
+
+Store::DeliveryTake Store::Impl::TakeDeliveries(const Store::DeliveryWant& want, TimePoint now,
+                                                const Store::DocumentRenderer& render) {
+  DeliveryTake take;
+  take.warehouse_id = want.warehouse_id;
+  const std::int64_t now_us = ToUnixMicros(now);
+  auto note_due = [&](std::int64_t due_us) {
+    TimePoint t = FromUnixMicros(due_us);
+    if (!take.next_due || t < *take.next_due) take.next_due = t;
+  };
+  // Pending deliveries first, oldest first.
+  std::vector<std::int64_t> claim;
+  bool blocked = false;  // strict order: a pending head stops new deliveries
+  if (want.strict_order) {
+    Borrowed q = Prepared(
+        "SELECT id, next_attempt_at, lease_until FROM deliveries "
+        "WHERE warehouse_id = ? AND state = 'pending' ORDER BY id LIMIT 1");
+    q->bind(1, want.warehouse_id);
+    if (q->executeStep()) {
+      blocked = true;
+      std::int64_t due = q->getColumn(1).getInt64();
+      bool leased = !q->getColumn(2).isNull() && q->getColumn(2).getInt64() > now_us;
+      if (due > now_us) {
+        note_due(due);
+      } else if (leased) {
+        note_due(q->getColumn(2).getInt64());  // a crashed dispatcher's lease runs out
+      } else {
+        claim.push_back(q->getColumn(0).getInt64());
+      }
+    }
+  } else {
+    {
+      Borrowed q = Prepared(
+          "SELECT id FROM deliveries WHERE warehouse_id = ? AND state = 'pending' AND "
+          "next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
+          "ORDER BY id LIMIT ?");
+      q->bind(1, want.warehouse_id);
+      q->bind(2, now_us);
+      q->bind(3, now_us);
+      q->bind(4, want.slots);
+      while (q->executeStep()) claim.push_back(q->getColumn(0).getInt64());
+    }
+    Borrowed q = Prepared(
+        "SELECT min(next_attempt_at) FROM deliveries WHERE warehouse_id = ? AND "
+        "state = 'pending' AND next_attempt_at > ?");
+    q->bind(1, want.warehouse_id);
+    q->bind(2, now_us);
+    if (q->executeStep() && !q->getColumn(0).isNull()) note_due(q->getColumn(0).getInt64());
+  }
+  for (std::int64_t id : claim) {
+    if (!ClaimLease(id, now, want.lease_until)) continue;
+    if (auto d = ReadDelivery("WHERE id = ?", id)) take.claimed.push_back(std::move(*d));
+  }
+  if (want.strict_order && blocked) return take;
+
+  // New deliveries from the unbatched events, while slots are left.
+  while (static_cast<int>(take.claimed.size()) < want.slots) {
+    std::vector<OutboxEvent> events = UnbatchedEvents(want.warehouse_id, want.max_events);
+    if (events.empty()) break;
+    std::vector<std::int64_t> event_ids;
+    Delivery d;
+    std::vector<AllocationRequest> requests;
+    for (const OutboxEvent& e : events) {
+      event_ids.push_back(e.id);
+      d.request_ids.push_back(e.request_id);
+      if (auto r = ReadRequest(e.request_id)) requests.push_back(std::move(*r));
+    }
+    std::tie(d.uid, d.document) = render(events, requests);
+    std::optional<std::int64_t> id =
+        InsertDelivery(want.warehouse_id, event_ids, d.uid, d.document, now, want.lease_until);
+    // Cannot happen: the events were read as unbatched in this same write transaction.
+    if (!id) throw StoreError(StoreError::Kind::kInternal, "outbox events taken twice");
+    d.id = *id;
+    d.warehouse_id = want.warehouse_id;
+    d.state = DeliveryState::kPending;
+    d.next_attempt_at = now;
+    d.lease_until = want.lease_until;
+    d.created_at = now;
+    take.claimed.push_back(std::move(d));
+  }
+  return take;
 }
 
 StoreResult<std::vector<std::int64_t>> Store::WarehousesWithEventsAfter(std::int64_t event_id) {
