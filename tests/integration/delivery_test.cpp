@@ -13,6 +13,7 @@
 #include "support/api_process.h"
 #include "support/form.h"
 #include "support/receiver.h"
+#include "support/services_test.h"
 
 namespace allocation_relay {
 namespace {
@@ -35,23 +36,9 @@ ApiProcessOptions Options(std::map<int, std::string> webhooks,
   return o;
 }
 
-class Delivery : public ::testing::Test {
+class Delivery : public testing::ServicesTest {
  protected:
-  void Start(ApiProcessOptions options) {
-    api_ = std::make_unique<ApiProcess>(options);
-    dispatcher_ = std::make_unique<Process>(
-        std::vector<std::string>{DISPATCHER_BINARY, "--config", api_->ConfigPath()},
-        api_->dir().path());
-    ASSERT_TRUE(testing::WaitFor(
-        [&] { return dispatcher_->Stderr().find("ready") != std::string::npos; }, 15s))
-        << dispatcher_->Stderr();
-  }
-  void TearDown() override {
-    if (dispatcher_) {
-      dispatcher_->Signal(SIGTERM);
-      EXPECT_EQ(dispatcher_->Wait(20s), 0) << dispatcher_->Stderr();
-    }
-  }
+  void Start(const ApiProcessOptions& options) { StartServices(options); }
   std::string StatusOf(int request_id) {
     auto all = api_->Get("/allocation-requests?status=all").Json()["allocation_requests"];
     for (const auto& e : all) {
@@ -59,13 +46,6 @@ class Delivery : public ::testing::Test {
     }
     return "";
   }
-  std::unique_ptr<Store> OpenStore() {
-    return Store::Open({api_->DatabasePath(), SynchronousMode::kNormal, 5000ms, false});
-  }
-
-  Receiver receiver_;
-  std::unique_ptr<ApiProcess> api_;
-  std::unique_ptr<Process> dispatcher_;
 };
 
 TEST_F(Delivery, CentraFormatIsByteExactAndSigned) {

@@ -13,6 +13,7 @@
 #include "support/api_process.h"
 #include "support/form.h"
 #include "support/receiver.h"
+#include "support/services_test.h"
 
 namespace allocation_relay {
 namespace {
@@ -24,7 +25,7 @@ using testing::ApiProcessOptions;
 using testing::Process;
 using testing::Receiver;
 
-class EndToEnd : public ::testing::Test {
+class EndToEnd : public testing::ServicesTest {
  protected:
   // Warehouses 3, 4, 7 and 9 (confirm timeout 1 s) post to /w<id> of one receiver.
   void Start(std::map<int, std::string> webhooks = {}) {
@@ -38,26 +39,11 @@ class EndToEnd : public ::testing::Test {
     o.dispatcher =
         "{listen: '127.0.0.1:0', allow_private_networks: true, "
         "retry_schedule: [200ms, 200ms, 200ms]}";
-    api_ = std::make_unique<ApiProcess>(o);
-    StartDispatcher();
+    StartServices(o);
   }
   // Debian's httplib (the test receiver) answers 413 to form bodies over 8 KB: ~15 events.
   std::string SmallBatches() {
     return "{url: '" + receiver_.Url("/w3") + "', secret: s, max_events_per_call: 5}";
-  }
-  void StartDispatcher() {
-    dispatcher_ = std::make_unique<Process>(
-        std::vector<std::string>{DISPATCHER_BINARY, "--config", api_->ConfigPath()},
-        api_->dir().path());
-    ASSERT_TRUE(testing::WaitFor(
-        [&] { return dispatcher_->Stderr().find("dispatcher ready") != std::string::npos; }, 15s))
-        << dispatcher_->Stderr();
-  }
-  void TearDown() override {
-    if (dispatcher_ && dispatcher_->Running()) {
-      dispatcher_->Signal(SIGTERM);
-      EXPECT_EQ(dispatcher_->Wait(20s), 0) << dispatcher_->Stderr();
-    }
   }
 
   // Every event warehouse `w` received so far, in arrival order.
@@ -90,10 +76,6 @@ class EndToEnd : public ::testing::Test {
     json a = Allocation(number);
     return a["allocation_requests"].size() > index ? a["allocation_requests"][index]["status"] : "";
   }
-
-  Receiver receiver_;
-  std::unique_ptr<ApiProcess> api_;
-  std::unique_ptr<Process> dispatcher_;
 };
 
 TEST_F(EndToEnd, IntakeWebhookAndConfirmThroughTheApi) {

@@ -20,6 +20,7 @@
 #include "support/api_process.h"
 #include "support/form.h"
 #include "support/receiver.h"
+#include "support/services_test.h"
 
 namespace allocation_relay {
 namespace {
@@ -31,7 +32,7 @@ using testing::ApiProcessOptions;
 using testing::Process;
 using testing::Receiver;
 
-class Faults : public ::testing::Test {
+class Faults : public testing::ServicesTest {
  protected:
   void Start() {
     for (int w : {3, 4, 7}) {
@@ -42,8 +43,7 @@ class Faults : public ::testing::Test {
         "{listen: '127.0.0.1:0', allow_private_networks: true, "
         "retry_schedule: [100ms, 200ms, 400ms, 800ms, 1s, 1s, 1s, 1s]}";
     options_.busy_timeout = "1s";
-    api_ = std::make_unique<ApiProcess>(options_);
-    StartDispatcher();
+    StartServices(options_);
   }
   // Stops both services, rewrites the config with `busy_timeout` (the store's last key, so
   // more store keys can ride along), starts both again.
@@ -55,23 +55,6 @@ class Faults : public ::testing::Test {
     api_->dir().Write("relay.yaml", ApiProcess::Config(options_));
     api_->Start();
     StartDispatcher();
-  }
-  void StartDispatcher() {
-    dispatcher_ = std::make_unique<Process>(
-        std::vector<std::string>{DISPATCHER_BINARY, "--config", api_->ConfigPath()},
-        api_->dir().path());
-    ASSERT_TRUE(testing::WaitFor(
-        [&] { return dispatcher_->Stderr().find("dispatcher ready") != std::string::npos; }, 15s))
-        << dispatcher_->Stderr();
-  }
-  void TearDown() override {
-    if (dispatcher_ && dispatcher_->Running()) {
-      dispatcher_->Signal(SIGTERM);
-      EXPECT_EQ(dispatcher_->Wait(20s), 0) << dispatcher_->Stderr();
-    }
-  }
-  std::unique_ptr<Store> OpenStore() {
-    return Store::Open({api_->DatabasePath(), SynchronousMode::kNormal, 5000ms, false});
   }
   // Every event id the receiver got, and how many arrived more than once.
   std::set<std::int64_t> ReceivedEventIds(int* duplicates = nullptr) {
@@ -134,10 +117,7 @@ class Faults : public ::testing::Test {
         checked);
   }
 
-  Receiver receiver_;
   ApiProcessOptions options_;
-  std::unique_ptr<ApiProcess> api_;
-  std::unique_ptr<Process> dispatcher_;
 };
 
 // Load: allocations created, some confirmed or rejected, from a client that retries on errors
