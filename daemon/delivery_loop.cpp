@@ -23,27 +23,38 @@ std::int64_t UnixSeconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
+const WarehouseConfig* FindWarehouse(const Config& config, std::int64_t id) {
+  for (const WarehouseConfig& w : config.warehouses) {
+    if (w.id == id) return &w;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 DeliveryLoop::DeliveryLoop(StoreOptions options, const Clock& clock,
                            std::shared_ptr<const Config> config)
-    : options_(std::move(options)),
-      clock_(clock),
-      config_(std::move(config)),
-      random_(std::random_device{}()) {}
+    : options_(std::move(options)), clock_(clock), config_(std::move(config)), random_([] {
+        std::random_device device;
+        std::seed_seq seed{device(), device(), device(), device()};
+        return std::mt19937_64(seed);
+      }()) {}
 
 DeliveryLoop::~DeliveryLoop() { Stop(); }
 
 void DeliveryLoop::Start() {
   store_ = Store::Open(options_);
   sender_ = std::make_unique<WebhookSender>();
-  thread_ = std::thread([this] { Loop(); });
+  send_thread_ = std::thread([this] { SendLoop(); });
+  round_thread_ = std::thread([this] { RoundLoop(); });
 }
 
 void DeliveryLoop::Stop() {
   stopping_ = true;
   if (sender_) sender_->Wakeup();
-  if (thread_.joinable()) thread_.join();
+  round_cv_.notify_all();
+  if (send_thread_.joinable()) send_thread_.join();
+  if (round_thread_.joinable()) round_thread_.join();
   sender_.reset();
   store_.reset();
 }
@@ -58,8 +69,13 @@ void DeliveryLoop::SetConfig(std::shared_ptr<const Config> config) {
   config_ = std::move(config);
 }
 
+std::shared_ptr<const Config> DeliveryLoop::CurrentConfig() const {
+  std::lock_guard lock(mu_);
+  return config_;
+}
+
 void DeliveryLoop::Submit(const Config& config, const WarehouseConfig& warehouse,
-                          Delivery delivery) {
+                          const Delivery& delivery) {
   WebhookCall call;
   call.tag = static_cast<std::uint64_t>(delivery.id);
   call.url = warehouse.webhook->url;
@@ -69,14 +85,91 @@ void DeliveryLoop::Submit(const Config& config, const WarehouseConfig& warehouse
   call.verify_tls = warehouse.webhook->verify_tls;
   call.allow_private_networks = config.dispatcher.allow_private_networks;
   sender_->Submit(std::move(call));
-  in_flight_.emplace(delivery.id, std::move(delivery));
+}
+
+void DeliveryLoop::PickSendable(const Config& config, std::vector<Delivery>& go) {
+  const TimePoint now = clock_.Now();
+  int budget = config.dispatcher.concurrency - sending_total_;
+  for (auto it = kicked_.begin(); it != kicked_.end();) {
+    const std::int64_t warehouse_id = *it;
+    Lane& lane = lanes_[warehouse_id];
+    const WarehouseConfig* w = FindWarehouse(config, warehouse_id);
+    bool keep = false;  // stays kicked: it waits for the total concurrency only
+    if (w && w->webhook) {
+      const WebhookConfig& hook = *w->webhook;
+      while (!lane.halted && !lane.renewing && !lane.ready.empty() &&
+             static_cast<int>(lane.sending.size()) < hook.max_in_flight) {
+        if (budget <= 0) {
+          keep = true;
+          break;
+        }
+        Delivery& d = lane.ready.front();
+        // The lease must outlast the call, or another dispatcher could take the delivery while
+        // it is in flight: renew it first (the round does).
+        if (!d.lease_until || *d.lease_until < now + hook.timeout + std::chrono::seconds(1)) {
+          lane.renewing = true;
+          renew_.push_back(d.id);
+          round_cv_.notify_one();
+          break;
+        }
+        lane.sending.insert(d.id);
+        ++sending_total_;
+        --budget;
+        go.push_back(std::move(d));
+        lane.ready.pop_front();
+      }
+    }
+    it = keep ? std::next(it) : kicked_.erase(it);
+  }
+}
+
+void DeliveryLoop::SendLoop() {
+  std::map<std::int64_t, Delivery> in_flight;  // by delivery id
+  for (;;) {
+    std::shared_ptr<const Config> config = CurrentConfig();
+    std::vector<Delivery> go;
+    {
+      std::lock_guard lock(pipe_mu_);
+      if (stopping_ && in_flight.empty()) {
+        sender_done_ = true;
+        round_cv_.notify_one();
+        return;
+      }
+      if (!stopping_) PickSendable(*config, go);
+    }
+    for (Delivery& d : go) {
+      // PickSendable only picks warehouses with a webhook in this config.
+      Submit(*config, *FindWarehouse(*config, d.warehouse_id), d);
+      const std::int64_t id = d.id;
+      in_flight.emplace(id, std::move(d));
+    }
+    std::vector<WebhookOutcome> outcomes = sender_->Poll(kIdleWait);
+    if (outcomes.empty()) continue;
+    std::lock_guard lock(pipe_mu_);
+    for (WebhookOutcome& outcome : outcomes) {
+      auto it = in_flight.find(static_cast<std::int64_t>(outcome.tag));
+      if (it == in_flight.end()) continue;
+      Delivery d = std::move(it->second);
+      in_flight.erase(it);
+      Lane& lane = lanes_[d.warehouse_id];
+      lane.sending.erase(d.id);
+      --sending_total_;
+      const WarehouseConfig* w = FindWarehouse(*config, d.warehouse_id);
+      bool strict = !w || !w->webhook || w->webhook->max_in_flight == 1;
+      bool ok = outcome.http_status >= 200 && outcome.http_status < 300;
+      if (outcome.http_status == 410 || (strict && !ok)) lane.halted = true;
+      kicked_.insert(d.warehouse_id);
+      finished_.push_back({std::move(d), std::move(outcome), clock_.Now()});
+    }
+    round_cv_.notify_one();
+  }
 }
 
 bool DeliveryLoop::Round(const Config& config) {
   TimePoint now = clock_.Now();
   if (now < write_again_at_) return false;
-  std::vector<Store::DeliveryWant> wants;
-  if (!stopping_) {
+  const bool stopping = stopping_;
+  if (!stopping) {
     auto newest = store_->MaxEventId();
     if (!newest) return false;
     if (*newest != last_event_id_) {
@@ -98,66 +191,152 @@ bool DeliveryLoop::Round(const Config& config) {
       for (const WarehouseConfig& w : config.warehouses) dirty_.insert(w.id);
       next_scan_ = now + std::chrono::duration_cast<Micros>(kRescanInterval);
     }
-    if (!dirty_.empty()) {
-      const std::vector<std::int64_t>& disabled = *disabled_;
-      std::map<std::int64_t, int> busy;  // calls in flight per warehouse
-      for (const auto& [id, d] : in_flight_) ++busy[d.warehouse_id];
-      int budget = config.dispatcher.concurrency - static_cast<int>(in_flight_.size());
-      for (const WarehouseConfig& w : config.warehouses) {
-        if (!dirty_.contains(w.id)) continue;
-        if (!w.webhook || std::find(disabled.begin(), disabled.end(), w.id) != disabled.end()) {
-          dirty_.erase(w.id);
-          continue;
+  }
+  auto usable = [&](std::int64_t warehouse_id) -> const WebhookConfig* {
+    const WarehouseConfig* w = FindWarehouse(config, warehouse_id);
+    if (stopping || !w || !w->webhook || !disabled_ ||
+        std::find(disabled_->begin(), disabled_->end(), warehouse_id) != disabled_->end()) {
+      return nullptr;
+    }
+    return &*w->webhook;
+  };
+
+  std::vector<Finished> finished;
+  std::vector<std::int64_t> renew;
+  {
+    std::lock_guard lock(pipe_mu_);
+    finished.swap(finished_);
+    renew.swap(renew_);
+  }
+  // Decided first: a 410 disables its webhook before this round claims anything for it.
+  for (const Finished& f : finished) unrecorded_.push_back(Decide(config, f));
+  if (!disabled_) {
+    auto disabled = store_->DisabledWebhooks();
+    if (!disabled) return false;
+    disabled_ = std::move(*disabled);
+  }
+
+  std::vector<Store::DeliveryWant> wants;
+  struct Renewal {
+    std::int64_t warehouse_id, delivery_id;
+    TimePoint until;
+  };
+  std::vector<Renewal> renewals;
+  {
+    std::lock_guard lock(pipe_mu_);
+    for (std::int64_t id : renew) {
+      for (auto& [warehouse_id, lane] : lanes_) {
+        const WebhookConfig* hook = usable(warehouse_id);
+        if (hook && lane.renewing && !lane.ready.empty() && lane.ready.front().id == id) {
+          renewals.push_back({warehouse_id, id, now + LeaseFor(hook->timeout)});
+          lease_changes_.push_back({id, renewals.back().until});
         }
-        int slots = std::min(w.webhook->max_in_flight - busy[w.id], budget);
-        if (slots <= 0) continue;  // stays dirty until a call of its own finishes
-        budget -= slots;
-        wants.push_back({w.id, slots, w.webhook->max_events_per_call, w.webhook->max_in_flight == 1,
-                         now + LeaseFor(w.webhook->timeout)});
       }
     }
+    std::set<std::int64_t> halted;
+    int held_total = 0;
+    for (auto& [warehouse_id, lane] : lanes_) {
+      // A halted lane gives its ready deliveries back: they wait behind the failed one, whose
+      // failure a round records before it claims for the lane again. So does a lane that may
+      // no longer send.
+      if (lane.halted || !usable(warehouse_id)) {
+        for (const Delivery& d : lane.ready) lease_changes_.push_back({d.id, std::nullopt});
+        lane.ready.clear();
+        lane.renewing = false;
+        if (lane.halted) {
+          halted.insert(warehouse_id);
+          dirty_.insert(warehouse_id);
+        }
+        lane.halted = false;
+      }
+      held_total += static_cast<int>(lane.ready.size() + lane.sending.size());
+    }
+    int budget = kMaxHeld - held_total;
+    for (auto it = dirty_.begin(); it != dirty_.end() && budget > 0;) {
+      const WebhookConfig* hook = usable(*it);
+      if (!hook) {
+        it = stopping ? std::next(it) : dirty_.erase(it);
+        continue;
+      }
+      // Its failure may have come after `finished` was taken: the next round records it first.
+      if (halted.contains(*it)) {
+        ++it;
+        continue;
+      }
+      Lane& lane = lanes_[*it];
+      Store::DeliveryWant want{*it,
+                               0,
+                               hook->max_events_per_call,
+                               hook->max_in_flight == 1,
+                               now + LeaseFor(hook->timeout),
+                               {}};
+      for (const Delivery& d : lane.ready) want.held.push_back(d.id);
+      want.held.insert(want.held.end(), lane.sending.begin(), lane.sending.end());
+      const int capacity =
+          hook->max_in_flight + std::max(1, kLookaheadEvents / hook->max_events_per_call);
+      const int held = static_cast<int>(want.held.size());
+      ++it;                               // stays dirty until a round has taken for it
+      if (2 * held > capacity) continue;  // enough in hand; refilled when half is gone
+      want.slots = std::min(capacity - held, budget);
+      budget -= want.slots;
+      wants.push_back(std::move(want));
+    }
   }
-  if (wants.empty() && unrecorded_.empty()) return true;
+  if (wants.empty() && unrecorded_.empty() && lease_changes_.empty()) return true;
 
   std::optional<TimeZone> zone = TimeZone::Find(config.timezone);
   if (!zone) zone = TimeZone::Utc();
   auto render = [&](std::span<const OutboxEvent> events,
                     std::span<const AllocationRequest> requests) {
-    std::vector<nlohmann::ordered_json> rendered;
-    rendered.reserve(events.size());
-    for (const OutboxEvent& e : events) {
-      auto r = std::find_if(requests.begin(), requests.end(),
-                            [&](const AllocationRequest& q) { return q.id == e.request_id; });
-      if (r != requests.end()) rendered.push_back(RenderWebhookEvent(e, *r, *zone));
-    }
-    return std::pair{"msg_" + RandomHexToken(12), RenderWebhookDocument(rendered)};
+    return std::pair{NewDeliveryUid(), RenderWebhookDocument(events, requests, *zone)};
   };
-  auto taken = store_->RecordAndTake(unrecorded_, wants, now, render);
+  auto taken = store_->RecordAndTake(unrecorded_, lease_changes_, wants, now, render);
   if (!taken) {
     write_again_at_ = now + std::chrono::milliseconds(100);  // busy or failing database: pause
     return false;
   }
   unrecorded_.clear();
-  for (Store::DeliveryTake& take : *taken) {
-    dirty_.erase(take.warehouse_id);
-    if (take.next_due) next_scan_ = std::min(next_scan_, *take.next_due);
-    auto w = std::find_if(config.warehouses.begin(), config.warehouses.end(),
-                          [&](const WarehouseConfig& c) { return c.id == take.warehouse_id; });
-    for (Delivery& d : take.claimed) Submit(config, *w, std::move(d));
+  lease_changes_.clear();
+  {
+    std::lock_guard lock(pipe_mu_);
+    for (const Renewal& r : renewals) {
+      Lane& lane = lanes_[r.warehouse_id];
+      if (lane.renewing && !lane.ready.empty() && lane.ready.front().id == r.delivery_id) {
+        lane.ready.front().lease_until = r.until;
+        lane.renewing = false;
+        kicked_.insert(r.warehouse_id);
+      }
+    }
+    for (Store::DeliveryTake& take : *taken) {
+      dirty_.erase(take.warehouse_id);
+      if (take.next_due) next_scan_ = std::min(next_scan_, *take.next_due);
+      if (take.claimed.empty()) continue;
+      Lane& lane = lanes_[take.warehouse_id];
+      for (Delivery& d : take.claimed) lane.ready.push_back(std::move(d));
+      kicked_.insert(take.warehouse_id);
+    }
   }
+  sender_->Wakeup();
   return true;
 }
 
-std::optional<Store::AttemptRecord> DeliveryLoop::Decide(const Config& config,
-                                                         const WebhookOutcome& outcome) {
-  auto it = in_flight_.find(static_cast<std::int64_t>(outcome.tag));
-  if (it == in_flight_.end()) return std::nullopt;
-  Delivery delivery = std::move(it->second);
-  in_flight_.erase(it);
+std::string DeliveryLoop::NewDeliveryUid() {
+  // 96 random bits, as Svix's msg_ ids: unique without asking the database.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string uid = "msg_";
+  std::uint64_t bits[2] = {random_(), random_()};
+  for (int i = 0; i < 24; ++i) uid += kHex[(bits[i / 16] >> (4 * (i % 16))) & 0xf];
+  return uid;
+}
+
+Store::AttemptRecord DeliveryLoop::Decide(const Config& config, const Finished& finished) {
+  const Delivery& delivery = finished.delivery;
+  const WebhookOutcome& outcome = finished.outcome;
   dirty_.insert(delivery.warehouse_id);  // it may have more to send
-  TimePoint now = clock_.Now();
+  const TimePoint now = finished.at;
   DeliveryAttempt attempt;
   attempt.delivery_id = delivery.id;
+  attempt.attempt = delivery.attempt_count + 1;
   attempt.started_at = now - std::chrono::duration_cast<Micros>(outcome.duration);
   attempt.duration = outcome.duration;
   attempt.http_status = outcome.http_status;
@@ -216,22 +395,19 @@ std::optional<Store::AttemptRecord> DeliveryLoop::Decide(const Config& config,
   return Store::AttemptRecord{attempt, result, next};
 }
 
-void DeliveryLoop::Loop() {
+void DeliveryLoop::RoundLoop() {
   bool failing = false;
   next_scan_ = clock_.Now();
   std::optional<TimePoint> give_up_at;  // when stopping with a failing database
   for (;;) {
-    std::shared_ptr<const Config> config;
-    {
-      std::lock_guard lock(mu_);
-      config = config_;
-    }
+    std::shared_ptr<const Config> config = CurrentConfig();
     bool ok = Round(*config);
     if (!ok && !failing) spdlog::warn("delivery: the database is not available; retrying");
     if (ok && failing) spdlog::info("delivery: database available again");
     failing = !ok;
-    if (stopping_ && in_flight_.empty()) {
-      if (unrecorded_.empty()) return;
+    std::unique_lock lock(pipe_mu_);
+    if (stopping_ && sender_done_ && finished_.empty()) {
+      if (unrecorded_.empty() && lease_changes_.empty()) return;
       TimePoint now = clock_.Now();
       if (!give_up_at) give_up_at = now + std::chrono::seconds(5);
       if (now >= *give_up_at) {
@@ -240,9 +416,7 @@ void DeliveryLoop::Loop() {
         return;
       }
     }
-    for (const WebhookOutcome& outcome : sender_->Poll(kIdleWait)) {
-      if (auto record = Decide(*config, outcome)) unrecorded_.push_back(std::move(*record));
-    }
+    if (finished_.empty() && renew_.empty()) round_cv_.wait_for(lock, kIdleWait);
   }
 }
 

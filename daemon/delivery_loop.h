@@ -1,25 +1,36 @@
 // DeliveryLoop: sends the webhook outbox to warehouses (SPEC section 4).
 //
-// One thread with its own Store and WebhookSender. Per warehouse with a webhook and
-// max_in_flight 1 (strict order): the oldest pending delivery (its head) is sent when due; when
-// there is none, up to max_events_per_call unbatched events are formed into a new delivery, whose
-// document is fixed from then on. With max_in_flight N > 1, up to N due deliveries of the
-// warehouse are in flight at once and one waiting for a retry no longer holds the others back.
-// A delivery is claimed with a lease longer than the call's timeout, so after a crash it is sent
-// again once the lease runs out (at least once). Every attempt is recorded with its outcome:
-// 2xx succeeded; 410 Gone disables the webhook (the delivery waits until it is enabled);
-// otherwise the retry schedule (with Retry-After on 429/503), then dead.
+// Two threads. The round thread owns a Store: each round records every call that finished,
+// and claims or forms the next deliveries of the warehouses concerned, in one transaction (one
+// commit, one fsync, for all of them). The send thread owns the WebhookSender (libcurl multi):
+// it sends what the rounds claimed and hands back what finished. Neither waits for the other:
+// while a round writes, calls go on.
 //
-// Throughput: each round records every call that finished and claims or forms the next
-// deliveries of the warehouses concerned in one transaction, so one commit (one fsync) serves
-// all of them. New work is noticed by a cheap indexed query (the newest event id) every few
-// milliseconds, never by scanning the database. Start/Stop/SetConfig may be called from any
-// thread.
+// Per warehouse, a lane holds the deliveries claimed for it and not yet recorded: some ready,
+// up to max_in_flight in flight. A round claims a few deliveries ahead (kLookaheadEvents events'
+// worth), so that with max_in_flight 1 (strict order) the next delivery goes out the moment the
+// previous one is answered 2xx, without waiting for that answer to be written: a round then
+// covers many calls per warehouse, not one. Strict order still holds: the next call starts
+// only after a 2xx; after any other answer the lane halts, the round records the failure and
+// gives the ready deliveries back (their leases released), and they wait behind the retry. If
+// the process dies before the 2xx was written, that delivery is sent again after restart (at
+// least once; the receiver may then see it after the next one).
+//
+// A claim carries a lease longer than the call's timeout, so after a crash a delivery is sent
+// again once its lease runs out; a ready delivery whose lease could run out during its call is
+// renewed by a round before it goes. Outcomes: 2xx succeeded; 410 Gone disables the webhook
+// (the delivery waits until an operator enables it); otherwise the retry schedule (Retry-After
+// on 429/503), then dead.
+//
+// New work is noticed by a cheap indexed query (the newest event id) every few milliseconds,
+// never by scanning the database. Start/Stop/SetConfig/counters may be called from any thread.
 #ifndef ALLOCATION_RELAY_DAEMON_DELIVERY_LOOP_H_
 #define ALLOCATION_RELAY_DAEMON_DELIVERY_LOOP_H_
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,19 +48,24 @@ namespace allocation_relay {
 
 class DeliveryLoop {
  public:
-  // How often the newest event id is looked at when nothing is in flight.
+  // How often the newest event id is looked at when nothing else wakes the round thread.
   static constexpr std::chrono::milliseconds kIdleWait{5};
   // How often every warehouse is looked at even if no new event appeared (operator re-sends,
   // enabled webhooks, expired leases of another dispatcher).
   static constexpr std::chrono::milliseconds kRescanInterval{1000};
+  // Events' worth of deliveries a lane claims ahead of its calls (at least one delivery).
+  static constexpr int kLookaheadEvents = 16;
+  // At most this many deliveries held (claimed, not recorded) over all lanes: bounds memory.
+  static constexpr int kMaxHeld = 4096;
 
-  // `clock` must outlive the loop.
+  // `clock` must outlive the loop and be thread-safe.
   DeliveryLoop(StoreOptions options, const Clock& clock, std::shared_ptr<const Config> config);
   ~DeliveryLoop();
 
-  // Opens the Store and starts the thread. Throws StoreError.
+  // Opens the Store and starts the threads. Throws StoreError.
   void Start();
-  // Stops claiming, waits for calls in flight (bounded by their timeouts), records them, joins.
+  // Stops claiming and sending, waits for calls in flight (bounded by their timeouts), records
+  // them, gives back the leases of deliveries not sent, joins.
   void Stop();
   void SetConfig(std::shared_ptr<const Config> config);
 
@@ -64,34 +80,63 @@ class DeliveryLoop {
   Counters counters() const;
 
  private:
-  void Loop();
-  // One round: records the calls that finished and claims or forms the due deliveries of every
-  // warehouse that may have work, in one transaction, then submits them. False on a database
-  // error (retried after a pause).
+  // The deliveries of one warehouse that this process holds (claimed, not yet recorded).
+  struct Lane {
+    std::deque<Delivery> ready;      // in id order; the front goes next
+    std::set<std::int64_t> sending;  // ids of the calls in flight
+    bool halted = false;             // a call failed (strict order) or answered 410
+    bool renewing = false;           // the front's lease is being renewed before it goes
+  };
+  struct Finished {
+    Delivery delivery;
+    WebhookOutcome outcome;
+    TimePoint at;  // when the call ended
+  };
+
+  std::shared_ptr<const Config> CurrentConfig() const;
+  void RoundLoop();
+  void SendLoop();
+  // One round (round thread). False on a database error (retried after a pause).
   bool Round(const Config& config);
-  // What one finished call means (retry time, dead, disabled webhook); nullopt if unknown.
-  std::optional<Store::AttemptRecord> Decide(const Config& config, const WebhookOutcome& outcome);
-  void Submit(const Config& config, const WarehouseConfig& warehouse, Delivery delivery);
+  // The send thread's share of a round: moves ready deliveries into `go` while their lanes and
+  // the total concurrency allow. REQUIRES: pipe_mu_ held.
+  void PickSendable(const Config& config, std::vector<Delivery>& go);
+  // What one finished call means (retry time, dead, disabled webhook). Round thread.
+  Store::AttemptRecord Decide(const Config& config, const Finished& finished);
+  void Submit(const Config& config, const WarehouseConfig& warehouse, const Delivery& delivery);
+  // A new delivery's id as receivers see it (webhook-id): "msg_" and 24 random hex digits.
+  std::string NewDeliveryUid();
 
   StoreOptions options_;
   const Clock& clock_;
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // config_, counters_
   std::shared_ptr<const Config> config_;
   Counters counters_;
   std::atomic<bool> stopping_{false};
-  std::thread thread_;
+  std::thread round_thread_;
+  std::thread send_thread_;
+  std::unique_ptr<WebhookSender> sender_;  // used by the send thread; Wakeup() by anyone
 
-  // Loop thread only.
+  // Between the two threads.
+  std::mutex pipe_mu_;
+  std::condition_variable round_cv_;    // wakes the round thread: something to record
+  std::map<std::int64_t, Lane> lanes_;  // by warehouse; entries are never erased
+  std::set<std::int64_t> kicked_;       // lanes that may have something to send
+  std::vector<Finished> finished_;      // calls done, not yet handed to a round
+  std::vector<std::int64_t> renew_;     // ready deliveries whose leases need renewing
+  int sending_total_ = 0;
+  bool sender_done_ = false;  // the send thread has nothing in flight and stopped
+
+  // Round thread only.
   std::unique_ptr<Store> store_;
-  std::unique_ptr<WebhookSender> sender_;
-  std::map<std::int64_t, Delivery> in_flight_;         // by delivery id
   std::set<std::int64_t> dirty_;                       // warehouses that may have work
-  std::vector<Store::AttemptRecord> unrecorded_;       // finished calls not yet recorded
+  std::vector<Store::AttemptRecord> unrecorded_;       // decided, not yet written
+  std::vector<Store::LeaseChange> lease_changes_;      // not yet written
   std::optional<std::vector<std::int64_t>> disabled_;  // webhooks off; read at each rescan
   std::int64_t last_event_id_ = -1;
   TimePoint next_scan_;       // every warehouse is looked at then
   TimePoint write_again_at_;  // after a database error, the next try
-  std::mt19937_64 random_;
+  std::mt19937_64 random_;    // retry jitter and delivery uids; seeded from the OS
 };
 
 }  // namespace allocation_relay

@@ -162,39 +162,107 @@ ordered_json RenderAllocation(const Allocation& allocation, const TimeZone& zone
   return a;
 }
 
-ordered_json RenderWebhookEvent(const OutboxEvent& event, const AllocationRequest& request,
-                                const TimeZone& zone) {
-  ordered_json expiration = ordered_json::object();
-  expiration["date"] = zone.FormatLocalMicros(request.expires_at);
-  expiration["timezone_type"] = 3;
-  expiration["timezone"] = zone.name();
+namespace {
 
-  ordered_json lines = ordered_json::object();
-  for (const OrderLine& line : ParseLinesJson(request.lines_json)) {
-    lines[std::to_string(line.line_id)] = RenderLine(line);
+// LinesJson's own output read without a JSON parser (the dispatcher's hot path); false on
+// anything else, which then goes through ParseLinesJson.
+bool ScanCanonicalLines(std::string_view json, std::vector<OrderLine>& lines) {
+  auto expect = [&](std::string_view token) {
+    if (json.substr(0, token.size()) != token) return false;
+    json.remove_prefix(token.size());
+    return true;
+  };
+  auto number = [&](std::int64_t& v) {
+    auto [end, ec] = std::from_chars(json.data(), json.data() + json.size(), v);
+    if (ec != std::errc() || end == json.data()) return false;
+    json.remove_prefix(static_cast<std::size_t>(end - json.data()));
+    return true;
+  };
+  if (!expect("[")) return false;
+  if (expect("]")) return json.empty();
+  for (;;) {
+    OrderLine l;
+    if (!expect("{\"lineId\":") || !number(l.line_id) || !expect(",\"quantity\":") ||
+        !number(l.quantity) || !expect(",\"stockItemId\":") || !number(l.stock_item_id) ||
+        !expect("}")) {
+      return false;
+    }
+    lines.push_back(l);
+    if (expect("]")) return json.empty();
+    if (!expect(",")) return false;
   }
-
-  ordered_json data = ordered_json::object();
-  data["status"] = ToString(event.status);
-  data["warehouseId"] = request.warehouse_id;
-  data["expirationDate"] = std::move(expiration);
-  data["order"] = RenderOrder(request.order);
-  data["lines"] = std::move(lines);
-
-  ordered_json e = ordered_json::object();
-  e["type"] = "allocation_request";
-  e["action"] = ToString(event.action);
-  e["date"] = zone.FormatLocalMicros(event.created_at);
-  e["id"] = request.id;
-  e["data"] = std::move(data);
-  return e;
 }
 
-std::string RenderWebhookDocument(std::span<const ordered_json> events) {
-  ordered_json doc = ordered_json::object();
-  doc["events"] = ordered_json::array();
-  for (const ordered_json& e : events) doc["events"].push_back(e);
-  return doc.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+void AppendLine(std::string& out, const OrderLine& line) {
+  out += "{\"lineId\":";
+  AppendInt(out, line.line_id);
+  out += ",\"quantity\":";
+  AppendInt(out, line.quantity);
+  out += ",\"stockItemId\":";
+  AppendInt(out, line.stock_item_id);
+  out += '}';
+}
+
+void AppendWebhookEvent(std::string& out, const OutboxEvent& event,
+                        const AllocationRequest& request, const TimeZone& zone) {
+  std::vector<OrderLine> lines;
+  if (!ScanCanonicalLines(request.lines_json, lines)) lines = ParseLinesJson(request.lines_json);
+  // Keyed by line id; a repeated id keeps its first place and its last value.
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (lines[j].line_id == lines[i].line_id) {
+        lines[j] = lines[i];
+        lines.erase(lines.begin() + static_cast<std::ptrdiff_t>(i--));
+        break;
+      }
+    }
+  }
+  out += "{\"type\":\"allocation_request\",\"action\":\"";
+  out += ToString(event.action);
+  out += "\",\"date\":\"";
+  out += zone.FormatLocalMicros(event.created_at);
+  out += "\",\"id\":";
+  AppendInt(out, request.id);
+  out += ",\"data\":{\"status\":\"";
+  out += ToString(event.status);
+  out += "\",\"warehouseId\":";
+  AppendInt(out, request.warehouse_id);
+  out += ",\"expirationDate\":{\"date\":\"";
+  out += zone.FormatLocalMicros(request.expires_at);
+  out += "\",\"timezone_type\":3,\"timezone\":";
+  AppendString(out, zone.name());
+  out += "},\"order\":{\"id\":";
+  AppendString(out, request.order.id);
+  out += ",\"number\":";
+  AppendInt(out, request.order.number);
+  out += "},\"lines\":{";
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    AppendInt(out, lines[i].line_id);
+    out += "\":";
+    AppendLine(out, lines[i]);
+  }
+  out += "}}}";
+}
+
+}  // namespace
+
+std::string RenderWebhookDocument(std::span<const OutboxEvent> events,
+                                  std::span<const AllocationRequest> requests,
+                                  const TimeZone& zone) {
+  std::string out = "{\"events\":[";
+  bool first = true;
+  for (const OutboxEvent& e : events) {
+    auto r = std::find_if(requests.begin(), requests.end(),
+                          [&](const AllocationRequest& q) { return q.id == e.request_id; });
+    if (r == requests.end()) continue;
+    if (!first) out += ',';
+    first = false;
+    AppendWebhookEvent(out, e, *r, zone);
+  }
+  out += "]}";
+  return out;
 }
 
 std::string FormUrlEncode(std::string_view value) {

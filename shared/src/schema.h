@@ -150,6 +150,35 @@ CREATE INDEX requests_pending ON allocation_requests (id)
 CREATE INDEX requests_pending_by_expiry ON allocation_requests (expires_at)
   WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed');
 )sql",
+
+    // 3: deliveries rebuilt without the unique index on uid (96 random bits are unique without
+    // one, and it cost a random-order index insert per delivery) and with partial indexes only:
+    // the pending ones by warehouse (the dispatcher's claims, in order) and the dead ones by
+    // warehouse (operators). Succeeded deliveries, the bulk, are in the table alone, so a
+    // delivery's success deletes one index entry instead of moving two.
+    R"sql(
+CREATE TABLE deliveries_v3 (
+  id              INTEGER PRIMARY KEY,
+  uid             TEXT    NOT NULL,              -- the delivery id shown to receivers
+  warehouse_id    INTEGER NOT NULL,
+  state           TEXT    NOT NULL CHECK (state IN ('pending', 'succeeded', 'dead')),
+  document        TEXT    NOT NULL,              -- the events JSON, fixed when the batch forms
+  attempt_count   INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  lease_until     INTEGER,                       -- claimed by a dispatcher until then
+  created_at      INTEGER NOT NULL,
+  finished_at     INTEGER
+);
+INSERT INTO deliveries_v3 (id, uid, warehouse_id, state, document, attempt_count,
+                           next_attempt_at, lease_until, created_at, finished_at)
+  SELECT id, uid, warehouse_id, state, document, attempt_count, next_attempt_at, lease_until,
+         created_at, finished_at FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v3 RENAME TO deliveries;
+CREATE INDEX deliveries_pending_by_warehouse ON deliveries (warehouse_id, id)
+  WHERE state = 'pending';
+CREATE INDEX deliveries_dead_by_warehouse ON deliveries (warehouse_id, id) WHERE state = 'dead';
+)sql",
 };
 
 }  // namespace allocation_relay::schema

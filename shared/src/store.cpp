@@ -526,25 +526,20 @@ class Store::Impl {
     return d;
   }
 
-  // RecordAttempt's work inside a write; false if the delivery is no longer pending.
+  // Records one finished call inside a round's write; false (nothing written) unless it is the
+  // pending delivery's next attempt.
   bool RecordOneAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
                         TimePoint next_attempt_at, TimePoint now) {
     const char* state = outcome == AttemptOutcome::kSucceeded ? "succeeded"
                         : outcome == AttemptOutcome::kDead    ? "dead"
                                                               : "pending";
-    // (Not UPDATE ... RETURNING: SQLite buffers RETURNING rows in a temporary b-tree.)
-    int number = 0;
-    {
-      Borrowed s =
-          Prepared("SELECT attempt_count FROM deliveries WHERE id = ? AND state = 'pending'");
-      s->bind(1, attempt.delivery_id);
-      if (!s->executeStep()) return false;
-      number = s->getColumn(0).getInt() + 1;
-    }
+    // Only the delivery's next attempt is recorded: not a late duplicate, nothing once final.
+    const int number = attempt.attempt;
     {
       Borrowed s = Prepared(
           "UPDATE deliveries SET attempt_count = ?, state = ?, next_attempt_at = ?, "
-          "lease_until = NULL, finished_at = ? WHERE id = ?");
+          "lease_until = NULL, finished_at = ? WHERE id = ? AND state = 'pending' AND "
+          "attempt_count = ?");
       s->bind(1, number);
       s->bind(2, state);
       s->bind(3, ToUnixMicros(outcome == AttemptOutcome::kRetry ? next_attempt_at : now));
@@ -554,7 +549,8 @@ class Store::Impl {
         s->bind(4, ToUnixMicros(now));
       }
       s->bind(5, attempt.delivery_id);
-      s->exec();
+      s->bind(6, number - 1);
+      if (s->exec() != 1) return false;
     }
     {
       Borrowed s = Prepared(
@@ -652,6 +648,18 @@ class Store::Impl {
     s->bind(2, delivery_id);
     s->bind(3, ToUnixMicros(now));
     return s->exec() == 1;
+  }
+
+  void ChangeLease(const Store::LeaseChange& change) {
+    Borrowed s =
+        Prepared("UPDATE deliveries SET lease_until = ? WHERE id = ? AND state = 'pending'");
+    if (change.until) {
+      s->bind(1, ToUnixMicros(*change.until));
+    } else {
+      s->bind(1);
+    }
+    s->bind(2, change.delivery_id);
+    s->exec();
   }
 
   // RecordAndTake's work for one warehouse, inside its write.
@@ -759,6 +767,20 @@ class WriteGroup {
       if (!writer_) writer_ = std::make_unique<Store::Impl>(options_, nullptr);
       Store::Impl& w = *writer_;
       WriteTransaction txn(w.db_);
+      if (batch.size() == 1) {
+        // Alone in its transaction, a write needs no savepoint: undoing it is a rollback. (A
+        // savepoint makes SQLite copy every page the write changes into a statement journal,
+        // which for a dispatcher round of thousands of rows is most of its I/O.)
+        Pending* p = batch.front();
+        bool keep = false;
+        try {
+          keep = (*p->op)(w);
+        } catch (...) {
+          p->error = std::current_exception();
+        }
+        if (keep) txn.Commit();  // otherwise the transaction's destructor rolls back
+        return;
+      }
       for (Pending* p : batch) {
         w.db_.exec("SAVEPOINT write_op");
         bool keep = false;
@@ -796,6 +818,9 @@ Store::Impl::Impl(const StoreOptions& options, std::shared_ptr<WriteGroup> group
           static_cast<int>(options.busy_timeout.count())),
       group_(std::move(group)) {
   db_.exec(SynchronousPragma(options.synchronous));
+  // Statement journals and sort b-trees in memory, not in temporary files created and
+  // unlinked per statement.
+  db_.exec("PRAGMA temp_store = MEMORY");
   // Page cache: the writer keeps the hot pages of every write (4 MiB); a reading connection
   // (one per API worker) only needs the small indexes of the common queries (1 MiB), which
   // keeps the service's memory flat however many workers it has.
@@ -1107,61 +1132,16 @@ StoreResult<std::vector<OutboxEvent>> Store::ListUnbatchedEvents(
   return Guarded([&]() { return impl_->UnbatchedEvents(warehouse, limit); });
 }
 
-StoreResult<std::optional<Delivery>> Store::CreateDelivery(
-    std::int64_t warehouse_id, std::span<const std::int64_t> event_ids, const std::string& uid,
-    const std::string& document, TimePoint now, std::optional<TimePoint> lease_until) {
-  return impl_->WriteResult<std::optional<Delivery>>(
-      [&](Impl& im, std::optional<Delivery>& result) -> bool {
-        std::optional<std::int64_t> delivery_id =
-            im.InsertDelivery(warehouse_id, event_ids, uid, document, now, lease_until);
-        if (!delivery_id) return false;  // undone: someone was faster
-        result = im.ReadDelivery("WHERE id = ?", *delivery_id);
-        return true;
-      });
-}
-
-StoreResult<std::optional<Delivery>> Store::HeadDelivery(std::int64_t warehouse_id) {
-  return Guarded([&]() -> std::optional<Delivery> {
-    ReadTransaction txn(impl_->db_);
-    return impl_->ReadDelivery("WHERE warehouse_id = ? AND state = 'pending' ORDER BY id LIMIT 1",
-                               warehouse_id);
-  });
-}
-
-StoreResult<bool> Store::ClaimDelivery(std::int64_t delivery_id, TimePoint now,
-                                       TimePoint lease_until) {
-  return impl_->WriteResult<bool>([&](Impl& im, bool& claimed) -> bool {
-    claimed = im.ClaimLease(delivery_id, now, lease_until);
-    return claimed;
-  });
-}
-
-StoreResult<bool> Store::RecordAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
-                                       TimePoint next_attempt_at, TimePoint now) {
-  return impl_->WriteResult<bool>([&](Impl& im, bool& recorded) -> bool {
-    recorded = im.RecordOneAttempt(attempt, outcome, next_attempt_at, now);
-    return recorded;
-  });
-}
-
-StoreResult<int> Store::RecordAttempts(std::span<const AttemptRecord> records, TimePoint now) {
-  return impl_->WriteResult<int>([&](Impl& im, int& recorded) -> bool {
-    for (const AttemptRecord& r : records) {
-      recorded += im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, now) ? 1 : 0;
-    }
-    return true;
-  });
-}
-
 StoreResult<std::vector<Store::DeliveryTake>> Store::RecordAndTake(
-    std::span<const AttemptRecord> records, std::span<const DeliveryWant> wants, TimePoint now,
-    const DocumentRenderer& render) {
+    std::span<const AttemptRecord> records, std::span<const LeaseChange> leases,
+    std::span<const DeliveryWant> wants, TimePoint now, const DocumentRenderer& render) {
   return impl_->WriteResult<std::vector<DeliveryTake>>(
       [&](Impl& im, std::vector<DeliveryTake>& takes) -> bool {
         takes.clear();  // a retried group runs the op again
         for (const AttemptRecord& r : records) {
           im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, now);
         }
+        for (const LeaseChange& change : leases) im.ChangeLease(change);
         for (const DeliveryWant& want : wants)
           takes.push_back(im.TakeDeliveries(want, now, render));
         return true;
@@ -1177,16 +1157,22 @@ Store::DeliveryTake Store::Impl::TakeDeliveries(const Store::DeliveryWant& want,
     TimePoint t = FromUnixMicros(due_us);
     if (!take.next_due || t < *take.next_due) take.next_due = t;
   };
+  auto held = [&](std::int64_t id) {
+    return std::find(want.held.begin(), want.held.end(), id) != want.held.end();
+  };
+  const int limit = want.slots + static_cast<int>(want.held.size());
   // Pending deliveries first, oldest first.
   std::vector<std::int64_t> claim;
-  bool blocked = false;  // strict order: a pending head stops new deliveries
+  bool blocked = false;  // strict order: a pending delivery not due stops everything after it
   if (want.strict_order) {
     Borrowed q = Prepared(
         "SELECT id, next_attempt_at, lease_until FROM deliveries "
-        "WHERE warehouse_id = ? AND state = 'pending' ORDER BY id LIMIT 1");
+        "WHERE warehouse_id = ? AND state = 'pending' ORDER BY id LIMIT ?");
     q->bind(1, want.warehouse_id);
-    if (q->executeStep()) {
-      blocked = true;
+    q->bind(2, limit);
+    while (q->executeStep() && static_cast<int>(claim.size()) < want.slots) {
+      std::int64_t id = q->getColumn(0).getInt64();
+      if (held(id)) continue;
       std::int64_t due = q->getColumn(1).getInt64();
       bool leased = !q->getColumn(2).isNull() && q->getColumn(2).getInt64() > now_us;
       if (due > now_us) {
@@ -1194,8 +1180,11 @@ Store::DeliveryTake Store::Impl::TakeDeliveries(const Store::DeliveryWant& want,
       } else if (leased) {
         note_due(q->getColumn(2).getInt64());  // a crashed dispatcher's lease runs out
       } else {
-        claim.push_back(q->getColumn(0).getInt64());
+        claim.push_back(id);
+        continue;
       }
+      blocked = true;
+      break;
     }
   } else {
     {
@@ -1206,8 +1195,10 @@ Store::DeliveryTake Store::Impl::TakeDeliveries(const Store::DeliveryWant& want,
       q->bind(1, want.warehouse_id);
       q->bind(2, now_us);
       q->bind(3, now_us);
-      q->bind(4, want.slots);
-      while (q->executeStep()) claim.push_back(q->getColumn(0).getInt64());
+      q->bind(4, limit);
+      while (q->executeStep() && static_cast<int>(claim.size()) < want.slots) {
+        if (!held(q->getColumn(0).getInt64())) claim.push_back(q->getColumn(0).getInt64());
+      }
     }
     Borrowed q = Prepared(
         "SELECT min(next_attempt_at) FROM deliveries WHERE warehouse_id = ? AND "
@@ -1220,7 +1211,7 @@ Store::DeliveryTake Store::Impl::TakeDeliveries(const Store::DeliveryWant& want,
     if (!ClaimLease(id, now, want.lease_until)) continue;
     if (auto d = ReadDelivery("WHERE id = ?", id)) take.claimed.push_back(std::move(*d));
   }
-  if (want.strict_order && blocked) return take;
+  if (blocked) return take;
 
   // New deliveries from the unbatched events, while slots are left.
   while (static_cast<int>(take.claimed.size()) < want.slots) {
@@ -1347,11 +1338,18 @@ StoreResult<std::vector<std::pair<DeliveryState, std::int64_t>>> Store::CountDel
   return Guarded([&] {
     std::vector<std::pair<DeliveryState, std::int64_t>> out = {
         {DeliveryState::kPending, 0}, {DeliveryState::kSucceeded, 0}, {DeliveryState::kDead, 0}};
-    Borrowed q = impl_->Prepared("SELECT state, count(*) FROM deliveries GROUP BY state");
-    while (q->executeStep()) {
-      if (auto s = ParseDeliveryState(q->getColumn(0).getString())) {
-        out[static_cast<std::size_t>(*s)].second = q->getColumn(1).getInt64();
-      }
+    // Pending and dead ones are counted in their small partial indexes. Deliveries are never
+    // deleted, so their ids are dense and the rest (succeeded) is max(id) minus those: no scan
+    // of the table, whatever its size.
+    Borrowed q = impl_->Prepared(
+        "SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending'), "
+        "(SELECT count(*) FROM deliveries WHERE state = 'dead'), "
+        "(SELECT coalesce(max(id), 0) FROM deliveries)");
+    if (q->executeStep()) {
+      std::int64_t pending = q->getColumn(0).getInt64(), dead = q->getColumn(1).getInt64();
+      out[0].second = pending;
+      out[1].second = std::max<std::int64_t>(0, q->getColumn(2).getInt64() - pending - dead);
+      out[2].second = dead;
     }
     return out;
   });

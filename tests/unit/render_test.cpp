@@ -70,7 +70,7 @@ TEST(RenderRequestEntry, EscapesNamesAsJson) {
 }
 
 // The create event of reference/centra-facts.md, with the same field order and formats.
-TEST(RenderWebhookEvent, ReproducesTheCentraCreateEvent) {
+TEST(RenderWebhookDocument, ReproducesTheCentraCreateEvent) {
   AllocationRequest r;
   r.id = 2131231241249;
   r.status = RequestStatus::kAllocated;
@@ -79,12 +79,12 @@ TEST(RenderWebhookEvent, ReproducesTheCentraCreateEvent) {
   r.order = {"367482b8c68dd399db65637ce0208940", 67};
   r.lines_json = LinesJson({{103, 1, 19}, {102, 1, 19}});  // stored sorted
   OutboxEvent e;
+  e.request_id = r.id;
   e.action = EventAction::kCreate;
   e.status = RequestStatus::kAllocated;
   e.created_at = Utc(2023, 12, 29, 8, 44, 11, 505407);
   TimeZone zone = *TimeZone::Find("Europe/Stockholm");
-  nlohmann::ordered_json event = RenderWebhookEvent(e, r, zone);
-  EXPECT_EQ(RenderWebhookDocument(std::span(&event, 1)),
+  EXPECT_EQ(RenderWebhookDocument(std::span(&e, 1), std::span(&r, 1), zone),
             R"({"events":[{"type":"allocation_request","action":"create",)"
             R"("date":"2023-12-29 09:44:11.505407","id":2131231241249,)"
             R"("data":{"status":"allocated","warehouseId":9,)"
@@ -95,16 +95,76 @@ TEST(RenderWebhookEvent, ReproducesTheCentraCreateEvent) {
             R"("103":{"lineId":103,"quantity":1,"stockItemId":19}}}}]})");
 }
 
-TEST(RenderWebhookEvent, UpdateEventsReportTheNewStatus) {
+TEST(RenderWebhookDocument, UpdateEventsReportTheNewStatusAndMissingRequestsAreLeftOut) {
   AllocationRequest r = SeedRequest();
   OutboxEvent e;
+  e.request_id = r.id;
   e.action = EventAction::kUpdate;
   e.status = RequestStatus::kTimedOut;
   e.created_at = r.expires_at;
-  nlohmann::ordered_json event = RenderWebhookEvent(e, r, TimeZone::Utc());
-  EXPECT_EQ(event["action"], "update");
-  EXPECT_EQ(event["data"]["status"], "timed-out");
-  EXPECT_EQ(event["data"]["expirationDate"]["timezone"], "UTC");
+  OutboxEvent orphan = e;
+  orphan.request_id = r.id + 1;
+  std::vector<OutboxEvent> events{e, orphan, e};
+  auto doc =
+      nlohmann::json::parse(RenderWebhookDocument(events, std::span(&r, 1), TimeZone::Utc()));
+  ASSERT_EQ(doc["events"].size(), 2u);
+  EXPECT_EQ(doc["events"][0]["action"], "update");
+  EXPECT_EQ(doc["events"][0]["data"]["status"], "timed-out");
+  EXPECT_EQ(doc["events"][0]["data"]["expirationDate"]["timezone"], "UTC");
+  EXPECT_EQ(RenderWebhookDocument({}, {}, TimeZone::Utc()), R"({"events":[]})");
+}
+
+// The direct writer against a JSON tree built independently with nlohmann::ordered_json, on
+// the inputs where hand-written JSON goes wrong: escapes, non-ASCII and invalid UTF-8, large
+// and negative numbers, lines that are not in the canonical form, a repeated line id.
+TEST(RenderWebhookDocument, MatchesAJsonTreeByteForByte) {
+  auto tree = [](const OutboxEvent& e, const AllocationRequest& r, const TimeZone& zone) {
+    nlohmann::ordered_json lines = nlohmann::ordered_json::object();
+    for (const auto& l : nlohmann::json::parse(r.lines_json)) {
+      nlohmann::ordered_json line;
+      line["lineId"] = l["lineId"];
+      line["quantity"] = l["quantity"];
+      line["stockItemId"] = l["stockItemId"];
+      lines[std::to_string(l["lineId"].get<std::int64_t>())] = line;
+    }
+    nlohmann::ordered_json j;
+    j["type"] = "allocation_request";
+    j["action"] = ToString(e.action);
+    j["date"] = zone.FormatLocalMicros(e.created_at);
+    j["id"] = r.id;
+    j["data"]["status"] = ToString(e.status);
+    j["data"]["warehouseId"] = r.warehouse_id;
+    j["data"]["expirationDate"]["date"] = zone.FormatLocalMicros(r.expires_at);
+    j["data"]["expirationDate"]["timezone_type"] = 3;
+    j["data"]["expirationDate"]["timezone"] = zone.name();
+    j["data"]["order"]["id"] = r.order.id;
+    j["data"]["order"]["number"] = r.order.number;
+    j["data"]["lines"] = lines;
+    nlohmann::ordered_json doc;
+    doc["events"] = nlohmann::ordered_json::array({j});
+    return doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  };
+  const std::vector<std::string> order_ids = {"ab12", "quote\" back\\slash \n tab\t \x01", "åäö €",
+                                              std::string("bad \xff utf8")};
+  const std::vector<std::string> lines = {
+      LinesJson({{73, 5, 1}, {9007199254740993, -2, 0}}),
+      R"([ {"quantity": 1, "lineId": 7, "stockItemId": 2} ])",  // not canonical: parsed
+      R"([{"lineId":7,"quantity":1,"stockItemId":2},{"lineId":7,"quantity":3,"stockItemId":4}])",
+      "[]"};
+  TimeZone zone = *TimeZone::Find("America/New_York");
+  for (const std::string& id : order_ids) {
+    for (const std::string& l : lines) {
+      AllocationRequest r = SeedRequest();
+      r.order.id = id;
+      r.order.number = -5;
+      r.lines_json = l;
+      OutboxEvent e;
+      e.request_id = r.id;
+      e.created_at = r.created_at;
+      EXPECT_EQ(RenderWebhookDocument(std::span(&e, 1), std::span(&r, 1), zone), tree(e, r, zone))
+          << id << " " << l;
+    }
+  }
 }
 
 TEST(RenderAllocation, ListsStateGroupsAndRequests) {

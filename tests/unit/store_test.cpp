@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "allocation_relay/render.h"
+#include "schema.h"  // the migrations as shipped, to build older databases
 #include "support/store_fixture.h"
 
 namespace allocation_relay {
@@ -521,36 +522,74 @@ TEST_F(StoreSchema, MigratesToTheLatestVersionOnceAndReopens) {
   EXPECT_TRUE(*store_->IntegrityCheck());
 }
 
-TEST_F(StoreSchema, UpgradesAVersion1DatabaseKeepingItsRows) {
-  Create(15, {{3}});
-  store_.reset();
-  // Back to schema 1 as a release with only migration 1 left it: its IN-list partial indexes.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("relay.db").c_str(), &db), SQLITE_OK);
-  const char* v1 =
-      "DROP INDEX requests_pending_by_warehouse; DROP INDEX requests_pending; "
-      "DROP INDEX requests_pending_by_expiry; "
-      "CREATE INDEX requests_pending_by_warehouse ON allocation_requests (warehouse_id, id, "
-      "allocation_id, status, warehouse_name, group_index, created_at, expires_at, updated_at, "
-      "order_id, order_number, lines_json) WHERE status IN ('allocated', 'sent', 'failed'); "
-      "CREATE INDEX requests_pending ON allocation_requests (id) "
-      "WHERE status IN ('allocated', 'sent', 'failed'); "
-      "CREATE INDEX requests_pending_by_expiry ON allocation_requests (expires_at) "
-      "WHERE status IN ('allocated', 'sent', 'failed'); PRAGMA user_version = 1;";
-  ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-  sqlite3_close(db);
+// Every earlier schema version, made by running the migrations as they shipped and filled
+// with rows by plain SQL, is upgraded on open with its rows kept and its indexes serving.
+TEST_F(StoreSchema, UpgradesEveryEarlierVersionKeepingItsRows) {
+  for (int version = 1; version < Store::LatestSchemaVersion(); ++version) {
+    SCOPED_TRACE("from version " + std::to_string(version));
+    StoreOptions options = Options();
+    options.path = dir_.File("v" + std::to_string(version) + ".db");
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(options.path.c_str(), &db), SQLITE_OK);
+    std::string sql = "PRAGMA journal_mode = WAL; BEGIN;";
+    for (int v = 0; v < version; ++v) sql += schema::kMigrations[v];
+    sql += "PRAGMA user_version = " + std::to_string(version) + "; COMMIT;";
+    const std::string now = std::to_string(testing::kStartMicros);
+    sql += R"(
+      INSERT INTO allocations (id, order_id, order_number, groups_json, lines_json, state,
+                               created_at, updated_at)
+        VALUES (1, 'ab12', 15, '[[3]]', '[{"lineId":73,"quantity":5,"stockItemId":1}]', 'open',
+                )" +
+           now + ", " + now + R"();
+      INSERT INTO allocation_requests (id, allocation_id, order_id, order_number, lines_json,
+                                       warehouse_id, warehouse_name, group_index, status,
+                                       created_at, expires_at, updated_at)
+        VALUES (1, 1, 'ab12', 15, '[{"lineId":73,"quantity":5,"stockItemId":1}]', 3, 'W3', 0,
+                'sent', )" +
+           now + ", " + now + "+3600000000, " + now + R"();
+      INSERT INTO deliveries (id, uid, warehouse_id, state, document, attempt_count,
+                              next_attempt_at, created_at, finished_at)
+        VALUES (1, 'msg_a', 3, 'succeeded', '{"events":[]}', 1, )" +
+           now + ", " + now + ", " + now + R"(),
+               (2, 'msg_b', 3, 'dead', '{"events":[]}', 7, )" +
+           now + ", " + now + ", " + now +
+           R"();
+      INSERT INTO outbox_events (id, warehouse_id, request_id, action, status, created_at,
+                                 delivery_id)
+        VALUES (1, 3, 1, 'create', 'allocated', )" +
+           now + R"(, 1);
+      INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, http_status)
+        VALUES (1, 1, )" +
+           now + R"(, 1500, 200);)";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
 
-  store_ = Store::Open(Options());
-  EXPECT_EQ(*store_->SchemaVersion(), Store::LatestSchemaVersion());
-  ASSERT_EQ(Get(15).requests.size(), 1u);
-  EXPECT_EQ(Get(15).requests[0].status, RequestStatus::kAllocated);
-  RequestQuery q;
-  q.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
-  q.warehouse_ids = {3};
-  auto plan = *store_->ExplainListRequests(q);
-  EXPECT_TRUE(PlanUses(plan, "COVERING INDEX requests_pending_by_warehouse")) << Join(plan);
-  EXPECT_EQ(store_->ListRequests(q)->size(), 1u);
-  EXPECT_TRUE(*store_->IntegrityCheck());
+    auto store = Store::Open(options);
+    EXPECT_EQ(*store->SchemaVersion(), Store::LatestSchemaVersion());
+    RequestQuery q;
+    q.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
+    q.warehouse_ids = {3};
+    auto plan = *store->ExplainListRequests(q);
+    EXPECT_TRUE(PlanUses(plan, "COVERING INDEX requests_pending_by_warehouse")) << Join(plan);
+    auto requests = *store->ListRequests(q);
+    ASSERT_EQ(requests.size(), 1u);
+    EXPECT_EQ(requests[0].status, RequestStatus::kSent);
+    auto delivery = *store->GetDelivery(1);
+    ASSERT_TRUE(delivery.has_value());
+    EXPECT_EQ(delivery->uid, "msg_a");
+    EXPECT_EQ(delivery->request_ids, std::vector<std::int64_t>{1});
+    auto dead = *store->ListDeliveries(DeliveryState::kDead, 3, 10);
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].uid, "msg_b");
+    EXPECT_EQ(dead[0].attempt_count, 7);
+    EXPECT_EQ(store->ListAttempts(1)->size(), 1u);
+    auto counts = *store->CountDeliveriesByState();
+    EXPECT_EQ(counts[0], std::pair(DeliveryState::kPending, std::int64_t{0}));
+    EXPECT_EQ(counts[1], std::pair(DeliveryState::kSucceeded, std::int64_t{1}));
+    EXPECT_EQ(counts[2], std::pair(DeliveryState::kDead, std::int64_t{1}));
+    EXPECT_TRUE(*store->IntegrityCheck());
+  }
 }
 
 TEST_F(StoreSchema, RefusesADatabaseFromANewerBuild) {

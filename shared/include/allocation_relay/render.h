@@ -30,14 +30,15 @@ void AppendRequestEntry(std::string& out, const AllocationRequest& request, cons
 // confirmedWarehouseId (or null), allocation_requests (entries as above).
 nlohmann::ordered_json RenderAllocation(const Allocation& allocation, const TimeZone& zone);
 
-// One Centra webhook event {type, action, date, id, data {status, warehouseId, expirationDate
-// {date, timezone_type, timezone}, order, lines keyed by line id}} for `event` about `request`.
-// `date` is the event's creation time with microseconds in the zone.
-nlohmann::ordered_json RenderWebhookEvent(const OutboxEvent& event,
-                                          const AllocationRequest& request, const TimeZone& zone);
-
-// The JSON document of one webhook call: {"events": [...]}, compact.
-std::string RenderWebhookDocument(std::span<const nlohmann::ordered_json> events);
+// The JSON document of one webhook call, compact: {"events":[...]} with one Centra event per
+// entry of `events` about its request in `requests` (an event whose request is missing is left
+// out): {type, action, date, id, data {status, warehouseId, expirationDate {date,
+// timezone_type, timezone}, order {id, number}, lines keyed by line id}}. `date` is the event's
+// creation time with microseconds in the zone. Written directly, without a JSON tree: it is on
+// the dispatcher's hot path.
+std::string RenderWebhookDocument(std::span<const OutboxEvent> events,
+                                  std::span<const AllocationRequest> requests,
+                                  const TimeZone& zone);
 
 // `application/x-www-form-urlencoded` encoding of a value (space as '+', as PHP's
 // urlencode does and as Centra's payload= bodies are written).

@@ -167,38 +167,21 @@ class Store {
 
   // Webhook deliveries (used by the dispatcher).
   //
-  // Puts `event_ids` (unbatched events of `warehouse_id`) into a new pending delivery with
-  // `document` as its body, due at `now`. Returns nullopt, changing nothing, if any of the events
-  // is not an unbatched event of that warehouse (another dispatcher formed it first).
-  // REQUIRES: event_ids not empty.
-  // With `lease_until` the new delivery is claimed by the caller at once (one write, not two).
-  StoreResult<std::optional<Delivery>> CreateDelivery(
-      std::int64_t warehouse_id, std::span<const std::int64_t> event_ids, const std::string& uid,
-      const std::string& document, TimePoint now,
-      std::optional<TimePoint> lease_until = std::nullopt);
-  // The warehouse's oldest pending delivery: later ones wait behind it (strict order).
-  StoreResult<std::optional<Delivery>> HeadDelivery(std::int64_t warehouse_id);
-  // Claims a pending delivery until `lease_until`, unless someone holds an unexpired lease.
-  // A crashed dispatcher's lease simply runs out, and the delivery is sent again.
-  StoreResult<bool> ClaimDelivery(std::int64_t delivery_id, TimePoint now, TimePoint lease_until);
-  // Records `attempt` (its attempt number is the delivery's count + 1) and its outcome in one
-  // transaction; `next_attempt_at` is used for kRetry. Returns false if the delivery is no
-  // longer pending (nothing recorded).
-  StoreResult<bool> RecordAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
-                                  TimePoint next_attempt_at, TimePoint now);
-  // Several attempts (of different deliveries) recorded in one transaction: one commit for all
-  // the calls that finished together. Returns how many were recorded.
+  // A finished call: `attempt` and what it means; `next_attempt_at` is used for kRetry.
+  // Recorded only if attempt.attempt is the pending delivery's count + 1 (so a late duplicate
+  // of a recorded call changes nothing).
   struct AttemptRecord {
     DeliveryAttempt attempt;
     AttemptOutcome outcome = AttemptOutcome::kRetry;
     TimePoint next_attempt_at;
   };
-  StoreResult<int> RecordAttempts(std::span<const AttemptRecord> records, TimePoint now);
 
-  // One round of the dispatcher in one transaction (one commit): records `records`, then for
-  // each of `wants` claims the warehouse's due pending deliveries and forms new ones from its
-  // unbatched events, up to `slots`. With `strict_order` only the oldest pending delivery may
-  // go, and a newer one never passes it (it may be waiting for a retry). `render` makes a new
+  // One round of the dispatcher in one transaction (one commit): records `records`, applies
+  // `leases`, then for each of `wants` claims the warehouse's due pending deliveries and forms
+  // new ones from its unbatched events, up to `slots`. With `strict_order` deliveries go in id
+  // order and a newer one never passes a pending one that is not due (waiting for a retry) or
+  // leased by someone else. `held` are the caller's own deliveries of that warehouse (claimed
+  // and not yet recorded): they are neither claimed again nor in the way. `render` makes a new
   // delivery's (uid, document) from its events and their requests; it runs inside the write.
   struct DeliveryWant {
     std::int64_t warehouse_id = 0;
@@ -206,15 +189,23 @@ class Store {
     int max_events = 100;
     bool strict_order = true;
     TimePoint lease_until;
+    std::vector<std::int64_t> held;
+  };
+  // A lease the caller holds, renewed until `until`, or given up (nullopt) so the delivery can
+  // be claimed again at once. Applied only while the delivery is pending.
+  struct LeaseChange {
+    std::int64_t delivery_id = 0;
+    std::optional<TimePoint> until;
   };
   struct DeliveryTake {
     std::int64_t warehouse_id = 0;
-    std::vector<Delivery> claimed;      // leased to the caller until want.lease_until
+    std::vector<Delivery> claimed;      // in id order, leased to the caller until lease_until
     std::optional<TimePoint> next_due;  // the earliest pending delivery not yet due
   };
   using DocumentRenderer = std::function<std::pair<std::string, std::string>(
       std::span<const OutboxEvent>, std::span<const AllocationRequest>)>;
   StoreResult<std::vector<DeliveryTake>> RecordAndTake(std::span<const AttemptRecord> records,
+                                                       std::span<const LeaseChange> leases,
                                                        std::span<const DeliveryWant> wants,
                                                        TimePoint now,
                                                        const DocumentRenderer& render);
