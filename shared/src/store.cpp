@@ -179,6 +179,12 @@ constexpr const char* kExpiryScanSql =
     "WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed') AND expires_at <= ? "
     "ORDER BY expires_at LIMIT ?";
 
+// Without INDEXED BY the planner answers min() through requests_by_status, reading every
+// pending row (27 ms at 200,000 pending, each time the expiry worker looks); with it, O(log n).
+constexpr const char* kNextExpirationSql =
+    "SELECT min(expires_at) FROM allocation_requests INDEXED BY requests_pending_by_expiry "
+    "WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed')";
+
 constexpr const char* kRequestSelect =
     "SELECT r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, r.group_index, "
     "r.created_at, r.expires_at, r.updated_at, r.order_id, r.order_number, r.lines_json ";
@@ -821,6 +827,9 @@ Store::Impl::Impl(const StoreOptions& options, std::shared_ptr<WriteGroup> group
   // Statement journals and sort b-trees in memory, not in temporary files created and
   // unlinked per statement.
   db_.exec("PRAGMA temp_store = MEMORY");
+  // Checkpoint every 8000 pages (32 MiB of WAL), not 1000: a page a busy dispatcher rewrites
+  // in many commits is copied to the database once per checkpoint, and checkpoints are rarer.
+  db_.exec("PRAGMA wal_autocheckpoint = 8000");
   // Page cache: the writer keeps the hot pages of every write (4 MiB); a reading connection
   // (one per API worker) only needs the small indexes of the common queries (1 MiB), which
   // keeps the service's memory flat however many workers it has.
@@ -1011,9 +1020,7 @@ StoreResult<ExpiryResult> Store::ExpireDue(TimePoint now, const WarehouseCatalog
 
 StoreResult<std::optional<TimePoint>> Store::NextExpiration() {
   return Guarded([&]() -> std::optional<TimePoint> {
-    Borrowed s = impl_->Prepared(std::string("SELECT min(expires_at) FROM allocation_requests "
-                                             "WHERE ") +
-                                 kPendingSql);
+    Borrowed s = impl_->Prepared(kNextExpirationSql);
     if (!s->executeStep() || s->getColumn(0).isNull()) return std::nullopt;
     return FromUnixMicros(s->getColumn(0).getInt64());
   });
@@ -1432,6 +1439,10 @@ StoreResult<std::vector<std::string>> Store::ExplainListRequests(const RequestQu
 
 StoreResult<std::vector<std::string>> Store::ExplainExpiryScan() {
   return Guarded([&] { return impl_->Explain(kExpiryScanSql); });
+}
+
+StoreResult<std::vector<std::string>> Store::ExplainNextExpiration() {
+  return Guarded([&] { return impl_->Explain(kNextExpirationSql); });
 }
 
 StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> Store::CountRequestsByStatus() {

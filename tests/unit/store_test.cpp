@@ -492,6 +492,14 @@ TEST_F(StoreQueries, ExpiryScanReadsOnlyThePendingExpiryIndex) {
   EXPECT_FALSE(PlanUses(plan, "TEMP B-TREE")) << Join(plan);
 }
 
+// The expiry worker asks for the next expiration every poll: one step into the pending expiry
+// index, not a walk over every pending row (what the planner picks for min() on its own).
+TEST_F(StoreQueries, NextExpirationReadsOnlyThePendingExpiryIndex) {
+  auto plan = *store_->ExplainNextExpiration();
+  EXPECT_TRUE(PlanUses(plan, "requests_pending_by_expiry")) << Join(plan);
+  EXPECT_FALSE(PlanUses(plan, "requests_by_status")) << Join(plan);
+}
+
 TEST_F(StoreQueries, ExpiryIgnoresManyUnexpiredRequests) {
   for (int i = 0; i < 300; ++i) Create(1000 + i, {{3, 4}});
   clock_.Advance(30min);

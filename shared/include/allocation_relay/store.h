@@ -242,6 +242,7 @@ class Store {
   // that ListRequests and ExpireDue run, so tests can check which index serves them.
   StoreResult<std::vector<std::string>> ExplainListRequests(const RequestQuery& query);
   StoreResult<std::vector<std::string>> ExplainExpiryScan();
+  StoreResult<std::vector<std::string>> ExplainNextExpiration();
 
   // Counts for metrics: requests by status and allocations by state (every value present).
   StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> CountRequestsByStatus();
