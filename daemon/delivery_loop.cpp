@@ -108,6 +108,7 @@ void DeliveryLoop::PickSendable(const Config& config, std::vector<Delivery>& go)
         // it is in flight: renew it first (the round does).
         if (!d.lease_until || *d.lease_until < now + hook.timeout + std::chrono::seconds(1)) {
           lane.renewing = true;
+          urgent_ = true;
           renew_.push_back(d.id);
           round_cv_.notify_one();
           break;
@@ -158,6 +159,8 @@ void DeliveryLoop::SendLoop() {
       bool strict = !w || !w->webhook || w->webhook->max_in_flight == 1;
       bool ok = outcome.http_status >= 200 && outcome.http_status < 300;
       if (outcome.http_status == 410 || (strict && !ok)) lane.halted = true;
+      // A halted lane, or one that has run out of claimed deliveries, waits for a round.
+      if (lane.halted || (lane.ready.empty() && lane.sending.empty())) urgent_ = true;
       kicked_.insert(d.warehouse_id);
       finished_.push_back({std::move(d), std::move(outcome), clock_.Now()});
     }
@@ -207,7 +210,9 @@ bool DeliveryLoop::Round(const Config& config) {
     std::lock_guard lock(pipe_mu_);
     finished.swap(finished_);
     renew.swap(renew_);
+    urgent_ = false;
   }
+  last_round_records_ = finished.size();
   // Decided first: a 410 disables its webhook before this round claims anything for it.
   for (const Finished& f : finished) unrecorded_.push_back(Decide(config, f));
   if (!disabled_) {
@@ -401,6 +406,7 @@ void DeliveryLoop::RoundLoop() {
   std::optional<TimePoint> give_up_at;  // when stopping with a failing database
   for (;;) {
     std::shared_ptr<const Config> config = CurrentConfig();
+    const auto started = std::chrono::steady_clock::now();
     bool ok = Round(*config);
     if (!ok && !failing) spdlog::warn("delivery: the database is not available; retrying");
     if (ok && failing) spdlog::info("delivery: database available again");
@@ -416,7 +422,14 @@ void DeliveryLoop::RoundLoop() {
         return;
       }
     }
-    if (finished_.empty() && renew_.empty()) round_cv_.wait_for(lock, kIdleWait);
+    if (last_round_records_ >= kBusyRoundRecords) {
+      // Busy: let calls gather for a while, so a commit covers many per warehouse (the pages
+      // of the per-warehouse indexes are written once per round, not once per call). The lanes
+      // hold enough claimed deliveries to keep sending meanwhile.
+      round_cv_.wait_until(lock, started + kBusyRoundInterval, [&] { return stopping_ || urgent_; });
+    } else if (finished_.empty() && renew_.empty()) {
+      round_cv_.wait_for(lock, kIdleWait);
+    }
   }
 }
 

@@ -54,7 +54,12 @@ class DeliveryLoop {
   // enabled webhooks, expired leases of another dispatcher).
   static constexpr std::chrono::milliseconds kRescanInterval{1000};
   // Events' worth of deliveries a lane claims ahead of its calls (at least one delivery).
-  static constexpr int kLookaheadEvents = 16;
+  static constexpr int kLookaheadEvents = 32;
+  // A round that recorded at least kBusyRoundRecords calls is followed by the next one no
+  // sooner than kBusyRoundInterval after its start, unless a lane needs one (halted, renewing,
+  // or out of claimed deliveries).
+  static constexpr std::size_t kBusyRoundRecords = 64;
+  static constexpr std::chrono::milliseconds kBusyRoundInterval{10};
   // At most this many deliveries held (claimed, not recorded) over all lanes: bounds memory.
   static constexpr int kMaxHeld = 4096;
 
@@ -125,6 +130,7 @@ class DeliveryLoop {
   std::vector<Finished> finished_;      // calls done, not yet handed to a round
   std::vector<std::int64_t> renew_;     // ready deliveries whose leases need renewing
   int sending_total_ = 0;
+  bool urgent_ = false;                  // a lane waits for a round: no busy-round pause
   bool sender_done_ = false;  // the send thread has nothing in flight and stopped
 
   // Round thread only.
@@ -134,6 +140,7 @@ class DeliveryLoop {
   std::vector<Store::LeaseChange> lease_changes_;      // not yet written
   std::optional<std::vector<std::int64_t>> disabled_;  // webhooks off; read at each rescan
   std::int64_t last_event_id_ = -1;
+  std::size_t last_round_records_ = 0;
   TimePoint next_scan_;       // every warehouse is looked at then
   TimePoint write_again_at_;  // after a database error, the next try
   std::mt19937_64 random_;    // retry jitter and delivery uids; seeded from the OS
