@@ -397,7 +397,7 @@ Store::AttemptRecord DeliveryLoop::Decide(const Config& config, const Finished& 
         break;
     }
   }
-  return Store::AttemptRecord{attempt, result, next};
+  return Store::AttemptRecord{attempt, result, next, delivery.request_ids};
 }
 
 void DeliveryLoop::RoundLoop() {
@@ -426,7 +426,8 @@ void DeliveryLoop::RoundLoop() {
       // Busy: let calls gather for a while, so a commit covers many per warehouse (the pages
       // of the per-warehouse indexes are written once per round, not once per call). The lanes
       // hold enough claimed deliveries to keep sending meanwhile.
-      round_cv_.wait_until(lock, started + kBusyRoundInterval, [&] { return stopping_ || urgent_; });
+      round_cv_.wait_until(lock, started + kBusyRoundInterval,
+                           [&] { return stopping_ || urgent_; });
     } else if (finished_.empty() && renew_.empty()) {
       round_cv_.wait_for(lock, kIdleWait);
     }

@@ -130,7 +130,7 @@ class DeliveryLoop {
   std::vector<Finished> finished_;      // calls done, not yet handed to a round
   std::vector<std::int64_t> renew_;     // ready deliveries whose leases need renewing
   int sending_total_ = 0;
-  bool urgent_ = false;                  // a lane waits for a round: no busy-round pause
+  bool urgent_ = false;       // a lane waits for a round: no busy-round pause
   bool sender_done_ = false;  // the send thread has nothing in flight and stopped
 
   // Round thread only.

@@ -535,7 +535,8 @@ class Store::Impl {
   // Records one finished call inside a round's write; false (nothing written) unless it is the
   // pending delivery's next attempt.
   bool RecordOneAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
-                        TimePoint next_attempt_at, TimePoint now) {
+                        TimePoint next_attempt_at, std::span<const std::int64_t> request_ids,
+                        TimePoint now) {
     const char* state = outcome == AttemptOutcome::kSucceeded ? "succeeded"
                         : outcome == AttemptOutcome::kDead    ? "dead"
                                                               : "pending";
@@ -573,7 +574,7 @@ class Store::Impl {
     }
     // Conditional updates: a request already confirmed, rejected, timed out or outdated keeps
     // its status whatever the webhook's fate.
-    for (std::int64_t request_id : RequestIdsOf(attempt.delivery_id)) {
+    for (std::int64_t request_id : request_ids) {
       if (outcome == AttemptOutcome::kSucceeded) {
         SetStatusWhere(request_id, RequestStatus::kSent, kSendableSql, now);
       } else {
@@ -1146,7 +1147,7 @@ StoreResult<std::vector<Store::DeliveryTake>> Store::RecordAndTake(
       [&](Impl& im, std::vector<DeliveryTake>& takes) -> bool {
         takes.clear();  // a retried group runs the op again
         for (const AttemptRecord& r : records) {
-          im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, now);
+          im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, r.request_ids, now);
         }
         for (const LeaseChange& change : leases) im.ChangeLease(change);
         for (const DeliveryWant& want : wants)
@@ -1220,10 +1221,16 @@ Store::DeliveryTake Store::Impl::TakeDeliveries(const Store::DeliveryWant& want,
   }
   if (blocked) return take;
 
-  // New deliveries from the unbatched events, while slots are left.
-  while (static_cast<int>(take.claimed.size()) < want.slots) {
-    std::vector<OutboxEvent> events = UnbatchedEvents(want.warehouse_id, want.max_events);
-    if (events.empty()) break;
+  // New deliveries from the unbatched events, while slots are left: one read for all of them.
+  const int wanted = want.slots - static_cast<int>(take.claimed.size());
+  if (wanted <= 0) return take;
+  std::vector<OutboxEvent> unbatched =
+      UnbatchedEvents(want.warehouse_id, wanted * std::max(1, want.max_events));
+  for (std::size_t first = 0; first < unbatched.size();) {
+    const std::size_t count =
+        std::min(unbatched.size() - first, static_cast<std::size_t>(std::max(1, want.max_events)));
+    std::span<const OutboxEvent> events(unbatched.data() + first, count);
+    first += count;
     std::vector<std::int64_t> event_ids;
     Delivery d;
     std::vector<AllocationRequest> requests;

@@ -224,6 +224,29 @@ TEST_F(Delivery, EventsOfOneWarehouseArriveInOrderBatched) {
   EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7})) << calls.size();
 }
 
+// The dispatcher claims several deliveries of a warehouse ahead and sends the next one as soon
+// as the previous one is answered 2xx. A failure in the middle must still hold everything after
+// it back until its retry succeeded: the receiver sees 1 2 3(500) 3 4 5 6 7 8, nothing else.
+TEST_F(Delivery, StrictOrderHoldsWhenACallFailsBehindDeliveriesClaimedAhead) {
+  receiver_.Script({200, 200, 500});
+  api_ = std::make_unique<ApiProcess>(
+      Options({{3, "{url: '" + receiver_.Url() + "', secret: s, max_events_per_call: 1}"}},
+              "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [1s]}"));
+  for (int i = 0; i < 8; ++i) api_->CreateAllocation(100 + i, "[[3]]");  // queued before start
+  StartDispatcher();
+  ASSERT_TRUE(receiver_.WaitForCalls(9, 20s)) << dispatcher_->Stderr();
+  std::vector<std::int64_t> ids;
+  for (const auto& c : receiver_.Calls()) {
+    json doc = json::parse(FormDecode(c.body.substr(8)));
+    for (const auto& e : doc["events"]) ids.push_back(e["id"].get<std::int64_t>());
+  }
+  EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 3, 4, 5, 6, 7, 8}));
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(8) == "sent"; }, 10s));
+  auto store = OpenStore();
+  EXPECT_EQ(store->ListDeliveries(DeliveryState::kSucceeded, 3, 100)->size(), 8u);
+  EXPECT_EQ(store->ListDeliveries(DeliveryState::kPending, 3, 100)->size(), 0u);
+}
+
 // max_in_flight 3: a slow warehouse gets three calls at once (their attempts overlap in time),
 // which strict order (the default, 1) never does.
 TEST_F(Delivery, MaxInFlightSendsSeveralCallsToOneWarehouseAtOnce) {

@@ -39,8 +39,13 @@ class StoreDeliveries : public StoreTest {
     EXPECT_EQ(takes.at(0).claimed.size(), 1u);
     return takes.at(0).claimed.at(0);
   }
+  // A finished call of `d`, as the dispatcher records it.
+  Store::AttemptRecord Rec(const Delivery& d, int status, AttemptOutcome outcome,
+                           TimePoint next = {}) {
+    return {Attempt(d, status), outcome, next, d.request_ids};
+  }
   void Record(const Delivery& d, int status, AttemptOutcome outcome, TimePoint next = {}) {
-    Take({}, {{Attempt(d, status), outcome, next}});
+    Take({}, {Rec(d, status, outcome, next)});
   }
   Delivery Read(const Delivery& d) { return **store_->GetDelivery(d.id); }
   // The ids of warehouse `w`'s unbatched events.
@@ -86,7 +91,7 @@ TEST_F(StoreDeliveries, FormsAndClaimsBatchesRenderedFromTheirEventsAndRequests)
   // Strict order: the head is leased (in flight elsewhere), so nothing else goes.
   EXPECT_TRUE(Take({Want(3, 1, 2)})[0].claimed.empty());
   // Its success recorded in the same round lets the next batch form.
-  Store::AttemptRecord ok{Attempt(d, 200), AttemptOutcome::kSucceeded, clock_.Now()};
+  Store::AttemptRecord ok = Rec(d, 200, AttemptOutcome::kSucceeded, clock_.Now());
   auto next = Take({Want(3, 1, 2)}, {ok});
   ASSERT_EQ(next[0].claimed.size(), 1u);
   EXPECT_EQ(next[0].claimed[0].document, "3:17;");
@@ -116,8 +121,8 @@ TEST_F(StoreDeliveries, ReleasedLeasesAreClaimedAgainAndRenewedOnesAreNot) {
   ASSERT_EQ(held.size(), 2u);
   // The first failed: recorded, and the second given back in the same round.
   std::vector<Store::LeaseChange> release{{held[1].id, std::nullopt}};
-  auto takes = Take({Want(3, 2, 1)},
-                    {{Attempt(held[0], 500), AttemptOutcome::kRetry, clock_.Now() + 5s}}, release);
+  auto takes = Take({Want(3, 2, 1)}, {Rec(held[0], 500, AttemptOutcome::kRetry, clock_.Now() + 5s)},
+                    release);
   EXPECT_TRUE(takes[0].claimed.empty());  // both wait behind the retry
   EXPECT_EQ(takes[0].next_due, clock_.Now() + 5s);
   EXPECT_EQ(Read(held[1]).lease_until, std::nullopt);
@@ -238,9 +243,9 @@ TEST_F(StoreDeliveries, DeliveriesAreCountedByState) {
   auto d = Take({Want(3, 4, 1, false)})[0].claimed;
   ASSERT_EQ(d.size(), 4u);
   EXPECT_EQ(counts(), (std::vector<std::int64_t>{4, 0, 0}));
-  Take({}, {{Attempt(d[0], 200), AttemptOutcome::kSucceeded, clock_.Now()},
-            {Attempt(d[1], 200), AttemptOutcome::kSucceeded, clock_.Now()},
-            {Attempt(d[2], 500), AttemptOutcome::kDead, clock_.Now()}});
+  Take({}, {Rec(d[0], 200, AttemptOutcome::kSucceeded, clock_.Now()),
+            Rec(d[1], 200, AttemptOutcome::kSucceeded, clock_.Now()),
+            Rec(d[2], 500, AttemptOutcome::kDead, clock_.Now())});
   EXPECT_EQ(counts(), (std::vector<std::int64_t>{1, 2, 1}));
   EXPECT_EQ(*store_->ResendDead(3, clock_.Now()), 1);
   EXPECT_EQ(counts(), (std::vector<std::int64_t>{2, 2, 0}));
@@ -252,9 +257,9 @@ TEST_F(StoreDeliveries, SeveralAttemptsAreRecordedInOneWrite) {
   Create(16, {{4}});
   Delivery b = Form(4);
   Take({}, {
-               {Attempt(a, 200), AttemptOutcome::kSucceeded, clock_.Now()},
-               {Attempt(b, 503), AttemptOutcome::kRetry, clock_.Now() + 5s},
-               {Attempt(a, 200), AttemptOutcome::kSucceeded, clock_.Now()},  // done: ignored
+               Rec(a, 200, AttemptOutcome::kSucceeded, clock_.Now()),
+               Rec(b, 503, AttemptOutcome::kRetry, clock_.Now() + 5s),
+               Rec(a, 200, AttemptOutcome::kSucceeded, clock_.Now()),  // done: ignored
            });
   EXPECT_EQ(RequestOf(15, 3).status, RequestStatus::kSent);
   EXPECT_EQ(RequestOf(16, 4).status, RequestStatus::kFailed);
@@ -265,7 +270,7 @@ TEST_F(StoreDeliveries, SeveralAttemptsAreRecordedInOneWrite) {
 TEST_F(StoreDeliveries, StrictOrderWaitsBehindARetryAndReportsWhenItIsDue) {
   Create(15, {{3}});
   Delivery d = Take({Want(3, 1, 1)})[0].claimed.at(0);
-  Store::AttemptRecord retry{Attempt(d, 500), AttemptOutcome::kRetry, clock_.Now() + 5s};
+  Store::AttemptRecord retry = Rec(d, 500, AttemptOutcome::kRetry, clock_.Now() + 5s);
   Create(16, {{3}});
   auto takes = Take({Want(3, 1, 1)}, {retry});
   EXPECT_TRUE(takes[0].claimed.empty());  // request 16 waits behind the retry
@@ -283,8 +288,8 @@ TEST_F(StoreDeliveries, WithSeveralInFlightARetryNoLongerHoldsTheOthersBack) {
   auto first = Take({Want(3, 3, 1, false)})[0].claimed;
   ASSERT_EQ(first.size(), 3u);  // three batches of one, in flight at once
   std::vector<Store::AttemptRecord> records{
-      {Attempt(first[0], 500), AttemptOutcome::kRetry, clock_.Now() + 5s},
-      {Attempt(first[1], 200), AttemptOutcome::kSucceeded, clock_.Now()}};
+      Rec(first[0], 500, AttemptOutcome::kRetry, clock_.Now() + 5s),
+      Rec(first[1], 200, AttemptOutcome::kSucceeded, clock_.Now())};
   auto takes = Take({Want(3, 2, 1, false, {first[2].id})}, records);
   ASSERT_EQ(takes[0].claimed.size(), 2u);  // events 4 and 5 pass the one waiting for its retry
   EXPECT_EQ(takes[0].claimed[0].document, "4:18;");

@@ -169,11 +169,12 @@ class Store {
   //
   // A finished call: `attempt` and what it means; `next_attempt_at` is used for kRetry.
   // Recorded only if attempt.attempt is the pending delivery's count + 1 (so a late duplicate
-  // of a recorded call changes nothing).
+  // of a recorded call changes nothing); then `request_ids` get the outcome's status.
   struct AttemptRecord {
     DeliveryAttempt attempt;
     AttemptOutcome outcome = AttemptOutcome::kRetry;
     TimePoint next_attempt_at;
+    std::vector<std::int64_t> request_ids;  // the delivery's, as claimed (Delivery::request_ids)
   };
 
   // One round of the dispatcher in one transaction (one commit): records `records`, applies
