@@ -2,11 +2,13 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include <stdexcept>
+#include <string>
+#include <unordered_map>
 
 namespace allocation_relay {
 namespace {
@@ -21,12 +23,57 @@ std::string ToHex(const unsigned char* bytes, std::size_t n) {
   return out;
 }
 
+// HMAC() in OpenSSL 3 looks the algorithms up and keys a new context on every call; the
+// dispatcher signs every webhook with one of a few secrets. So each thread keeps one keyed
+// context per secret (at most kMaxKeys) and signs with a copy of it.
+class KeyedHmacCache {
+ public:
+  ~KeyedHmacCache() {
+    for (auto& [key, ctx] : keyed_) EVP_MAC_CTX_free(ctx);
+  }
+
+  std::string Sign(std::string_view key, std::string_view data) {
+    static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);  // shared, immutable
+    if (mac == nullptr) throw std::runtime_error("OpenSSL has no HMAC");
+    auto it = keyed_.find(std::string(key));
+    if (it == keyed_.end()) {
+      if (keyed_.size() >= kMaxKeys) Clear();
+      EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
+      char digest[] = "SHA256";
+      OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                             OSSL_PARAM_construct_end()};
+      if (ctx == nullptr ||
+          EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                       params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        throw std::runtime_error("HMAC-SHA256 key setup failed");
+      }
+      it = keyed_.emplace(std::string(key), ctx).first;
+    }
+    EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(it->second);
+    unsigned char out[EVP_MAX_MD_SIZE];
+    std::size_t len = 0;
+    bool ok = ctx != nullptr &&
+              EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()),
+                             data.size()) == 1 &&
+              EVP_MAC_final(ctx, out, &len, sizeof out) == 1;
+    EVP_MAC_CTX_free(ctx);
+    if (!ok) throw std::runtime_error("HMAC-SHA256 failed");
+    return std::string(reinterpret_cast<const char*>(out), len);
+  }
+
+ private:
+  static constexpr std::size_t kMaxKeys = 256;
+  void Clear() {
+    for (auto& [key, ctx] : keyed_) EVP_MAC_CTX_free(ctx);
+    keyed_.clear();
+  }
+  std::unordered_map<std::string, EVP_MAC_CTX*> keyed_;
+};
+
 std::string HmacSha256Raw(std::string_view key, std::string_view data) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
-  return std::string(reinterpret_cast<const char*>(mac), len);
+  thread_local KeyedHmacCache cache;
+  return cache.Sign(key, data);
 }
 
 }  // namespace

@@ -58,5 +58,19 @@ TEST(Sha256Hex, HashesTokensAsTheConfigWritesThem) {
   EXPECT_EQ(Sha256Hex("test"), "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
 }
 
+// RFC 4231 test case 1 and the empty key, interleaved: each thread keeps one keyed context per
+// secret, and switching between secrets must never sign with the wrong one.
+TEST(HmacSha256, MatchesRfc4231WhateverTheOrderOfKeys) {
+  const std::string rfc_key(20, '\x0b');
+  const std::string rfc = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7";
+  const std::string empty = "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(HmacSha256Hex(rfc_key, "Hi There"), rfc);
+    EXPECT_EQ(HmacSha256Hex("", ""), empty);
+  }
+  for (int k = 0; k < 300; ++k) HmacSha256Hex("key" + std::to_string(k), "x");  // cache refills
+  EXPECT_EQ(HmacSha256Hex(rfc_key, "Hi There"), rfc);
+}
+
 }  // namespace
 }  // namespace allocation_relay
