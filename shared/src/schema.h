@@ -153,10 +153,14 @@ CREATE INDEX requests_pending_by_expiry ON allocation_requests (expires_at)
 
     // 3: every table with a CHECK rebuilt with OR-chains instead of `IN (...)`: SQLite builds a
     // temporary b-tree for an IN-list each time it evaluates the CHECK, so every status change
-    // and insert paid for one. Deliveries also lose the unique index on uid (96 random bits are
-    // unique without one, and it cost a random-order index insert per delivery) and keep only
-    // partial indexes: the pending ones by warehouse (the dispatcher's claims, in order) and the
-    // dead ones by warehouse (operators). Succeeded deliveries, the bulk, are in the table alone.
+    // and insert paid for one. Requests get `pending` (1 while allocated, sent or failed, else
+    // NULL; a CHECK keeps it equal to that) and the pending partial indexes are declared on it:
+    // a move between pending statuses (allocated -> sent, the dispatcher's every success) no
+    // longer touches requests_pending and requests_pending_by_expiry, since their predicate and
+    // columns do not change. Deliveries lose the unique index on uid (96 random bits are unique
+    // without one, and it cost a random-order index insert per delivery) and keep only partial
+    // indexes: the pending ones by warehouse (the dispatcher's claims, in order) and the dead
+    // ones by warehouse (operators). Succeeded deliveries, the bulk, are in the table alone.
     R"sql(
 CREATE TABLE allocations_v3 (
   id                     INTEGER PRIMARY KEY,
@@ -192,30 +196,33 @@ CREATE TABLE allocation_requests_v3 (
                  CHECK (status = 'allocated' OR status = 'sent' OR status = 'failed' OR
                         status = 'confirmed' OR status = 'rejected' OR status = 'timed-out' OR
                         status = 'outdated'),
+  pending        INTEGER,                          -- 1 while pending, else NULL
   created_at     INTEGER NOT NULL,
   expires_at     INTEGER NOT NULL,
   updated_at     INTEGER NOT NULL,
+  CHECK (pending IS (CASE WHEN status = 'allocated' OR status = 'sent' OR status = 'failed'
+                          THEN 1 END)),
   CHECK (expires_at >= created_at),
   UNIQUE (allocation_id, warehouse_id)             -- one request per warehouse and allocation
 );
 INSERT INTO allocation_requests_v3 (id, allocation_id, order_id, order_number, lines_json,
-                                    warehouse_id, warehouse_name, group_index, status,
+                                    warehouse_id, warehouse_name, group_index, status, pending,
                                     created_at, expires_at, updated_at)
   SELECT id, allocation_id, order_id, order_number, lines_json, warehouse_id, warehouse_name,
-         group_index, status, created_at, expires_at, updated_at FROM allocation_requests;
+         group_index, status,
+         CASE WHEN status = 'allocated' OR status = 'sent' OR status = 'failed' THEN 1 END,
+         created_at, expires_at, updated_at FROM allocation_requests;
 DROP TABLE allocation_requests;  -- and its indexes and triggers, made again below
 ALTER TABLE allocation_requests_v3 RENAME TO allocation_requests;
 CREATE INDEX requests_pending_by_warehouse ON allocation_requests
   (warehouse_id, id, allocation_id, status, warehouse_name, group_index, created_at, expires_at,
-   updated_at, order_id, order_number, lines_json)
-  WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed');
-CREATE INDEX requests_pending ON allocation_requests (id)
-  WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed');
+   updated_at, order_id, order_number, lines_json, pending)
+  WHERE pending = 1;
+CREATE INDEX requests_pending ON allocation_requests (id) WHERE pending = 1;
 CREATE INDEX requests_by_warehouse ON allocation_requests (warehouse_id, id);
 CREATE INDEX requests_by_order ON allocation_requests (order_number, id);
 CREATE INDEX requests_by_status ON allocation_requests (status, id);
-CREATE INDEX requests_pending_by_expiry ON allocation_requests (expires_at)
-  WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed');
+CREATE INDEX requests_pending_by_expiry ON allocation_requests (expires_at) WHERE pending = 1;
 CREATE TRIGGER allocation_requests_count_insert AFTER INSERT ON allocation_requests BEGIN
   UPDATE row_counts SET value = value + 1 WHERE name = 'allocation_requests';
 END;

@@ -1,8 +1,8 @@
 #include "allocation_relay/signature.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -42,9 +42,8 @@ class KeyedHmacCache {
       char digest[] = "SHA256";
       OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
                              OSSL_PARAM_construct_end()};
-      if (ctx == nullptr ||
-          EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
-                       params) != 1) {
+      if (ctx == nullptr || EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()),
+                                         key.size(), params) != 1) {
         EVP_MAC_CTX_free(ctx);
         throw std::runtime_error("HMAC-SHA256 key setup failed");
       }

@@ -169,21 +169,20 @@ std::string IdList(std::span<const std::int64_t> ids) {
   return out + ")";
 }
 
-// Pending requests past their expiration, soonest first. The status term is spelt exactly as
-// in the partial index requests_pending_by_expiry, so SQLite can use it.
+// Pending requests past their expiration, soonest first. `pending = 1` is the partial index
+// requests_pending_by_expiry's own predicate, so SQLite can use it.
 // INDEXED BY: without statistics SQLite's planner prefers requests_by_status here and sorts;
 // the partial index holds only pending rows and is already in expiration order.
 constexpr const char* kExpiryScanSql =
     "SELECT id, allocation_id, warehouse_id FROM allocation_requests "
     "INDEXED BY requests_pending_by_expiry "
-    "WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed') AND expires_at <= ? "
-    "ORDER BY expires_at LIMIT ?";
+    "WHERE pending = 1 AND expires_at <= ? ORDER BY expires_at LIMIT ?";
 
 // Without INDEXED BY the planner answers min() through requests_by_status, reading every
 // pending row (27 ms at 200,000 pending, each time the expiry worker looks); with it, O(log n).
 constexpr const char* kNextExpirationSql =
     "SELECT min(expires_at) FROM allocation_requests INDEXED BY requests_pending_by_expiry "
-    "WHERE (status = 'allocated' OR status = 'sent' OR status = 'failed')";
+    "WHERE pending = 1";
 
 constexpr const char* kRequestSelect =
     "SELECT r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, r.group_index, "
@@ -195,8 +194,8 @@ constexpr const char* kRequestColumns =
     "FROM allocation_requests r ";
 
 // The SELECT of ListRequests; parameters: after_id, limit, offset. Statuses and ids are inlined
-// (enums and integers, never user text) so that the pending statuses read exactly as the partial
-// indexes declare them (kPendingSql).
+// (enums and integers, never user text); the pending statuses are asked for as `pending = 1`,
+// the partial indexes' own predicate, so SQLite can use them.
 //
 // When rows are skipped (`skipping`: an OFFSET), the page is chosen by an inner query over ids
 // only, so the skipped rows are stepped over in an index without reading their table rows; the
@@ -224,7 +223,9 @@ std::string ListRequestsSql(const RequestQuery& query, bool skipping) {
   inner += "WHERE r.id > ?";
   if (!query.order_numbers.empty())
     inner += " AND r.order_number IN " + IdList(query.order_numbers);
-  if (!statuses.empty()) {
+  if (pending_only) {
+    inner += " AND r.pending = 1";
+  } else if (!statuses.empty()) {
     inner += " AND (";
     for (std::size_t i = 0; i < statuses.size(); ++i) {
       inner += (i ? " OR status = '" : "status = '") + std::string(ToString(statuses[i])) + "'";
@@ -315,8 +316,8 @@ class Store::Impl {
                      int group_index, TimePoint now) {
     Borrowed s = Prepared(
         "INSERT INTO allocation_requests (allocation_id, order_id, order_number, lines_json, "
-        "warehouse_id, warehouse_name, group_index, status, created_at, expires_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, 'allocated', ?, ?, ?) "
+        "warehouse_id, warehouse_name, group_index, status, pending, created_at, expires_at, "
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'allocated', 1, ?, ?, ?) "
         "ON CONFLICT (allocation_id, warehouse_id) DO NOTHING");
     s->bind(1, allocation.id);
     s->bind(2, allocation.order.id);
@@ -347,7 +348,7 @@ class Store::Impl {
     }
     for (auto [request_id, warehouse_id] : victims) {
       Borrowed u = Prepared(std::string("UPDATE allocation_requests SET status = 'outdated', "
-                                        "updated_at = ? WHERE id = ? AND ") +
+                                        "pending = NULL, updated_at = ? WHERE id = ? AND ") +
                             kConfirmableSql);
       u->bind(1, ToUnixMicros(now));
       u->bind(2, request_id);
@@ -374,9 +375,9 @@ class Store::Impl {
   }
 
   int CountPendingInGroup(std::int64_t allocation_id, int group_index) {
-    Borrowed s = Prepared(std::string("SELECT count(*) FROM allocation_requests "
-                                      "WHERE allocation_id = ? AND group_index = ? AND ") +
-                          kPendingSql);
+    Borrowed s = Prepared(
+        "SELECT count(*) FROM allocation_requests "
+        "WHERE allocation_id = ? AND group_index = ? AND pending = 1");
     s->bind(1, allocation_id);
     s->bind(2, group_index);
     s->executeStep();
@@ -468,8 +469,13 @@ class Store::Impl {
 
   int SetStatusWhere(std::int64_t request_id, RequestStatus to, const char* from_sql,
                      TimePoint now) {
-    Borrowed s = Prepared(std::string("UPDATE allocation_requests SET status = ?, updated_at = ? "
-                                      "WHERE id = ? AND ") +
+    // `pending` is set only when it changes: then a move between pending statuses leaves the
+    // indexes declared on it alone (SQLite updates an index when a column it names is SET).
+    Borrowed s = Prepared(std::string(IsPending(to) ? "UPDATE allocation_requests SET status = ?, "
+                                                      "updated_at = ? WHERE id = ? AND "
+                                                    : "UPDATE allocation_requests SET status = ?, "
+                                                      "updated_at = ?, pending = NULL WHERE id = ? "
+                                                      "AND ") +
                           from_sql);
     s->bind(1, std::string(ToString(to)));
     s->bind(2, ToUnixMicros(now));

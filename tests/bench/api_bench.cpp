@@ -72,10 +72,11 @@ void Seed(const std::string& path, std::int64_t n, std::vector<std::int64_t>& pe
         db, "prepare");
   Check(sqlite3_prepare_v2(db,
                            "INSERT INTO allocation_requests (id, allocation_id, warehouse_id, "
-                           "warehouse_name, group_index, status, created_at, expires_at, "
+                           "warehouse_name, group_index, status, pending, created_at, expires_at, "
                            "updated_at, order_id, order_number, lines_json) "
-                           "VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, '486e13eaaa65d5ff1e87c997b5dce54e', "
-                           "?, ?)",
+                           "VALUES (?1, ?2, ?3, ?4, 0, ?5, CASE WHEN ?5 = 'allocated' OR ?5 = "
+                           "'sent' OR ?5 = 'failed' THEN 1 END, ?6, ?7, ?8, "
+                           "'486e13eaaa65d5ff1e87c997b5dce54e', ?9, ?10)",
                            -1, &req, nullptr),
         db, "prepare");
   std::mt19937 rng(42);

@@ -74,9 +74,9 @@ void Seed(const std::string& path, int n, int warehouses) {
                      -1, &a, nullptr);
   sqlite3_prepare_v2(db,
                      "INSERT INTO allocation_requests (id, allocation_id, order_id, order_number, "
-                     "lines_json, warehouse_id, warehouse_name, group_index, status, created_at, "
-                     "expires_at, updated_at) VALUES (?, ?, 'ab12', ?, ?, ?, 'W', 0, "
-                     "'allocated', ?, ?, ?)",
+                     "lines_json, warehouse_id, warehouse_name, group_index, status, pending, "
+                     "created_at, expires_at, updated_at) VALUES (?, ?, 'ab12', ?, ?, ?, 'W', 0, "
+                     "'allocated', 1, ?, ?, ?)",
                      -1, &r, nullptr);
   sqlite3_prepare_v2(db,
                      "INSERT INTO outbox_events (warehouse_id, request_id, action, status, "
