@@ -72,8 +72,8 @@ struct WebhookSender::Impl {
 
   CURLM* multi = nullptr;
   std::list<Transfer> transfers;  // stable addresses: libcurl holds pointers to them
-  // Finished easy handles, reset and kept for the next calls: setting one up again is cheaper
-  // than creating it (connections live in the multi handle's cache either way).
+  // Finished easy handles, kept for the next calls: setting one up again is cheaper than
+  // creating it (connections live in the multi handle's cache either way).
   std::vector<CURL*> idle;
   static constexpr std::size_t kMaxIdle = 256;
 
@@ -88,10 +88,12 @@ struct WebhookSender::Impl {
 
   static size_t OnHeader(char* data, size_t size, size_t n, void* user) {
     auto* t = static_cast<Transfer*>(user);
-    std::string line(data, size * n);
     constexpr std::string_view kName = "retry-after:";
-    if (line.size() > kName.size() && strncasecmp(line.c_str(), kName.data(), kName.size()) == 0) {
-      std::string value = line.substr(kName.size());
+    const std::size_t length = size * n;
+    // Every header line of every answer passes here: look before copying anything.
+    if (length > kName.size() && (data[0] == 'r' || data[0] == 'R') &&
+        strncasecmp(data, kName.data(), kName.size()) == 0) {
+      std::string value(data + kName.size(), length - kName.size());
       char* end = nullptr;
       long seconds = std::strtol(value.c_str(), &end, 10);
       if (end != value.c_str() && seconds >= 0) {
@@ -169,7 +171,7 @@ struct WebhookSender::Impl {
     }
     curl_multi_remove_handle(multi, t.easy);
     if (idle.size() < kMaxIdle) {
-      curl_easy_reset(t.easy);
+      // Not reset: Start sets every option it uses on every call, so nothing carries over.
       idle.push_back(t.easy);
     } else {
       curl_easy_cleanup(t.easy);
