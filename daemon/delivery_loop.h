@@ -54,12 +54,12 @@ class DeliveryLoop {
   // enabled webhooks, expired leases of another dispatcher).
   static constexpr std::chrono::milliseconds kRescanInterval{1000};
   // Events' worth of deliveries a lane claims ahead of its calls (at least one delivery).
-  static constexpr int kLookaheadEvents = 32;
+  static constexpr int kLookaheadEvents = 64;
   // A round that recorded at least kBusyRoundRecords calls is followed by the next one no
   // sooner than kBusyRoundInterval after its start, unless a lane needs one (halted, renewing,
   // or out of claimed deliveries).
   static constexpr std::size_t kBusyRoundRecords = 64;
-  static constexpr std::chrono::milliseconds kBusyRoundInterval{10};
+  static constexpr std::chrono::milliseconds kBusyRoundInterval{20};
   // At most this many deliveries held (claimed, not recorded) over all lanes: bounds memory.
   static constexpr int kMaxHeld = 4096;
 
