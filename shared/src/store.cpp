@@ -494,7 +494,7 @@ class Store::Impl {
   StoreResult<int> SetStatuses(std::span<const std::int64_t> ids, RequestStatus to,
                                const char* from_sql, TimePoint now) {
     return WriteResult<int>([&](Impl& writer, int& changed) -> bool {
-      for (std::int64_t id : ids) changed += writer.SetStatusWhere(id, to, from_sql, now);
+      changed = writer.SetStatusesWhere(ids, to, from_sql, now);
       return true;
     });
   }
@@ -539,10 +539,10 @@ class Store::Impl {
   }
 
   // Records one finished call inside a round's write; false (nothing written) unless it is the
-  // pending delivery's next attempt.
+  // pending delivery's next attempt. The caller then moves its requests (RecordAndTake does it
+  // for all the calls of a round at once).
   bool RecordOneAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
-                        TimePoint next_attempt_at, std::span<const std::int64_t> request_ids,
-                        TimePoint now) {
+                        TimePoint next_attempt_at, TimePoint now) {
     const char* state = outcome == AttemptOutcome::kSucceeded ? "succeeded"
                         : outcome == AttemptOutcome::kDead    ? "dead"
                                                               : "pending";
@@ -578,16 +578,31 @@ class Store::Impl {
       s->bind(7, attempt.response_head.data(), static_cast<int>(attempt.response_head.size()));
       s->exec();
     }
-    // Conditional updates: a request already confirmed, rejected, timed out or outdated keeps
-    // its status whatever the webhook's fate.
-    for (std::int64_t request_id : request_ids) {
-      if (outcome == AttemptOutcome::kSucceeded) {
-        SetStatusWhere(request_id, RequestStatus::kSent, kSendableSql, now);
-      } else {
-        SetStatusWhere(request_id, RequestStatus::kFailed, kUnsentSql, now);
-      }
-    }
     return true;
+  }
+
+  // Moves each of `ids` whose status is in `from_sql` to `to`, in one statement (the ids go in
+  // as a JSON array); returns how many moved. Like SetStatusWhere, `pending` is set only when
+  // it changes.
+  int SetStatusesWhere(std::span<const std::int64_t> ids, RequestStatus to, const char* from_sql,
+                       TimePoint now) {
+    if (ids.empty()) return 0;
+    std::string list = "[";
+    for (std::int64_t id : ids) {
+      if (list.size() > 1) list += ',';
+      list += std::to_string(id);
+    }
+    list += ']';
+    // NOT INDEXED: by id (rowid) alone; otherwise the planner splits the status OR-chain into
+    // two searches of requests_by_status per id.
+    Borrowed s = Prepared(std::string("UPDATE allocation_requests NOT INDEXED SET status = ?, "
+                                      "updated_at = ?") +
+                          (IsPending(to) ? "" : ", pending = NULL") +
+                          " WHERE id IN (SELECT value FROM json_each(?)) AND " + from_sql);
+    s->bind(1, std::string(ToString(to)));
+    s->bind(2, ToUnixMicros(now));
+    s->bind(3, list);
+    return s->exec();
   }
 
   std::optional<AllocationRequest> ReadRequest(std::int64_t request_id) {
@@ -610,6 +625,28 @@ class Store::Impl {
     s->bind(next, limit);
     std::vector<OutboxEvent> out;
     while (s->executeStep()) out.push_back(EventFromRow(*s));
+    return out;
+  }
+
+  // A warehouse's unbatched events, oldest first, each with its request (one query, not one
+  // per event: the dispatcher forms deliveries from them).
+  std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> UnbatchedWithRequests(
+      std::int64_t warehouse, int limit) {
+    Borrowed s = Prepared(
+        "SELECT e.id, e.warehouse_id, e.request_id, e.action, e.status, e.created_at, "
+        "e.delivery_id, r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, "
+        "r.group_index, r.created_at, r.expires_at, r.updated_at, r.order_id, r.order_number, "
+        "r.lines_json FROM outbox_events e INDEXED BY outbox_unbatched_by_warehouse "
+        "LEFT JOIN allocation_requests r ON r.id = e.request_id "
+        "WHERE e.delivery_id IS NULL AND e.warehouse_id = ? ORDER BY e.id LIMIT ?");
+    s->bind(1, warehouse);
+    s->bind(2, limit);
+    std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> out;
+    while (s->executeStep()) {
+      std::optional<AllocationRequest> r;
+      if (!s->getColumn(7).isNull()) r = RequestFromRow(*s, 7);
+      out.emplace_back(EventFromRow(*s), std::move(r));
+    }
     return out;
   }
 
@@ -692,20 +729,22 @@ class Store::Impl {
     return e;
   }
 
-  static AllocationRequest RequestFromRow(SQLite::Statement& s) {
+  // A request row (columns as kRequestColumns), starting at column `first`.
+  static AllocationRequest RequestFromRow(SQLite::Statement& s, int first = 0) {
+    auto c = [&](int i) { return s.getColumn(first + i); };
     AllocationRequest r;
-    r.id = s.getColumn(0).getInt64();
-    r.allocation_id = s.getColumn(1).getInt64();
-    r.status = StatusColumn(s.getColumn(2));
-    r.warehouse_id = s.getColumn(3).getInt64();
-    r.warehouse_name = s.getColumn(4).getString();
-    r.group_index = s.getColumn(5).getInt();
-    r.created_at = FromUnixMicros(s.getColumn(6).getInt64());
-    r.expires_at = FromUnixMicros(s.getColumn(7).getInt64());
-    r.updated_at = FromUnixMicros(s.getColumn(8).getInt64());
-    r.order.id = s.getColumn(9).getString();
-    r.order.number = s.getColumn(10).getInt64();
-    r.lines_json = s.getColumn(11).getString();
+    r.id = c(0).getInt64();
+    r.allocation_id = c(1).getInt64();
+    r.status = StatusColumn(c(2));
+    r.warehouse_id = c(3).getInt64();
+    r.warehouse_name = c(4).getString();
+    r.group_index = c(5).getInt();
+    r.created_at = FromUnixMicros(c(6).getInt64());
+    r.expires_at = FromUnixMicros(c(7).getInt64());
+    r.updated_at = FromUnixMicros(c(8).getInt64());
+    r.order.id = c(9).getString();
+    r.order.number = c(10).getInt64();
+    r.lines_json = c(11).getString();
     return r;
   }
 
@@ -1152,9 +1191,17 @@ StoreResult<std::vector<Store::DeliveryTake>> Store::RecordAndTake(
   return impl_->WriteResult<std::vector<DeliveryTake>>(
       [&](Impl& im, std::vector<DeliveryTake>& takes) -> bool {
         takes.clear();  // a retried group runs the op again
+        std::vector<std::int64_t> sent, failed;
         for (const AttemptRecord& r : records) {
-          im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, r.request_ids, now);
+          if (!im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, now)) continue;
+          std::vector<std::int64_t>& to = r.outcome == AttemptOutcome::kSucceeded ? sent : failed;
+          to.insert(to.end(), r.request_ids.begin(), r.request_ids.end());
         }
+        // Conditional: a request already confirmed, rejected, timed out or outdated keeps its
+        // status whatever the webhook's fate. Failures first: applied one by one in any order,
+        // a request that both failed and succeeded in this round would end `sent` too.
+        im.SetStatusesWhere(failed, RequestStatus::kFailed, kUnsentSql, now);
+        im.SetStatusesWhere(sent, RequestStatus::kSent, kSendableSql, now);
         for (const LeaseChange& change : leases) im.ChangeLease(change);
         for (const DeliveryWant& want : wants)
           takes.push_back(im.TakeDeliveries(want, now, render));
@@ -1230,21 +1277,22 @@ Store::DeliveryTake Store::Impl::TakeDeliveries(const Store::DeliveryWant& want,
   // New deliveries from the unbatched events, while slots are left: one read for all of them.
   const int wanted = want.slots - static_cast<int>(take.claimed.size());
   if (wanted <= 0) return take;
-  std::vector<OutboxEvent> unbatched =
-      UnbatchedEvents(want.warehouse_id, wanted * std::max(1, want.max_events));
+  auto unbatched = UnbatchedWithRequests(want.warehouse_id, wanted * std::max(1, want.max_events));
   for (std::size_t first = 0; first < unbatched.size();) {
     const std::size_t count =
         std::min(unbatched.size() - first, static_cast<std::size_t>(std::max(1, want.max_events)));
-    std::span<const OutboxEvent> events(unbatched.data() + first, count);
-    first += count;
+    std::vector<OutboxEvent> events;
     std::vector<std::int64_t> event_ids;
     Delivery d;
     std::vector<AllocationRequest> requests;
-    for (const OutboxEvent& e : events) {
+    for (std::size_t i = first; i < first + count; ++i) {
+      auto& [e, r] = unbatched[i];
       event_ids.push_back(e.id);
       d.request_ids.push_back(e.request_id);
-      if (auto r = ReadRequest(e.request_id)) requests.push_back(std::move(*r));
+      if (r) requests.push_back(std::move(*r));
+      events.push_back(std::move(e));
     }
+    first += count;
     std::tie(d.uid, d.document) = render(events, requests);
     std::optional<std::int64_t> id =
         InsertDelivery(want.warehouse_id, event_ids, d.uid, d.document, now, want.lease_until);
