@@ -160,7 +160,9 @@ CREATE INDEX requests_pending_by_expiry ON allocation_requests (expires_at)
     // columns do not change. Deliveries lose the unique index on uid (96 random bits are unique
     // without one, and it cost a random-order index insert per delivery) and keep only partial
     // indexes: the pending ones by warehouse (the dispatcher's claims, in order) and the dead
-    // ones by warehouse (operators). Succeeded deliveries, the bulk, are in the table alone.
+    // ones by warehouse (operators). Succeeded deliveries, the bulk, are in the table alone. A
+    // delivery keeps its requests' ids, so the outbox needs no index by delivery (one index write
+    // less per event batched).
     R"sql(
 CREATE TABLE allocations_v3 (
   id                     INTEGER PRIMARY KEY,
@@ -230,6 +232,34 @@ CREATE TRIGGER allocation_requests_count_delete AFTER DELETE ON allocation_reque
   UPDATE row_counts SET value = value - 1 WHERE name = 'allocation_requests';
 END;
 
+CREATE TABLE deliveries_v3 (
+  id              INTEGER PRIMARY KEY,
+  uid             TEXT    NOT NULL,              -- the delivery id shown to receivers
+  warehouse_id    INTEGER NOT NULL,
+  state           TEXT    NOT NULL
+                  CHECK (state = 'pending' OR state = 'succeeded' OR state = 'dead'),
+  document        TEXT    NOT NULL,              -- the events JSON, fixed when the batch forms
+  request_ids     TEXT    NOT NULL DEFAULT '',   -- its events' requests, "12,57", in event order
+  attempt_count   INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  lease_until     INTEGER,                       -- claimed by a dispatcher until then
+  created_at      INTEGER NOT NULL,
+  finished_at     INTEGER
+);
+INSERT INTO deliveries_v3 (id, uid, warehouse_id, state, document, request_ids, attempt_count,
+                           next_attempt_at, lease_until, created_at, finished_at)
+  SELECT d.id, d.uid, d.warehouse_id, d.state, d.document,
+         coalesce((SELECT group_concat(request_id, ',') FROM
+                     (SELECT request_id FROM outbox_events e WHERE e.delivery_id = d.id
+                      ORDER BY e.id)), ''),
+         d.attempt_count, d.next_attempt_at, d.lease_until, d.created_at, d.finished_at
+  FROM deliveries d;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v3 RENAME TO deliveries;
+CREATE INDEX deliveries_pending_by_warehouse ON deliveries (warehouse_id, id)
+  WHERE state = 'pending';
+CREATE INDEX deliveries_dead_by_warehouse ON deliveries (warehouse_id, id) WHERE state = 'dead';
+
 CREATE TABLE outbox_events_v3 (
   id           INTEGER PRIMARY KEY,
   warehouse_id INTEGER NOT NULL,
@@ -247,30 +277,6 @@ DROP TABLE outbox_events;
 ALTER TABLE outbox_events_v3 RENAME TO outbox_events;
 CREATE INDEX outbox_unbatched_by_warehouse ON outbox_events (warehouse_id, id)
   WHERE delivery_id IS NULL;
-CREATE INDEX outbox_by_delivery ON outbox_events (delivery_id) WHERE delivery_id IS NOT NULL;
-
-CREATE TABLE deliveries_v3 (
-  id              INTEGER PRIMARY KEY,
-  uid             TEXT    NOT NULL,              -- the delivery id shown to receivers
-  warehouse_id    INTEGER NOT NULL,
-  state           TEXT    NOT NULL
-                  CHECK (state = 'pending' OR state = 'succeeded' OR state = 'dead'),
-  document        TEXT    NOT NULL,              -- the events JSON, fixed when the batch forms
-  attempt_count   INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at INTEGER NOT NULL,
-  lease_until     INTEGER,                       -- claimed by a dispatcher until then
-  created_at      INTEGER NOT NULL,
-  finished_at     INTEGER
-);
-INSERT INTO deliveries_v3 (id, uid, warehouse_id, state, document, attempt_count,
-                           next_attempt_at, lease_until, created_at, finished_at)
-  SELECT id, uid, warehouse_id, state, document, attempt_count, next_attempt_at, lease_until,
-         created_at, finished_at FROM deliveries;
-DROP TABLE deliveries;
-ALTER TABLE deliveries_v3 RENAME TO deliveries;
-CREATE INDEX deliveries_pending_by_warehouse ON deliveries (warehouse_id, id)
-  WHERE state = 'pending';
-CREATE INDEX deliveries_dead_by_warehouse ON deliveries (warehouse_id, id) WHERE state = 'dead';
 )sql",
 };
 

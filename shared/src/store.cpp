@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -501,7 +502,7 @@ class Store::Impl {
 
   static constexpr const char* kDeliveryColumns =
       "SELECT id, uid, warehouse_id, state, document, attempt_count, next_attempt_at, "
-      "lease_until, created_at FROM deliveries ";
+      "lease_until, created_at, request_ids FROM deliveries ";
 
   // A delivery row (columns as kDeliveryColumns) with the requests of its events.
   Delivery DeliveryFromRow(SQLite::Statement& s) {
@@ -517,15 +518,24 @@ class Store::Impl {
     d.next_attempt_at = FromUnixMicros(s.getColumn(6).getInt64());
     if (!s.getColumn(7).isNull()) d.lease_until = FromUnixMicros(s.getColumn(7).getInt64());
     d.created_at = FromUnixMicros(s.getColumn(8).getInt64());
-    d.request_ids = RequestIdsOf(d.id);
+    d.request_ids = ParseIdList(s.getColumn(9).getString());
     return d;
   }
 
-  std::vector<std::int64_t> RequestIdsOf(std::int64_t delivery_id) {
-    Borrowed q = Prepared("SELECT request_id FROM outbox_events WHERE delivery_id = ? ORDER BY id");
-    q->bind(1, delivery_id);
+  // The `request_ids` column: "12,57" (event order). Anything else is a corrupt row.
+  static std::vector<std::int64_t> ParseIdList(std::string_view text) {
     std::vector<std::int64_t> ids;
-    while (q->executeStep()) ids.push_back(q->getColumn(0).getInt64());
+    while (!text.empty()) {
+      std::int64_t id = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+      if (ec != std::errc()) throw StoreError(StoreError::Kind::kCorrupt, "bad request_ids");
+      ids.push_back(id);
+      text.remove_prefix(static_cast<std::size_t>(end - text.data()));
+      if (!text.empty()) {
+        if (text.front() != ',') throw StoreError(StoreError::Kind::kCorrupt, "bad request_ids");
+        text.remove_prefix(1);
+      }
+    }
     return ids;
   }
 
@@ -533,9 +543,7 @@ class Store::Impl {
     Borrowed q = Prepared(std::string(kDeliveryColumns) + where);
     q->bind(1, key);
     if (!q->executeStep()) return std::nullopt;
-    // Read the row fully before RequestIdsOf runs another statement.
-    Delivery d = DeliveryFromRow(*q);
-    return d;
+    return DeliveryFromRow(*q);
   }
 
   // Records one finished call inside a round's write; false (nothing written) unless it is the
@@ -650,28 +658,37 @@ class Store::Impl {
     return out;
   }
 
-  // Inserts a pending delivery due at `now` and puts `event_ids` into it. Returns its id, or
+  // Inserts a pending delivery due at `now` with the requests of its events (`request_ids`, in
+  // event order) and puts `event_ids` into it. Returns its id, or
   // nullopt if any of them is not an unbatched event of `warehouse_id` (the caller undoes the
   // write). One cached statement per event, not an IN-list: a new SQL text per batch would be
   // parsed every time and churn the statement cache.
   std::optional<std::int64_t> InsertDelivery(std::int64_t warehouse_id,
                                              std::span<const std::int64_t> event_ids,
+                                             std::span<const std::int64_t> request_ids,
                                              const std::string& uid, const std::string& document,
                                              TimePoint now, std::optional<TimePoint> lease_until) {
     std::int64_t delivery_id = 0;
     {
+      std::string ids;
+      for (std::int64_t id : request_ids) {
+        if (!ids.empty()) ids += ',';
+        ids += std::to_string(id);
+      }
       Borrowed s = Prepared(
-          "INSERT INTO deliveries (uid, warehouse_id, state, document, attempt_count, "
-          "next_attempt_at, created_at, lease_until) VALUES (?, ?, 'pending', ?, 0, ?, ?, ?)");
+          "INSERT INTO deliveries (uid, warehouse_id, state, document, request_ids, "
+          "attempt_count, next_attempt_at, created_at, lease_until) "
+          "VALUES (?, ?, 'pending', ?, ?, 0, ?, ?, ?)");
       s->bind(1, uid);
       s->bind(2, warehouse_id);
       s->bind(3, document);
-      s->bind(4, ToUnixMicros(now));
+      s->bind(4, ids);
       s->bind(5, ToUnixMicros(now));
+      s->bind(6, ToUnixMicros(now));
       if (lease_until) {
-        s->bind(6, ToUnixMicros(*lease_until));
+        s->bind(7, ToUnixMicros(*lease_until));
       } else {
-        s->bind(6);
+        s->bind(7);
       }
       s->exec();
       delivery_id = db_.getLastInsertRowid();
@@ -1294,8 +1311,8 @@ Store::DeliveryTake Store::Impl::TakeDeliveries(const Store::DeliveryWant& want,
     }
     first += count;
     std::tie(d.uid, d.document) = render(events, requests);
-    std::optional<std::int64_t> id =
-        InsertDelivery(want.warehouse_id, event_ids, d.uid, d.document, now, want.lease_until);
+    std::optional<std::int64_t> id = InsertDelivery(want.warehouse_id, event_ids, d.request_ids,
+                                                    d.uid, d.document, now, want.lease_until);
     // Cannot happen: the events were read as unbatched in this same write transaction.
     if (!id) throw StoreError(StoreError::Kind::kInternal, "outbox events taken twice");
     d.id = *id;
