@@ -205,11 +205,11 @@ bool DeliveryLoop::Round(const Config& config) {
   };
 
   std::vector<Finished> finished;
-  std::vector<std::int64_t> renew;
   {
     std::lock_guard lock(pipe_mu_);
     finished.swap(finished_);
-    renew.swap(renew_);
+    renew_pending_.insert(renew_pending_.end(), renew_.begin(), renew_.end());
+    renew_.clear();
     urgent_ = false;
   }
   last_round_records_ = finished.size();
@@ -227,14 +227,17 @@ bool DeliveryLoop::Round(const Config& config) {
     TimePoint until;
   };
   std::vector<Renewal> renewals;
+  // Released leases wait in lease_changes_ until written; renewals are worked out again each
+  // round (from renew_pending_) until one is written, so a failed write loses neither.
+  std::vector<Store::LeaseChange> leases = lease_changes_;
   {
     std::lock_guard lock(pipe_mu_);
-    for (std::int64_t id : renew) {
+    for (std::int64_t id : renew_pending_) {
       for (auto& [warehouse_id, lane] : lanes_) {
         const WebhookConfig* hook = usable(warehouse_id);
         if (hook && lane.renewing && !lane.ready.empty() && lane.ready.front().id == id) {
           renewals.push_back({warehouse_id, id, now + LeaseFor(hook->timeout)});
-          lease_changes_.push_back({id, renewals.back().until});
+          leases.push_back({id, renewals.back().until});
         }
       }
     }
@@ -245,7 +248,10 @@ bool DeliveryLoop::Round(const Config& config) {
       // failure a round records before it claims for the lane again. So does a lane that may
       // no longer send.
       if (lane.halted || !usable(warehouse_id)) {
-        for (const Delivery& d : lane.ready) lease_changes_.push_back({d.id, std::nullopt});
+        for (const Delivery& d : lane.ready) {
+          lease_changes_.push_back({d.id, std::nullopt});
+          leases.push_back({d.id, std::nullopt});  // after any renewal of it: the release wins
+        }
         lane.ready.clear();
         lane.renewing = false;
         if (lane.halted) {
@@ -287,7 +293,10 @@ bool DeliveryLoop::Round(const Config& config) {
       wants.push_back(std::move(want));
     }
   }
-  if (wants.empty() && unrecorded_.empty() && lease_changes_.empty()) return true;
+  if (wants.empty() && unrecorded_.empty() && leases.empty()) {
+    renew_pending_.clear();  // none of them is still waiting at the front of its lane
+    return true;
+  }
 
   std::optional<TimeZone> zone = TimeZone::Find(config.timezone);
   if (!zone) zone = TimeZone::Utc();
@@ -295,13 +304,20 @@ bool DeliveryLoop::Round(const Config& config) {
                     std::span<const AllocationRequest> requests) {
     return std::pair{NewDeliveryUid(), RenderWebhookDocument(events, requests, *zone)};
   };
-  auto taken = store_->RecordAndTake(unrecorded_, lease_changes_, wants, now, render);
+  auto taken = store_->RecordAndTake(unrecorded_, leases, wants, now, render);
   if (!taken) {
     write_again_at_ = now + std::chrono::milliseconds(100);  // busy or failing database: pause
     return false;
   }
   unrecorded_.clear();
   lease_changes_.clear();
+  renew_pending_.clear();
+  if (!renewals.empty()) {
+    spdlog::info(
+        "renewed the leases of {} claimed deliveries that waited for their turn longer "
+        "than their call's timeout",
+        renewals.size());
+  }
   {
     std::lock_guard lock(pipe_mu_);
     for (const Renewal& r : renewals) {

@@ -137,7 +137,8 @@ class DeliveryLoop {
   std::unique_ptr<Store> store_;
   std::set<std::int64_t> dirty_;                       // warehouses that may have work
   std::vector<Store::AttemptRecord> unrecorded_;       // decided, not yet written
-  std::vector<Store::LeaseChange> lease_changes_;      // not yet written
+  std::vector<Store::LeaseChange> lease_changes_;      // releases not yet written
+  std::vector<std::int64_t> renew_pending_;            // renewals asked for, not yet written
   std::optional<std::vector<std::int64_t>> disabled_;  // webhooks off; read at each rescan
   std::int64_t last_event_id_ = -1;
   std::size_t last_round_records_ = 0;

@@ -247,6 +247,31 @@ TEST_F(Delivery, StrictOrderHoldsWhenACallFailsBehindDeliveriesClaimedAhead) {
   EXPECT_EQ(store->ListDeliveries(DeliveryState::kPending, 3, 100)->size(), 0u);
 }
 
+// A slow warehouse with deliveries claimed ahead: the later ones wait for their turn longer
+// than a call's timeout, so their leases are renewed before they go. Nothing is sent twice or
+// out of order, and every delivery succeeds at its first attempt.
+TEST_F(Delivery, LeasesOfDeliveriesWaitingBehindASlowWarehouseAreRenewed) {
+  receiver_.Delay(250ms, 6);
+  api_ = std::make_unique<ApiProcess>(Options({{3, "{url: '" + receiver_.Url() +
+                                                       "', secret: s, max_events_per_call: 1, "
+                                                       "timeout: 400ms}"}}));
+  for (int i = 0; i < 6; ++i) api_->CreateAllocation(100 + i, "[[3]]");  // queued before start
+  StartDispatcher();
+  ASSERT_TRUE(receiver_.WaitForCalls(6, 20s)) << dispatcher_->Stderr();
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(6) == "sent"; }, 10s));
+  std::vector<std::int64_t> ids;
+  for (const auto& c : receiver_.Calls()) {
+    json doc = json::parse(FormDecode(c.body.substr(8)));
+    for (const auto& e : doc["events"]) ids.push_back(e["id"].get<std::int64_t>());
+  }
+  EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}));
+  auto store = OpenStore();
+  auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 100);
+  ASSERT_EQ(done.size(), 6u);
+  for (const auto& d : done) EXPECT_EQ(d.attempt_count, 1) << d.uid;
+  EXPECT_THAT(dispatcher_->Stderr(), HasSubstr("renewed the leases of"));
+}
+
 // max_in_flight 3: a slow warehouse gets three calls at once (their attempts overlap in time),
 // which strict order (the default, 1) never does.
 TEST_F(Delivery, MaxInFlightSendsSeveralCallsToOneWarehouseAtOnce) {
