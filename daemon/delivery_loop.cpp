@@ -247,7 +247,10 @@ bool DeliveryLoop::Round(const Config& config) {
       // A halted lane gives its ready deliveries back: they wait behind the failed one, whose
       // failure a round records before it claims for the lane again. So does a lane that may
       // no longer send.
-      if (lane.halted || !usable(warehouse_id)) {
+      const WebhookConfig* hook = usable(warehouse_id);
+      // Claimed under the other order rule (max_in_flight changed by a reload): claim again.
+      const bool rule_changed = hook && lane.strict != (hook->max_in_flight == 1);
+      if (lane.halted || !hook || rule_changed) {
         for (const Delivery& d : lane.ready) {
           lease_changes_.push_back({d.id, std::nullopt});
           leases.push_back({d.id, std::nullopt});  // after any renewal of it: the release wins
@@ -333,6 +336,8 @@ bool DeliveryLoop::Round(const Config& config) {
       if (take.next_due) next_scan_ = std::min(next_scan_, *take.next_due);
       if (take.claimed.empty()) continue;
       Lane& lane = lanes_[take.warehouse_id];
+      const WarehouseConfig* w = FindWarehouse(config, take.warehouse_id);
+      lane.strict = !w || !w->webhook || w->webhook->max_in_flight == 1;
       for (Delivery& d : take.claimed) lane.ready.push_back(std::move(d));
       kicked_.insert(take.warehouse_id);
     }
@@ -367,17 +372,24 @@ Store::AttemptRecord DeliveryLoop::Decide(const Config& config, const Finished& 
   AttemptOutcome result = AttemptOutcome::kRetry;
   TimePoint next = now;
   int status = outcome.http_status;
+  // 410 Gone disables the webhook; the delivery stays pending and goes out again once an
+  // operator enables it. If the disabling cannot be written, it is an ordinary failure (with
+  // the retry schedule), or the lane would send it again at once.
+  bool gone = false;
+  if (status == 410) {
+    gone = store_->DisableWebhook(delivery.warehouse_id, "410 Gone", now).has_value();
+    if (gone) {
+      spdlog::warn("warehouse {}: webhook answered 410 Gone; disabled until enabled again",
+                   delivery.warehouse_id);
+      disabled_.reset();  // read again before the next claim
+    } else {
+      spdlog::warn("warehouse {}: webhook answered 410 Gone; could not record it as disabled",
+                   delivery.warehouse_id);
+    }
+  }
   if (status >= 200 && status < 300) {
     result = AttemptOutcome::kSucceeded;
-  } else if (status == 410) {
-    // The delivery stays pending and goes out again once an operator enables the webhook.
-    spdlog::warn("warehouse {}: webhook answered 410 Gone; disabled until enabled again",
-                 delivery.warehouse_id);
-    disabled_.reset();  // read again before the next claim
-    if (!store_->DisableWebhook(delivery.warehouse_id, "410 Gone", now)) {
-      spdlog::warn("warehouse {}: could not record the disabled webhook", delivery.warehouse_id);
-    }
-  } else {
+  } else if (!gone) {
     RetrySchedule schedule(config.dispatcher.retry_schedule);
     std::optional<std::chrono::milliseconds> retry_after;
     if (status == 429 || status == 503) retry_after = outcome.retry_after;
@@ -406,7 +418,7 @@ Store::AttemptRecord DeliveryLoop::Decide(const Config& config, const Finished& 
         break;
       }
       case AttemptOutcome::kRetry:
-        ++(status == 410 ? counters_.gone : counters_.failed);
+        ++(gone ? counters_.gone : counters_.failed);
         break;
       case AttemptOutcome::kDead:
         ++counters_.dead;
@@ -423,13 +435,20 @@ void DeliveryLoop::RoundLoop() {
   for (;;) {
     std::shared_ptr<const Config> config = CurrentConfig();
     const auto started = std::chrono::steady_clock::now();
+    // Only a round that ran knowing it stops gives every unsent claim back, so only after one
+    // may the loop end.
+    const bool stopping_round = stopping_;
     bool ok = Round(*config);
     if (!ok && !failing) spdlog::warn("delivery: the database is not available; retrying");
     if (ok && failing) spdlog::info("delivery: database available again");
     failing = !ok;
     std::unique_lock lock(pipe_mu_);
     if (stopping_ && sender_done_ && finished_.empty()) {
-      if (unrecorded_.empty() && lease_changes_.empty()) return;
+      bool claims_left = false;
+      for (const auto& [warehouse_id, lane] : lanes_) claims_left |= !lane.ready.empty();
+      if (stopping_round && ok && !claims_left && unrecorded_.empty() && lease_changes_.empty()) {
+        return;
+      }
       TimePoint now = clock_.Now();
       if (!give_up_at) give_up_at = now + std::chrono::seconds(5);
       if (now >= *give_up_at) {
@@ -438,7 +457,10 @@ void DeliveryLoop::RoundLoop() {
         return;
       }
     }
-    if (last_round_records_ >= kBusyRoundRecords) {
+    if (!ok) {
+      // The database failed (or a write is paused after one): wait, do not spin.
+      round_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_.load(); });
+    } else if (last_round_records_ >= kBusyRoundRecords) {
       // Busy: let calls gather for a while, so a commit covers many per warehouse (the pages
       // of the per-warehouse indexes are written once per round, not once per call). The lanes
       // hold enough claimed deliveries to keep sending meanwhile.

@@ -91,6 +91,7 @@ class DeliveryLoop {
     std::set<std::int64_t> sending;  // ids of the calls in flight
     bool halted = false;             // a call failed (strict order) or answered 410
     bool renewing = false;           // the front's lease is being renewed before it goes
+    bool strict = true;              // `ready` was claimed under strict order
   };
   struct Finished {
     Delivery delivery;

@@ -272,6 +272,35 @@ TEST_F(Delivery, LeasesOfDeliveriesWaitingBehindASlowWarehouseAreRenewed) {
   EXPECT_THAT(dispatcher_->Stderr(), HasSubstr("renewed the leases of"));
 }
 
+// SIGTERM with deliveries claimed ahead: the call in flight finishes and is recorded, and the
+// deliveries not sent are given back (no lease left), so a restart sends them at once.
+TEST_F(Delivery, SigtermGivesBackTheLeasesOfDeliveriesNotSent) {
+  receiver_.Delay(300ms, 10);
+  api_ = std::make_unique<ApiProcess>(
+      Options({{3, "{url: '" + receiver_.Url() + "', secret: s, max_events_per_call: 1}"}}));
+  for (int i = 0; i < 8; ++i) api_->CreateAllocation(100 + i, "[[3]]");
+  StartDispatcher();
+  ASSERT_TRUE(receiver_.WaitForCalls(1, 10s)) << dispatcher_->Stderr();
+  dispatcher_->Signal(SIGTERM);
+  ASSERT_EQ(dispatcher_->Wait(10s), 0) << dispatcher_->Stderr();
+  auto store = OpenStore();
+  auto pending = *store->ListDeliveries(DeliveryState::kPending, 3, 100);
+  auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 100);
+  EXPECT_EQ(done.size(), receiver_.Calls().size());  // every call made was recorded
+  EXPECT_FALSE(pending.empty());
+  for (const auto& d : pending) EXPECT_EQ(d.lease_until, std::nullopt) << d.uid;
+  // Restarted, the rest goes out at once, in order, without waiting for any lease.
+  receiver_.Delay(0ms, 0);
+  StartDispatcher();
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(8) == "sent"; }, 5s)) << dispatcher_->Stderr();
+  std::vector<std::int64_t> ids;
+  for (const auto& c : receiver_.Calls()) {
+    json doc = json::parse(FormDecode(c.body.substr(8)));
+    for (const auto& e : doc["events"]) ids.push_back(e["id"].get<std::int64_t>());
+  }
+  EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+}
+
 // max_in_flight 3: a slow warehouse gets three calls at once (their attempts overlap in time),
 // which strict order (the default, 1) never does.
 TEST_F(Delivery, MaxInFlightSendsSeveralCallsToOneWarehouseAtOnce) {
