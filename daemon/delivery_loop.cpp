@@ -394,7 +394,15 @@ Store::AttemptRecord DeliveryLoop::Decide(const Config& config, const Finished& 
     std::optional<std::chrono::milliseconds> retry_after;
     if (status == 429 || status == 503) retry_after = outcome.retry_after;
     double draw = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
-    auto delay = schedule.Delay(delivery.attempt_count + 1, draw, retry_after);
+    // The schedule counts failures: 410 answers before an operator enabled the webhook again
+    // are not retries and do not use it up (looked up only when there were earlier attempts).
+    int failures = delivery.attempt_count + 1;
+    if (delivery.attempt_count > 0) {
+      if (auto earlier = store_->ListAttempts(delivery.id)) {
+        for (const DeliveryAttempt& a : *earlier) failures -= a.http_status == 410 ? 1 : 0;
+      }
+    }
+    auto delay = schedule.Delay(std::max(1, failures), draw, retry_after);
     if (delay) {
       next = now + std::chrono::duration_cast<Micros>(*delay);
     } else {

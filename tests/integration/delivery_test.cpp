@@ -182,6 +182,28 @@ TEST_F(Delivery, GoneDisablesTheWebhookUntilEnabledAndNothingIsLost) {
       << dispatcher_->Stderr();
 }
 
+// A 410 is not a failed retry: after the webhook is enabled again, the delivery still has its
+// whole retry schedule (here one retry), so a 500 then is retried, not dead.
+TEST_F(Delivery, GoneAnswersDoNotUseUpTheRetrySchedule) {
+  receiver_.Script({410, 500});
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s}"}},
+                "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [300ms]}"));
+  api_->CreateAllocation(15, "[[3]]");
+  auto store = OpenStore();
+  ASSERT_TRUE(testing::WaitFor([&] { return store->DisabledWebhooks()->size() == 1; }, 15s))
+      << dispatcher_->Stderr();
+  ASSERT_TRUE(*store->EnableWebhook(3));
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent"; }, 15s))
+      << dispatcher_->Stderr();
+  auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 10);
+  ASSERT_EQ(done.size(), 1u);
+  auto attempts = *store->ListAttempts(done[0].id);
+  ASSERT_EQ(attempts.size(), 3u);
+  EXPECT_EQ(attempts[0].http_status, 410);
+  EXPECT_EQ(attempts[1].http_status, 500);
+  EXPECT_EQ(attempts[2].http_status, 200);
+}
+
 TEST_F(Delivery, PrivateDestinationsAreRefusedUnlessAllowed) {
   Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s}"}},
                 "{listen: '127.0.0.1:0', retry_schedule: [100ms]}"));
