@@ -39,6 +39,15 @@ ApiProcessOptions Options(std::map<int, std::string> webhooks,
 class Delivery : public testing::ServicesTest {
  protected:
   void Start(const ApiProcessOptions& options) { StartServices(options); }
+  // The event ids of every call the receiver got, in arrival order (Centra format).
+  std::vector<std::int64_t> ReceivedEventIds() {
+    std::vector<std::int64_t> ids;
+    for (const auto& c : receiver_.Calls()) {
+      json doc = json::parse(FormDecode(c.body.substr(8)));
+      for (const auto& e : doc["events"]) ids.push_back(e["id"].get<std::int64_t>());
+    }
+    return ids;
+  }
   std::string StatusOf(int request_id) {
     auto all = api_->Get("/allocation-requests?status=all").Json()["allocation_requests"];
     for (const auto& e : all) {
@@ -257,12 +266,7 @@ TEST_F(Delivery, StrictOrderHoldsWhenACallFailsBehindDeliveriesClaimedAhead) {
   for (int i = 0; i < 8; ++i) api_->CreateAllocation(100 + i, "[[3]]");  // queued before start
   StartDispatcher();
   ASSERT_TRUE(receiver_.WaitForCalls(9, 20s)) << dispatcher_->Stderr();
-  std::vector<std::int64_t> ids;
-  for (const auto& c : receiver_.Calls()) {
-    json doc = json::parse(FormDecode(c.body.substr(8)));
-    for (const auto& e : doc["events"]) ids.push_back(e["id"].get<std::int64_t>());
-  }
-  EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(ReceivedEventIds(), (std::vector<std::int64_t>{1, 2, 3, 3, 4, 5, 6, 7, 8}));
   ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(8) == "sent"; }, 10s));
   auto store = OpenStore();
   EXPECT_EQ(store->ListDeliveries(DeliveryState::kSucceeded, 3, 100)->size(), 8u);
@@ -281,12 +285,7 @@ TEST_F(Delivery, LeasesOfDeliveriesWaitingBehindASlowWarehouseAreRenewed) {
   StartDispatcher();
   ASSERT_TRUE(receiver_.WaitForCalls(6, 20s)) << dispatcher_->Stderr();
   ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(6) == "sent"; }, 10s));
-  std::vector<std::int64_t> ids;
-  for (const auto& c : receiver_.Calls()) {
-    json doc = json::parse(FormDecode(c.body.substr(8)));
-    for (const auto& e : doc["events"]) ids.push_back(e["id"].get<std::int64_t>());
-  }
-  EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(ReceivedEventIds(), (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}));
   auto store = OpenStore();
   auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 100);
   ASSERT_EQ(done.size(), 6u);
@@ -315,12 +314,7 @@ TEST_F(Delivery, SigtermGivesBackTheLeasesOfDeliveriesNotSent) {
   receiver_.Delay(0ms, 0);
   StartDispatcher();
   ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(8) == "sent"; }, 5s)) << dispatcher_->Stderr();
-  std::vector<std::int64_t> ids;
-  for (const auto& c : receiver_.Calls()) {
-    json doc = json::parse(FormDecode(c.body.substr(8)));
-    for (const auto& e : doc["events"]) ids.push_back(e["id"].get<std::int64_t>());
-  }
-  EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(ReceivedEventIds(), (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
 }
 
 // max_in_flight 3: a slow warehouse gets three calls at once (their attempts overlap in time),
