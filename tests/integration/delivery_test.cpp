@@ -39,6 +39,14 @@ ApiProcessOptions Options(std::map<int, std::string> webhooks,
 class Delivery : public testing::ServicesTest {
  protected:
   void Start(const ApiProcessOptions& options) { StartServices(options); }
+  // The attempts of warehouse `w`'s one succeeded delivery (none, and a failure, if it has not
+  // exactly one).
+  std::vector<DeliveryAttempt> AttemptsOfTheSucceededDelivery(std::int64_t w) {
+    auto store = OpenStore();
+    auto done = *store->ListDeliveries(DeliveryState::kSucceeded, w, 10);
+    EXPECT_EQ(done.size(), 1u);
+    return done.size() == 1 ? *store->ListAttempts(done[0].id) : std::vector<DeliveryAttempt>{};
+  }
   // The event ids of every call the receiver got, in arrival order (Centra format).
   std::vector<std::int64_t> ReceivedEventIds() {
     std::vector<std::int64_t> ids;
@@ -151,10 +159,7 @@ TEST_F(Delivery, AFailedAttemptIsRetriedUnderTheSameDeliveryId) {
   auto calls = receiver_.Calls();
   EXPECT_EQ(calls[0].body, calls[1].body);  // the batch is retried as it is
   ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent"; }, 10s));
-  auto store = OpenStore();
-  auto deliveries = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 10);
-  ASSERT_EQ(deliveries.size(), 1u);
-  auto attempts = *store->ListAttempts(deliveries[0].id);
+  auto attempts = AttemptsOfTheSucceededDelivery(3);
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].http_status, 500);
   EXPECT_EQ(attempts[0].response_head, "received 1");
@@ -204,9 +209,7 @@ TEST_F(Delivery, GoneAnswersDoNotUseUpTheRetrySchedule) {
   ASSERT_TRUE(*store->EnableWebhook(3));
   ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent"; }, 15s))
       << dispatcher_->Stderr();
-  auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 10);
-  ASSERT_EQ(done.size(), 1u);
-  auto attempts = *store->ListAttempts(done[0].id);
+  auto attempts = AttemptsOfTheSucceededDelivery(3);
   ASSERT_EQ(attempts.size(), 3u);
   EXPECT_EQ(attempts[0].http_status, 410);
   EXPECT_EQ(attempts[1].http_status, 500);
@@ -349,10 +352,7 @@ TEST_F(Delivery, AHangingReceiverTimesOutAndIsRetried) {
   api_->CreateAllocation(15, "[[3]]");
   ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent"; }, 15s))
       << dispatcher_->Stderr();
-  auto store = OpenStore();
-  auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 10);
-  ASSERT_EQ(done.size(), 1u);
-  auto attempts = *store->ListAttempts(done[0].id);
+  auto attempts = AttemptsOfTheSucceededDelivery(3);
   ASSERT_GE(attempts.size(), 2u);
   EXPECT_EQ(attempts[0].http_status, 0);
   EXPECT_THAT(attempts[0].error, HasSubstr("Timeout"));
