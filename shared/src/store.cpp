@@ -161,13 +161,24 @@ class ReadTransaction {
   SQLite::Database& db_;
 };
 
-std::string IdList(std::span<const std::int64_t> ids) {
-  std::string out = "(";
+// "12,57": ids as an SQL IN-list's inside, a JSON array's inside, or the request_ids column.
+std::string JoinIds(std::span<const std::int64_t> ids) {
+  std::string out;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     if (i) out += ",";
     out += std::to_string(ids[i]);
   }
-  return out + ")";
+  return out;
+}
+
+std::string IdList(std::span<const std::int64_t> ids) { return "(" + JoinIds(ids) + ")"; }
+
+// The SET part of every move of a request's status (binds: status, updated_at). `pending` is
+// set only when it changes: then a move between pending statuses leaves the indexes declared on
+// it alone (SQLite updates an index when a column it names is SET).
+std::string StatusSet(RequestStatus to) {
+  return IsPending(to) ? "SET status = ?, updated_at = ? "
+                       : "SET status = ?, updated_at = ?, pending = NULL ";
 }
 
 // Pending requests past their expiration, soonest first. `pending = 1` is the partial index
@@ -348,12 +359,7 @@ class Store::Impl {
       while (s->executeStep()) victims.emplace_back(s->getColumn(0), s->getColumn(1));
     }
     for (auto [request_id, warehouse_id] : victims) {
-      Borrowed u = Prepared(std::string("UPDATE allocation_requests SET status = 'outdated', "
-                                        "pending = NULL, updated_at = ? WHERE id = ? AND ") +
-                            kConfirmableSql);
-      u->bind(1, ToUnixMicros(now));
-      u->bind(2, request_id);
-      if (u->exec() == 1) {
+      if (SetStatusWhere(request_id, RequestStatus::kOutdated, kConfirmableSql, now) == 1) {
         QueueEvent(warehouse_id, request_id, EventAction::kUpdate, RequestStatus::kOutdated, now);
       }
     }
@@ -470,14 +476,8 @@ class Store::Impl {
 
   int SetStatusWhere(std::int64_t request_id, RequestStatus to, const char* from_sql,
                      TimePoint now) {
-    // `pending` is set only when it changes: then a move between pending statuses leaves the
-    // indexes declared on it alone (SQLite updates an index when a column it names is SET).
-    Borrowed s = Prepared(std::string(IsPending(to) ? "UPDATE allocation_requests SET status = ?, "
-                                                      "updated_at = ? WHERE id = ? AND "
-                                                    : "UPDATE allocation_requests SET status = ?, "
-                                                      "updated_at = ?, pending = NULL WHERE id = ? "
-                                                      "AND ") +
-                          from_sql);
+    Borrowed s =
+        Prepared("UPDATE allocation_requests " + StatusSet(to) + "WHERE id = ? AND " + from_sql);
     s->bind(1, std::string(ToString(to)));
     s->bind(2, ToUnixMicros(now));
     s->bind(3, request_id);
@@ -595,21 +595,13 @@ class Store::Impl {
   int SetStatusesWhere(std::span<const std::int64_t> ids, RequestStatus to, const char* from_sql,
                        TimePoint now) {
     if (ids.empty()) return 0;
-    std::string list = "[";
-    for (std::int64_t id : ids) {
-      if (list.size() > 1) list += ',';
-      list += std::to_string(id);
-    }
-    list += ']';
     // NOT INDEXED: by id (rowid) alone; otherwise the planner splits the status OR-chain into
     // two searches of requests_by_status per id.
-    Borrowed s = Prepared(std::string("UPDATE allocation_requests NOT INDEXED SET status = ?, "
-                                      "updated_at = ?") +
-                          (IsPending(to) ? "" : ", pending = NULL") +
-                          " WHERE id IN (SELECT value FROM json_each(?)) AND " + from_sql);
+    Borrowed s = Prepared("UPDATE allocation_requests NOT INDEXED " + StatusSet(to) +
+                          "WHERE id IN (SELECT value FROM json_each(?)) AND " + from_sql);
     s->bind(1, std::string(ToString(to)));
     s->bind(2, ToUnixMicros(now));
-    s->bind(3, list);
+    s->bind(3, "[" + JoinIds(ids) + "]");
     return s->exec();
   }
 
@@ -670,11 +662,6 @@ class Store::Impl {
                                              TimePoint now, std::optional<TimePoint> lease_until) {
     std::int64_t delivery_id = 0;
     {
-      std::string ids;
-      for (std::int64_t id : request_ids) {
-        if (!ids.empty()) ids += ',';
-        ids += std::to_string(id);
-      }
       Borrowed s = Prepared(
           "INSERT INTO deliveries (uid, warehouse_id, state, document, request_ids, "
           "attempt_count, next_attempt_at, created_at, lease_until) "
@@ -682,7 +669,7 @@ class Store::Impl {
       s->bind(1, uid);
       s->bind(2, warehouse_id);
       s->bind(3, document);
-      s->bind(4, ids);
+      s->bind(4, JoinIds(request_ids));
       s->bind(5, ToUnixMicros(now));
       s->bind(6, ToUnixMicros(now));
       if (lease_until) {
