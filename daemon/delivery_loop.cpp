@@ -107,9 +107,8 @@ void DeliveryLoop::PickSendable(const Config& config, std::vector<Delivery>& go)
         // The lease must outlast the call, or another dispatcher could take the delivery while
         // it is in flight: renew it first (the round does).
         if (!d.lease_until || *d.lease_until < now + hook.timeout + std::chrono::seconds(1)) {
-          lane.renewing = true;
+          lane.renewing = true;  // the next round renews the front's lease
           urgent_ = true;
-          renew_.push_back(d.id);
           round_cv_.notify_one();
           break;
         }
@@ -208,8 +207,6 @@ bool DeliveryLoop::Round(const Config& config) {
   {
     std::lock_guard lock(pipe_mu_);
     finished.swap(finished_);
-    renew_pending_.insert(renew_pending_.end(), renew_.begin(), renew_.end());
-    renew_.clear();
     urgent_ = false;
   }
   last_round_records_ = finished.size();
@@ -228,19 +225,10 @@ bool DeliveryLoop::Round(const Config& config) {
   };
   std::vector<Renewal> renewals;
   // Released leases wait in lease_changes_ until written; renewals are worked out again each
-  // round (from renew_pending_) until one is written, so a failed write loses neither.
+  // round from the lanes still marked `renewing`, so a failed write loses neither.
   std::vector<Store::LeaseChange> leases = lease_changes_;
   {
     std::lock_guard lock(pipe_mu_);
-    for (std::int64_t id : renew_pending_) {
-      for (auto& [warehouse_id, lane] : lanes_) {
-        const WebhookConfig* hook = usable(warehouse_id);
-        if (hook && lane.renewing && !lane.ready.empty() && lane.ready.front().id == id) {
-          renewals.push_back({warehouse_id, id, now + LeaseFor(hook->timeout)});
-          leases.push_back({id, renewals.back().until});
-        }
-      }
-    }
     std::set<std::int64_t> halted;
     int held_total = 0;
     for (auto& [warehouse_id, lane] : lanes_) {
@@ -253,7 +241,7 @@ bool DeliveryLoop::Round(const Config& config) {
       if (lane.halted || !hook || rule_changed) {
         for (const Delivery& d : lane.ready) {
           lease_changes_.push_back({d.id, std::nullopt});
-          leases.push_back({d.id, std::nullopt});  // after any renewal of it: the release wins
+          leases.push_back({d.id, std::nullopt});
         }
         lane.ready.clear();
         lane.renewing = false;
@@ -262,6 +250,9 @@ bool DeliveryLoop::Round(const Config& config) {
           dirty_.insert(warehouse_id);
         }
         lane.halted = false;
+      } else if (lane.renewing) {  // its front waits for a lease that outlasts its call
+        renewals.push_back({warehouse_id, lane.ready.front().id, now + LeaseFor(hook->timeout)});
+        leases.push_back({renewals.back().delivery_id, renewals.back().until});
       }
       held_total += static_cast<int>(lane.ready.size() + lane.sending.size());
     }
@@ -296,10 +287,7 @@ bool DeliveryLoop::Round(const Config& config) {
       wants.push_back(std::move(want));
     }
   }
-  if (wants.empty() && unrecorded_.empty() && leases.empty()) {
-    renew_pending_.clear();  // none of them is still waiting at the front of its lane
-    return true;
-  }
+  if (wants.empty() && unrecorded_.empty() && leases.empty()) return true;
 
   std::optional<TimeZone> zone = TimeZone::Find(config.timezone);
   if (!zone) zone = TimeZone::Utc();
@@ -314,7 +302,6 @@ bool DeliveryLoop::Round(const Config& config) {
   }
   unrecorded_.clear();
   lease_changes_.clear();
-  renew_pending_.clear();
   if (!renewals.empty()) {
     spdlog::info(
         "renewed the leases of {} claimed deliveries that waited for their turn longer "
@@ -474,7 +461,7 @@ void DeliveryLoop::RoundLoop() {
       // hold enough claimed deliveries to keep sending meanwhile.
       round_cv_.wait_until(lock, started + kBusyRoundInterval,
                            [&] { return stopping_ || urgent_; });
-    } else if (finished_.empty() && renew_.empty()) {
+    } else if (finished_.empty() && !urgent_) {
       round_cv_.wait_for(lock, kIdleWait);
     }
   }

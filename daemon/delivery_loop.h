@@ -90,7 +90,7 @@ class DeliveryLoop {
     std::deque<Delivery> ready;      // in id order; the front goes next
     std::set<std::int64_t> sending;  // ids of the calls in flight
     bool halted = false;             // a call failed (strict order) or answered 410
-    bool renewing = false;           // the front's lease is being renewed before it goes
+    bool renewing = false;           // the front waits for a round to renew its lease
     bool strict = true;              // `ready` was claimed under strict order
   };
   struct Finished {
@@ -129,7 +129,6 @@ class DeliveryLoop {
   std::map<std::int64_t, Lane> lanes_;  // by warehouse; entries are never erased
   std::set<std::int64_t> kicked_;       // lanes that may have something to send
   std::vector<Finished> finished_;      // calls done, not yet handed to a round
-  std::vector<std::int64_t> renew_;     // ready deliveries whose leases need renewing
   int sending_total_ = 0;
   bool urgent_ = false;       // a lane waits for a round: no busy-round pause
   bool sender_done_ = false;  // the send thread has nothing in flight and stopped
@@ -139,7 +138,6 @@ class DeliveryLoop {
   std::set<std::int64_t> dirty_;                       // warehouses that may have work
   std::vector<Store::AttemptRecord> unrecorded_;       // decided, not yet written
   std::vector<Store::LeaseChange> lease_changes_;      // releases not yet written
-  std::vector<std::int64_t> renew_pending_;            // renewals asked for, not yet written
   std::optional<std::vector<std::int64_t>> disabled_;  // webhooks off; read at each rescan
   std::int64_t last_event_id_ = -1;
   std::size_t last_round_records_ = 0;
