@@ -23,13 +23,6 @@ std::int64_t UnixSeconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
-const WarehouseConfig* FindWarehouse(const Config& config, std::int64_t id) {
-  for (const WarehouseConfig& w : config.warehouses) {
-    if (w.id == id) return &w;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 DeliveryLoop::DeliveryLoop(StoreOptions options, const Clock& clock,
@@ -93,7 +86,7 @@ void DeliveryLoop::PickSendable(const Config& config, std::vector<Delivery>& go)
   for (auto it = kicked_.begin(); it != kicked_.end();) {
     const std::int64_t warehouse_id = *it;
     Lane& lane = lanes_[warehouse_id];
-    const WarehouseConfig* w = FindWarehouse(config, warehouse_id);
+    const WarehouseConfig* w = config.FindWarehouse(warehouse_id);
     bool keep = false;  // stays kicked: it waits for the total concurrency only
     if (w && w->webhook) {
       const WebhookConfig& hook = *w->webhook;
@@ -139,7 +132,7 @@ void DeliveryLoop::SendLoop() {
     }
     for (Delivery& d : go) {
       // PickSendable only picks warehouses with a webhook in this config.
-      Submit(*config, *FindWarehouse(*config, d.warehouse_id), d);
+      Submit(*config, *config->FindWarehouse(d.warehouse_id), d);
       const std::int64_t id = d.id;
       in_flight.emplace(id, std::move(d));
     }
@@ -154,7 +147,7 @@ void DeliveryLoop::SendLoop() {
       Lane& lane = lanes_[d.warehouse_id];
       lane.sending.erase(d.id);
       --sending_total_;
-      const WarehouseConfig* w = FindWarehouse(*config, d.warehouse_id);
+      const WarehouseConfig* w = config->FindWarehouse(d.warehouse_id);
       bool strict = !w || !w->webhook || w->webhook->max_in_flight == 1;
       bool ok = outcome.http_status >= 200 && outcome.http_status < 300;
       if (outcome.http_status == 410 || (strict && !ok)) lane.halted = true;
@@ -195,7 +188,7 @@ bool DeliveryLoop::Round(const Config& config) {
     }
   }
   auto usable = [&](std::int64_t warehouse_id) -> const WebhookConfig* {
-    const WarehouseConfig* w = FindWarehouse(config, warehouse_id);
+    const WarehouseConfig* w = config.FindWarehouse(warehouse_id);
     if (stopping || !w || !w->webhook || !disabled_ ||
         std::find(disabled_->begin(), disabled_->end(), warehouse_id) != disabled_->end()) {
       return nullptr;
@@ -323,7 +316,7 @@ bool DeliveryLoop::Round(const Config& config) {
       if (take.next_due) next_scan_ = std::min(next_scan_, *take.next_due);
       if (take.claimed.empty()) continue;
       Lane& lane = lanes_[take.warehouse_id];
-      const WarehouseConfig* w = FindWarehouse(config, take.warehouse_id);
+      const WarehouseConfig* w = config.FindWarehouse(take.warehouse_id);
       lane.strict = !w || !w->webhook || w->webhook->max_in_flight == 1;
       for (Delivery& d : take.claimed) lane.ready.push_back(std::move(d));
       kicked_.insert(take.warehouse_id);
