@@ -60,7 +60,6 @@ bool IsNonPublicAddress(const sockaddr* address) {
 
 struct WebhookSender::Impl {
   struct Transfer {
-    WebhookSender::Impl* owner = nullptr;
     CURL* easy = nullptr;
     curl_slist* headers = nullptr;
     WebhookCall call;
@@ -115,7 +114,6 @@ struct WebhookSender::Impl {
   void Start(WebhookCall call) {
     Transfer& t = transfers.emplace_back();
     t.self = std::prev(transfers.end());
-    t.owner = this;
     t.call = std::move(call);
     t.outcome.tag = t.call.tag;
     t.started = std::chrono::steady_clock::now();

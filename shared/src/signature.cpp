@@ -28,9 +28,7 @@ std::string ToHex(const unsigned char* bytes, std::size_t n) {
 // context per secret (at most kMaxKeys) and signs with a copy of it.
 class KeyedHmacCache {
  public:
-  ~KeyedHmacCache() {
-    for (auto& [key, ctx] : keyed_) EVP_MAC_CTX_free(ctx);
-  }
+  ~KeyedHmacCache() { Clear(); }
 
   std::string Sign(std::string_view key, std::string_view data) {
     static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);  // shared, immutable
