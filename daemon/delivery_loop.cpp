@@ -68,12 +68,14 @@ std::shared_ptr<const Config> DeliveryLoop::CurrentConfig() const {
 }
 
 void DeliveryLoop::Submit(const Config& config, const WarehouseConfig& warehouse,
-                          const Delivery& delivery) {
+                          Delivery& delivery) {
   WebhookCall call;
   call.tag = static_cast<std::uint64_t>(delivery.id);
   call.url = warehouse.webhook->url;
-  call.request =
-      FormatWebhook(*warehouse.webhook, delivery.uid, delivery.document, UnixSeconds(clock_.Now()));
+  // The document goes into the request: nothing needs it once the call is made (a retry reads
+  // it from the database again).
+  call.request = FormatWebhook(*warehouse.webhook, delivery.uid, std::move(delivery.document),
+                               UnixSeconds(clock_.Now()));
   call.timeout = warehouse.webhook->timeout;
   call.verify_tls = warehouse.webhook->verify_tls;
   call.allow_private_networks = config.dispatcher.allow_private_networks;

@@ -109,7 +109,8 @@ class DeliveryLoop {
   void PickSendable(const Config& config, std::vector<Delivery>& go);
   // What one finished call means (retry time, dead, disabled webhook). Round thread.
   Store::AttemptRecord Decide(const Config& config, const Finished& finished);
-  void Submit(const Config& config, const WarehouseConfig& warehouse, const Delivery& delivery);
+  // Starts the call of `delivery`, whose document it moves into the request.
+  void Submit(const Config& config, const WarehouseConfig& warehouse, Delivery& delivery);
   // A new delivery's id as receivers see it (webhook-id): "msg_" and 24 random hex digits.
   std::string NewDeliveryUid();
 

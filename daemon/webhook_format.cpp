@@ -8,24 +8,32 @@ namespace allocation_relay {
 
 std::string UserAgent() { return std::string(kProductName) + "/" + kVersion; }
 
+namespace {
+const std::string& CachedUserAgent() {
+  static const std::string user_agent = UserAgent();
+  return user_agent;
+}
+}  // namespace
+
 WebhookRequest FormatWebhook(const WebhookConfig& hook, const std::string& uid,
-                             const std::string& document, std::int64_t unix_seconds) {
+                             std::string document, std::int64_t unix_seconds) {
   WebhookRequest r;
-  r.headers.emplace_back("User-Agent", UserAgent());
+  r.headers.reserve(5);
+  r.headers.emplace_back("User-Agent", CachedUserAgent());
   if (hook.signature == SignatureScheme::kCentra) {
     r.body = "payload=" + FormUrlEncode(document);
     r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
     r.headers.emplace_back("X-Centra-Signature",
                            CentraSignatureHeader(hook.secret, unix_seconds, r.body));
   } else {
-    r.body = document;
+    r.body = std::move(document);
     r.headers.emplace_back("Content-Type", "application/json");
     r.headers.emplace_back("webhook-id", uid);
     r.headers.emplace_back("webhook-timestamp", std::to_string(unix_seconds));
     // The config loader guarantees a whsec_ secret for this scheme.
     r.headers.emplace_back(
         "webhook-signature",
-        StandardWebhooksSignature(hook.secret, uid, unix_seconds, document).value_or(""));
+        StandardWebhooksSignature(hook.secret, uid, unix_seconds, r.body).value_or(""));
   }
   return r;
 }

@@ -20,10 +20,11 @@ struct WebhookRequest {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-// `document` is the delivery's {"events": [...]} JSON; `uid` its delivery id; `unix_seconds`
-// the signing time of this attempt.
+// `document` is the delivery's {"events": [...]} JSON (taken by value: a standard-webhooks body
+// is the document itself, moved in when the caller no longer needs it); `uid` its delivery id;
+// `unix_seconds` the signing time of this attempt.
 WebhookRequest FormatWebhook(const WebhookConfig& hook, const std::string& uid,
-                             const std::string& document, std::int64_t unix_seconds);
+                             std::string document, std::int64_t unix_seconds);
 
 std::string UserAgent();
 

@@ -6,6 +6,9 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <functional>
+#include <initializer_list>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -25,18 +28,21 @@ std::string ToHex(const unsigned char* bytes, std::size_t n) {
 
 // HMAC() in OpenSSL 3 looks the algorithms up and keys a new context on every call; the
 // dispatcher signs every webhook with one of a few secrets. So each thread keeps one keyed
-// context per secret (at most kMaxKeys) and signs with a copy of it.
+// context per secret (at most kMaxKeys) and re-initialises it for each signature (EVP_MAC_init
+// with no key keeps the key: no allocation per signature).
 class KeyedHmacCache {
  public:
   ~KeyedHmacCache() { Clear(); }
 
-  std::string Sign(std::string_view key, std::string_view data) {
+  // HMAC-SHA256 under `key` of the concatenation of `pieces` (signed without joining them).
+  std::string Sign(std::string_view key, std::initializer_list<std::string_view> pieces) {
     static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);  // shared, immutable
     if (mac == nullptr) throw std::runtime_error("OpenSSL has no HMAC");
-    auto it = keyed_.find(std::string(key));
+    auto it = keyed_.find(key);
+    EVP_MAC_CTX* ctx = nullptr;
     if (it == keyed_.end()) {
       if (keyed_.size() >= kMaxKeys) Clear();
-      EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
+      ctx = EVP_MAC_CTX_new(mac);
       char digest[] = "SHA256";
       OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
                              OSSL_PARAM_construct_end()};
@@ -45,38 +51,62 @@ class KeyedHmacCache {
         EVP_MAC_CTX_free(ctx);
         throw std::runtime_error("HMAC-SHA256 key setup failed");
       }
-      it = keyed_.emplace(std::string(key), ctx).first;
+      keyed_.emplace(std::string(key), ctx);
+    } else {
+      ctx = it->second;
+      if (EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1) {
+        throw std::runtime_error("HMAC-SHA256 re-initialisation failed");
+      }
     }
-    EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(it->second);
+    bool ok = true;
+    for (std::string_view piece : pieces) {
+      ok = ok && EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(piece.data()),
+                                piece.size()) == 1;
+    }
     unsigned char out[EVP_MAX_MD_SIZE];
     std::size_t len = 0;
-    bool ok = ctx != nullptr &&
-              EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()),
-                             data.size()) == 1 &&
-              EVP_MAC_final(ctx, out, &len, sizeof out) == 1;
-    EVP_MAC_CTX_free(ctx);
-    if (!ok) throw std::runtime_error("HMAC-SHA256 failed");
+    if (!ok || EVP_MAC_final(ctx, out, &len, sizeof out) != 1) {
+      throw std::runtime_error("HMAC-SHA256 failed");
+    }
     return std::string(reinterpret_cast<const char*>(out), len);
   }
 
  private:
+  // Transparent lookup by string_view: no key copy per signature.
+  struct Hash : std::hash<std::string_view> {
+    using is_transparent = void;
+  };
   static constexpr std::size_t kMaxKeys = 256;
   void Clear() {
     for (auto& [key, ctx] : keyed_) EVP_MAC_CTX_free(ctx);
     keyed_.clear();
   }
-  std::unordered_map<std::string, EVP_MAC_CTX*> keyed_;
+  std::unordered_map<std::string, EVP_MAC_CTX*, Hash, std::equal_to<>> keyed_;
 };
 
-std::string HmacSha256Raw(std::string_view key, std::string_view data) {
+std::string HmacSha256Raw(std::string_view key, std::initializer_list<std::string_view> pieces) {
   thread_local KeyedHmacCache cache;
-  return cache.Sign(key, data);
+  return cache.Sign(key, pieces);
+}
+
+// The key of a "whsec_<base64>" secret, or nullopt. Remembered per thread for the few secrets
+// a dispatcher signs with, so a signature does not decode its secret again.
+const std::optional<std::string>& StandardWebhooksKey(std::string_view secret) {
+  constexpr std::string_view kPrefix = "whsec_";
+  thread_local std::unordered_map<std::string, std::optional<std::string>> keys;
+  auto it = keys.find(std::string(secret));
+  if (it != keys.end()) return it->second;
+  if (keys.size() >= 256) keys.clear();
+  std::optional<std::string> key;
+  if (secret.starts_with(kPrefix)) key = Base64Decode(secret.substr(kPrefix.size()));
+  if (key && key->empty()) key.reset();
+  return keys.emplace(std::string(secret), std::move(key)).first->second;
 }
 
 }  // namespace
 
 std::string HmacSha256Hex(std::string_view key, std::string_view data) {
-  std::string raw = HmacSha256Raw(key, data);
+  std::string raw = HmacSha256Raw(key, {data});
   return ToHex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
 }
 
@@ -107,10 +137,8 @@ std::string RandomHexToken(std::size_t bytes) {
 std::string CentraSignatureHeader(std::string_view secret, std::int64_t unix_seconds,
                                   std::string_view body) {
   std::string t = std::to_string(unix_seconds);
-  std::string signed_text;
-  signed_text.reserve(t.size() + 1 + body.size());
-  signed_text.append(t).append(".").append(body);
-  return "t=" + t + ",v1=" + HmacSha256Hex(secret, signed_text);
+  std::string raw = HmacSha256Raw(secret, {t, ".", body});
+  return "t=" + t + ",v1=" + ToHex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
 }
 
 std::string Base64Encode(std::string_view bytes) {
@@ -143,23 +171,17 @@ std::optional<std::string> Base64Decode(std::string_view text) {
 }
 
 bool IsStandardWebhooksSecret(std::string_view secret) {
-  constexpr std::string_view kPrefix = "whsec_";
-  if (!secret.starts_with(kPrefix)) return false;
-  std::optional<std::string> key = Base64Decode(secret.substr(kPrefix.size()));
-  return key && !key->empty();
+  return StandardWebhooksKey(secret).has_value();
 }
 
 std::optional<std::string> StandardWebhooksSignature(std::string_view secret,
                                                      std::string_view msg_id,
                                                      std::int64_t unix_seconds,
                                                      std::string_view body) {
-  if (!IsStandardWebhooksSecret(secret)) return std::nullopt;
-  std::string key = *Base64Decode(secret.substr(6));
-  std::string signed_text;
-  signed_text.reserve(msg_id.size() + body.size() + 24);
-  signed_text.append(msg_id).append(".").append(std::to_string(unix_seconds)).append(".");
-  signed_text.append(body);
-  return "v1," + Base64Encode(HmacSha256Raw(key, signed_text));
+  const std::optional<std::string>& key = StandardWebhooksKey(secret);
+  if (!key) return std::nullopt;
+  std::string t = std::to_string(unix_seconds);
+  return "v1," + Base64Encode(HmacSha256Raw(*key, {msg_id, ".", t, ".", body}));
 }
 
 }  // namespace allocation_relay

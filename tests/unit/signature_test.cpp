@@ -37,6 +37,23 @@ TEST(StandardWebhooksSignature, MatchesTheSpecificationExample) {
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
+// Keys and HMAC contexts are remembered per thread and re-initialised per signature: signing
+// again, after another secret and after a different message, must give the same answer.
+TEST(StandardWebhooksSignature, SigningAgainGivesTheSameAnswer) {
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(StandardWebhooksSignature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                                        "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+                                        R"({"test": 2432232314})"),
+              "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    EXPECT_NE(StandardWebhooksSignature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_2", 1, "x"),
+              std::nullopt);
+    EXPECT_NE(StandardWebhooksSignature("whsec_dGVzdA==", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                                        1614265330, R"({"test": 2432232314})"),
+              "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    EXPECT_EQ(StandardWebhooksSignature("whsec_not base64!", "msg_1", 1, "{}"), std::nullopt);
+  }
+}
+
 TEST(StandardWebhooksSignature, RefusesSecretsNotOfTheWhsecForm) {
   EXPECT_EQ(StandardWebhooksSignature("test123", "msg_1", 1, "{}"), std::nullopt);
   EXPECT_EQ(StandardWebhooksSignature("whsec_", "msg_1", 1, "{}"), std::nullopt);
