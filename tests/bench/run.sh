@@ -2,12 +2,14 @@
 # Builds (Release with debug info) and runs the benchmarks; each prints its baseline beside it.
 #   tests/bench/run.sh api [--requests N] [--seconds S] [--connections C] [--only get,all,put]
 #   tests/bench/run.sh dispatch [--events N] [--warehouses W]
+#   tests/bench/run.sh round [--events N] [--warehouses W] [--per-round K]  (the dispatcher's
+#                            database work alone; not part of "both")
 #   tests/bench/run.sh            (both, with their defaults)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash packaging/install-deps.sh
 cmake --preset default >/dev/null
-cmake --build --preset default -j2 --target api_bench dispatch_bench allocation-api \
+cmake --build --preset default -j2 --target api_bench dispatch_bench round_bench allocation-api \
   allocation-dispatcherd
 which="${1:-both}"
 [ $# -gt 0 ] && shift
@@ -16,4 +18,7 @@ if [ "$which" = api ] || [ "$which" = both ]; then
 fi
 if [ "$which" = dispatch ] || [ "$which" = both ]; then
   build/default/tests/dispatch_bench --dispatcher build/default/daemon/allocation-dispatcherd "$@"
+fi
+if [ "$which" = round ]; then
+  build/default/tests/round_bench "$@"
 fi
