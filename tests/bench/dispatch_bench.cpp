@@ -8,7 +8,6 @@
 //
 // The receiver is a one-thread epoll server (tests/support/epoll_receiver.h), so the figures are
 // the sender's. The warehouses use the standard-webhooks format (the JSON document, sent raw).
-#include <curl/curl.h>  // the baseline loop only; the product's one curl user is webhook_sender
 #include <httplib.h>
 #include <signal.h>
 
@@ -25,6 +24,7 @@
 
 #include "allocation_relay/store.h"
 #include "support/api_process.h"
+#include "support/curl_loop.h"
 #include "support/epoll_receiver.h"
 #include "support/outbox_seed.h"
 #include "support/process.h"
@@ -93,51 +93,6 @@ Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingRe
   dispatcher.Signal(SIGTERM);
   dispatcher.Wait(std::chrono::seconds(30));
   return d;
-}
-
-// The baseline: `bodies.size()` POSTs through one curl multi handle, `concurrency` at a time.
-double CurlLoop(const std::string& url, const std::vector<std::string>& bodies, int concurrency) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  CURLM* multi = curl_multi_init();
-  std::vector<CURL*> idle;
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  headers = curl_slist_append(headers, "Expect:");
-  std::size_t next = 0, done = 0;
-  auto start = Steady::now();
-  auto add = [&](CURL* e) {
-    curl_easy_setopt(e, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, bodies[next].c_str());
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(bodies[next].size()));
-    curl_easy_setopt(
-        e, CURLOPT_WRITEFUNCTION,
-        +[](char*, size_t s, size_t n, void*) -> size_t { return s * n; });
-    ++next;
-    curl_multi_add_handle(multi, e);
-  };
-  for (int i = 0; i < concurrency && next < bodies.size(); ++i) add(curl_easy_init());
-  while (done < bodies.size()) {
-    int running = 0;
-    curl_multi_perform(multi, &running);
-    int left = 0;
-    while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
-      if (m->msg != CURLMSG_DONE) continue;
-      CURL* e = m->easy_handle;
-      curl_multi_remove_handle(multi, e);
-      ++done;
-      if (next < bodies.size()) {
-        add(e);  // reuse the handle: keeps its connection
-      } else {
-        curl_easy_cleanup(e);
-      }
-    }
-    curl_multi_poll(multi, nullptr, 0, 10, nullptr);
-  }
-  double seconds = std::chrono::duration<double>(Steady::now() - start).count();
-  curl_slist_free_all(headers);
-  curl_multi_cleanup(multi);
-  return static_cast<double>(bodies.size()) / seconds;
 }
 
 // Latency from the API's commit to receipt: the real API and dispatcher on one database,
@@ -263,7 +218,7 @@ int main(int argc, char** argv) {
   std::string body =
       R"({"events":[{"type":"allocation_request","action":"create","date":"2026-11-26 19:00:00.000000","id":1,"data":{"status":"allocated","warehouseId":1,"expirationDate":{"date":"2026-11-26 20:00:00.000000","timezone_type":3,"timezone":"Europe/Stockholm"},"order":{"id":"ab12","number":1},"lines":{"73":{"lineId":73,"quantity":5,"stockItemId":1}}}}]})";
   std::vector<std::string> bodies(static_cast<std::size_t>(events), body);
-  double baseline_before = CurlLoop(receiver.Url(), bodies, warehouses);
+  double baseline_before = testing::PlainCurlLoop(receiver.Url(), bodies, warehouses);
 
   Drain batched = RunDispatcher(binary, dir, receiver, events, warehouses, 100);
   std::printf(
@@ -278,7 +233,7 @@ int main(int argc, char** argv) {
       events / single.seconds, single.calls, single.seconds, single.rss_kb / 1024.0);
 
   receiver.Reset();
-  double baseline_after = CurlLoop(receiver.Url(), bodies, warehouses);
+  double baseline_after = testing::PlainCurlLoop(receiver.Url(), bodies, warehouses);
   double baseline = std::max(baseline_before, baseline_after);
   std::printf(
       "  baseline: plain libcurl multi loop, %d in flight: %8.0f events/s before, %8.0f after\n",

@@ -4,12 +4,13 @@
 #   tests/bench/run.sh dispatch [--events N] [--warehouses W]
 #   tests/bench/run.sh round [--events N] [--warehouses W] [--per-round K]  (the dispatcher's
 #                            database work alone; not part of "both")
+#   tests/bench/run.sh send [--calls N] [--concurrency C]  (its send path alone; not in "both")
 #   tests/bench/run.sh            (both, with their defaults)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash packaging/install-deps.sh
 cmake --preset default >/dev/null
-cmake --build --preset default -j2 --target api_bench dispatch_bench round_bench allocation-api \
+cmake --build --preset default -j2 --target api_bench dispatch_bench round_bench send_bench allocation-api \
   allocation-dispatcherd
 which="${1:-both}"
 [ $# -gt 0 ] && shift
@@ -21,4 +22,7 @@ if [ "$which" = dispatch ] || [ "$which" = both ]; then
 fi
 if [ "$which" = round ]; then
   build/default/tests/round_bench "$@"
+fi
+if [ "$which" = send ]; then
+  build/default/tests/send_bench "$@"
 fi
