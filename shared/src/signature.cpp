@@ -26,6 +26,13 @@ std::string ToHex(const unsigned char* bytes, std::size_t n) {
   return out;
 }
 
+// Lets the per-thread caches below be searched by string_view, without copying the key.
+struct TransparentHash : std::hash<std::string_view> {
+  using is_transparent = void;
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, TransparentHash, std::equal_to<>>;
+
 // HMAC() in OpenSSL 3 looks the algorithms up and keys a new context on every call; the
 // dispatcher signs every webhook with one of a few secrets. So each thread keeps one keyed
 // context per secret (at most kMaxKeys) and re-initialises it for each signature (EVP_MAC_init
@@ -72,16 +79,12 @@ class KeyedHmacCache {
   }
 
  private:
-  // Transparent lookup by string_view: no key copy per signature.
-  struct Hash : std::hash<std::string_view> {
-    using is_transparent = void;
-  };
   static constexpr std::size_t kMaxKeys = 256;
   void Clear() {
     for (auto& [key, ctx] : keyed_) EVP_MAC_CTX_free(ctx);
     keyed_.clear();
   }
-  std::unordered_map<std::string, EVP_MAC_CTX*, Hash, std::equal_to<>> keyed_;
+  StringMap<EVP_MAC_CTX*> keyed_;
 };
 
 std::string HmacSha256Raw(std::string_view key, std::initializer_list<std::string_view> pieces) {
@@ -93,8 +96,8 @@ std::string HmacSha256Raw(std::string_view key, std::initializer_list<std::strin
 // a dispatcher signs with, so a signature does not decode its secret again.
 const std::optional<std::string>& StandardWebhooksKey(std::string_view secret) {
   constexpr std::string_view kPrefix = "whsec_";
-  thread_local std::unordered_map<std::string, std::optional<std::string>> keys;
-  auto it = keys.find(std::string(secret));
+  thread_local StringMap<std::optional<std::string>> keys;
+  auto it = keys.find(secret);
   if (it != keys.end()) return it->second;
   if (keys.size() >= 256) keys.clear();
   std::optional<std::string> key;
