@@ -141,6 +141,11 @@ void DeliveryLoop::SendLoop() {
     std::vector<WebhookOutcome> outcomes = sender_->Poll(kIdleWait);
     if (outcomes.empty()) continue;
     std::lock_guard lock(pipe_mu_);
+    // The round thread needs waking only when it may be waiting for this: an urgent lane, or
+    // the first call finished since the last round took them. Waking it on every call (tens
+    // of thousands a second) costs a context switch each on a busy machine.
+    const bool wake_round = finished_.empty();
+    bool became_urgent = false;
     for (WebhookOutcome& outcome : outcomes) {
       auto it = in_flight.find(static_cast<std::int64_t>(outcome.tag));
       if (it == in_flight.end()) continue;
@@ -154,11 +159,14 @@ void DeliveryLoop::SendLoop() {
       bool ok = outcome.http_status >= 200 && outcome.http_status < 300;
       if (outcome.http_status == 410 || (strict && !ok)) lane.halted = true;
       // A halted lane, or one that has run out of claimed deliveries, waits for a round.
-      if (lane.halted || (lane.ready.empty() && lane.sending.empty())) urgent_ = true;
+      if (lane.halted || (lane.ready.empty() && lane.sending.empty())) {
+        became_urgent |= !urgent_;
+        urgent_ = true;
+      }
       kicked_.insert(d.warehouse_id);
       finished_.push_back({std::move(d), std::move(outcome), clock_.Now()});
     }
-    round_cv_.notify_one();
+    if (wake_round || became_urgent) round_cv_.notify_one();
   }
 }
 
