@@ -174,6 +174,7 @@ bool DeliveryLoop::Round(const Config& config) {
   TimePoint now = clock_.Now();
   if (now < write_again_at_) return false;
   const bool stopping = stopping_;
+  bool rescan = false;  // this round looks at every warehouse's pending deliveries from the start
   if (!stopping) {
     auto newest = store_->MaxEventId();
     if (!newest) return false;
@@ -195,6 +196,7 @@ bool DeliveryLoop::Round(const Config& config) {
       disabled_ = std::move(*disabled);
       for (const WarehouseConfig& w : config.warehouses) dirty_.insert(w.id);
       next_scan_ = now + std::chrono::duration_cast<Micros>(kRescanInterval);
+      rescan = true;
     }
   }
   auto usable = [&](std::int64_t warehouse_id) -> const WebhookConfig* {
@@ -277,7 +279,8 @@ bool DeliveryLoop::Round(const Config& config) {
                                hook->max_events_per_call,
                                hook->max_in_flight == 1,
                                now + LeaseFor(hook->timeout),
-                               {}};
+                               {},
+                               /*past_held=*/!rescan};
       for (const Delivery& d : lane.ready) want.held.push_back(d.id);
       want.held.insert(want.held.end(), lane.sending.begin(), lane.sending.end());
       const int capacity =

@@ -1230,11 +1230,13 @@ Store::DeliveryTake Store::Impl::TakeDeliveries(const Store::DeliveryWant& want,
   std::vector<std::int64_t> claim;
   bool blocked = false;  // strict order: a pending delivery not due stops everything after it
   if (want.strict_order) {
+    const bool past_held = want.past_held && !want.held.empty();
     Borrowed q = Prepared(
         "SELECT id, next_attempt_at, lease_until FROM deliveries "
-        "WHERE warehouse_id = ? AND state = 'pending' ORDER BY id LIMIT ?");
+        "WHERE warehouse_id = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?");
     q->bind(1, want.warehouse_id);
-    q->bind(2, limit);
+    q->bind(2, past_held ? *std::max_element(want.held.begin(), want.held.end()) : 0);
+    q->bind(3, past_held ? want.slots : limit);
     while (q->executeStep() && static_cast<int>(claim.size()) < want.slots) {
       std::int64_t id = q->getColumn(0).getInt64();
       if (held(id)) continue;

@@ -114,6 +114,27 @@ TEST_F(StoreDeliveries, HeldDeliveriesAreSkippedSoSeveralAreClaimedAheadInOrder)
   EXPECT_TRUE(Take({Want(3, 2, 1, true, {first[0].id})})[0].claimed.empty());
 }
 
+TEST_F(StoreDeliveries, PastHeldLooksOnlyAfterTheNewestHeldDeliveryAndAFullLookFindsOlderOnes) {
+  Create(15, {{3}});
+  Delivery old = Form(3);
+  Record(old, 500, AttemptOutcome::kDead);
+  for (int n = 16; n < 20; ++n) Create(n, {{3}});
+  auto held = Take({Want(3, 2, 1)})[0].claimed;  // events 2 and 3
+  ASSERT_EQ(held.size(), 2u);
+  ASSERT_EQ(*store_->ResendDead(3, clock_.Now()), 1);  // older than the held ones, pending again
+  Store::DeliveryWant past = Want(3, 2, 1, true, {held[0].id, held[1].id});
+  past.past_held = true;
+  auto ahead = Take({past})[0].claimed;
+  ASSERT_EQ(ahead.size(), 2u);  // only what comes after the held ones
+  EXPECT_EQ(ahead[0].document, "4:18;");
+  EXPECT_EQ(ahead[1].document, "5:19;");
+  // The periodic full look (not past_held) finds the re-sent one before them.
+  auto full = Take({Want(3, 2, 1, true,
+                         {held[0].id, held[1].id, ahead[0].id, ahead[1].id})})[0].claimed;
+  ASSERT_EQ(full.size(), 1u);
+  EXPECT_EQ(full[0].id, old.id);
+}
+
 TEST_F(StoreDeliveries, ReleasedLeasesAreClaimedAgainAndRenewedOnesAreNot) {
   Create(15, {{3}});
   Create(16, {{3}});

@@ -184,6 +184,11 @@ class Store {
   // leased by someone else. `held` are the caller's own deliveries of that warehouse (claimed
   // and not yet recorded): they are neither claimed again nor in the way. `render` makes a new
   // delivery's (uid, document) from its events and their requests; it runs inside the write.
+  // With `strict_order` and `past_held`, pending deliveries are looked for only after the newest
+  // held one: under strict order the held ones are the oldest pending, so the pending rows before
+  // them need not be read again every round (a lane holds dozens ahead). A pending delivery older
+  // than them appears only when an operator re-sends a dead one; a look without `past_held` (the
+  // caller's periodic one) finds it.
   struct DeliveryWant {
     std::int64_t warehouse_id = 0;
     int slots = 1;
@@ -191,6 +196,7 @@ class Store {
     bool strict_order = true;
     TimePoint lease_until;
     std::vector<std::int64_t> held;
+    bool past_held = false;
   };
   // A lease the caller holds, renewed until `until`, or given up (nullopt) so the delivery can
   // be claimed again at once. Applied only while the delivery is pending.
