@@ -129,8 +129,8 @@ TEST_F(StoreDeliveries, PastHeldLooksOnlyAfterTheNewestHeldDeliveryAndAFullLookF
   EXPECT_EQ(ahead[0].document, "4:18;");
   EXPECT_EQ(ahead[1].document, "5:19;");
   // The periodic full look (not past_held) finds the re-sent one before them.
-  auto full = Take({Want(3, 2, 1, true,
-                         {held[0].id, held[1].id, ahead[0].id, ahead[1].id})})[0].claimed;
+  auto full =
+      Take({Want(3, 2, 1, true, {held[0].id, held[1].id, ahead[0].id, ahead[1].id})})[0].claimed;
   ASSERT_EQ(full.size(), 1u);
   EXPECT_EQ(full[0].id, old.id);
 }
