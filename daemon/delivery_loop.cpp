@@ -72,9 +72,8 @@ void DeliveryLoop::Submit(const Config& config, const WarehouseConfig& warehouse
   WebhookCall call;
   call.tag = static_cast<std::uint64_t>(delivery.id);
   call.url = warehouse.webhook->url;
-  // The document goes into the request: nothing needs it once the call is made (a retry reads
-  // it from the database again).
-  call.request = FormatWebhook(*warehouse.webhook, delivery.uid, std::move(delivery.document),
+  call.request = FormatWebhook(*warehouse.webhook, delivery.uid,
+                               delivery.id > 0 ? std::move(delivery.document) : delivery.document,
                                UnixSeconds(clock_.Now()));
   call.timeout = warehouse.webhook->timeout;
   call.verify_tls = warehouse.webhook->verify_tls;
@@ -99,15 +98,16 @@ void DeliveryLoop::PickSendable(const Config& config, std::vector<Delivery>& go)
           break;
         }
         Delivery& d = lane.ready.front();
-        // The lease must outlast the call, or another dispatcher could take the delivery while
-        // it is in flight: renew it first (the round does).
-        if (!d.lease_until || *d.lease_until < now + hook.timeout + std::chrono::seconds(1)) {
+        // A stored delivery's lease must outlast the call, or another dispatcher could take it
+        // while it is in flight: renew it first (the round does). A new one is not stored yet.
+        if (d.id > 0 &&
+            (!d.lease_until || *d.lease_until < now + hook.timeout + std::chrono::seconds(1))) {
           lane.renewing = true;  // the next round renews the front's lease
           urgent_ = true;
           round_cv_.notify_one();
           break;
         }
-        lane.sending.insert(d.id);
+        lane.sending.emplace(d.id, d.id > 0 ? 0 : d.event_ids.back());
         ++sending_total_;
         --budget;
         go.push_back(std::move(d));
@@ -216,7 +216,7 @@ bool DeliveryLoop::Round(const Config& config) {
   }
   last_round_records_ = finished.size();
   // Decided first: a 410 disables its webhook before this round claims anything for it.
-  for (const Finished& f : finished) unrecorded_.push_back(Decide(config, f));
+  for (Finished& f : finished) unrecorded_.push_back(Decide(config, f));
   if (!disabled_) {
     auto disabled = store_->DisabledWebhooks();
     if (!disabled) return false;
@@ -245,6 +245,7 @@ bool DeliveryLoop::Round(const Config& config) {
       const bool rule_changed = hook && lane.strict != (hook->max_in_flight == 1);
       if (lane.halted || !hook || rule_changed) {
         for (const Delivery& d : lane.ready) {
+          if (d.id <= 0) continue;  // not stored: its events simply stay unbatched
           lease_changes_.push_back({d.id, std::nullopt});
           leases.push_back({d.id, std::nullopt});
         }
@@ -260,6 +261,21 @@ bool DeliveryLoop::Round(const Config& config) {
         leases.push_back({renewals.back().delivery_id, renewals.back().until});
       }
       held_total += static_cast<int>(lane.ready.size() + lane.sending.size());
+    }
+    // The newest event of each warehouse in a new delivery not yet recorded (ready, in flight,
+    // finished, or decided but not written): new deliveries are formed only after it.
+    std::map<std::int64_t, std::int64_t> formed_through;
+    auto note_formed = [&](const Delivery& d) {
+      if (d.id > 0 || d.event_ids.empty()) return;
+      std::int64_t& newest = formed_through[d.warehouse_id];
+      newest = std::max(newest, d.event_ids.back());
+    };
+    for (const Finished& f : finished_) note_formed(f.delivery);
+    for (const Store::AttemptRecord& r : unrecorded_) {
+      note_formed(r.formed);
+      // A failure not yet written (the last write failed) still holds a strict lane back: a
+      // new delivery is not stored until its record is, so no pending row does it meanwhile.
+      if (r.outcome != AttemptOutcome::kSucceeded) halted.insert(r.formed.warehouse_id);
     }
     int budget = kMaxHeld - held_total;
     for (auto it = dirty_.begin(); it != dirty_.end() && budget > 0;) {
@@ -281,11 +297,22 @@ bool DeliveryLoop::Round(const Config& config) {
                                now + LeaseFor(hook->timeout),
                                {},
                                /*past_held=*/!rescan};
-      for (const Delivery& d : lane.ready) want.held.push_back(d.id);
-      want.held.insert(want.held.end(), lane.sending.begin(), lane.sending.end());
+      std::int64_t& after = formed_through[*it];
+      for (const Delivery& d : lane.ready) {
+        if (d.id > 0) {
+          want.held.push_back(d.id);
+        } else {
+          after = std::max(after, d.event_ids.back());
+        }
+      }
+      for (const auto& [id, newest_event] : lane.sending) {
+        if (id > 0) want.held.push_back(id);
+        after = std::max(after, newest_event);
+      }
+      want.after_event = after;
       const int capacity =
           hook->max_in_flight + std::max(1, kLookaheadEvents / hook->max_events_per_call);
-      const int held = static_cast<int>(want.held.size());
+      const int held = static_cast<int>(lane.ready.size() + lane.sending.size());
       ++it;                               // stays dirty until a round has taken for it
       if (2 * held > capacity) continue;  // enough in hand; refilled when half is gone
       want.slots = std::min(capacity - held, budget);
@@ -299,7 +326,7 @@ bool DeliveryLoop::Round(const Config& config) {
   if (!zone) zone = TimeZone::Utc();
   auto render = [&](std::span<const OutboxEvent> events,
                     std::span<const AllocationRequest> requests) {
-    return std::pair{NewDeliveryUid(), RenderWebhookDocument(events, requests, *zone)};
+    return RenderWebhookDocument(events, requests, *zone);
   };
   auto taken = store_->RecordAndTake(unrecorded_, leases, wants, now, render);
   if (!taken) {
@@ -331,7 +358,10 @@ bool DeliveryLoop::Round(const Config& config) {
       Lane& lane = lanes_[take.warehouse_id];
       const WarehouseConfig* w = config.FindWarehouse(take.warehouse_id);
       lane.strict = !w || !w->webhook || w->webhook->max_in_flight == 1;
-      for (Delivery& d : take.claimed) lane.ready.push_back(std::move(d));
+      for (Delivery& d : take.claimed) {
+        if (d.id == 0) d.id = -++formed_;  // not stored: an id for this process only
+        lane.ready.push_back(std::move(d));
+      }
       kicked_.insert(take.warehouse_id);
     }
   }
@@ -339,22 +369,13 @@ bool DeliveryLoop::Round(const Config& config) {
   return true;
 }
 
-std::string DeliveryLoop::NewDeliveryUid() {
-  // 96 random bits, as Svix's msg_ ids: unique without asking the database.
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string uid = "msg_";
-  std::uint64_t bits[2] = {random_(), random_()};
-  for (int i = 0; i < 24; ++i) uid += kHex[(bits[i / 16] >> (4 * (i % 16))) & 0xf];
-  return uid;
-}
-
-Store::AttemptRecord DeliveryLoop::Decide(const Config& config, const Finished& finished) {
-  const Delivery& delivery = finished.delivery;
+Store::AttemptRecord DeliveryLoop::Decide(const Config& config, Finished& finished) {
+  Delivery& delivery = finished.delivery;
   const WebhookOutcome& outcome = finished.outcome;
   dirty_.insert(delivery.warehouse_id);  // it may have more to send
   const TimePoint now = finished.at;
   DeliveryAttempt attempt;
-  attempt.delivery_id = delivery.id;
+  attempt.delivery_id = std::max<std::int64_t>(delivery.id, 0);  // 0: stored with this record
   attempt.attempt = delivery.attempt_count + 1;
   attempt.started_at = now - std::chrono::duration_cast<Micros>(outcome.duration);
   attempt.duration = outcome.duration;
@@ -426,7 +447,12 @@ Store::AttemptRecord DeliveryLoop::Decide(const Config& config, const Finished& 
         break;
     }
   }
-  return Store::AttemptRecord{attempt, result, next, delivery.request_ids};
+  Store::AttemptRecord record{attempt, result, next, delivery.request_ids, {}};
+  if (delivery.id < 0) {
+    delivery.id = 0;
+    record.formed = std::move(delivery);
+  }
+  return record;
 }
 
 void DeliveryLoop::RoundLoop() {

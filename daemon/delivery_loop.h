@@ -16,9 +16,13 @@
 // the process dies before the 2xx was written, that delivery is sent again after restart (at
 // least once; the receiver may then see it after the next one).
 //
-// A claim carries a lease longer than the call's timeout, so after a crash a delivery is sent
-// again once its lease runs out; a ready delivery whose lease could run out during its call is
-// renewed by a round before it goes. Outcomes: 2xx succeeded; 410 Gone disables the webhook
+// A new delivery (formed from outbox events) is stored only when its first call is recorded,
+// with that attempt: one row write per delivery, not an insert at the claim and an update at the
+// answer. Until then it lives only here and its events stay unbatched in the database, so after
+// a crash they form the same batch again, under the same uid (derived from the events), and it
+// is sent again at once. A stored delivery (a retry, a re-send) is claimed with a lease longer
+// than the call's timeout, so after a crash it is sent again once its lease runs out; a ready one
+// whose lease could run out during its call is renewed by a round before it goes. Outcomes: 2xx succeeded; 410 Gone disables the webhook
 // (the delivery waits until an operator enables it); otherwise the retry schedule (Retry-After
 // on 429/503), then dead.
 //
@@ -85,13 +89,16 @@ class DeliveryLoop {
   Counters counters() const;
 
  private:
-  // The deliveries of one warehouse that this process holds (claimed, not yet recorded).
+  // The deliveries of one warehouse that this process holds (claimed, not yet recorded). A
+  // delivery not yet stored (formed from new events; stored when its first call is recorded)
+  // has a negative id here, unique in this process.
   struct Lane {
-    std::deque<Delivery> ready;      // in id order; the front goes next
-    std::set<std::int64_t> sending;  // ids of the calls in flight
-    bool halted = false;             // a call failed (strict order) or answered 410
-    bool renewing = false;           // the front waits for a round to renew its lease
-    bool strict = true;              // `ready` was claimed under strict order
+    std::deque<Delivery> ready;  // in order; the front goes next
+    // The calls in flight: delivery id -> the newest of its events if not stored, else 0.
+    std::map<std::int64_t, std::int64_t> sending;
+    bool halted = false;    // a call failed (strict order) or answered 410
+    bool renewing = false;  // the front waits for a round to renew its lease
+    bool strict = true;     // `ready` was claimed under strict order
   };
   struct Finished {
     Delivery delivery;
@@ -107,12 +114,12 @@ class DeliveryLoop {
   // The send thread's share of a round: moves ready deliveries into `go` while their lanes and
   // the total concurrency allow. REQUIRES: pipe_mu_ held.
   void PickSendable(const Config& config, std::vector<Delivery>& go);
-  // What one finished call means (retry time, dead, disabled webhook). Round thread.
-  Store::AttemptRecord Decide(const Config& config, const Finished& finished);
-  // Starts the call of `delivery`, whose document it moves into the request.
+  // What one finished call means (retry time, dead, disabled webhook). Round thread. Takes the
+  // delivery out of `finished` (a new one is stored with the record).
+  Store::AttemptRecord Decide(const Config& config, Finished& finished);
+  // Starts the call of `delivery`. A stored one's document moves into the request (a retry
+  // reads it from the database again); a new one keeps it, to be stored with the record.
   void Submit(const Config& config, const WarehouseConfig& warehouse, Delivery& delivery);
-  // A new delivery's id as receivers see it (webhook-id): "msg_" and 24 random hex digits.
-  std::string NewDeliveryUid();
 
   StoreOptions options_;
   const Clock& clock_;
@@ -144,7 +151,8 @@ class DeliveryLoop {
   std::size_t last_round_records_ = 0;
   TimePoint next_scan_;       // every warehouse is looked at then
   TimePoint write_again_at_;  // after a database error, the next try
-  std::mt19937_64 random_;    // retry jitter and delivery uids; seeded from the OS
+  std::int64_t formed_ = 0;   // new deliveries so far: their ids here are -1, -2, ...
+  std::mt19937_64 random_;    // retry jitter; seeded from the OS
 };
 
 }  // namespace allocation_relay

@@ -278,6 +278,19 @@ ALTER TABLE outbox_events_v3 RENAME TO outbox_events;
 CREATE INDEX outbox_unbatched_by_warehouse ON outbox_events (warehouse_id, id)
   WHERE delivery_id IS NULL;
 )sql",
+
+    // 4: a random salt per database. A delivery is stored only when its first call is answered
+    // (one row write, not an insert at claim and an update at the answer); until then it exists
+    // only in the dispatcher, so its id for receivers (webhook-id) is derived from its events and
+    // this salt: a batch formed again after a crash gets the id it had. From this version on a
+    // succeeded delivery's document is empty: only pending and dead ones are ever sent again.
+    R"sql(
+CREATE TABLE store_identity (
+  id   INTEGER PRIMARY KEY CHECK (id = 1),
+  salt TEXT    NOT NULL
+);
+INSERT INTO store_identity (id, salt) VALUES (1, lower(hex(randomblob(16))));
+)sql",
 };
 
 }  // namespace allocation_relay::schema

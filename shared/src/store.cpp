@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "allocation_relay/render.h"
+#include "allocation_relay/signature.h"
 #include "schema.h"
 
 namespace allocation_relay {
@@ -273,6 +274,7 @@ class Store::Impl {
 
   SQLite::Database db_;
   std::shared_ptr<WriteGroup> group_;
+  std::string salt_;  // Salt(), read once
 
   // Runs `op` inside a write transaction, grouped with the writes other threads of this process
   // make to the same file at the same moment (one commit, one fsync for all). `op` returns true
@@ -547,29 +549,40 @@ class Store::Impl {
   }
 
   // Records one finished call inside a round's write; false (nothing written) unless it is the
-  // pending delivery's next attempt. The caller then moves its requests (RecordAndTake does it
-  // for all the calls of a round at once).
-  bool RecordOneAttempt(const DeliveryAttempt& attempt, AttemptOutcome outcome,
-                        TimePoint next_attempt_at, TimePoint now) {
+  // pending delivery's next attempt or the first of a delivery not yet stored (which it stores).
+  // The caller then moves its requests (RecordAndTake does it for all the calls of a round at
+  // once).
+  bool RecordOneAttempt(const Store::AttemptRecord& record, TimePoint now) {
+    const AttemptOutcome outcome = record.outcome;
     const char* state = outcome == AttemptOutcome::kSucceeded ? "succeeded"
                         : outcome == AttemptOutcome::kDead    ? "dead"
                                                               : "pending";
-    // Only the delivery's next attempt is recorded: not a late duplicate, nothing once final.
+    const std::int64_t next_us =
+        ToUnixMicros(outcome == AttemptOutcome::kRetry ? record.next_attempt_at : now);
+    const std::optional<TimePoint> finished_at =
+        outcome == AttemptOutcome::kRetry ? std::nullopt : std::optional<TimePoint>(now);
+    const DeliveryAttempt& attempt = record.attempt;
     const int number = attempt.attempt;
-    {
+    std::int64_t delivery_id = attempt.delivery_id;
+    if (delivery_id == 0) {
+      if (number != 1) return false;
+      delivery_id = StoreFormed(record.formed, state, next_us, finished_at);
+    } else {
+      // Only the delivery's next attempt is recorded: not a late duplicate, nothing once final.
       Borrowed s = Prepared(
-          "UPDATE deliveries SET attempt_count = ?, state = ?, next_attempt_at = ?, "
-          "lease_until = NULL, finished_at = ? WHERE id = ? AND state = 'pending' AND "
-          "attempt_count = ?");
+          "UPDATE deliveries SET attempt_count = ?1, state = ?2, next_attempt_at = ?3, "
+          "lease_until = NULL, finished_at = ?4, "
+          "document = CASE WHEN ?2 = 'succeeded' THEN '' ELSE document END "
+          "WHERE id = ?5 AND state = 'pending' AND attempt_count = ?6");
       s->bind(1, number);
       s->bind(2, state);
-      s->bind(3, ToUnixMicros(outcome == AttemptOutcome::kRetry ? next_attempt_at : now));
-      if (outcome == AttemptOutcome::kRetry) {
-        s->bind(4);
+      s->bind(3, next_us);
+      if (finished_at) {
+        s->bind(4, ToUnixMicros(*finished_at));
       } else {
-        s->bind(4, ToUnixMicros(now));
+        s->bind(4);
       }
-      s->bind(5, attempt.delivery_id);
+      s->bind(5, delivery_id);
       s->bind(6, number - 1);
       if (s->exec() != 1) return false;
     }
@@ -577,7 +590,7 @@ class Store::Impl {
       Borrowed s = Prepared(
           "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, "
           "http_status, error, response_head) VALUES (?, ?, ?, ?, ?, ?, ?)");
-      s->bind(1, attempt.delivery_id);
+      s->bind(1, delivery_id);
       s->bind(2, number);
       s->bind(3, ToUnixMicros(attempt.started_at));
       s->bind(4, static_cast<std::int64_t>(attempt.duration.count()));
@@ -631,16 +644,17 @@ class Store::Impl {
   // A warehouse's unbatched events, oldest first, each with its request (one query, not one
   // per event: the dispatcher forms deliveries from them).
   std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> UnbatchedWithRequests(
-      std::int64_t warehouse, int limit) {
+      std::int64_t warehouse, std::int64_t after_event, int limit) {
     Borrowed s = Prepared(
         "SELECT e.id, e.warehouse_id, e.request_id, e.action, e.status, e.created_at, "
         "e.delivery_id, r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, "
         "r.group_index, r.created_at, r.expires_at, r.updated_at, r.order_id, r.order_number, "
         "r.lines_json FROM outbox_events e INDEXED BY outbox_unbatched_by_warehouse "
         "LEFT JOIN allocation_requests r ON r.id = e.request_id "
-        "WHERE e.delivery_id IS NULL AND e.warehouse_id = ? ORDER BY e.id LIMIT ?");
+        "WHERE e.delivery_id IS NULL AND e.warehouse_id = ? AND e.id > ? ORDER BY e.id LIMIT ?");
     s->bind(1, warehouse);
-    s->bind(2, limit);
+    s->bind(2, after_event);
+    s->bind(3, limit);
     std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> out;
     while (s->executeStep()) {
       std::optional<AllocationRequest> r;
@@ -650,32 +664,33 @@ class Store::Impl {
     return out;
   }
 
-  // Inserts a pending delivery due at `now` with the requests of its events (`request_ids`, in
-  // event order) and puts `event_ids` into it. Returns its id, or
-  // nullopt if any of them is not an unbatched event of `warehouse_id` (the caller undoes the
-  // write). One cached statement per event, not an IN-list: a new SQL text per batch would be
-  // parsed every time and churn the statement cache.
-  std::optional<std::int64_t> InsertDelivery(std::int64_t warehouse_id,
-                                             std::span<const std::int64_t> event_ids,
-                                             std::span<const std::int64_t> request_ids,
-                                             const std::string& uid, const std::string& document,
-                                             TimePoint now, std::optional<TimePoint> lease_until) {
+  // Stores a delivery formed by TakeDeliveries (not stored then) with its first attempt's
+  // outcome (`state`, the next attempt's time or the finish time) and puts its events into it;
+  // returns its id. An event already in another delivery stays there (only a second dispatcher
+  // on the same database could have sent it too). One cached statement per event, not an
+  // IN-list: a new SQL text per batch would be parsed every time and churn the statement cache.
+  std::int64_t StoreFormed(const Delivery& d, const char* state, std::int64_t next_attempt_us,
+                           std::optional<TimePoint> finished_at) {
+    const bool outcome_succeeded = std::string_view(state) == "succeeded";
     std::int64_t delivery_id = 0;
     {
       Borrowed s = Prepared(
           "INSERT INTO deliveries (uid, warehouse_id, state, document, request_ids, "
-          "attempt_count, next_attempt_at, created_at, lease_until) "
-          "VALUES (?, ?, 'pending', ?, ?, 0, ?, ?, ?)");
-      s->bind(1, uid);
-      s->bind(2, warehouse_id);
-      s->bind(3, document);
-      s->bind(4, JoinIds(request_ids));
-      s->bind(5, ToUnixMicros(now));
-      s->bind(6, ToUnixMicros(now));
-      if (lease_until) {
-        s->bind(7, ToUnixMicros(*lease_until));
+          "attempt_count, next_attempt_at, created_at, finished_at) "
+          "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)");
+      s->bind(1, d.uid);
+      s->bind(2, d.warehouse_id);
+      s->bind(3, state);
+      // A succeeded delivery's document is never read again (only pending and dead ones are
+      // sent again), and its events and requests render it again if anyone asks: not stored.
+      s->bind(4, outcome_succeeded ? std::string() : d.document);
+      s->bind(5, JoinIds(d.request_ids));
+      s->bind(6, next_attempt_us);
+      s->bind(7, ToUnixMicros(d.created_at));
+      if (finished_at) {
+        s->bind(8, ToUnixMicros(*finished_at));
       } else {
-        s->bind(7);
+        s->bind(8);
       }
       s->exec();
       delivery_id = db_.getLastInsertRowid();
@@ -684,13 +699,26 @@ class Store::Impl {
         "UPDATE outbox_events SET delivery_id = ? WHERE id = ? AND warehouse_id = ? AND "
         "delivery_id IS NULL");
     u->bind(1, delivery_id);
-    u->bind(3, warehouse_id);
-    for (std::int64_t id : event_ids) {
+    u->bind(3, d.warehouse_id);
+    for (std::int64_t id : d.event_ids) {
       u->bind(2, id);
-      if (u->exec() != 1) return std::nullopt;  // someone was faster
+      u->exec();
       u->reset();
     }
     return delivery_id;
+  }
+
+  // The database's salt for delivery uids (migration 4), read once.
+  const std::string& Salt() {
+    if (salt_.empty()) salt_ = db_.execAndGet("SELECT salt FROM store_identity").getString();
+    return salt_;
+  }
+
+  // A new delivery's id as receivers see it (webhook-id): "msg_" and 24 hex digits of a keyed
+  // hash of its warehouse and events, so the same batch formed again (after a crash) keeps it.
+  std::string FormedUid(std::int64_t warehouse_id, std::span<const std::int64_t> event_ids) {
+    std::string text = std::to_string(warehouse_id) + ":" + JoinIds(event_ids);
+    return "msg_" + HmacSha256Hex(Salt(), text).substr(0, 24);
   }
 
   // Leases a pending delivery until `lease_until`, unless someone holds an unexpired lease.
@@ -1197,7 +1225,7 @@ StoreResult<std::vector<Store::DeliveryTake>> Store::RecordAndTake(
         takes.clear();  // a retried group runs the op again
         std::vector<std::int64_t> sent, failed;
         for (const AttemptRecord& r : records) {
-          if (!im.RecordOneAttempt(r.attempt, r.outcome, r.next_attempt_at, now)) continue;
+          if (!im.RecordOneAttempt(r, now)) continue;
           std::vector<std::int64_t>& to = r.outcome == AttemptOutcome::kSucceeded ? sent : failed;
           to.insert(to.end(), r.request_ids.begin(), r.request_ids.end());
         }
@@ -1281,34 +1309,30 @@ Store::DeliveryTake Store::Impl::TakeDeliveries(const Store::DeliveryWant& want,
   if (blocked) return take;
 
   // New deliveries from the unbatched events, while slots are left: one read for all of them.
+  // Not stored: a delivery is stored with its first attempt (RecordOneAttempt).
   const int wanted = want.slots - static_cast<int>(take.claimed.size());
   if (wanted <= 0) return take;
-  auto unbatched = UnbatchedWithRequests(want.warehouse_id, wanted * std::max(1, want.max_events));
+  auto unbatched = UnbatchedWithRequests(want.warehouse_id, want.after_event,
+                                         wanted * std::max(1, want.max_events));
   for (std::size_t first = 0; first < unbatched.size();) {
     const std::size_t count =
         std::min(unbatched.size() - first, static_cast<std::size_t>(std::max(1, want.max_events)));
     std::vector<OutboxEvent> events;
-    std::vector<std::int64_t> event_ids;
     Delivery d;
     std::vector<AllocationRequest> requests;
     for (std::size_t i = first; i < first + count; ++i) {
       auto& [e, r] = unbatched[i];
-      event_ids.push_back(e.id);
+      d.event_ids.push_back(e.id);
       d.request_ids.push_back(e.request_id);
       if (r) requests.push_back(std::move(*r));
       events.push_back(std::move(e));
     }
     first += count;
-    std::tie(d.uid, d.document) = render(events, requests);
-    std::optional<std::int64_t> id = InsertDelivery(want.warehouse_id, event_ids, d.request_ids,
-                                                    d.uid, d.document, now, want.lease_until);
-    // Cannot happen: the events were read as unbatched in this same write transaction.
-    if (!id) throw StoreError(StoreError::Kind::kInternal, "outbox events taken twice");
-    d.id = *id;
+    d.document = render(events, requests);
+    d.uid = FormedUid(want.warehouse_id, d.event_ids);
     d.warehouse_id = want.warehouse_id;
     d.state = DeliveryState::kPending;
     d.next_attempt_at = now;
-    d.lease_until = want.lease_until;
     d.created_at = now;
     take.claimed.push_back(std::move(d));
   }

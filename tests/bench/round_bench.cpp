@@ -1,6 +1,7 @@
 // round_bench: the dispatcher's database work per event, without HTTP. Drives Store's
 // RecordAndTake the way the dispatcher's round thread does when every call succeeds: each round
-// records the previous round's deliveries as succeeded (with their attempts and requests) and
+// records the previous round's deliveries as succeeded (storing each with its attempt, marking
+// its events, moving its requests) and
 // forms the next ones from the outbox, `--per-round` per warehouse, one event per delivery.
 // Beside it, in the same process on the same disk: a bare outcome log (one row per event, one
 // commit per round), the least a durable record of each call can cost.
@@ -47,11 +48,9 @@ Figures DrainByRounds(const std::string& path, int warehouses, int per_round,
                       SynchronousMode sync) {
   auto store = Store::Open({path, sync, std::chrono::milliseconds(5000)});
   TimeZone zone = TimeZone::Find("Europe/Stockholm").value_or(TimeZone::Utc());
-  long uids = 0;
   auto render = [&](std::span<const OutboxEvent> events,
                     std::span<const AllocationRequest> requests) {
-    return std::pair{"msg_" + std::to_string(++uids),
-                     RenderWebhookDocument(events, requests, zone)};
+    return RenderWebhookDocument(events, requests, zone);
   };
   std::vector<Store::AttemptRecord> records;
   Figures f;
@@ -81,6 +80,7 @@ Figures DrainByRounds(const std::string& path, int warehouses, int per_round,
         r.attempt.http_status = 200;
         r.outcome = AttemptOutcome::kSucceeded;
         r.request_ids = d.request_ids;
+        r.formed = std::move(d);  // new: stored with this record
         records.push_back(std::move(r));
       }
     }

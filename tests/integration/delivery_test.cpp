@@ -276,29 +276,39 @@ TEST_F(Delivery, StrictOrderHoldsWhenACallFailsBehindDeliveriesClaimedAhead) {
   EXPECT_EQ(store->ListDeliveries(DeliveryState::kPending, 3, 100)->size(), 0u);
 }
 
-// A slow warehouse with deliveries claimed ahead: the later ones wait for their turn longer
-// than a call's timeout, so their leases are renewed before they go. Nothing is sent twice or
-// out of order, and every delivery succeeds at its first attempt.
+// A slow warehouse with stored deliveries claimed ahead (six dead ones an operator sends again):
+// the later ones wait for their turn longer than a call's timeout, so their leases are renewed
+// before they go. Nothing is sent twice or out of order, and each succeeds at its next attempt.
 TEST_F(Delivery, LeasesOfDeliveriesWaitingBehindASlowWarehouseAreRenewed) {
-  receiver_.Delay(250ms, 6);
-  api_ = std::make_unique<ApiProcess>(Options({{3, "{url: '" + receiver_.Url() +
-                                                       "', secret: s, max_events_per_call: 1, "
-                                                       "timeout: 400ms}"}}));
-  for (int i = 0; i < 6; ++i) api_->CreateAllocation(100 + i, "[[3]]");  // queued before start
-  StartDispatcher();
-  ASSERT_TRUE(receiver_.WaitForCalls(6, 20s)) << dispatcher_->Stderr();
-  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(6) == "sent"; }, 10s));
-  EXPECT_EQ(ReceivedEventIds(), (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}));
+  receiver_.SetDefault(500);
+  Start(Options(
+      {{3, "{url: '" + receiver_.Url() + "', secret: s, max_events_per_call: 1, timeout: 400ms}"}},
+      "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [50ms]}"));
+  for (int i = 0; i < 6; ++i) api_->CreateAllocation(100 + i, "[[3]]");
   auto store = OpenStore();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return store->ListDeliveries(DeliveryState::kDead, 3, 100)->size() == 6; }, 20s))
+      << dispatcher_->Stderr();
+  const std::size_t failed_calls = receiver_.Calls().size();
+  EXPECT_EQ(failed_calls, 12u);  // two attempts each
+  receiver_.SetDefault(200);
+  receiver_.Delay(250ms, 6);
+  ASSERT_EQ(*store->ResendDead(3, SystemClock().Now()), 6);
+  ASSERT_TRUE(receiver_.WaitForCalls(failed_calls + 6, 20s)) << dispatcher_->Stderr();
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(6) == "sent"; }, 10s));
+  std::vector<std::int64_t> ids = ReceivedEventIds();
+  EXPECT_EQ(std::vector<std::int64_t>(ids.end() - 6, ids.end()),
+            (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}));
   auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 100);
   ASSERT_EQ(done.size(), 6u);
-  for (const auto& d : done) EXPECT_EQ(d.attempt_count, 1) << d.uid;
+  for (const auto& d : done) EXPECT_EQ(d.attempt_count, 3) << d.uid;
   EXPECT_THAT(dispatcher_->Stderr(), HasSubstr("renewed the leases of"));
 }
 
-// SIGTERM with deliveries claimed ahead: the call in flight finishes and is recorded, and the
-// deliveries not sent are given back (no lease left), so a restart sends them at once.
-TEST_F(Delivery, SigtermGivesBackTheLeasesOfDeliveriesNotSent) {
+// SIGTERM with deliveries formed ahead: the call in flight finishes and is recorded; the new
+// deliveries not sent were never stored (a delivery is stored with its first attempt), so their
+// events wait unbatched and a restart sends them at once, in order, under the same ids.
+TEST_F(Delivery, SigtermRecordsTheCallInFlightAndLeavesTheRestUnsent) {
   receiver_.Delay(300ms, 10);
   api_ = std::make_unique<ApiProcess>(
       Options({{3, "{url: '" + receiver_.Url() + "', secret: s, max_events_per_call: 1}"}}));
@@ -308,12 +318,13 @@ TEST_F(Delivery, SigtermGivesBackTheLeasesOfDeliveriesNotSent) {
   dispatcher_->Signal(SIGTERM);
   ASSERT_EQ(dispatcher_->Wait(10s), 0) << dispatcher_->Stderr();
   auto store = OpenStore();
-  auto pending = *store->ListDeliveries(DeliveryState::kPending, 3, 100);
   auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 100);
   EXPECT_EQ(done.size(), receiver_.Calls().size());  // every call made was recorded
-  EXPECT_FALSE(pending.empty());
-  for (const auto& d : pending) EXPECT_EQ(d.lease_until, std::nullopt) << d.uid;
-  // Restarted, the rest goes out at once, in order, without waiting for any lease.
+  EXPECT_TRUE(store->ListDeliveries(DeliveryState::kPending, 3, 100)->empty());
+  const std::size_t unsent = store->ListUnbatchedEvents(3, 100)->size();
+  EXPECT_EQ(unsent, 8 - done.size());
+  EXPECT_GT(unsent, 0u);
+  // Restarted, the rest goes out at once, in order.
   receiver_.Delay(0ms, 0);
   StartDispatcher();
   ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(8) == "sent"; }, 5s)) << dispatcher_->Stderr();

@@ -77,6 +77,9 @@ class Faults : public testing::ServicesTest {
   // that succeeded, every event received, and SQLite's integrity check.
   void CheckInvariants(const std::set<std::int64_t>& accepted_orders) {
     auto store = OpenStore();
+    // A call's record (its delivery stored, its events batched, its requests `sent`) follows
+    // the receiver's answer by a round: wait for it, then check everything.
+    testing::WaitFor([&] { return store->ListUnbatchedEvents(std::nullopt, 10)->empty(); }, 10s);
     EXPECT_TRUE(*store->IntegrityCheck());
     int checked = 0;
     for (std::int64_t number : accepted_orders) {

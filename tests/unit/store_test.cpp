@@ -551,17 +551,18 @@ TEST_F(StoreSchema, UpgradesEveryEarlierVersionKeepingItsRows) {
            now + ", " + now + R"();
       INSERT INTO allocation_requests (id, allocation_id, order_id, order_number, lines_json,
                                        warehouse_id, warehouse_name, group_index, status,
-                                       created_at, expires_at, updated_at)
+                                       created_at, expires_at, updated_at)" +
+           std::string(version >= 3 ? ", pending" : "") + R"()
         VALUES (1, 1, 'ab12', 15, '[{"lineId":73,"quantity":5,"stockItemId":1}]', 3, 'W3', 0,
                 'sent', )" +
-           now + ", " + now + "+3600000000, " + now + R"();
+           now + ", " + now + "+3600000000, " + now + (version >= 3 ? ", 1" : "") + R"();
       INSERT INTO deliveries (id, uid, warehouse_id, state, document, attempt_count,
-                              next_attempt_at, created_at, finished_at)
+                              next_attempt_at, created_at, finished_at)" +
+           std::string(version >= 3 ? ", request_ids" : "") + R"()
         VALUES (1, 'msg_a', 3, 'succeeded', '{"events":[]}', 1, )" +
-           now + ", " + now + ", " + now + R"(),
+           now + ", " + now + ", " + now + (version >= 3 ? ", '1'" : "") + R"(),
                (2, 'msg_b', 3, 'dead', '{"events":[]}', 7, )" +
-           now + ", " + now + ", " + now +
-           R"();
+           now + ", " + now + ", " + now + (version >= 3 ? ", ''" : "") + R"();
       INSERT INTO outbox_events (id, warehouse_id, request_id, action, status, created_at,
                                  delivery_id)
         VALUES (1, 3, 1, 'create', 'allocated', )" +

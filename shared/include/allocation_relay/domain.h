@@ -121,16 +121,19 @@ std::string_view ToString(DeliveryState s);
 std::optional<DeliveryState> ParseDeliveryState(std::string_view text);
 
 struct Delivery {
-  std::int64_t id = 0;
-  std::string uid;  // the delivery id receivers see (webhook-id)
+  std::int64_t id = 0;  // 0 until stored (a new delivery is stored with its first attempt)
+  std::string uid;      // the delivery id receivers see (webhook-id)
   std::int64_t warehouse_id = 0;
   DeliveryState state = DeliveryState::kPending;
-  std::string document;  // the events JSON, fixed when the batch was formed
+  // The events JSON, fixed when the batch was formed; not kept once it succeeded (nothing sends
+  // it again; its events and requests render it again).
+  std::string document;
   int attempt_count = 0;
   TimePoint next_attempt_at;
   std::optional<TimePoint> lease_until;  // claimed by a dispatcher until then
   TimePoint created_at;
   std::vector<std::int64_t> request_ids;  // the requests its events are about, in event order
+  std::vector<std::int64_t> event_ids;    // its events, while not stored (id 0)
 };
 
 // One attempt to deliver a Delivery.

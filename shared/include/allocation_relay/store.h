@@ -168,22 +168,31 @@ class Store {
   // Webhook deliveries (used by the dispatcher).
   //
   // A finished call: `attempt` and what it means; `next_attempt_at` is used for kRetry.
-  // Recorded only if attempt.attempt is the pending delivery's count + 1 (so a late duplicate
-  // of a recorded call changes nothing); then `request_ids` get the outcome's status.
+  // A stored delivery's attempt (attempt.delivery_id > 0) is recorded only if attempt.attempt is
+  // the pending delivery's count + 1 (so a late duplicate of a recorded call changes nothing).
+  // A delivery formed but not yet stored (attempt.delivery_id 0, its first attempt) is stored
+  // from `formed` with this attempt, and its events are marked as sent in it. Then
+  // `request_ids` get the outcome's status.
   struct AttemptRecord {
     DeliveryAttempt attempt;
     AttemptOutcome outcome = AttemptOutcome::kRetry;
     TimePoint next_attempt_at;
     std::vector<std::int64_t> request_ids;  // the delivery's, as claimed (Delivery::request_ids)
+    Delivery formed;                        // when attempt.delivery_id is 0
   };
 
   // One round of the dispatcher in one transaction (one commit): records `records`, applies
   // `leases`, then for each of `wants` claims the warehouse's due pending deliveries and forms
-  // new ones from its unbatched events, up to `slots`. With `strict_order` deliveries go in id
+  // new ones from its unbatched events after `after_event`, up to `slots`. A claimed pending
+  // delivery is leased until `lease_until`; a new one is not stored (Delivery::id 0, its
+  // `event_ids` set): it is stored when its first attempt is recorded, and until then its
+  // events stay unbatched, so after a crash they form the same batch again, with the same uid
+  // (derived from the events and the database's salt). With `strict_order` deliveries go in
   // order and a newer one never passes a pending one that is not due (waiting for a retry) or
-  // leased by someone else. `held` are the caller's own deliveries of that warehouse (claimed
-  // and not yet recorded): they are neither claimed again nor in the way. `render` makes a new
-  // delivery's (uid, document) from its events and their requests; it runs inside the write.
+  // leased by someone else. `held` are the caller's own stored deliveries of that warehouse
+  // (claimed and not yet recorded): they are neither claimed again nor in the way;
+  // `after_event` is the newest event in the caller's unstored ones. `render` makes a new
+  // delivery's document from its events and their requests; it runs inside the write.
   // With `strict_order` and `past_held`, pending deliveries are looked for only after the newest
   // held one: under strict order the held ones are the oldest pending, so the pending rows before
   // them need not be read again every round (a lane holds dozens ahead). A pending delivery older
@@ -197,6 +206,7 @@ class Store {
     TimePoint lease_until;
     std::vector<std::int64_t> held;
     bool past_held = false;
+    std::int64_t after_event = 0;
   };
   // A lease the caller holds, renewed until `until`, or given up (nullopt) so the delivery can
   // be claimed again at once. Applied only while the delivery is pending.
@@ -206,11 +216,11 @@ class Store {
   };
   struct DeliveryTake {
     std::int64_t warehouse_id = 0;
-    std::vector<Delivery> claimed;      // in id order, leased to the caller until lease_until
+    std::vector<Delivery> claimed;      // in order; stored ones leased until lease_until
     std::optional<TimePoint> next_due;  // the earliest pending delivery not yet due
   };
-  using DocumentRenderer = std::function<std::pair<std::string, std::string>(
-      std::span<const OutboxEvent>, std::span<const AllocationRequest>)>;
+  using DocumentRenderer =
+      std::function<std::string(std::span<const OutboxEvent>, std::span<const AllocationRequest>)>;
   StoreResult<std::vector<DeliveryTake>> RecordAndTake(std::span<const AttemptRecord> records,
                                                        std::span<const LeaseChange> leases,
                                                        std::span<const DeliveryWant> wants,
