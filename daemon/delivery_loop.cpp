@@ -1,8 +1,11 @@
 #include "delivery_loop.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "allocation_relay/render.h"
 #include "allocation_relay/signature.h"
@@ -36,6 +39,9 @@ DeliveryLoop::DeliveryLoop(StoreOptions options, const Clock& clock,
 DeliveryLoop::~DeliveryLoop() { Stop(); }
 
 void DeliveryLoop::Start() {
+  errno = 0;
+  const int nice = getpriority(PRIO_PROCESS, 0);  // the starting (main) thread's
+  process_nice_ = errno == 0 ? nice : 0;
   store_ = Store::Open(options_);
   sender_ = std::make_unique<WebhookSender>();
   send_thread_ = std::thread([this] { SendLoop(); });
@@ -118,10 +124,28 @@ void DeliveryLoop::PickSendable(const Config& config, std::vector<Delivery>& go)
   }
 }
 
+void DeliveryLoop::ApplySendThreadNice(int relative) {
+  const int nice = std::clamp(process_nice_ + relative, -20, 19);
+  // On Linux PRIO_PROCESS with 0 sets the calling thread only.
+  if (setpriority(PRIO_PROCESS, 0, nice) == 0) {
+    if (relative != 0) spdlog::info("send thread at nice {}", nice);
+    return;
+  }
+  spdlog::info(
+      "send thread stays at the process's priority: nice {} not permitted ({}; needs root, "
+      "CAP_SYS_NICE or LimitNICE={} in the unit)",
+      nice, std::strerror(errno), nice);
+}
+
 void DeliveryLoop::SendLoop() {
   std::map<std::int64_t, Delivery> in_flight;  // by delivery id
+  std::optional<int> nice_applied;             // dispatcher.send_thread_nice, once per value
   for (;;) {
     std::shared_ptr<const Config> config = CurrentConfig();
+    if (nice_applied != config->dispatcher.send_thread_nice) {
+      nice_applied = config->dispatcher.send_thread_nice;
+      ApplySendThreadNice(*nice_applied);
+    }
     std::vector<Delivery> go;
     {
       std::lock_guard lock(pipe_mu_);

@@ -22,9 +22,9 @@
 // a crash they form the same batch again, under the same uid (derived from the events), and it
 // is sent again at once. A stored delivery (a retry, a re-send) is claimed with a lease longer
 // than the call's timeout, so after a crash it is sent again once its lease runs out; a ready one
-// whose lease could run out during its call is renewed by a round before it goes. Outcomes: 2xx succeeded; 410 Gone disables the webhook
-// (the delivery waits until an operator enables it); otherwise the retry schedule (Retry-After
-// on 429/503), then dead.
+// whose lease could run out during its call is renewed by a round before it goes. Outcomes: 2xx
+// succeeded; 410 Gone disables the webhook (the delivery waits until an operator enables it);
+// otherwise the retry schedule (Retry-After on 429/503), then dead.
 //
 // New work is noticed by a cheap indexed query (the newest event id) every few milliseconds,
 // never by scanning the database. Start/Stop/SetConfig/counters may be called from any thread.
@@ -114,6 +114,9 @@ class DeliveryLoop {
   // The send thread's share of a round: moves ready deliveries into `go` while their lanes and
   // the total concurrency allow. REQUIRES: pipe_mu_ held.
   void PickSendable(const Config& config, std::vector<Delivery>& go);
+  // Sets the send thread's nice value to the process's plus `relative` (send thread); logs
+  // when not permitted.
+  void ApplySendThreadNice(int relative);
   // What one finished call means (retry time, dead, disabled webhook). Round thread. Takes the
   // delivery out of `finished` (a new one is stored with the record).
   Store::AttemptRecord Decide(const Config& config, Finished& finished);
@@ -127,6 +130,7 @@ class DeliveryLoop {
   std::shared_ptr<const Config> config_;
   Counters counters_;
   std::atomic<bool> stopping_{false};
+  int process_nice_ = 0;  // the nice value of the thread that called Start
   std::thread round_thread_;
   std::thread send_thread_;
   std::unique_ptr<WebhookSender> sender_;  // used by the send thread; Wakeup() by anyone

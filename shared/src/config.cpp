@@ -368,8 +368,9 @@ class ConfigReader {
 
   void ReadDispatcher(const YAML::Node& n, DispatcherConfig& d) const {
     ExpectMap(n, "dispatcher");
-    CheckKeys(n, "dispatcher",
-              {"listen", "concurrency", "retry_schedule", "allow_private_networks"});
+    CheckKeys(
+        n, "dispatcher",
+        {"listen", "concurrency", "retry_schedule", "allow_private_networks", "send_thread_nice"});
     if (auto l = n["listen"]) d.listen = Listen(l, "dispatcher.listen");
     if (auto c = n["concurrency"]) {
       d.concurrency = static_cast<int>(Int(c, "dispatcher.concurrency", 1, 10000));
@@ -384,6 +385,9 @@ class ConfigReader {
     }
     if (auto p = n["allow_private_networks"]) {
       d.allow_private_networks = Bool(p, "dispatcher.allow_private_networks");
+    }
+    if (auto s = n["send_thread_nice"]) {
+      d.send_thread_nice = static_cast<int>(Int(s, "dispatcher.send_thread_nice", -20, 19));
     }
   }
 

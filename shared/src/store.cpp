@@ -559,8 +559,8 @@ class Store::Impl {
                                                               : "pending";
     const std::int64_t next_us =
         ToUnixMicros(outcome == AttemptOutcome::kRetry ? record.next_attempt_at : now);
-    const std::optional<TimePoint> finished_at =
-        outcome == AttemptOutcome::kRetry ? std::nullopt : std::optional<TimePoint>(now);
+    // Null while pending (a plain pointer: GCC warns wrongly about an optional here).
+    const TimePoint* finished_at = outcome == AttemptOutcome::kRetry ? nullptr : &now;
     const DeliveryAttempt& attempt = record.attempt;
     const int number = attempt.attempt;
     std::int64_t delivery_id = attempt.delivery_id;
@@ -665,12 +665,12 @@ class Store::Impl {
   }
 
   // Stores a delivery formed by TakeDeliveries (not stored then) with its first attempt's
-  // outcome (`state`, the next attempt's time or the finish time) and puts its events into it;
+  // outcome (`state`, the next attempt's time, the finish time or null) and puts its events in it;
   // returns its id. An event already in another delivery stays there (only a second dispatcher
   // on the same database could have sent it too). One cached statement per event, not an
   // IN-list: a new SQL text per batch would be parsed every time and churn the statement cache.
   std::int64_t StoreFormed(const Delivery& d, const char* state, std::int64_t next_attempt_us,
-                           std::optional<TimePoint> finished_at) {
+                           const TimePoint* finished_at) {
     const bool outcome_succeeded = std::string_view(state) == "succeeded";
     std::int64_t delivery_id = 0;
     {

@@ -4,7 +4,10 @@
 // API's commit to receipt at a steady rate, with the real API and dispatcher.
 //
 // Usage: dispatch_bench --dispatcher <allocation-dispatcherd> [--events N] [--warehouses W]
-//                       [--rate R] [--latency-seconds S]
+//                       [--rate R] [--latency-seconds S] [--send-thread-nice N]
+//
+// --send-thread-nice sets dispatcher.send_thread_nice (without it: the product's default, -5,
+// which needs root or CAP_SYS_NICE here; the dispatcher logs it when it cannot apply it).
 //
 // The receiver is a one-thread epoll server (tests/support/epoll_receiver.h), so the figures are
 // the sender's. The warehouses use the standard-webhooks format (the JSON document, sent raw).
@@ -66,6 +69,9 @@ struct Drain {
   long rss_kb = 0;
 };
 
+// Extra keys of the dispatcher's config section (e.g. ", send_thread_nice: 0").
+std::string g_dispatcher_keys;
+
 Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingReceiver& receiver,
                     int events, int warehouses, int per_call) {
   receiver.Reset();
@@ -73,7 +79,8 @@ Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingRe
   testing::SeedOutbox(dir.File(db), events, warehouses);
   std::string config = "timezone: Europe/Stockholm\nlog_level: warn\nstore: {path: " + db +
                        ", synchronous: full}\ndispatcher: {listen: '127.0.0.1:0', "
-                       "concurrency: 64, allow_private_networks: true}\nwarehouses:\n";
+                       "concurrency: 64, allow_private_networks: true" +
+                       g_dispatcher_keys + "}\nwarehouses:\n";
   for (int w = 1; w <= warehouses; ++w) {
     config += "  - {id: " + std::to_string(w) + ", name: W" + std::to_string(w) +
               ", webhook: {url: '" + receiver.Url() +
@@ -201,17 +208,22 @@ int main(int argc, char** argv) {
       rate = std::stoi(argv[i + 1]);
     else if (flag == "--latency-seconds")
       latency_seconds = std::stoi(argv[i + 1]);
+    else if (flag == "--send-thread-nice")
+      g_dispatcher_keys = ", send_thread_nice: " + std::to_string(std::stoi(argv[i + 1]));
   }
   if (binary.empty()) {
     std::fprintf(stderr,
                  "usage: dispatch_bench --dispatcher <allocation-dispatcherd> "
-                 "[--events N] [--warehouses W] [--rate R] [--latency-seconds S (0: skip)]\n");
+                 "[--events N] [--warehouses W] [--rate R] [--latency-seconds S (0: skip)] "
+                 "[--send-thread-nice N]\n");
     return 2;
   }
   testing::TempDir dir;
   CountingReceiver receiver;
-  std::printf("draining %d pre-filled events over %d warehouses to a local receiver\n\n", events,
-              warehouses);
+  std::printf("draining %d pre-filled events over %d warehouses to a local receiver%s\n\n", events,
+              warehouses,
+              g_dispatcher_keys.empty() ? " (send_thread_nice: default)"
+                                        : (" (" + g_dispatcher_keys.substr(2) + ")").c_str());
 
   // The same single-event bodies (the size of one standard-webhooks event) from a plain loop,
   // before and after the dispatcher runs; the ratio uses the faster of the two.

@@ -3,9 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <regex>
+#include <sstream>
+#include <thread>
 
 #include "allocation_relay/render.h"
 #include "allocation_relay/signature.h"
@@ -329,6 +334,63 @@ TEST_F(Delivery, SigtermRecordsTheCallInFlightAndLeavesTheRestUnsent) {
   StartDispatcher();
   ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(8) == "sent"; }, 5s)) << dispatcher_->Stderr();
   EXPECT_EQ(ReceivedEventIds(), (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+}
+
+// The nice value in a /proc stat file (field 19).
+int NiceIn(const std::filesystem::path& stat_file) {
+  std::ifstream in(stat_file);
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // from field 3 (state)
+  std::string field;
+  for (int i = 3; i <= 19 && fields >> field; ++i) {
+    if (i == 19) return std::stoi(field);
+  }
+  return 0;
+}
+
+// The nice value of each thread of `pid`.
+std::vector<int> ThreadNices(pid_t pid) {
+  std::vector<int> nices;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    nices.push_back(NiceIn(task.path() / "stat"));
+  }
+  return nices;
+}
+
+// Whether this process may lower a thread's nice value (root with CAP_SYS_NICE, or RLIMIT_NICE).
+bool MayLowerNice() {
+  bool ok = false;
+  std::thread probe([&] {
+    errno = 0;
+    const int nice = getpriority(PRIO_PROCESS, 0);
+    ok = errno == 0 && nice > -20 && setpriority(PRIO_PROCESS, 0, nice - 1) == 0;
+  });
+  probe.join();
+  return ok;
+}
+
+// dispatcher.send_thread_nice: the send thread runs at the process's nice value plus it, when
+// the process may lower it; when it may not, the dispatcher says so and goes on.
+TEST_F(Delivery, TheSendThreadRunsAtItsConfiguredNiceValue) {
+  Start(Options({{3, "{url: '" + receiver_.Url() + "', secret: s}"}},
+                "{listen: '127.0.0.1:0', allow_private_networks: true, send_thread_nice: -3}"));
+  api_->CreateAllocation(15, "[[3]]");
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(1) == "sent"; }, 10s))
+      << dispatcher_->Stderr();
+  std::vector<int> nices = ThreadNices(dispatcher_->pid());
+  ASSERT_FALSE(nices.empty());
+  const int process = NiceIn("/proc/" + std::to_string(dispatcher_->pid()) + "/stat");
+  const int expected = std::max(-20, process - 3);
+  if (MayLowerNice()) {
+    EXPECT_EQ(std::count(nices.begin(), nices.end(), expected), 1)
+        << ::testing::PrintToString(nices);
+    EXPECT_THAT(dispatcher_->Stderr(),
+                HasSubstr("send thread at nice " + std::to_string(expected)));
+  } else {
+    EXPECT_THAT(dispatcher_->Stderr(), HasSubstr("send thread stays at the process's priority"));
+    EXPECT_EQ(std::count(nices.begin(), nices.end(), process), static_cast<long>(nices.size()));
+  }
 }
 
 // max_in_flight 3: a slow warehouse gets three calls at once (their attempts overlap in time),

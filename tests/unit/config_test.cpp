@@ -25,6 +25,7 @@ dispatcher:
   concurrency: 8
   retry_schedule: [1s, 2s]
   allow_private_networks: true
+  send_thread_nice: -3
 warehouses:
   - id: 3
     name: Amsterdam
@@ -60,6 +61,7 @@ TEST(Config, LoadsEveryKey) {
   EXPECT_EQ(c.dispatcher.concurrency, 8);
   EXPECT_EQ(c.dispatcher.retry_schedule, (std::vector<std::chrono::milliseconds>{1s, 2s}));
   EXPECT_TRUE(c.dispatcher.allow_private_networks);
+  EXPECT_EQ(c.dispatcher.send_thread_nice, -3);
   ASSERT_EQ(c.warehouses.size(), 2u);
   EXPECT_EQ(c.warehouses[0].confirm_timeout, 30min);
   ASSERT_TRUE(c.warehouses[0].webhook);
@@ -89,6 +91,7 @@ TEST(Config, DefaultsFollowTheSpec) {
   EXPECT_EQ(c.dispatcher.retry_schedule,
             (std::vector<std::chrono::milliseconds>{5s, 5min, 30min, 2h, 5h, 10h, 10h}));
   EXPECT_FALSE(c.dispatcher.allow_private_networks);
+  EXPECT_EQ(c.dispatcher.send_thread_nice, -5);
   const WebhookConfig& w = *c.warehouses[0].webhook;
   EXPECT_EQ(w.signature, SignatureScheme::kCentra);
   EXPECT_EQ(w.timeout, 5s);
@@ -142,6 +145,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"WrongTypeBool", "dispatcher: {allow_private_networks: maybe}\n",
                 "dispatcher.allow_private_networks: expected true or false"},
         BadCase{"WrongTypeMapping", "store: 5\n", "bad.yaml:1: store: expected a mapping"},
+        BadCase{"NiceOutOfRange", "dispatcher: {send_thread_nice: -40}\n",
+                "bad.yaml:1: dispatcher.send_thread_nice"},
         BadCase{"WrongTypeList", "warehouses: {id: 3}\n", "warehouses: expected a list"},
         BadCase{"BadDuration", "store: {busy_timeout: 5}\n",
                 "bad.yaml:1: store.busy_timeout: expected a duration such as 250ms, 5s, 30m or "

@@ -65,6 +65,10 @@ struct DispatcherConfig {
   int concurrency = 64;
   std::vector<std::chrono::milliseconds> retry_schedule;  // default 5s,5m,30m,2h,5h,10h,10h
   bool allow_private_networks = false;
+  // The nice value of the send thread (the one making the calls) relative to the process's: it
+  // is the delivery's critical path, so it goes ahead of the dispatcher's database thread and
+  // other local work. Applied when permitted (root, CAP_SYS_NICE or the unit's LimitNICE).
+  int send_thread_nice = -5;
 };
 
 struct WebhookConfig {
