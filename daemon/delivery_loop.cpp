@@ -295,12 +295,9 @@ bool DeliveryLoop::Round(const Config& config) {
       newest = std::max(newest, d.event_ids.back());
     };
     for (const Finished& f : finished_) note_formed(f.delivery);
-    for (const Store::AttemptRecord& r : unrecorded_) {
-      note_formed(r.formed);
-      // A failure not yet written (the last write failed) still holds a strict lane back: a
-      // new delivery is not stored until its record is, so no pending row does it meanwhile.
-      if (r.outcome != AttemptOutcome::kSucceeded) halted.insert(r.formed.warehouse_id);
-    }
+    // A failure not yet written (the last write failed) needs no more: RecordAndTake writes the
+    // records before it claims, so the stored failure holds its strict lane back as usual.
+    for (const Store::AttemptRecord& r : unrecorded_) note_formed(r.formed);
     int budget = kMaxHeld - held_total;
     for (auto it = dirty_.begin(); it != dirty_.end() && budget > 0;) {
       const WebhookConfig* hook = usable(*it);
