@@ -114,14 +114,15 @@ class DeliveryLoop {
   // The send thread's share of a round: moves ready deliveries into `go` while their lanes and
   // the total concurrency allow. REQUIRES: pipe_mu_ held.
   void PickSendable(const Config& config, std::vector<Delivery>& go);
-  // Sets the send thread's nice value to the process's plus `relative` (send thread); logs
-  // when not permitted.
+  // Sets the calling (send) thread's nice value to the process's plus `relative`; logs when not
+  // permitted.
   void ApplySendThreadNice(int relative);
   // What one finished call means (retry time, dead, disabled webhook). Round thread. Takes the
   // delivery out of `finished` (a new one is stored with the record).
   Store::AttemptRecord Decide(const Config& config, Finished& finished);
   // Starts the call of `delivery`. A stored one's document moves into the request (a retry
-  // reads it from the database again); a new one keeps it, to be stored with the record.
+  // reads it from the database again); a new one keeps a copy, stored with its record if the
+  // call fails (a succeeded delivery keeps no document).
   void Submit(const Config& config, const WarehouseConfig& warehouse, Delivery& delivery);
 
   StoreOptions options_;
