@@ -2,10 +2,67 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sstream>
+
 namespace allocation_relay {
+namespace {
+
+std::string ReasonJson(int status) {
+  switch (status) {
+    case 400:
+      return R"({"status":"no","errorMessages":["Bad request"]})";
+    case 413:
+      return R"({"status":"no","errorMessages":["Request body too large"]})";
+    case 414:
+      return R"({"status":"no","errorMessages":["Request URI too long"]})";
+    case 431:
+      return R"({"status":"no","errorMessages":["Request header too large"]})";
+    case 500:
+      return R"({"status":"no","errorMessages":["Internal error"]})";
+    default:
+      return R"({"status":"no","errorMessages":["Request failed"]})";
+  }
+}
+
+HttpServerOptions HttpOptions(const ApiConfig& api) {
+  HttpServerOptions o;
+  o.name = "api";
+  o.announce = "api listening on";
+  o.listen = api.listen;
+  o.workers = api.threads;
+  o.max_connections = api.max_connections;
+  o.idle_timeout = api.idle_timeout;
+  o.max_body = api.max_body;
+  o.error_body = ReasonJson;
+  return o;
+}
+
+}  // namespace
 
 ApiServer::ApiServer(std::shared_ptr<const Config> config, const Clock& clock)
-    : config_(config), service_(config, clock), http_(service_, config->api) {}
+    : config_(config),
+      service_(config, clock),
+      http_(HttpOptions(config->api), [this](const HttpRequest& req) {
+        ApiRequest request;
+        request.method = req.method;
+        request.path = req.path;
+        // Our own parse of the raw target: httplib drops a literal '?' inside the query.
+        request.params = ParseQueryString(req.target);
+        request.body = req.body;
+        request.token = req.Header("API-Authorization");
+        ApiResponse answer = service_.Handle(request);
+        if (answer.endpoint == "GET /metrics" && answer.status == 200) {
+          std::ostringstream connections;
+          WriteConnectionMetrics(connections, http_.counters());
+          answer.body += connections.str();
+        }
+        HttpResponse res;
+        res.status = answer.status;
+        if (!answer.allow.empty()) res.headers.emplace_back("Allow", answer.allow);
+        res.body = std::move(answer.body);
+        res.content_type = std::move(answer.content_type);
+        return res;
+      }) {}
 
 ApiServer::~ApiServer() { Stop(); }
 
@@ -25,6 +82,14 @@ void ApiServer::Reload(std::shared_ptr<const Config> config) {
   if (config->api.listen.host != config_->api.listen.host ||
       config->api.listen.port != config_->api.listen.port) {
     spdlog::warn("api.listen changed; it takes effect at the next restart");
+  }
+  if (config->api.threads != config_->api.threads ||
+      config->api.max_connections != config_->api.max_connections ||
+      config->api.idle_timeout != config_->api.idle_timeout ||
+      config->api.max_body != config_->api.max_body) {
+    spdlog::warn(
+        "api.threads, max_connections, idle_timeout and max_body take effect at the "
+        "next restart");
   }
   service_.Reload(config);
   config_ = std::move(config);

@@ -1,4 +1,5 @@
-// ApiServer: the allocation-api service object: an ApiService served by an HttpServer.
+// ApiServer: the allocation-api service object: an ApiService served by an HttpServer (api.listen,
+// api.threads workers, api.max_connections, api.idle_timeout, api.max_body).
 // Start/Reload/Stop are called from the main thread only.
 #ifndef ALLOCATION_RELAY_API_API_SERVER_H_
 #define ALLOCATION_RELAY_API_API_SERVER_H_
@@ -7,8 +8,8 @@
 
 #include "allocation_relay/clock.h"
 #include "allocation_relay/config.h"
+#include "allocation_relay/http_server.h"
 #include "api_service.h"
-#include "http_server.h"
 
 namespace allocation_relay {
 
@@ -28,6 +29,7 @@ class ApiServer {
   void Stop();
 
   int port() const { return http_.port(); }
+  HttpServer::Counters connections() const { return http_.counters(); }
 
  private:
   std::shared_ptr<const Config> config_;

@@ -17,8 +17,9 @@ void Dispatcher::Start() {
   expiry_->Start();
   delivery_ = std::make_unique<DeliveryLoop>(StoreOptionsFrom(config_->store), clock_, config_);
   delivery_->Start();
-  status_ = std::make_unique<StatusServer>(StoreOptionsFrom(config_->store),
-                                           config_->dispatcher.listen, *delivery_);
+  status_ =
+      std::make_unique<StatusServer>(StoreOptionsFrom(config_->store), config_->dispatcher.listen,
+                                     config_->api.idle_timeout, *delivery_);
   status_->Start();
   spdlog::info("dispatcher ready: database {} (schema {}), {} warehouses", config_->store.path,
                Store::LatestSchemaVersion(), config_->warehouses.size());

@@ -1,6 +1,5 @@
 #include "status_server.h"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
@@ -8,9 +7,52 @@
 
 namespace allocation_relay {
 
-StatusServer::StatusServer(StoreOptions options, ListenAddress listen, const DeliveryLoop& delivery)
-    : options_(std::move(options)), listen_(std::move(listen)), delivery_(delivery) {
+namespace {
+
+HttpServerOptions StatusOptions(ListenAddress listen, std::chrono::milliseconds idle_timeout) {
+  HttpServerOptions o;
+  o.name = "dispatcher status";
+  o.announce = "dispatcher status on";
+  o.listen = std::move(listen);
+  o.workers = 2;
+  o.max_connections = StatusServer::kMaxConnections;
+  o.idle_timeout = idle_timeout;
+  o.max_body = 4096;  // GETs only
+  o.error_body = [](int) { return R"({"status":"no","errorMessages":["Request failed"]})"; };
+  return o;
+}
+
+}  // namespace
+
+StatusServer::StatusServer(StoreOptions options, ListenAddress listen,
+                           std::chrono::milliseconds idle_timeout, const DeliveryLoop& delivery)
+    : options_(std::move(options)),
+      delivery_(delivery),
+      http_(StatusOptions(std::move(listen), idle_timeout),
+            [this](const HttpRequest& request) { return Handle(request); }) {
   options_.create_and_migrate = false;
+}
+
+HttpResponse StatusServer::Handle(const HttpRequest& request) {
+  HttpResponse res;
+  if (request.path != "/health" && request.path != "/metrics") {
+    res.status = 404;
+    res.body = R"({"status":"no","errorMessages":["Not found"]})";
+    return res;
+  }
+  if (request.method != "GET" && request.method != "HEAD") {
+    res.status = 405;
+    res.body = R"({"status":"no","errorMessages":["Method not allowed"]})";
+    res.headers.emplace_back("Allow", "GET");
+    return res;
+  }
+  if (request.path == "/health") {
+    res.body = Health(res.status);
+    return res;
+  }
+  res.body = Metrics();
+  res.content_type = "text/plain; version=0.0.4";
+  return res;
 }
 
 StatusServer::~StatusServer() { Stop(); }
@@ -88,49 +130,12 @@ std::string StatusServer::Metrics() {
   out << "allocation_relay_delivery_latency_seconds_bucket{le=\"+Inf\"} " << cumulative << "\n"
       << "allocation_relay_delivery_latency_seconds_sum " << c.latency_sum << "\n"
       << "allocation_relay_delivery_latency_seconds_count " << cumulative << "\n";
+  WriteConnectionMetrics(out, http_.counters());
   return out.str();
 }
 
-void StatusServer::Start() {
-  server_ = std::make_unique<httplib::Server>();
-  httplib::Server& s = *server_;
-  s.new_task_queue = [] { return new httplib::ThreadPool(2); };
-  s.set_tcp_nodelay(true);
-  s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    int status = 0;
-    std::string body = Health(status);
-    res.status = status;
-    res.set_content(body, "application/json");
-  });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(Metrics(), "text/plain; version=0.0.4");
-  });
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    res.status = 500;
-    res.set_content(R"({"status":"no","errorMessages":["Internal error"]})", "application/json");
-  });
-  port_ = listen_.port == 0 ? s.bind_to_any_port(listen_.host)
-                            : (s.bind_to_port(listen_.host, listen_.port) ? listen_.port : -1);
-  if (port_ <= 0) {
-    throw std::runtime_error("cannot listen on " + listen_.host + ":" +
-                             std::to_string(listen_.port) + " (dispatcher.listen)");
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!server_->is_running()) {  // so that Stop() right after Start() is never lost
-    if (std::chrono::steady_clock::now() > deadline) {
-      throw std::runtime_error("the status server did not start listening");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  spdlog::info("dispatcher status on {}:{}", listen_.host, port_);
-}
+void StatusServer::Start() { http_.Start(); }
 
-void StatusServer::Stop() {
-  if (!server_) return;
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
-  server_.reset();
-}
+void StatusServer::Stop() { http_.Stop(); }
 
 }  // namespace allocation_relay

@@ -300,12 +300,17 @@ class ConfigReader {
   void ReadApi(const YAML::Node& n, Config& config) const {
     ApiConfig& api = config.api;
     ExpectMap(n, "api");
-    CheckKeys(n, "api", {"listen", "max_body", "threads", "keys"});
+    CheckKeys(n, "api",
+              {"listen", "max_body", "threads", "max_connections", "idle_timeout", "keys"});
     if (auto l = n["listen"]) api.listen = Listen(l, "api.listen");
     if (auto m = n["max_body"]) {
       api.max_body = static_cast<std::size_t>(Int(m, "api.max_body", 1, 1LL << 30));
     }
     if (auto t = n["threads"]) api.threads = static_cast<int>(Int(t, "api.threads", 1, 256));
+    if (auto c = n["max_connections"]) {
+      api.max_connections = static_cast<int>(Int(c, "api.max_connections", 1, 1000000));
+    }
+    if (auto t = n["idle_timeout"]) api.idle_timeout = Duration(t, "api.idle_timeout", false);
     if (auto keys = n["keys"]) {
       ExpectSequence(keys, "api.keys");
       std::set<std::string> names;

@@ -17,6 +17,8 @@ store: {path: /tmp/x.db, synchronous: normal, busy_timeout: 250ms}
 api:
   listen: 0.0.0.0:8081
   max_body: 2048
+  max_connections: 600
+  idle_timeout: 1500ms
   keys:
     - {name: pos, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,
        endpoints: [GET /allocation-requests, PUT /allocation-request], warehouses: [3]}
@@ -50,6 +52,8 @@ TEST(Config, LoadsEveryKey) {
   EXPECT_EQ(c.api.listen.host, "0.0.0.0");
   EXPECT_EQ(c.api.listen.port, 8081);
   EXPECT_EQ(c.api.max_body, 2048u);
+  EXPECT_EQ(c.api.max_connections, 600);
+  EXPECT_EQ(c.api.idle_timeout, 1500ms);
   ASSERT_EQ(c.api.keys.size(), 1u);
   EXPECT_EQ(c.api.keys[0].name, "pos");
   EXPECT_EQ(c.api.keys[0].sha256[0], 0x9f);
@@ -86,6 +90,8 @@ TEST(Config, DefaultsFollowTheSpec) {
   EXPECT_EQ(c.store.busy_timeout, 5s);
   EXPECT_EQ(c.api.listen.port, 8080);
   EXPECT_EQ(c.api.max_body, 1048576u);
+  EXPECT_EQ(c.api.max_connections, 1024);
+  EXPECT_EQ(c.api.idle_timeout, 5s);
   EXPECT_EQ(c.dispatcher.listen.port, 9101);
   EXPECT_EQ(c.dispatcher.concurrency, 64);
   EXPECT_EQ(c.dispatcher.retry_schedule,
@@ -142,6 +148,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"WrongTypeString", "store: {path: [a, b]}\n", "store.path: expected a string"},
         BadCase{"WrongTypeInteger", "api: {max_body: lots}\n",
                 "bad.yaml:1: api.max_body: expected an integer, got \"lots\""},
+        BadCase{"MaxConnectionsZero", "api: {max_connections: 0}\n",
+                "bad.yaml:1: api.max_connections"},
+        BadCase{"IdleTimeoutZero", "api: {idle_timeout: 0s}\n",
+                "bad.yaml:1: api.idle_timeout: must be longer than 0"},
+        BadCase{"IdleTimeoutBare", "api: {idle_timeout: 5}\n", "bad.yaml:1: api.idle_timeout"},
         BadCase{"WrongTypeBool", "dispatcher: {allow_private_networks: maybe}\n",
                 "dispatcher.allow_private_networks: expected true or false"},
         BadCase{"WrongTypeMapping", "store: 5\n", "bad.yaml:1: store: expected a mapping"},

@@ -56,7 +56,11 @@ struct ApiKey {
 struct ApiConfig {
   ListenAddress listen{"127.0.0.1", 8080};
   std::size_t max_body = 1048576;
-  int threads = 16;
+  int threads = 16;            // workers running handlers; connections do not hold them
+  int max_connections = 1024;  // open at once; past it new ones are closed at once
+  // A connection on which nothing arrives for this long is closed (the dispatcher's status
+  // port uses it too).
+  std::chrono::milliseconds idle_timeout{5000};
   std::vector<ApiKey> keys;
 };
 
