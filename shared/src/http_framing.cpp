@@ -100,7 +100,12 @@ Framing FrameRequest(std::string_view buf, std::size_t max_body) {
       }
       content_length = n;
     } else if (EqualsIgnoreCase(name, "Transfer-Encoding")) {
-      chunked = value.find("chunked") != std::string_view::npos;
+      // httplib decodes exactly "chunked"; any other coding of a request body is refused.
+      if (!EqualsIgnoreCase(value, "chunked")) {
+        f.kind = Framing::Kind::kBad;
+        return f;
+      }
+      chunked = true;
     } else if (EqualsIgnoreCase(name, "Expect")) {
       f.expects_continue = EqualsIgnoreCase(value, "100-continue");
     }

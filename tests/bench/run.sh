@@ -5,13 +5,16 @@
 #   tests/bench/run.sh round [--events N] [--warehouses W] [--per-round K]  (the dispatcher's
 #                            database work alone; not part of "both")
 #   tests/bench/run.sh send [--calls N] [--concurrency C]  (its send path alone; not in "both")
+#   tests/bench/run.sh connections [--seconds S] [--clients C] [--idle N] [--rss-idle N]
+#                            (the API beside many idle connections: throughput ratio, peak RSS,
+#                            SIGTERM exit time; not part of "both")
 #   tests/bench/run.sh            (both, with their defaults)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash packaging/install-deps.sh
 cmake --preset default >/dev/null
-cmake --build --preset default -j2 --target api_bench dispatch_bench round_bench send_bench allocation-api \
-  allocation-dispatcherd
+cmake --build --preset default -j2 --target api_bench dispatch_bench round_bench send_bench \
+  connections_bench allocation-api allocation-dispatcherd
 which="${1:-both}"
 [ $# -gt 0 ] && shift
 if [ "$which" = api ] || [ "$which" = both ]; then
@@ -25,4 +28,7 @@ if [ "$which" = round ]; then
 fi
 if [ "$which" = send ]; then
   build/default/tests/send_bench "$@"
+fi
+if [ "$which" = connections ]; then
+  build/default/tests/connections_bench --api build/default/api/allocation-api "$@"
 fi

@@ -70,6 +70,16 @@ TEST(HttpFraming, AChunkedBodyEndsAtItsLastChunkAndTrailers) {
   EXPECT_EQ(trailers.length, head.size() + body.size() + 12);
 }
 
+TEST(HttpFraming, TransferCodingsOtherThanChunkedAreBad) {
+  EXPECT_EQ(
+      FrameRequest("POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", kMaxBody).kind,
+      Framing::Kind::kBad);
+  EXPECT_EQ(
+      FrameRequest("POST /x HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n", kMaxBody)
+          .kind,
+      Framing::Kind::kComplete);
+}
+
 TEST(HttpFraming, ChunksOverTheLimitOrUnreadableSizesAreRefused) {
   std::string head = "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
   EXPECT_EQ(FrameRequest(head + "3E9\r\n", kMaxBody).kind, Framing::Kind::kBodyTooLarge);
