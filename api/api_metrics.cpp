@@ -17,7 +17,8 @@ void ApiMetrics::Record(const std::string& endpoint, int code, double seconds) {
 std::string ApiMetrics::Render(
     bool database_up,
     const std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>>& requests,
-    const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations) const {
+    const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations,
+    const std::optional<WriteGroupStats>& writes) const {
   std::ostringstream out;
   out << "# HELP allocation_relay_database_up Whether the database answers at its path (as "
          "/health).\n"
@@ -37,6 +38,28 @@ std::string ApiMetrics::Render(
     for (const auto& [state, n] : *allocations) {
       out << "allocation_relay_allocations{state=\"" << ToString(state) << "\"} " << n << "\n";
     }
+  }
+  if (writes) {
+    auto counter = [&](const char* name, const char* help, auto value) {
+      out << "# HELP allocation_relay_write_" << name << " " << help << "\n"
+          << "# TYPE allocation_relay_write_" << name << " counter\n"
+          << "allocation_relay_write_" << name << " " << value << "\n";
+    };
+    counter("commits_total", "Transactions of the group commit (one per batch of writes).",
+            writes->commits);
+    counter("ops_total", "Writes those transactions held.", writes->writes);
+    counter("wait_seconds_total", "Time writes waited for their batch to begin, summed.",
+            writes->wait_seconds);
+    counter("execute_seconds_total", "Time the group commit spent running writes.",
+            writes->execute_seconds);
+    counter("commit_seconds_total", "Time the group commit spent in COMMIT (with its fsync).",
+            writes->commit_seconds);
+    counter("wal_frames_total", "Pages the group commit appended to the write-ahead log.",
+            writes->wal_frames);
+    counter("checkpoints_total", "Checkpoints of the write-ahead log into the database.",
+            writes->checkpoints);
+    counter("checkpoint_seconds_total", "Time spent in those checkpoints.",
+            writes->checkpoint_seconds);
   }
   std::lock_guard lock(mu_);
   out << "# HELP allocation_relay_http_requests_total HTTP requests answered, by endpoint and "

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "allocation_relay/domain.h"
+#include "allocation_relay/store.h"
 
 namespace allocation_relay {
 
@@ -22,12 +23,13 @@ class ApiMetrics {
   void Record(const std::string& endpoint, int code, double seconds);
 
   // Prometheus text format. `database_up` is what /health would say; the database gauges are
-  // left out when the counts could not be read.
+  // left out when the counts could not be read, the group commit's counters (`writes`) when
+  // not given.
   std::string Render(
       bool database_up,
       const std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>>& requests,
-      const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations)
-      const;
+      const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations,
+      const std::optional<WriteGroupStats>& writes = std::nullopt) const;
 
  private:
   static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

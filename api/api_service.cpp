@@ -232,13 +232,19 @@ ApiResponse ApiService::AllocationAnswer(const Context& ctx, Store& store, std::
   auto allocation = store.GetAllocationByOrder(number);
   if (!allocation) return Unavailable(allocation.error());
   if (!*allocation) return StatusNo(AllocationNotFound());
-  Allocation& a = **allocation;
-  std::erase_if(a.requests,
+  return AllocationAnswer(ctx, std::move(**allocation), key);
+}
+
+ApiResponse ApiService::AllocationAnswer(const Context& ctx, Allocation allocation,
+                                         const ApiKey& key) {
+  std::erase_if(allocation.requests,
                 [&](const AllocationRequest& r) { return !key.scope.Allows(r.warehouse_id); });
-  ordered_json body = ordered_json::object();
-  body["status"] = "ok";
-  body["allocation"] = RenderAllocation(a, ctx.zone);
-  return Json(200, body);
+  std::string body;
+  body.reserve(400 + 300 * allocation.requests.size());
+  body += R"({"status":"ok","allocation":)";
+  AppendAllocation(body, allocation, ctx.zone);
+  body += '}';
+  return ApiResponse{200, std::move(body)};
 }
 
 ApiResponse ApiService::CreateAllocation(const Context& ctx, const ApiRequest& req,
@@ -260,7 +266,9 @@ ApiResponse ApiService::CreateAllocation(const Context& ctx, const ApiRequest& r
     return StatusNo(std::move(messages));
   }
   spdlog::info("allocation for order {} created by key {}", allocation.order.number, key.name);
-  return AllocationAnswer(ctx, **lease, allocation.order.number, key);
+  // As stored by the write: no read after it (which would find the reading connection's cache
+  // outdated by the write, and read through it again).
+  return AllocationAnswer(ctx, std::move(created->allocation), key);
 }
 
 ApiResponse ApiService::GetAllocation(const Context& ctx, const std::string& number,
@@ -313,13 +321,15 @@ ApiResponse ApiService::Health() {
 ApiResponse ApiService::Metrics() {
   std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>> requests;
   std::optional<std::vector<std::pair<AllocationState, std::int64_t>>> allocations;
+  std::optional<WriteGroupStats> writes;
   bool up = false;
   if (auto lease = pool_.Acquire()) {
     up = (*lease)->Ping().has_value();
     if (auto r = (*lease)->CountRequestsByStatus()) requests = std::move(*r);
     if (auto a = (*lease)->CountAllocationsByState()) allocations = std::move(*a);
+    writes = (*lease)->GroupStats();
   }
-  ApiResponse res{200, metrics_.Render(up, requests, allocations)};
+  ApiResponse res{200, metrics_.Render(up, requests, allocations, writes)};
   res.content_type = "text/plain; version=0.0.4";
   return res;
 }

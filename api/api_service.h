@@ -76,6 +76,8 @@ class ApiService {
   // The allocation's GET answer, its requests limited to `key`'s warehouses.
   ApiResponse AllocationAnswer(const Context& ctx, Store& store, std::int64_t number,
                                const ApiKey& key);
+  // The same for an allocation in hand (an intake's, as its write stored it).
+  static ApiResponse AllocationAnswer(const Context& ctx, Allocation allocation, const ApiKey& key);
 
   const Clock& clock_;
   StorePool pool_;

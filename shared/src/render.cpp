@@ -248,6 +248,42 @@ void AppendWebhookEvent(std::string& out, const OutboxEvent& event,
 
 }  // namespace
 
+void AppendAllocation(std::string& out, const Allocation& allocation, const TimeZone& zone) {
+  out += "{\"order\":{\"id\":";
+  AppendString(out, allocation.order.id);
+  out += ",\"number\":";
+  AppendInt(out, allocation.order.number);
+  out += "},\"lines\":[";
+  for (std::size_t i = 0; i < allocation.lines.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendLine(out, allocation.lines[i]);
+  }
+  out += "],\"warehouses\":[";
+  for (std::size_t g = 0; g < allocation.groups.size(); ++g) {
+    if (g > 0) out += ',';
+    out += '[';
+    for (std::size_t i = 0; i < allocation.groups[g].size(); ++i) {
+      if (i > 0) out += ',';
+      AppendInt(out, allocation.groups[g][i]);
+    }
+    out += ']';
+  }
+  out += "],\"state\":\"";
+  out += ToString(allocation.state);
+  out += "\",\"confirmedWarehouseId\":";
+  if (allocation.confirmed_warehouse_id) {
+    AppendInt(out, *allocation.confirmed_warehouse_id);
+  } else {
+    out += "null";
+  }
+  out += ",\"allocation_requests\":[";
+  for (std::size_t i = 0; i < allocation.requests.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendRequestEntry(out, allocation.requests[i], zone);
+  }
+  out += "]}";
+}
+
 std::string RenderWebhookDocument(std::span<const OutboxEvent> events,
                                   std::span<const AllocationRequest> requests,
                                   const TimeZone& zone) {

@@ -5,25 +5,35 @@
 //   - GET ?status=all&page=P (random P; and first vs last pages) vs the same static server;
 //   - PUT /allocation-request confirms vs raw single-row SQLite commits at the same
 //     synchronous setting;
+//   - the write path (issue #13): confirms, rejects and intake (POST /allocations) at each
+//     client count of --clients (default 8,16), each beside raw single-row SQLite commits
+//     measured right after it in the same run, on the same file system, at synchronous=FULL;
 //   - p50/p99 latencies, and the API's peak RSS.
 // The database is seeded with --requests allocation requests (default 1,000,000) over 50
 // warehouses, 2 % of them pending and the rest final, as in a live system (the pending ones are
 // among the newest, since older requests have been answered or have timed out).
 //
 // Usage: api_bench --api <allocation-api binary> [--requests N] [--seconds S] [--connections C]
-//                  [--only get|all|put]
+//                  [--only get,all,put,write,confirm,reject,intake] [--clients 8,16]
+//                  [--write-seconds S] [--repeat R]
+//   --only: comma-separated parts (write = confirm, reject and intake); default: all of them.
+//   --clients: client counts of the write part; --write-seconds: per write figure (default 3);
+//   --repeat: the write part's figures, each this many times (a summary closes the part).
 //        api_bench --seed-only <path> [--requests N]   (just seed a database, for experiments)
 #include <httplib.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <random>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,8 +55,12 @@ struct Options {
   double seconds = 5;
   int connections = 16;
   int threads = 16;
-  std::string only;     // "get", "all" or "put": run just that part
-  std::string seed_to;  // only seed a database at this path, for experiments
+  std::string only;  // parts to run, comma-separated: get, all, put, write (= confirm, reject,
+                     // intake); empty: all of them
+  std::vector<int> clients = {8, 16};  // client counts of the write part
+  double write_seconds = 3;            // per write figure
+  int repeat = 1;                      // the write part's figures, each this many times
+  std::string seed_to;                 // only seed a database at this path, for experiments
 };
 
 void Check(int rc, sqlite3* db, const char* what) {
@@ -56,86 +70,141 @@ void Check(int rc, sqlite3* db, const char* what) {
   }
 }
 
-// Bulk-loads the benchmark data (raw SQL: this is a test tool, not the product).
-void Seed(const std::string& path, std::int64_t n, std::vector<std::int64_t>& pending_ids) {
-  Store::Open({path, SynchronousMode::kOff, std::chrono::milliseconds(5000)});  // schema
-  sqlite3* db = nullptr;
-  Check(sqlite3_open(path.c_str(), &db), db, "open");
-  Check(sqlite3_exec(db, "PRAGMA synchronous=OFF; BEGIN", nullptr, nullptr, nullptr), db, "begin");
-  sqlite3_stmt *alloc, *req;
-  Check(sqlite3_prepare_v2(db,
+// Bulk-loads benchmark rows (raw SQL: this is a test tool, not the product): one allocation per
+// request, in one transaction at synchronous=OFF, checkpointed at the end.
+class Seeder {
+ public:
+  explicit Seeder(const std::string& path) {
+    Check(sqlite3_open(path.c_str(), &db_), db_, "open");
+    Check(sqlite3_exec(db_, "PRAGMA busy_timeout=10000; PRAGMA synchronous=OFF; BEGIN IMMEDIATE",
+                       nullptr, nullptr, nullptr),
+          db_, "begin");
+    Check(
+        sqlite3_prepare_v2(db_,
                            "INSERT INTO allocations (id, order_id, order_number, groups_json, "
-                           "current_group, state, confirmed_warehouse_id, created_at, updated_at, "
-                           "lines_json) "
+                           "current_group, state, confirmed_warehouse_id, created_at, "
+                           "updated_at, lines_json) "
                            "VALUES (?, '486e13eaaa65d5ff1e87c997b5dce54e', ?, ?, 0, ?, ?, ?, ?, ?)",
-                           -1, &alloc, nullptr),
-        db, "prepare");
-  Check(sqlite3_prepare_v2(db,
-                           "INSERT INTO allocation_requests (id, allocation_id, warehouse_id, "
-                           "warehouse_name, group_index, status, pending, created_at, expires_at, "
-                           "updated_at, order_id, order_number, lines_json) "
-                           "VALUES (?1, ?2, ?3, ?4, 0, ?5, CASE WHEN ?5 = 'allocated' OR ?5 = "
-                           "'sent' OR ?5 = 'failed' THEN 1 END, ?6, ?7, ?8, "
-                           "'486e13eaaa65d5ff1e87c997b5dce54e', ?9, ?10)",
-                           -1, &req, nullptr),
-        db, "prepare");
-  std::mt19937 rng(42);
-  const char* finals[] = {"confirmed", "rejected", "outdated", "timed-out"};
-  std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-  for (std::int64_t id = 1; id <= n; ++id) {
+                           -1, &alloc_, nullptr),
+        db_, "prepare");
+    Check(sqlite3_prepare_v2(db_,
+                             "INSERT INTO allocation_requests (id, allocation_id, warehouse_id, "
+                             "warehouse_name, group_index, status, pending, created_at, "
+                             "expires_at, updated_at, order_id, order_number, lines_json) "
+                             "VALUES (?1, ?2, ?3, ?4, 0, ?5, CASE WHEN ?5 = 'allocated' OR ?5 = "
+                             "'sent' OR ?5 = 'failed' THEN 1 END, ?6, ?7, ?8, "
+                             "'486e13eaaa65d5ff1e87c997b5dce54e', ?9, ?10)",
+                             -1, &req_, nullptr),
+          db_, "prepare");
+    now_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  }
+  ~Seeder() {
+    sqlite3_finalize(alloc_);
+    sqlite3_finalize(req_);
+    Check(sqlite3_exec(db_, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr),
+          db_, "commit");
+    sqlite3_close(db_);
+  }
+
+  // Request (and allocation, and order number) `id` at warehouse (id % 50) + 1, created
+  // `age_ms` ago; a pending one expires an hour from now.
+  void Insert(std::int64_t id, const char* status, std::int64_t age_ms) {
+    const bool pending = std::string_view(status) == "sent";
     std::int64_t warehouse = (id % 50) + 1;
-    // As in a live system, pending requests are the recent ones (older ones were answered or
-    // timed out): two thirds of the newest 3 % are pending, 2 % in all.
-    bool pending = id > n - n * 3 / 100 && rng() % 3 != 0;
-    const char* status = pending ? "sent" : finals[rng() % 4];
     const char* state = pending                                   ? "open"
                         : std::string_view(status) == "confirmed" ? "confirmed"
                                                                   : "exhausted";
     std::string groups = "[[" + std::to_string(warehouse) + "]]";
-    std::string lines = R"([{"lineId":73,"quantity":)" + std::to_string(1 + rng() % 5) +
-                        R"(,"stockItemId":)" + std::to_string(1 + rng() % 1000) + "}]";
-    std::int64_t created = now_us - (n - id) * 1000;
-    sqlite3_bind_int64(alloc, 1, id);
-    sqlite3_bind_int64(alloc, 2, id);
-    sqlite3_bind_text(alloc, 3, groups.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(alloc, 4, state, -1, SQLITE_STATIC);
+    std::string lines = R"([{"lineId":73,"quantity":)" + std::to_string(1 + rng_() % 5) +
+                        R"(,"stockItemId":)" + std::to_string(1 + rng_() % 1000) + "}]";
+    std::int64_t created = now_us_ - age_ms * 1000;
+    sqlite3_bind_int64(alloc_, 1, id);
+    sqlite3_bind_int64(alloc_, 2, id);
+    sqlite3_bind_text(alloc_, 3, groups.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(alloc_, 4, state, -1, SQLITE_STATIC);
     if (std::string_view(status) == "confirmed") {
-      sqlite3_bind_int64(alloc, 5, warehouse);
+      sqlite3_bind_int64(alloc_, 5, warehouse);
     } else {
-      sqlite3_bind_null(alloc, 5);
+      sqlite3_bind_null(alloc_, 5);
     }
-    sqlite3_bind_int64(alloc, 6, created);
-    sqlite3_bind_int64(alloc, 7, created);
-    sqlite3_bind_text(alloc, 8, lines.c_str(), -1, SQLITE_TRANSIENT);
-    Check(sqlite3_step(alloc), db, "insert allocation");
-    sqlite3_reset(alloc);
+    sqlite3_bind_int64(alloc_, 6, created);
+    sqlite3_bind_int64(alloc_, 7, created);
+    sqlite3_bind_text(alloc_, 8, lines.c_str(), -1, SQLITE_TRANSIENT);
+    Check(sqlite3_step(alloc_), db_, "insert allocation");
+    sqlite3_reset(alloc_);
     std::string name = "Warehouse " + std::to_string(warehouse);
-    sqlite3_bind_int64(req, 1, id);
-    sqlite3_bind_int64(req, 2, id);
-    sqlite3_bind_int64(req, 3, warehouse);
-    sqlite3_bind_text(req, 4, name.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(req, 5, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(req, 6, created);
-    sqlite3_bind_int64(req, 7, pending ? now_us + 3'600'000'000LL : created + 3'600'000'000LL);
-    sqlite3_bind_int64(req, 8, created);
-    sqlite3_bind_int64(req, 9, id);
-    sqlite3_bind_text(req, 10, lines.c_str(), -1, SQLITE_TRANSIENT);
-    Check(sqlite3_step(req), db, "insert request");
-    sqlite3_reset(req);
+    sqlite3_bind_int64(req_, 1, id);
+    sqlite3_bind_int64(req_, 2, id);
+    sqlite3_bind_int64(req_, 3, warehouse);
+    sqlite3_bind_text(req_, 4, name.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(req_, 5, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(req_, 6, created);
+    sqlite3_bind_int64(req_, 7, pending ? now_us_ + 3'600'000'000LL : created + 3'600'000'000LL);
+    sqlite3_bind_int64(req_, 8, created);
+    sqlite3_bind_int64(req_, 9, id);
+    sqlite3_bind_text(req_, 10, lines.c_str(), -1, SQLITE_TRANSIENT);
+    Check(sqlite3_step(req_), db_, "insert request");
+    sqlite3_reset(req_);
+  }
+
+  std::mt19937& rng() { return rng_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* alloc_ = nullptr;
+  sqlite3_stmt* req_ = nullptr;
+  std::mt19937 rng_{42};
+  std::int64_t now_us_ = 0;
+};
+
+// The benchmark database: n requests over 50 warehouses.
+void Seed(const std::string& path, std::int64_t n, std::vector<std::int64_t>& pending_ids) {
+  Store::Open({path, SynchronousMode::kOff, std::chrono::milliseconds(5000)});  // schema
+  Seeder seeder(path);
+  const char* finals[] = {"confirmed", "rejected", "outdated", "timed-out"};
+  for (std::int64_t id = 1; id <= n; ++id) {
+    // As in a live system, pending requests are the recent ones (older ones were answered or
+    // timed out): two thirds of the newest 3 % are pending, 2 % in all.
+    bool pending = id > n - n * 3 / 100 && seeder.rng()() % 3 != 0;
+    seeder.Insert(id, pending ? "sent" : finals[seeder.rng()() % 4], n - id);
     if (pending) pending_ids.push_back(id);
   }
-  sqlite3_finalize(alloc);
-  sqlite3_finalize(req);
-  Check(sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr), db,
-        "commit");
-  sqlite3_close(db);
+}
+
+// Appends `count` pending requests (one allocation each, ids and order numbers after every
+// existing one) to the live database, for the write part: confirms and rejects each need one of
+// their own. Returns their ids.
+std::vector<std::int64_t> AddPending(const std::string& path, std::int64_t count) {
+  std::int64_t first_id = 1;
+  {
+    sqlite3* db = nullptr;
+    Check(sqlite3_open(path.c_str(), &db), db, "open");
+    sqlite3_stmt* max = nullptr;
+    Check(sqlite3_prepare_v2(db,
+                             "SELECT max((SELECT coalesce(max(id), 0) FROM allocations), "
+                             "(SELECT coalesce(max(id), 0) FROM allocation_requests))",
+                             -1, &max, nullptr),
+          db, "prepare");
+    Check(sqlite3_step(max), db, "max id");
+    first_id = sqlite3_column_int64(max, 0) + 1;
+    sqlite3_finalize(max);
+    sqlite3_close(db);
+  }
+  std::vector<std::int64_t> ids;
+  Seeder seeder(path);
+  for (std::int64_t id = first_id; id < first_id + count; ++id) {
+    seeder.Insert(id, "sent", 0);
+    ids.push_back(id);
+  }
+  return ids;
 }
 
 struct LoadResult {
   std::int64_t count = 0;
   std::int64_t errors = 0;
+  int ran_out = 0;  // clients whose `next` ran out of work before the deadline
   double seconds = 0;
   double p50_ms = 0, p99_ms = 0;
   std::size_t bytes = 0;  // body size of the last answer
@@ -143,11 +212,13 @@ struct LoadResult {
 };
 
 // `connections` keep-alive clients issue requests made by `next(thread, rng)` for `seconds`
-// (or until `next` returns an empty method).
+// (or until `next` returns an empty method). An answer counts as ok if its status is 200 and,
+// when `expect` is given, its body contains it.
 template <typename Next>
-LoadResult Load(int port, int connections, double seconds, Next next) {
+LoadResult Load(int port, int connections, double seconds, Next next, const char* expect = "") {
   std::vector<std::vector<double>> latencies(static_cast<std::size_t>(connections));
   std::atomic<std::int64_t> errors{0};  // answers other than 200, and failed calls
+  std::atomic<int> ran_out{0};
   std::atomic<std::size_t> bytes{0};
   auto start = Steady::now();
   auto deadline = start + std::chrono::duration<double>(seconds);
@@ -161,13 +232,17 @@ LoadResult Load(int port, int connections, double seconds, Next next) {
       auto& lat = latencies[static_cast<std::size_t>(t)];
       while (Steady::now() < deadline) {
         auto [method, path, body] = next(t, rng);
-        if (method.empty()) break;
+        if (method.empty()) {
+          ++ran_out;
+          break;
+        }
         httplib::Headers headers{{"API-Authorization", "bench-token"}};
         auto t0 = Steady::now();
-        auto r =
-            method == "GET" ? c.Get(path, headers) : c.Put(path, headers, body, "application/json");
+        auto r = method == "GET"    ? c.Get(path, headers)
+                 : method == "POST" ? c.Post(path, headers, body, "application/json")
+                                    : c.Put(path, headers, body, "application/json");
         double ms = std::chrono::duration<double, std::milli>(Steady::now() - t0).count();
-        if (!r || r->status != 200) {
+        if (!r || r->status != 200 || r->body.find(expect) == std::string::npos) {
           if (errors++ == 0) {
             std::fprintf(stderr, "first error: %s\n",
                          r ? (std::to_string(r->status) + " " + r->body).c_str()
@@ -188,6 +263,7 @@ LoadResult Load(int port, int connections, double seconds, Next next) {
   std::sort(all.begin(), all.end());
   result.count = static_cast<std::int64_t>(all.size());
   result.errors = errors;
+  result.ran_out = ran_out;
   result.bytes = bytes;
   if (!all.empty()) {
     result.p50_ms = all[all.size() / 2];
@@ -251,7 +327,89 @@ double RawCommitsPerSecond(const std::string& path, double seconds) {
   double elapsed = std::chrono::duration<double>(Steady::now() - start).count();
   sqlite3_finalize(update);
   sqlite3_close(db);
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
   return static_cast<double>(n) / elapsed;
+}
+
+// CPU time (user + system) of a process, all its threads, in seconds (/proc/<pid>/stat).
+double ProcessCpuSeconds(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The machine's CPU time: all of it and the idle part (idle + iowait), in ticks (/proc/stat).
+std::pair<double, double> MachineTicks() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  in >> cpu;
+  double total = 0, idle = 0, v = 0;
+  for (int i = 0; i < 8 && in >> v; ++i) {
+    total += v;
+    if (i == 3 || i == 4) idle += v;
+  }
+  return {total, idle};
+}
+
+// Where the CPU went during a figure: the API's and this process's (the load generator's)
+// CPU time per answered call, and the machine's idle share.
+class CpuShare {
+ public:
+  explicit CpuShare(pid_t api) : api_(std::to_string(api)) {
+    api0_ = ProcessCpuSeconds(api_);
+    self0_ = ProcessCpuSeconds("self");
+    machine0_ = MachineTicks();
+  }
+  std::string Describe(std::int64_t ops) const {
+    double api = ProcessCpuSeconds(api_) - api0_, self = ProcessCpuSeconds("self") - self0_;
+    auto [total, idle] = MachineTicks();
+    double n = static_cast<double>(std::max<std::int64_t>(1, ops));
+    char out[160];
+    std::snprintf(out, sizeof out,
+                  "cpu per call: api %.0f us, load generator %.0f us; machine idle %.0f %%",
+                  api / n * 1e6, self / n * 1e6,
+                  100 * (idle - machine0_.second) / std::max(1.0, total - machine0_.first));
+    return out;
+  }
+
+ private:
+  std::string api_;
+  double api0_, self0_;
+  std::pair<double, double> machine0_;
+};
+
+// The resident set size of a running process now (VmRSS), in KiB; -1 if unknown.
+long RssKb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// The group commit's counters from /metrics (allocation_relay_write_*), if the API has them.
+std::map<std::string, double> WriteCounters(int port) {
+  std::map<std::string, double> out;
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/metrics");
+  if (!r) return out;
+  std::istringstream lines(r->body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.starts_with("allocation_relay_write_")) continue;
+    std::size_t space = line.rfind(' ');
+    out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return out;
 }
 
 void Row(const char* what, const LoadResult& r, const char* unit) {
@@ -276,6 +434,14 @@ int main(int argc, char** argv) {
       o.connections = std::stoi(value);
     else if (flag == "--only")
       o.only = value;
+    else if (flag == "--clients") {
+      o.clients.clear();
+      std::istringstream list(value);
+      for (std::string item; std::getline(list, item, ',');) o.clients.push_back(std::stoi(item));
+    } else if (flag == "--write-seconds")
+      o.write_seconds = std::stod(value);
+    else if (flag == "--repeat")
+      o.repeat = std::stoi(value);
     else if (flag == "--seed-only")
       o.seed_to = value;
     else {
@@ -293,7 +459,8 @@ int main(int argc, char** argv) {
   if (o.api.empty()) {
     std::fprintf(stderr,
                  "usage: api_bench --api <allocation-api> [--requests N] [--seconds S] "
-                 "[--connections C]\n");
+                 "[--connections C] [--only get,all,put,write,confirm,reject,intake] "
+                 "[--clients 8,16] [--write-seconds S] [--repeat R]\n");
     return 2;
   }
   testing::TempDir dir;
@@ -310,7 +477,7 @@ int main(int argc, char** argv) {
       "api:\n  listen: 127.0.0.1:0\n  threads: " +
       std::to_string(o.threads) +
       "\n  keys:\n    - {name: bench, sha256: " + Sha256Hex("bench-token") +
-      ", endpoints: [GET /allocation-requests, PUT /allocation-request]}\n"
+      ", endpoints: [GET /allocation-requests, PUT /allocation-request, POST /allocations]}\n"
       "warehouses:\n";
   for (int w = 1; w <= 50; ++w) {
     config += "  - {id: " + std::to_string(w) + ", name: Warehouse " + std::to_string(w) + "}\n";
@@ -336,9 +503,17 @@ int main(int argc, char** argv) {
       "allocation-api pid %d on port %d, %d worker threads; load: %d keep-alive "
       "connections, %.0f s per figure\n\n",
       api.pid(), port, o.threads, o.connections, o.seconds);
+  std::fflush(stdout);
 
-  auto runs = [&](const char* part) {
-    return o.only.empty() || o.only.find(part) != std::string::npos;
+  std::vector<std::string> parts;
+  {
+    std::istringstream list(o.only);
+    for (std::string item; std::getline(list, item, ',');) parts.push_back(item);
+  }
+  auto runs = [&](const std::string& part) {
+    const bool write = part == "confirm" || part == "reject" || part == "intake";
+    return parts.empty() || std::find(parts.begin(), parts.end(), part) != parts.end() ||
+           (write && std::find(parts.begin(), parts.end(), "write") != parts.end());
   };
   // 1. The default query every warehouse polls.
   if (runs("get")) {
@@ -414,12 +589,165 @@ int main(int argc, char** argv) {
         "  baseline: raw single-row SQLite commits     %10.0f commits/s (WAL, "
         "synchronous=FULL, BEGIN IMMEDIATE)\n",
         raw);
-    std::printf("  ratio %.2f (target >= 0.5)\n\n", confirms.rate() / raw);
+    std::printf("  ratio %.2f (target >= 0.5)\n", confirms.rate() / raw);
+    if (confirms.ran_out > 0) {
+      std::printf("  WARNING: %d connections ran out of pending requests before the end\n",
+                  confirms.ran_out);
+    }
+    std::printf("\n");
   }
 
-  long rss = testing::PeakRssKb(api.pid());
-  std::printf("allocation-api peak RSS: %.1f MiB (target < 64 MiB)\n",
-              static_cast<double>(rss) / 1024);
+  // 4. The write path: confirms, rejects and intake at each client count, each figure beside
+  // raw single-row commits measured right before and right after it (same file system, same
+  // synchronous setting; the ratio uses their mean). Every confirm and reject has a pending
+  // request of its own, added (raw SQL, between figures) to the live database; leftovers are
+  // made final afterwards so pending work does not pile up from one figure to the next.
+  // Intake posts new allocations with fresh order numbers, one warehouse each.
+  const bool writes = runs("confirm") || runs("reject") || runs("intake");
+  const auto print_peak_rss = [&](const char* when) {
+    std::printf("allocation-api peak RSS%s: %.1f MiB (target < 64 MiB)\n", when,
+                static_cast<double>(testing::PeakRssKb(api.pid())) / 1024);
+  };
+  if (writes) {
+    // The write part reads /metrics around each figure for the group commit's counters; at a
+    // million rows each read grows the service's heap by tens of MiB (its count of allocations
+    // by state sorts every allocation in memory), so the peak RSS of the parts before it is
+    // the figure to compare.
+    print_peak_rss(" before the write part");
+    std::printf("\n");
+    const double seconds = o.write_seconds;
+    const std::string db_path = dir.File("bench.db");
+    std::int64_t next_order = 1'000'000'000'000;  // order numbers of intake, above every id
+    std::map<std::string, double> last_rate;      // of each kind, to size the next one's work
+    int raw_files = 0;
+    auto raw = [&] {
+      return RawCommitsPerSecond(dir.File("raw" + std::to_string(raw_files++) + ".db"), seconds);
+    };
+    std::printf(
+        "write path at synchronous=full, %.0f s per figure; baseline: raw single-row SQLite "
+        "commits (WAL, synchronous=FULL, BEGIN IMMEDIATE, one thread) in the same directory, "
+        "measured right before and right after each figure, ratio to their mean\n",
+        seconds);
+    struct Figure {
+      std::string what;
+      double rate, baseline, ratio;
+    };
+    std::vector<Figure> summary;
+    double raw_before = raw();
+    for (int round = 0; round < o.repeat; ++round) {
+      for (int clients : o.clients) {
+        for (const char* kind : {"confirm", "reject", "intake"}) {
+          if (!runs(kind)) continue;
+          const bool intake = std::string_view(kind) == "intake";
+          std::vector<std::vector<std::int64_t>> shares(static_cast<std::size_t>(clients));
+          std::vector<std::size_t> next_index(shares.size(), 0);
+          std::vector<std::int64_t> ids;
+          if (!intake) {
+            // Enough for 2.5 times the fastest of the raw commit rate, this kind's last rate
+            // and 8,000/s; a client that runs out all the same is reported.
+            double rate = std::max({raw_before, last_rate[kind], 8000.0});
+            ids = AddPending(db_path, static_cast<std::int64_t>(2.5 * rate * seconds));
+            for (std::size_t i = 0; i < ids.size(); ++i)
+              shares[i % shares.size()].push_back(ids[i]);
+          }
+          const std::string status = std::string_view(kind) == "confirm" ? "confirmed" : "rejected";
+          std::atomic<std::int64_t> order{next_order};
+          auto next = [&](int t, std::mt19937& rng) -> Request {
+            if (intake) {
+              return {"POST", "/allocations",
+                      R"({"order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":)" +
+                          std::to_string(order++) +
+                          R"(},"lines":[{"lineId":1,"quantity":1,"stockItemId":1}],)"
+                          R"("warehouses":[[)" +
+                          std::to_string(1 + rng() % 50) + "]]}"};
+            }
+            auto& share = shares[static_cast<std::size_t>(t)];
+            std::size_t& i = next_index[static_cast<std::size_t>(t)];
+            if (i >= share.size()) return {"", "", ""};
+            return {"PUT", "/allocation-request",
+                    R"({"id":)" + std::to_string(share[i++]) + R"(,"status":")" + status + "\"}"};
+          };
+          auto counters0 = WriteCounters(port);
+          CpuShare cpu(api.pid());
+          LoadResult r =
+              Load(port, clients, seconds, next, intake ? R"("status":"ok")" : R"("success":true)");
+          std::string cpu_text = cpu.Describe(r.count);
+          auto counters1 = WriteCounters(port);
+          next_order = order;
+          last_rate[kind] = r.rate();
+          if (!ids.empty()) {  // what was not confirmed or rejected: made final, out of the way
+            sqlite3* db = nullptr;
+            sqlite3_open(db_path.c_str(), &db);
+            std::string range =
+                " BETWEEN " + std::to_string(ids.front()) + " AND " + std::to_string(ids.back());
+            Check(sqlite3_exec(db,
+                               ("PRAGMA busy_timeout=10000; BEGIN IMMEDIATE; "
+                                "UPDATE allocation_requests SET status = 'outdated', pending = "
+                                "NULL WHERE pending = 1 AND id" +
+                                range +
+                                "; UPDATE allocations SET state = 'exhausted' WHERE state = "
+                                "'open' AND id" +
+                                range + "; COMMIT; PRAGMA wal_checkpoint(TRUNCATE)")
+                                   .c_str(),
+                               nullptr, nullptr, nullptr),
+                  db, "outdate leftovers");
+            sqlite3_close(db);
+          }
+          double raw_after = raw();
+          double baseline = (raw_before + raw_after) / 2;
+          std::string what = std::string(intake ? "POST /allocations" : "PUT ") +
+                             (intake ? "" : kind) + ", " + std::to_string(clients) + " clients";
+          Row(what.c_str(), r,
+              intake ? "creates/s" : (status == "confirmed" ? "confirms/s" : "rejects/s"));
+          std::printf(
+              "  baseline: raw single-row commits %8.0f before, %8.0f after: mean %8.0f "
+              "commits/s\n",
+              raw_before, raw_after, baseline);
+          const double ratio = r.rate() / baseline;
+          std::printf("  ratio %.2f%s\n", ratio,
+                      clients == 8    ? " (target >= 0.7 at 8 clients)"
+                      : clients == 16 ? " (target >= 0.9 at 16 clients)"
+                                      : "");
+          if (std::min(raw_before, raw_after) < 0.8 * std::max(raw_before, raw_after)) {
+            std::printf("  NOISY: the baseline moved by more than 20 %% across the figure\n");
+          }
+          summary.push_back({what, r.rate(), baseline, ratio});
+          std::printf("  %s; api RSS %.1f MiB", cpu_text.c_str(),
+                      static_cast<double>(RssKb(api.pid())) / 1024);
+          auto delta = [&](const char* name) {
+            std::string key = std::string("allocation_relay_write_") + name;
+            return counters1[key] - counters0[key];
+          };
+          if (double commits = delta("commits_total"); commits > 0) {
+            std::printf(
+                "\n  group commit: %.2f writes per commit; per commit %.0f us running writes, "
+                "%.0f us in COMMIT; a write waited %.0f us for its batch",
+                delta("ops_total") / commits, delta("execute_seconds_total") / commits * 1e6,
+                delta("commit_seconds_total") / commits * 1e6,
+                delta("wait_seconds_total") / std::max(1.0, delta("ops_total")) * 1e6);
+            std::printf("\n  %.1f log pages per commit; %.0f checkpoints taking %.0f ms in all",
+                        delta("wal_frames_total") / commits, delta("checkpoints_total"),
+                        delta("checkpoint_seconds_total") * 1e3);
+          }
+          std::printf("\n");
+          if (r.ran_out > 0) {
+            std::printf("  WARNING: %d clients ran out of pending requests before the end\n",
+                        r.ran_out);
+          }
+          std::printf("\n");
+          std::fflush(stdout);
+          raw_before = raw_after;
+        }
+      }
+    }
+    std::printf("write path summary (ops/s / raw commits/s measured around it = ratio):\n");
+    for (const Figure& f : summary) {
+      std::printf("  %-32s %8.0f / %8.0f = %.2f\n", f.what.c_str(), f.rate, f.baseline, f.ratio);
+    }
+    std::printf("\n");
+  }
+
+  print_peak_rss(writes ? " (with the write part's /metrics reads)" : "");
   api.Signal(SIGTERM);
   auto code = api.Wait(std::chrono::seconds(20));
   std::printf("allocation-api exit status after SIGTERM: %d\n", code.value_or(-1));

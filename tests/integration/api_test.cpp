@@ -289,6 +289,27 @@ TEST(ApiIntake, CreatesFromGroupsOrRuleAndAnswersWithTheAllocation) {
             R"({"status":"no","errorMessages":{"order":"Allocation not found"}})");
 }
 
+// The intake answer is built from what the write stored, without reading it back: byte for byte
+// the GET /allocations/<n> answer right after it (lines in line id order, the group started).
+TEST(ApiIntake, TheAnswerIsExactlyWhatGetAnswersRightAfter) {
+  ApiProcess api;
+  const std::vector<std::pair<std::int64_t, std::string>> bodies = {
+      {15,
+       R"({"order":{"id":"ab12","number":15},"lines":[{"lineId":9,"quantity":2,"stockItemId":3},)"
+       R"({"lineId":1,"quantity":1,"stockItemId":7}],"warehouses":[[3,4],[7]]})"},
+      {16,
+       R"({"order":{"id":"CD34","number":16},"lines":[{"lineId":5,"quantity":1,"stockItemId":1}],)"
+       R"("rule":"nordics"})"},
+      {17,
+       R"({"order":{"id":"ef","number":17},"lines":[{"lineId":5,"quantity":1,"stockItemId":1}],)"
+       R"("warehouses":[[4],[3]]})"}};
+  for (const auto& [number, body] : bodies) {
+    HttpAnswer created = api.Post("/allocations", body);
+    ASSERT_EQ(created.status, 200) << created.body;
+    EXPECT_EQ(created.body, api.Get("/allocations/" + std::to_string(number)).body);
+  }
+}
+
 TEST(ApiIntake, ValidationErrorsAreKeyedByTopLevelField) {
   ApiProcess api;
   api.CreateAllocation(15, "[[3]]");

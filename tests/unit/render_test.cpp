@@ -184,6 +184,47 @@ TEST(RenderAllocation, ListsStateGroupsAndRequests) {
   EXPECT_EQ(j["allocation_requests"][0]["id"], 1);
 }
 
+// The hand-written allocation renderer (every intake's answer) writes exactly what the JSON tree
+// dumps, for awkward text, every state, with and without a confirmed warehouse.
+TEST(AppendAllocation, MatchesTheJsonTreeByteForByte) {
+  TimeZone zone = *TimeZone::Find("Europe/Stockholm");
+  const std::vector<std::string> texts = {"486e13eaaa65d5ff1e87c997b5dce54e",
+                                          "Quote \" \\ x",
+                                          "tab\tnew\nline\x01",
+                                          "Göteborg",
+                                          "bad \xff utf8",
+                                          ""};
+  const std::vector<PriorityGroups> groups = {{}, {{3}}, {{3, 4}, {7}, {}}};
+  int n = 0;
+  for (const std::string& text : texts) {
+    for (const PriorityGroups& g : groups) {
+      for (AllocationState state : {AllocationState::kOpen, AllocationState::kConfirmed,
+                                    AllocationState::kExhausted, AllocationState::kCancelled}) {
+        Allocation a;
+        a.id = ++n;
+        a.order = {text, 9223372036854775807LL};
+        a.lines = n % 2 ? std::vector<OrderLine>{} : std::vector<OrderLine>{{73, 5, 1}, {74, 1, 2}};
+        a.groups = g;
+        a.state = state;
+        if (state == AllocationState::kConfirmed) a.confirmed_warehouse_id = 4;
+        for (int i = 0; i < n % 3; ++i) {
+          AllocationRequest r = SeedRequest();
+          r.id = 10 + i;
+          r.warehouse_name = text;
+          r.order = a.order;
+          r.lines_json = LinesJson(a.lines);
+          a.requests.push_back(r);
+        }
+        std::string fast;
+        AppendAllocation(fast, a, zone);
+        EXPECT_EQ(fast, RenderAllocation(a, zone).dump(
+                            -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace))
+            << text;
+      }
+    }
+  }
+}
+
 TEST(LinesJson, SortsByLineIdAndRoundTrips) {
   std::string json = LinesJson({{74, 1, 2}, {73, 5, 1}});
   EXPECT_EQ(

@@ -1,11 +1,13 @@
 // Racing writers from separate processes on one database file: exactly one confirm wins.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <thread>
 
+#include "allocation_relay/render.h"
 #include "support/store_fixture.h"
 
 namespace allocation_relay {
@@ -172,6 +174,214 @@ TEST_F(StoreRace, GroupedWritesFromManyThreadsKeepTheirOwnOutcomes) {
   EXPECT_EQ(store_->ListRequests(all)->size(), static_cast<std::size_t>(created.load()) * 2);
   EXPECT_EQ(store_->ListUnbatchedEvents(std::nullopt, 100000)->size(),
             static_cast<std::size_t>(created.load()) * 2);
+}
+
+StoreOptions FullOptions(const testing::TempDir& dir) {
+  return StoreOptions{dir.File("full.db"), SynchronousMode::kFull, std::chrono::milliseconds(5000)};
+}
+
+// The group commit under synchronous FULL (the production setting, where the writer connection
+// gathers each commit's log writes and a checkpointer thread copies the log meanwhile): threads
+// creating, confirming and rejecting at once each get their own outcome, while another thread
+// reads; the log is checkpointed many times over and the file stays intact.
+TEST(WriteGroupFull, ConcurrentWritesAndReadsKeepTheirOutcomesThroughManyCheckpoints) {
+  testing::TempDir dir;
+  const StoreOptions options = FullOptions(dir);
+  std::unique_ptr<Store> main = Store::Open(options);
+  WarehouseCatalog catalog({{3, "Amsterdam", std::chrono::hours(1)},
+                            {4, "Tokyo", std::chrono::hours(1)},
+                            {7, "Central", std::chrono::hours(2)}});
+  const TimePoint now = FromUnixMicros(testing::kStartMicros);
+  constexpr int kThreads = 8, kPerThread = 150;
+  std::atomic<int> failures{0};
+  std::atomic<bool> writing{true};
+  std::thread reader([&] {
+    std::unique_ptr<Store> store = Store::Open(options);
+    while (writing) {
+      RequestQuery q;
+      q.limit = 100;
+      if (!store->ListRequests(q)) ++failures;
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::unique_ptr<Store> store = Store::Open(options);
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::int64_t number = 1 + t * 10000 + i;
+        NewAllocation a{{"ab", number}, {{1, 1, 1}}, {{3, 4}, {7}}};
+        auto created = store->CreateAllocation(a, now, catalog);
+        if (!created || created->outcome != CreateResult::Outcome::kCreated ||
+            created->allocation.requests.size() != 2) {
+          ++failures;
+          continue;
+        }
+        const auto& requests = created->allocation.requests;
+        // Even: confirm the first request. Odd: reject both, which moves the flow to group 1.
+        if (i % 2 == 0) {
+          auto r = store->ConfirmRequest(requests[0].id, {}, now);
+          if (!r || r->outcome != UpdateResult::Outcome::kUpdated) ++failures;
+        } else {
+          for (const AllocationRequest& request : requests) {
+            auto r = store->RejectRequest(request.id, {}, now, catalog);
+            if (!r || r->outcome != UpdateResult::Outcome::kUpdated) ++failures;
+          }
+        }
+        // A second confirm of a request that is no longer pending is refused.
+        auto again = store->ConfirmRequest(requests[1].id, {}, now);
+        if (!again || again->outcome != UpdateResult::Outcome::kWrongStatus) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  writing = false;
+  reader.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      auto a = main->GetAllocationByOrder(1 + t * 10000 + i);
+      ASSERT_TRUE(a && *a);
+      const Allocation& allocation = **a;
+      if (i % 2 == 0) {
+        EXPECT_EQ(allocation.state, AllocationState::kConfirmed);
+        ASSERT_EQ(allocation.requests.size(), 2u);
+        EXPECT_EQ(allocation.requests[0].status, RequestStatus::kConfirmed);
+        EXPECT_EQ(allocation.requests[1].status, RequestStatus::kOutdated);
+      } else {
+        EXPECT_EQ(allocation.state, AllocationState::kOpen);
+        EXPECT_EQ(allocation.current_group, 1);
+        ASSERT_EQ(allocation.requests.size(), 3u);
+        EXPECT_EQ(allocation.requests[2].warehouse_id, 7);
+        EXPECT_EQ(allocation.requests[2].status, RequestStatus::kAllocated);
+      }
+    }
+  }
+  // Every write went through the group: a create, a confirm or two rejects, a refused confirm.
+  WriteGroupStats stats = main->GroupStats();
+  EXPECT_EQ(stats.writes, static_cast<std::uint64_t>(kThreads * (kPerThread * 3 + kPerThread / 2)));
+  EXPECT_LE(stats.commits, stats.writes);
+  EXPECT_GT(stats.checkpoints, 0u);
+  EXPECT_GT(stats.wal_frames, 8000u);
+  EXPECT_TRUE(*main->IntegrityCheck());
+}
+
+// Under synchronous FULL too, a write that fails half-way in a batch (a warehouse whose timeout
+// would expire the request before it was made breaks a CHECK after the allocation row was
+// inserted) leaves nothing behind and the others of its batch are kept.
+TEST(WriteGroupFull, AWriteFailingHalfWayLeavesTheOthersOfItsBatchIntact) {
+  testing::TempDir dir;
+  std::unique_ptr<Store> main = Store::Open(FullOptions(dir));
+  WarehouseCatalog good({{3, "Amsterdam", std::chrono::hours(1)}});
+  WarehouseCatalog broken({{3, "Amsterdam", -std::chrono::hours(1)}});
+  const TimePoint now = FromUnixMicros(testing::kStartMicros);
+  constexpr int kThreads = 8, kPerThread = 40;
+  std::atomic<int> unexpected{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::unique_ptr<Store> store = Store::Open(FullOptions(dir));
+      for (int i = 0; i < kPerThread; ++i) {
+        const bool breaks = i % 4 == 0;
+        NewAllocation a{{"ab", 1 + t * 1000 + i}, {{1, 1, 1}}, {{3}}};
+        auto r = store->CreateAllocation(a, now, breaks ? broken : good);
+        if (breaks ? r.has_value() : !r || r->outcome != CreateResult::Outcome::kCreated) {
+          ++unexpected;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(unexpected.load(), 0);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      auto a = main->GetAllocationByOrder(1 + t * 1000 + i);
+      ASSERT_TRUE(a);
+      EXPECT_EQ(a->has_value(), i % 4 != 0) << "order " << 1 + t * 1000 + i;
+    }
+  }
+  EXPECT_EQ(main->ListUnbatchedEvents(std::nullopt, 100000)->size(),
+            static_cast<std::size_t>(kThreads * kPerThread * 3 / 4));
+  EXPECT_EQ(main->GroupStats().writes, static_cast<std::uint64_t>(kThreads * kPerThread));
+  EXPECT_TRUE(*main->IntegrityCheck());
+}
+
+// A commit larger than what the writer gathers in memory (and than its page cache), among small
+// ones: every byte arrives.
+TEST(WriteGroupFull, ACommitOfSeveralMegabytesIsWrittenWhole) {
+  testing::TempDir dir;
+  std::unique_ptr<Store> main = Store::Open(FullOptions(dir));
+  WarehouseCatalog catalog(
+      {{3, "Amsterdam", std::chrono::hours(1)}, {4, "Tokyo", std::chrono::hours(1)}});
+  const TimePoint now = FromUnixMicros(testing::kStartMicros);
+  std::vector<OrderLine> lines;
+  for (std::int64_t i = 1; i <= 40000; ++i) lines.push_back(OrderLine{i, i % 7 + 1, i * 3});
+  std::thread small([&] {
+    std::unique_ptr<Store> store = Store::Open(FullOptions(dir));
+    for (int i = 0; i < 50; ++i) {
+      EXPECT_TRUE(store->CreateAllocation({{"ab", 100 + i}, {{1, 1, 1}}, {{3}}}, now, catalog));
+    }
+  });
+  auto big = main->CreateAllocation({{"cd", 1}, lines, {{3, 4}}}, now, catalog);
+  small.join();
+  ASSERT_TRUE(big);
+  main.reset();  // a new connection reads it back from the file
+  main = Store::Open(FullOptions(dir));
+  auto a = main->GetAllocationByOrder(1);
+  ASSERT_TRUE(a && *a);
+  ASSERT_EQ((*a)->lines.size(), lines.size());
+  EXPECT_EQ((*a)->lines.back().stock_item_id, 120000);
+  ASSERT_EQ((*a)->requests.size(), 2u);
+  EXPECT_EQ(ParseLinesJson((*a)->requests[1].lines_json).size(), lines.size());
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(*main->GetAllocationByOrder(100 + i));
+  EXPECT_TRUE(*main->IntegrityCheck());
+}
+
+// A process killed (SIGKILL) while its threads write: every write it was told had committed is
+// in the file, which is intact.
+TEST(WriteGroupFull, EveryWriteAnsweredBeforeAKillIsThereAfterIt) {
+  testing::TempDir dir;
+  Store::Open(FullOptions(dir));  // the schema
+  int reported[2];
+  ASSERT_EQ(pipe(reported), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    close(reported[0]);
+    WarehouseCatalog catalog({{3, "Amsterdam", std::chrono::hours(1)}});
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        std::unique_ptr<Store> store = Store::Open(FullOptions(dir));
+        for (std::int64_t n = 1 + t * 1000000;; ++n) {
+          NewAllocation a{{"ab", n}, {{1, 1, 1}}, {{3}}};
+          auto r = store->CreateAllocation(a, FromUnixMicros(testing::kStartMicros), catalog);
+          if (!r) _exit(kError);
+          if (write(reported[1], &n, sizeof n) != sizeof n) _exit(kError);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    _exit(0);
+  }
+  close(reported[1]);
+  std::vector<std::int64_t> committed;
+  std::int64_t n = 0;
+  while (committed.size() < 400 && read(reported[0], &n, sizeof n) == sizeof n) {
+    committed.push_back(n);
+  }
+  kill(child, SIGKILL);
+  while (read(reported[0], &n, sizeof n) == sizeof n) committed.push_back(n);
+  close(reported[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the writer stopped before it was killed";
+  ASSERT_GE(committed.size(), 400u);
+  std::unique_ptr<Store> store = Store::Open(FullOptions(dir));
+  for (std::int64_t number : committed) {
+    auto a = store->GetAllocationByOrder(number);
+    ASSERT_TRUE(a);
+    EXPECT_TRUE(a->has_value()) << "order " << number << " was answered, then lost";
+  }
+  EXPECT_TRUE(*store->IntegrityCheck());
 }
 
 TEST(StoreMigration, ProcessesOpeningANewFileAtOnceAllSucceed) {

@@ -75,6 +75,61 @@ TEST_F(StoreTransitions, AllocationWithNoKnownWarehouseIsExhausted) {
   EXPECT_EQ(Get(15).state, AllocationState::kExhausted);
 }
 
+// The allocation a create returns (the API answers with it, reading nothing after the write) is
+// the one GetAllocationByOrder reads afterwards, field by field: lines in line id order, the
+// group actually started, the state, and every request as stored.
+TEST_F(StoreTransitions, CreateReturnsTheAllocationExactlyAsStored) {
+  clock_.Advance(std::chrono::microseconds(1234567));  // not a whole second
+  const std::vector<std::pair<std::int64_t, PriorityGroups>> cases = {
+      {15, {{3, 4}, {7}}}, {16, {{99}, {7, 98}, {3}}}, {17, {{99}, {98}}}, {18, {{4, 4}}}};
+  for (const auto& [number, groups] : cases) {
+    NewAllocation a{{"486e13eaaa65d5ff1e87c997b5dce54e", number},
+                    {{74, 1, 2}, {73, 5, 1}, {80, 2, 9}},  // not in line id order
+                    groups};
+    auto created = store_->CreateAllocation(a, clock_.Now(), catalog_);
+    ASSERT_TRUE(created);
+    ASSERT_EQ(created->outcome, CreateResult::Outcome::kCreated);
+    const Allocation& made = created->allocation;
+    const Allocation stored = Get(number);
+    SCOPED_TRACE("order " + std::to_string(number));
+    EXPECT_EQ(made.id, stored.id);
+    EXPECT_EQ(made.id, created->allocation_id);
+    EXPECT_EQ(made.order.id, stored.order.id);
+    EXPECT_EQ(made.order.number, stored.order.number);
+    ASSERT_EQ(made.lines.size(), stored.lines.size());
+    for (std::size_t i = 0; i < made.lines.size(); ++i) {
+      EXPECT_EQ(made.lines[i].line_id, stored.lines[i].line_id);
+      EXPECT_EQ(made.lines[i].quantity, stored.lines[i].quantity);
+      EXPECT_EQ(made.lines[i].stock_item_id, stored.lines[i].stock_item_id);
+    }
+    EXPECT_EQ(made.groups, stored.groups);
+    EXPECT_EQ(made.current_group, stored.current_group);
+    EXPECT_EQ(made.state, stored.state);
+    EXPECT_EQ(made.confirmed_warehouse_id, stored.confirmed_warehouse_id);
+    EXPECT_EQ(made.created_at, stored.created_at);
+    EXPECT_EQ(made.updated_at, stored.updated_at);
+    ASSERT_EQ(made.requests.size(), stored.requests.size());
+    for (std::size_t i = 0; i < made.requests.size(); ++i) {
+      const AllocationRequest &m = made.requests[i], &r = stored.requests[i];
+      EXPECT_EQ(m.id, r.id);
+      EXPECT_EQ(m.allocation_id, r.allocation_id);
+      EXPECT_EQ(m.status, r.status);
+      EXPECT_EQ(m.warehouse_id, r.warehouse_id);
+      EXPECT_EQ(m.warehouse_name, r.warehouse_name);
+      EXPECT_EQ(m.group_index, r.group_index);
+      EXPECT_EQ(m.created_at, r.created_at);
+      EXPECT_EQ(m.expires_at, r.expires_at);
+      EXPECT_EQ(m.updated_at, r.updated_at);
+      EXPECT_EQ(m.order.id, r.order.id);
+      EXPECT_EQ(m.order.number, r.order.number);
+      EXPECT_EQ(m.lines_json, r.lines_json);
+    }
+  }
+  EXPECT_EQ(Get(16).current_group, 1);
+  EXPECT_EQ(Get(17).state, AllocationState::kExhausted);
+  EXPECT_EQ(Get(18).requests.size(), 1u);
+}
+
 // allocated -> sent, allocated -> failed, failed -> sent (SPEC: a later success makes it sent).
 TEST_F(StoreTransitions, DeliveryOutcomesMoveAllocatedAndFailed) {
   Create(15, {{3, 4, 7}});

@@ -30,6 +30,10 @@ void AppendRequestEntry(std::string& out, const AllocationRequest& request, cons
 // confirmedWarehouseId (or null), allocation_requests (entries as above).
 nlohmann::ordered_json RenderAllocation(const Allocation& allocation, const TimeZone& zone);
 
+// Appends exactly RenderAllocation(allocation, zone).dump() to `out` without building a JSON
+// tree (requests' lines_json as LinesJson writes it): the answer of every intake.
+void AppendAllocation(std::string& out, const Allocation& allocation, const TimeZone& zone);
+
 // The JSON document of one webhook call, compact: {"events":[...]} with one Centra event per
 // entry of `events` about its request in `requests` (an event whose request is missing is left
 // out): {type, action, date, id, data {status, warehouseId, expirationDate {date,

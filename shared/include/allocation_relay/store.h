@@ -84,6 +84,9 @@ struct CreateResult {
   enum class Outcome { kCreated, kDuplicateOrder };
   Outcome outcome = Outcome::kCreated;
   std::int64_t allocation_id = 0;
+  // kCreated: the allocation as stored by this write, with the requests it made (what
+  // GetAllocationByOrder would read right after it).
+  Allocation allocation;
 };
 
 struct CancelResult {
@@ -107,6 +110,19 @@ struct RequestQuery {
   std::int64_t after_id = 0;  // only ids greater than this
   std::int64_t offset = 0;
   int limit = 100;
+};
+
+// The group commit's counters for one file in this process (store.cpp, WriteGroup), for
+// metrics; they only grow while the process runs.
+struct WriteGroupStats {
+  std::uint64_t commits = 0;      // transactions the group ran, one per batch of writes
+  std::uint64_t writes = 0;       // the writes those batches held
+  double wait_seconds = 0;        // summed over writes: time queued before their batch began
+  double execute_seconds = 0;     // running the batches' writes (statements and savepoints)
+  double commit_seconds = 0;      // their COMMITs, with the fsync
+  std::uint64_t wal_frames = 0;   // pages the commits appended to the write-ahead log
+  std::uint64_t checkpoints = 0;  // checkpoints of the log into the database file
+  double checkpoint_seconds = 0;  // their time
 };
 
 class Store {
@@ -270,6 +286,9 @@ class Store {
 
   // `PRAGMA integrity_check` == "ok".
   StoreResult<bool> IntegrityCheck();
+
+  // The group commit's counters for this Store's file in this process.
+  WriteGroupStats GroupStats() const;
 
  private:
   class Impl;
