@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "allocation_relay/render.h"
-#include "schema.h"  // the migrations as shipped, to build older databases
+#include "store/sqlite/schema.h"  // the migrations as shipped, to build older databases
 #include "support/store_fixture.h"
 
 namespace allocation_relay {
@@ -500,7 +500,7 @@ TEST_F(StoreQueries, DefaultPendingQueryByWarehouseUsesThePendingIndex) {
   RequestQuery q;
   q.statuses = {RequestStatus::kFailed, RequestStatus::kAllocated, RequestStatus::kSent};
   q.warehouse_ids = {3};
-  auto plan = *store_->ExplainListRequests(q);
+  auto plan = *store_->ExplainListRequestsForTest(q);
   EXPECT_TRUE(PlanUses(plan, "COVERING INDEX requests_pending_by_warehouse")) << Join(plan);
   EXPECT_FALSE(PageSelectionSorts(plan)) << Join(plan);
 }
@@ -508,11 +508,11 @@ TEST_F(StoreQueries, DefaultPendingQueryByWarehouseUsesThePendingIndex) {
 TEST_F(StoreQueries, DefaultPendingQueryWithoutWarehouseUsesThePendingIndex) {
   RequestQuery q;
   q.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
-  auto plan = *store_->ExplainListRequests(q);
+  auto plan = *store_->ExplainListRequestsForTest(q);
   EXPECT_TRUE(PlanUses(plan, "requests_pending ")) << Join(plan);
   EXPECT_FALSE(PageSelectionSorts(plan)) << Join(plan);
   q.scope.only = std::vector<std::int64_t>{3, 4};  // a scoped key: by warehouse again
-  plan = *store_->ExplainListRequests(q);
+  plan = *store_->ExplainListRequestsForTest(q);
   EXPECT_TRUE(PlanUses(plan, "requests_pending_by_warehouse")) << Join(plan);
 }
 
@@ -520,7 +520,7 @@ TEST_F(StoreQueries, DeepPagesStepOverIdsInAnIndexWithoutSorting) {
   RequestQuery q;
   q.statuses = {RequestStatus::kConfirmed};
   q.offset = 5000;
-  auto plan = *store_->ExplainListRequests(q);
+  auto plan = *store_->ExplainListRequestsForTest(q);
   EXPECT_TRUE(PlanUses(plan, "MATERIALIZE page")) << Join(plan);
   EXPECT_TRUE(PlanUses(plan, "COVERING INDEX requests_by_status")) << Join(plan);
   EXPECT_FALSE(PageSelectionSorts(plan)) << Join(plan);
@@ -529,20 +529,20 @@ TEST_F(StoreQueries, DeepPagesStepOverIdsInAnIndexWithoutSorting) {
 TEST_F(StoreQueries, QueryByWarehouseAndStatusAvoidsFullScans) {
   RequestQuery by_warehouse;
   by_warehouse.warehouse_ids = {3};
-  auto plan = *store_->ExplainListRequests(by_warehouse);
+  auto plan = *store_->ExplainListRequestsForTest(by_warehouse);
   EXPECT_TRUE(PlanUses(plan, "requests_by_warehouse")) << Join(plan);
   RequestQuery by_status;
   by_status.statuses = {RequestStatus::kConfirmed};
-  plan = *store_->ExplainListRequests(by_status);
+  plan = *store_->ExplainListRequestsForTest(by_status);
   EXPECT_TRUE(PlanUses(plan, "requests_by_status")) << Join(plan);
   RequestQuery by_order;
   by_order.order_numbers = {15};
-  plan = *store_->ExplainListRequests(by_order);
+  plan = *store_->ExplainListRequestsForTest(by_order);
   EXPECT_FALSE(PlanUses(plan, "SCAN r")) << Join(plan);
 }
 
 TEST_F(StoreQueries, ExpiryScanReadsOnlyThePendingExpiryIndex) {
-  auto plan = *store_->ExplainExpiryScan();
+  auto plan = *store_->ExplainExpiryScanForTest();
   EXPECT_TRUE(PlanUses(plan, "requests_pending_by_expiry")) << Join(plan);
   EXPECT_FALSE(PlanUses(plan, "TEMP B-TREE")) << Join(plan);
 }
@@ -550,7 +550,7 @@ TEST_F(StoreQueries, ExpiryScanReadsOnlyThePendingExpiryIndex) {
 // The expiry worker asks for the next expiration every poll: one step into the pending expiry
 // index, not a walk over every pending row (what the planner picks for min() on its own).
 TEST_F(StoreQueries, NextExpirationReadsOnlyThePendingExpiryIndex) {
-  auto plan = *store_->ExplainNextExpiration();
+  auto plan = *store_->ExplainNextExpirationForTest();
   EXPECT_TRUE(PlanUses(plan, "requests_pending_by_expiry")) << Join(plan);
   EXPECT_FALSE(PlanUses(plan, "requests_by_status")) << Join(plan);
 }
@@ -634,7 +634,7 @@ TEST_F(StoreSchema, UpgradesEveryEarlierVersionKeepingItsRows) {
     RequestQuery q;
     q.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
     q.warehouse_ids = {3};
-    auto plan = *store->ExplainListRequests(q);
+    auto plan = *store->ExplainListRequestsForTest(q);
     EXPECT_TRUE(PlanUses(plan, "COVERING INDEX requests_pending_by_warehouse")) << Join(plan);
     auto requests = *store->ListRequests(q);
     ASSERT_EQ(requests.size(), 1u);

@@ -1,18 +1,22 @@
-// Store: the SQLite database both services share, and the only code that speaks SQL.
+// Store: the database both services share, and the only door to it: no code outside
+// shared/src/store/ speaks SQL.
 //
-// Each method that changes state is one `BEGIN IMMEDIATE` transaction that checks the current
-// state, applies a conditional update (`... WHERE status IN (...)`) and queues the outbox events
-// the change implies, so two processes racing on one file cannot both win, and a late write
-// never overwrites a final status.
+// Each method that changes state is one write transaction that checks the current state,
+// applies a conditional update (`... WHERE status IN (...)`) and queues the outbox events the
+// change implies, so two processes racing on one database cannot both win, and a late write
+// never overwrites a final status. The rules are written once (store/flow.cpp,
+// store/deliveries.cpp) over the backend's row operations; the backend (store/sqlite/: one
+// SQLite file in WAL mode) holds the SQL.
 //
-// Ownership and threads: a Store owns one SQLite connection for reads and is NOT thread-safe;
-// give each thread its own Store. Writes of every Store of one file in a process go through one
-// shared writer connection (group commit, see store.cpp), opened with the options of the first
-// Store of that file that is still alive; SQLite serialises writers across processes.
+// Ownership and threads: a Store owns one connection for reads and is NOT thread-safe; give
+// each thread its own Store. Writes of every Store of one file in a process go through one
+// shared writer connection (group commit, store/sqlite/write_group.h), opened with the options
+// of the first Store of that file that is still alive; SQLite serialises writers across
+// processes.
 //
 // Errors: Open() throws StoreError (a start-up failure); every other method returns a
 // StoreResult holding either the value or a StoreError value (busy, full, read-only, ...).
-// No SQLite exception leaves this class.
+// No database library's exception leaves this class.
 #ifndef ALLOCATION_RELAY_STORE_H_
 #define ALLOCATION_RELAY_STORE_H_
 
@@ -33,7 +37,7 @@
 
 namespace allocation_relay {
 
-class WriteGroup;  // store.cpp: group commit of one file's writers in this process
+class StoreBackend;  // store/backend.h: the database behind a Store
 
 class StoreError : public std::runtime_error {
  public:
@@ -112,7 +116,7 @@ struct RequestQuery {
   int limit = 100;
 };
 
-// The group commit's counters for one file in this process (store.cpp, WriteGroup), for
+// The group commit's counters for one file in this process (store/sqlite/write_group.h), for
 // metrics; they only grow while the process runs.
 struct WriteGroupStats {
   std::uint64_t commits = 0;      // transactions the group ran, one per batch of writes
@@ -271,11 +275,12 @@ class Store {
   // many.
   StoreResult<int> ResendDead(std::optional<std::int64_t> warehouse, TimePoint now);
 
-  // The query plans SQLite chooses (EXPLAIN QUERY PLAN, one line per step) for the exact SQL
-  // that ListRequests and ExpireDue run, so tests can check which index serves them.
-  StoreResult<std::vector<std::string>> ExplainListRequests(const RequestQuery& query);
-  StoreResult<std::vector<std::string>> ExplainExpiryScan();
-  StoreResult<std::vector<std::string>> ExplainNextExpiration();
+  // Tests only: the query plans SQLite chooses (EXPLAIN QUERY PLAN, one line per step) for the
+  // exact SQL that ListRequests, ExpireDue and NextExpiration run, so tests can check which
+  // index serves them.
+  StoreResult<std::vector<std::string>> ExplainListRequestsForTest(const RequestQuery& query);
+  StoreResult<std::vector<std::string>> ExplainExpiryScanForTest();
+  StoreResult<std::vector<std::string>> ExplainNextExpirationForTest();
 
   // Counts for metrics: requests by status and allocations by state (every value present).
   StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> CountRequestsByStatus();
@@ -291,10 +296,8 @@ class Store {
   WriteGroupStats GroupStats() const;
 
  private:
-  class Impl;
-  friend class WriteGroup;
-  explicit Store(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Store(std::unique_ptr<StoreBackend> backend);
+  std::unique_ptr<StoreBackend> backend_;
 };
 
 }  // namespace allocation_relay

@@ -1,6 +1,6 @@
-// The versioned schema migrations of the store (private to store.cpp).
-#ifndef ALLOCATION_RELAY_SHARED_SRC_SCHEMA_H_
-#define ALLOCATION_RELAY_SHARED_SRC_SCHEMA_H_
+// The versioned schema migrations of the SQLite backend (private to store/sqlite/).
+#ifndef ALLOCATION_RELAY_SHARED_SRC_STORE_SQLITE_SCHEMA_H_
+#define ALLOCATION_RELAY_SHARED_SRC_STORE_SQLITE_SCHEMA_H_
 
 namespace allocation_relay::schema {
 
@@ -295,4 +295,4 @@ INSERT INTO store_identity (id, salt) VALUES (1, lower(hex(randomblob(16))));
 
 }  // namespace allocation_relay::schema
 
-#endif  // ALLOCATION_RELAY_SHARED_SRC_SCHEMA_H_
+#endif  // ALLOCATION_RELAY_SHARED_SRC_STORE_SQLITE_SCHEMA_H_

@@ -1,0 +1,158 @@
+#include "deliveries.h"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+
+#include "allocation_relay/signature.h"
+#include "id_list.h"
+
+namespace allocation_relay::deliveries {
+namespace {
+
+// A new delivery's id as receivers see it (webhook-id): "msg_" and 24 hex digits of a keyed
+// hash of its warehouse and events, so the same batch formed again (after a crash) keeps it.
+std::string FormedUid(StoreTransaction& t, std::int64_t warehouse_id,
+                      std::span<const std::int64_t> event_ids) {
+  std::string text = std::to_string(warehouse_id) + ":" + JoinIds(event_ids);
+  return "msg_" + HmacSha256Hex(t.DeliverySalt(), text).substr(0, 24);
+}
+
+// Records one finished call; false (nothing written) unless it is the pending delivery's next
+// attempt or the first of a delivery not yet stored (which it stores, with its events). The
+// caller then moves the delivery's requests.
+bool RecordOneAttempt(StoreTransaction& t, const Store::AttemptRecord& record, TimePoint now) {
+  const AttemptOutcome outcome = record.outcome;
+  const DeliveryState state = outcome == AttemptOutcome::kSucceeded ? DeliveryState::kSucceeded
+                              : outcome == AttemptOutcome::kDead    ? DeliveryState::kDead
+                                                                    : DeliveryState::kPending;
+  const TimePoint next = outcome == AttemptOutcome::kRetry ? record.next_attempt_at : now;
+  // Null while pending (a plain pointer: GCC warns wrongly about an optional here).
+  const TimePoint* finished_at = outcome == AttemptOutcome::kRetry ? nullptr : &now;
+  // A succeeded delivery's document is never read again (only pending and dead ones are sent
+  // again), and its events and requests render it again if anyone asks: not kept.
+  const bool succeeded = state == DeliveryState::kSucceeded;
+  const DeliveryAttempt& attempt = record.attempt;
+  std::int64_t delivery_id = attempt.delivery_id;
+  if (delivery_id == 0) {
+    if (attempt.attempt != 1) return false;
+    const Delivery& formed = record.formed;
+    delivery_id = t.InsertDelivery(formed, state, succeeded ? std::string() : formed.document, next,
+                                   finished_at);
+    // An event already in another delivery stays there (only a second dispatcher on the same
+    // database could have sent it too).
+    t.AssignEvents(delivery_id, formed.warehouse_id, formed.event_ids);
+  } else if (!t.AdvanceDelivery(delivery_id, attempt.attempt, state, next, finished_at,
+                                succeeded)) {
+    return false;  // not the next attempt: a late duplicate, or the delivery is final
+  }
+  t.InsertAttempt(delivery_id, attempt);
+  return true;
+}
+
+// Claims a warehouse's due pending deliveries (leased until want.lease_until) and forms new
+// ones from its unbatched events while slots are left.
+Store::DeliveryTake TakeDeliveries(StoreTransaction& t, const Store::DeliveryWant& want,
+                                   TimePoint now, const Store::DocumentRenderer& render) {
+  Store::DeliveryTake take;
+  take.warehouse_id = want.warehouse_id;
+  auto note_due = [&](TimePoint due) {
+    if (!take.next_due || due < *take.next_due) take.next_due = due;
+  };
+  auto held = [&](std::int64_t id) {
+    return std::find(want.held.begin(), want.held.end(), id) != want.held.end();
+  };
+  const int limit = want.slots + static_cast<int>(want.held.size());
+  // Pending deliveries first, oldest first.
+  std::vector<std::int64_t> claim;
+  bool blocked = false;  // strict order: a pending delivery not due stops everything after it
+  if (want.strict_order) {
+    const bool past_held = want.past_held && !want.held.empty();
+    const std::int64_t after =
+        past_held ? *std::max_element(want.held.begin(), want.held.end()) : 0;
+    for (const StoreTransaction::PendingDelivery& p :
+         t.PendingDeliveries(want.warehouse_id, after, past_held ? want.slots : limit)) {
+      if (static_cast<int>(claim.size()) >= want.slots) break;
+      if (held(p.id)) continue;
+      const bool leased = p.lease_until && *p.lease_until > now;
+      if (p.next_attempt_at > now) {
+        note_due(p.next_attempt_at);
+      } else if (leased) {
+        note_due(*p.lease_until);  // a crashed dispatcher's lease runs out
+      } else {
+        claim.push_back(p.id);
+        continue;
+      }
+      blocked = true;
+      break;
+    }
+  } else {
+    for (std::int64_t id : t.DueDeliveries(want.warehouse_id, now, limit)) {
+      if (static_cast<int>(claim.size()) >= want.slots) break;
+      if (!held(id)) claim.push_back(id);
+    }
+    if (std::optional<TimePoint> due = t.NextDueDelivery(want.warehouse_id, now)) note_due(*due);
+  }
+  for (std::int64_t id : claim) {
+    if (!t.ClaimLease(id, now, want.lease_until)) continue;
+    if (auto d = t.ReadDelivery(id)) take.claimed.push_back(std::move(*d));
+  }
+  if (blocked) return take;
+
+  // New deliveries from the unbatched events, while slots are left: one read for all of them.
+  // Not stored: a delivery is stored with its first attempt (RecordOneAttempt).
+  const int wanted = want.slots - static_cast<int>(take.claimed.size());
+  if (wanted <= 0) return take;
+  const std::size_t per_delivery = static_cast<std::size_t>(std::max(1, want.max_events));
+  auto unbatched = t.UnbatchedWithRequests(want.warehouse_id, want.after_event,
+                                           wanted * static_cast<int>(per_delivery));
+  for (std::size_t first = 0; first < unbatched.size();) {
+    const std::size_t count = std::min(unbatched.size() - first, per_delivery);
+    std::vector<OutboxEvent> events;
+    Delivery d;
+    std::vector<AllocationRequest> requests;
+    for (std::size_t i = first; i < first + count; ++i) {
+      auto& [e, r] = unbatched[i];
+      d.event_ids.push_back(e.id);
+      d.request_ids.push_back(e.request_id);
+      if (r) requests.push_back(std::move(*r));
+      events.push_back(std::move(e));
+    }
+    first += count;
+    d.document = render(events, requests);
+    d.uid = FormedUid(t, want.warehouse_id, d.event_ids);
+    d.warehouse_id = want.warehouse_id;
+    d.state = DeliveryState::kPending;
+    d.next_attempt_at = now;
+    d.created_at = now;
+    take.claimed.push_back(std::move(d));
+  }
+  return take;
+}
+
+}  // namespace
+
+bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> records,
+                   std::span<const Store::LeaseChange> leases,
+                   std::span<const Store::DeliveryWant> wants, TimePoint now,
+                   const Store::DocumentRenderer& render, std::vector<Store::DeliveryTake>& takes) {
+  takes.clear();
+  std::vector<std::int64_t> sent, failed;
+  for (const Store::AttemptRecord& r : records) {
+    if (!RecordOneAttempt(t, r, now)) continue;
+    std::vector<std::int64_t>& to = r.outcome == AttemptOutcome::kSucceeded ? sent : failed;
+    to.insert(to.end(), r.request_ids.begin(), r.request_ids.end());
+  }
+  // Conditional: a request already confirmed, rejected, timed out or outdated keeps its status
+  // whatever the webhook's fate. Failures first: applied one by one in any order, a request
+  // that both failed and succeeded in this round would end `sent` too.
+  t.MoveRequests(failed, RequestStatus::kFailed, StatusSet::kUnsent, now);
+  t.MoveRequests(sent, RequestStatus::kSent, StatusSet::kSendable, now);
+  for (const Store::LeaseChange& change : leases) t.SetLease(change.delivery_id, change.until);
+  for (const Store::DeliveryWant& want : wants) {
+    takes.push_back(TakeDeliveries(t, want, now, render));
+  }
+  return true;
+}
+
+}  // namespace allocation_relay::deliveries

@@ -1,0 +1,24 @@
+// The rules of webhook deliveries in the store (SPEC section 4), written once over
+// StoreTransaction: recording a finished call, and claiming or forming a warehouse's next
+// deliveries (strict order, leases, batches). Store::RecordAndTake runs them in one write.
+#ifndef ALLOCATION_RELAY_SHARED_SRC_STORE_DELIVERIES_H_
+#define ALLOCATION_RELAY_SHARED_SRC_STORE_DELIVERIES_H_
+
+#include <span>
+#include <vector>
+
+#include "allocation_relay/store.h"
+#include "transaction.h"
+
+namespace allocation_relay::deliveries {
+
+// Records `records`, applies `leases`, then claims or forms deliveries for each of `wants`
+// (Store::RecordAndTake). Always keeps the write.
+bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> records,
+                   std::span<const Store::LeaseChange> leases,
+                   std::span<const Store::DeliveryWant> wants, TimePoint now,
+                   const Store::DocumentRenderer& render, std::vector<Store::DeliveryTake>& takes);
+
+}  // namespace allocation_relay::deliveries
+
+#endif  // ALLOCATION_RELAY_SHARED_SRC_STORE_DELIVERIES_H_

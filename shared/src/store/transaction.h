@@ -1,0 +1,154 @@
+// StoreTransaction: the row operations of one write transaction, as a storage backend provides
+// them. The rules of the allocation flow (flow.cpp) and of webhook deliveries (deliveries.cpp)
+// are written once against this interface; each backend (sqlite/, and any later one) implements
+// it in its own SQL, and decides nothing itself.
+//
+// A StoreTransaction exists only inside StoreBackend::Write, on the thread running it. Every
+// method may throw (the backend's own exceptions, or StoreError); Write turns them into a
+// StoreError value and undoes the write.
+#ifndef ALLOCATION_RELAY_SHARED_SRC_STORE_TRANSACTION_H_
+#define ALLOCATION_RELAY_SHARED_SRC_STORE_TRANSACTION_H_
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "allocation_relay/clock.h"
+#include "allocation_relay/domain.h"
+
+namespace allocation_relay {
+
+// The sets of request statuses a move may start from. Fixed sets, so that a backend can spell
+// each as its indexes need.
+enum class StatusSet {
+  kPending,      // allocated, sent, failed
+  kConfirmable,  // pending or timed-out
+  kSendable,     // allocated or failed: may become sent
+  kUnsent,       // allocated: may become failed
+};
+
+// What the flow needs of an allocation row.
+struct AllocationRow {
+  std::int64_t id = 0;
+  AllocationState state = AllocationState::kOpen;
+  int current_group = 0;
+  PriorityGroups groups;
+  OrderRef order;
+  std::string lines_json;
+};
+
+// A request with the state of its allocation: what an update checks first.
+struct RequestHead {
+  RequestStatus status;
+  std::int64_t warehouse_id;
+  std::int64_t allocation_id;
+  int group_index;
+  AllocationState allocation_state;
+  int current_group;
+};
+
+class StoreTransaction {
+ public:
+  virtual ~StoreTransaction() = default;
+
+  // --- Allocations and requests (flow.cpp) ---
+
+  // The allocation of an order: its id and state.
+  virtual std::optional<std::pair<std::int64_t, AllocationState>> AllocationByOrder(
+      std::int64_t order_number) = 0;
+  // Inserts an open allocation at its first group; returns its id.
+  virtual std::int64_t InsertAllocation(const OrderRef& order, const std::string& groups_json,
+                                        const std::string& lines_json, TimePoint now) = 0;
+  // Throws StoreError (kCorrupt) if there is none: a request points at it.
+  virtual AllocationRow ReadAllocation(std::int64_t allocation_id) = 0;
+  // Moves an open allocation's flow to `group`. Nothing if it is not open.
+  virtual void SetCurrentGroup(std::int64_t allocation_id, int group, TimePoint now) = 0;
+  // Moves an open allocation to `to` (confirmed: by `confirmed_warehouse_id`); false if it was
+  // not open.
+  virtual bool CloseAllocation(std::int64_t allocation_id, AllocationState to,
+                               std::int64_t confirmed_warehouse_id, TimePoint now) = 0;
+
+  // Inserts an `allocated` request, pending until `expires`; nullopt (nothing written) if the
+  // warehouse already has a request in this allocation.
+  virtual std::optional<std::int64_t> InsertRequest(const AllocationRow& allocation,
+                                                    const WarehouseInfo& warehouse, int group_index,
+                                                    TimePoint now, TimePoint expires) = 0;
+  virtual std::optional<RequestHead> ReadRequestHead(std::int64_t request_id) = 0;
+  virtual int CountPendingInGroup(std::int64_t allocation_id, int group_index) = 0;
+  // The allocation's confirmable requests other than `keep`: (request id, warehouse id).
+  virtual std::vector<std::pair<std::int64_t, std::int64_t>> ConfirmableRequests(
+      std::int64_t allocation_id, std::int64_t keep) = 0;
+  // Pending requests whose expiration is <= now, soonest first.
+  struct ExpiredRequest {
+    std::int64_t id, allocation_id, warehouse_id;
+  };
+  virtual std::vector<ExpiredRequest> ExpiredRequests(TimePoint now, int limit) = 0;
+  // Moves the request to `to` if its status is in `from`; false if it was not.
+  virtual bool MoveRequest(std::int64_t request_id, RequestStatus to, StatusSet from,
+                           TimePoint now) = 0;
+  // The same for each of `ids`; returns how many moved.
+  virtual int MoveRequests(std::span<const std::int64_t> ids, RequestStatus to, StatusSet from,
+                           TimePoint now) = 0;
+  // Appends an event to the webhook outbox.
+  virtual void QueueEvent(std::int64_t warehouse_id, std::int64_t request_id, EventAction action,
+                          RequestStatus status, TimePoint now) = 0;
+
+  // --- Webhook deliveries (deliveries.cpp) ---
+
+  // The database's secret salt for delivery uids (created with the schema).
+  virtual const std::string& DeliverySalt() = 0;
+  // A pending delivery as the claim reads it.
+  struct PendingDelivery {
+    std::int64_t id = 0;
+    TimePoint next_attempt_at;
+    std::optional<TimePoint> lease_until;
+  };
+  // A warehouse's pending deliveries with ids > `after_id`, oldest first.
+  virtual std::vector<PendingDelivery> PendingDeliveries(std::int64_t warehouse_id,
+                                                         std::int64_t after_id, int limit) = 0;
+  // Its pending deliveries that are due at `now` and not leased, oldest first.
+  virtual std::vector<std::int64_t> DueDeliveries(std::int64_t warehouse_id, TimePoint now,
+                                                  int limit) = 0;
+  // The earliest next attempt among its pending deliveries not due at `now`.
+  virtual std::optional<TimePoint> NextDueDelivery(std::int64_t warehouse_id, TimePoint now) = 0;
+  // Leases a pending delivery until `until` unless an unexpired lease is held; false if not.
+  virtual bool ClaimLease(std::int64_t delivery_id, TimePoint now, TimePoint until) = 0;
+  // Sets (or, with nullopt, clears) a pending delivery's lease.
+  virtual void SetLease(std::int64_t delivery_id, std::optional<TimePoint> until) = 0;
+  virtual std::optional<Delivery> ReadDelivery(std::int64_t delivery_id) = 0;
+  // A warehouse's outbox events not yet in a delivery with ids > `after_event`, oldest first,
+  // each with its request.
+  virtual std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>>
+  UnbatchedWithRequests(std::int64_t warehouse_id, std::int64_t after_event, int limit) = 0;
+  // Stores a formed delivery after its first attempt: `state`, the document to keep, the next
+  // attempt's time, the finish time (nullptr while pending). Returns its id.
+  virtual std::int64_t InsertDelivery(const Delivery& formed, DeliveryState state,
+                                      const std::string& document, TimePoint next_attempt_at,
+                                      const TimePoint* finished_at) = 0;
+  // Puts those of `event_ids` that are in no delivery yet into this one.
+  virtual void AssignEvents(std::int64_t delivery_id, std::int64_t warehouse_id,
+                            std::span<const std::int64_t> event_ids) = 0;
+  // Sets a stored pending delivery with attempt_count `number` - 1 to attempt `number`'s outcome
+  // (the lease released; the document dropped if `drop_document`); false if it was not so.
+  virtual bool AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,
+                               TimePoint next_attempt_at, const TimePoint* finished_at,
+                               bool drop_document) = 0;
+  virtual void InsertAttempt(std::int64_t delivery_id, const DeliveryAttempt& attempt) = 0;
+
+  // --- Operator actions ---
+
+  // Turns the warehouse's webhook off; false if it already was.
+  virtual bool DisableWebhook(std::int64_t warehouse_id, const std::string& reason,
+                              TimePoint now) = 0;
+  // Turns it on again; false if it was not off.
+  virtual bool EnableWebhook(std::int64_t warehouse_id) = 0;
+  // Dead deliveries (of one warehouse, or all) become pending, due at `now`; returns how many.
+  virtual int ResendDead(std::optional<std::int64_t> warehouse_id, TimePoint now) = 0;
+};
+
+}  // namespace allocation_relay
+
+#endif  // ALLOCATION_RELAY_SHARED_SRC_STORE_TRANSACTION_H_
