@@ -5,7 +5,7 @@
 namespace allocation_relay {
 
 void ApiMetrics::Record(const std::string& endpoint, int code, double seconds) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++requests_[{endpoint, code}];
   std::size_t i = 0;
   while (i < kBuckets.size() && seconds > kBuckets[i]) ++i;
@@ -61,7 +61,7 @@ std::string ApiMetrics::Render(
     counter("checkpoint_seconds_total", "Time spent in those checkpoints.",
             writes->checkpoint_seconds);
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   out << "# HELP allocation_relay_http_requests_total HTTP requests answered, by endpoint and "
          "status code.\n"
          "# TYPE allocation_relay_http_requests_total counter\n";

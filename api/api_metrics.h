@@ -14,6 +14,7 @@
 
 #include "allocation_relay/domain.h"
 #include "allocation_relay/store.h"
+#include "allocation_relay/thread_annotations.h"
 
 namespace allocation_relay {
 
@@ -34,11 +35,11 @@ class ApiMetrics {
  private:
   static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                       0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
-  mutable std::mutex mu_;
-  std::map<std::pair<std::string, int>, std::uint64_t> requests_;
-  std::array<std::uint64_t, kBuckets.size() + 1> bucket_counts_{};
-  double latency_sum_ = 0;
-  std::uint64_t latency_count_ = 0;
+  mutable Mutex mu_;
+  std::map<std::pair<std::string, int>, std::uint64_t> requests_ GUARDED_BY(mu_);
+  std::array<std::uint64_t, kBuckets.size() + 1> bucket_counts_ GUARDED_BY(mu_){};
+  double latency_sum_ GUARDED_BY(mu_) = 0;
+  std::uint64_t latency_count_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace allocation_relay

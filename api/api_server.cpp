@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <sstream>
-
 namespace allocation_relay {
 namespace {
 
@@ -41,7 +39,7 @@ HttpServerOptions HttpOptions(const ApiConfig& api) {
 
 ApiServer::ApiServer(std::shared_ptr<const Config> config, const Clock& clock)
     : config_(config),
-      service_(config, clock),
+      service_(config, clock, [this] { return http_.counters(); }),
       http_(HttpOptions(config->api), [this](const HttpRequest& req) {
         ApiRequest request;
         request.method = req.method;
@@ -51,11 +49,6 @@ ApiServer::ApiServer(std::shared_ptr<const Config> config, const Clock& clock)
         request.body = req.body;
         request.token = req.Header("API-Authorization");
         ApiResponse answer = service_.Handle(request);
-        if (answer.endpoint == "GET /metrics" && answer.status == 200) {
-          std::ostringstream connections;
-          WriteConnectionMetrics(connections, http_.counters());
-          answer.body += connections.str();
-        }
         HttpResponse res;
         res.status = answer.status;
         if (!answer.allow.empty()) res.headers.emplace_back("Allow", answer.allow);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <sstream>
 
 #include "allocation_relay/render.h"
 
@@ -54,6 +55,18 @@ void DiscardIfBroken(StorePool::Lease& lease, const StoreError& e) {
   }
 }
 
+template <typename T>
+std::optional<T> ValueIfAny(StoreResult<T>&& result) {
+  if (!result) return std::nullopt;
+  return std::move(*result);
+}
+
+ApiResponse MetricsAnswer(std::string body) {
+  ApiResponse res{200, std::move(body)};
+  res.content_type = "text/plain; version=0.0.4";
+  return res;
+}
+
 ApiResponse UpdateAnswer(bool success, ordered_json messages) {
   ordered_json body = ordered_json::object();
   body["success"] = success;
@@ -99,8 +112,10 @@ ordered_json AllocationNotFound() {
 
 }  // namespace
 
-ApiService::ApiService(std::shared_ptr<const Config> config, const Clock& clock)
+ApiService::ApiService(std::shared_ptr<const Config> config, const Clock& clock,
+                       ConnectionCounterSource connections)
     : clock_(clock),
+      connections_(std::move(connections)),
       pool_(StoreOptionsFrom(config->store)),
       context_(MakeContext(std::move(config))) {}
 
@@ -115,14 +130,29 @@ std::shared_ptr<const ApiService::Context> ApiService::MakeContext(
 }
 
 std::shared_ptr<const ApiService::Context> ApiService::context() const {
-  std::lock_guard lock(context_mu_);
+  MutexLock lock(context_mu_);
   return context_;
 }
 
 void ApiService::Reload(std::shared_ptr<const Config> config) {
   std::shared_ptr<const Context> next = MakeContext(std::move(config));
-  std::lock_guard lock(context_mu_);
+  MutexLock lock(context_mu_);
   context_ = std::move(next);
+}
+
+template <typename Fn, typename OnError>
+ApiResponse ApiService::WithStore(Fn&& fn, OnError&& on_error) {
+  StoreResult<StorePool::Lease> lease = pool_.Acquire();
+  if (!lease) return on_error(lease.error());
+  StoreResult<ApiResponse> answer = fn(**lease);
+  if (answer) return std::move(*answer);
+  DiscardIfBroken(*lease, answer.error());
+  return on_error(answer.error());
+}
+
+template <typename Fn>
+ApiResponse ApiService::WithStore(Fn&& fn) {
+  return WithStore(std::forward<Fn>(fn), Unavailable);
 }
 
 ApiResponse ApiService::Handle(const ApiRequest& req) {
@@ -180,22 +210,19 @@ ApiResponse ApiService::ListRequests(const Context& ctx, const ApiRequest& req, 
   if (auto* errors = std::get_if<FieldErrors>(&parsed)) return StatusNo(std::move(*errors));
   RequestQuery& query = std::get<RequestQuery>(parsed);
   query.scope = key.scope;
-  auto lease = pool_.Acquire();
-  if (!lease) return Unavailable(lease.error());
-  auto requests = (*lease)->ListRequests(query);
-  if (!requests) {
-    DiscardIfBroken(*lease, requests.error());
-    return Unavailable(requests.error());
-  }
-  std::string body;
-  body.reserve(300 * requests->size() + 64);
-  body += R"({"status":"ok","allocation_requests":[)";
-  for (std::size_t i = 0; i < requests->size(); ++i) {
-    if (i) body += ',';
-    AppendRequestEntry(body, (*requests)[i], ctx.zone);
-  }
-  body += "]}";
-  return ApiResponse{200, std::move(body)};
+  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+    auto requests = store.ListRequests(query);
+    if (!requests) return std::unexpected(requests.error());
+    std::string body;
+    body.reserve(300 * requests->size() + 64);
+    body += R"({"status":"ok","allocation_requests":[)";
+    for (std::size_t i = 0; i < requests->size(); ++i) {
+      if (i) body += ',';
+      AppendRequestEntry(body, (*requests)[i], ctx.zone);
+    }
+    body += "]}";
+    return ApiResponse{200, std::move(body)};
+  });
 }
 
 ApiResponse ApiService::UpdateRequest(const Context& ctx, const ApiRequest& req,
@@ -205,32 +232,29 @@ ApiResponse ApiService::UpdateRequest(const Context& ctx, const ApiRequest& req,
     return UpdateAnswer(false, std::move(*errors));
   }
   const RequestUpdate& update = std::get<RequestUpdate>(parsed);
-  auto lease = pool_.Acquire();
-  if (!lease) return Unavailable(lease.error());
-  StoreResult<UpdateResult> result =
-      update.confirm ? (*lease)->ConfirmRequest(update.id, key.scope, clock_.Now())
-                     : (*lease)->RejectRequest(update.id, key.scope, clock_.Now(), ctx.catalog);
-  if (!result) {
-    DiscardIfBroken(*lease, result.error());
-    return Unavailable(result.error());
-  }
-  switch (result->outcome) {
-    case UpdateResult::Outcome::kUpdated:
-      spdlog::info("request {} {} by key {}", update.id, update.confirm ? "confirmed" : "rejected",
-                   key.name);
-      return UpdateAnswer(true, ordered_json::array());
-    case UpdateResult::Outcome::kNotFound:
-      return UpdateAnswer(false, ordered_json::array({kRequestNotFoundMessage}));
-    case UpdateResult::Outcome::kWrongStatus:
-      return UpdateAnswer(false, ordered_json::array({CannotUpdateMessage(result->status)}));
-  }
-  return UpdateAnswer(false, ordered_json::array({kRequestNotFoundMessage}));
+  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+    StoreResult<UpdateResult> result =
+        update.confirm ? store.ConfirmRequest(update.id, key.scope, clock_.Now())
+                       : store.RejectRequest(update.id, key.scope, clock_.Now(), ctx.catalog);
+    if (!result) return std::unexpected(result.error());
+    switch (result->outcome) {
+      case UpdateResult::Outcome::kUpdated:
+        spdlog::info("request {} {} by key {}", update.id,
+                     update.confirm ? "confirmed" : "rejected", key.name);
+        return UpdateAnswer(true, ordered_json::array());
+      case UpdateResult::Outcome::kNotFound:
+        return UpdateAnswer(false, ordered_json::array({kRequestNotFoundMessage}));
+      case UpdateResult::Outcome::kWrongStatus:
+        return UpdateAnswer(false, ordered_json::array({CannotUpdateMessage(result->status)}));
+    }
+    return UpdateAnswer(false, ordered_json::array({kRequestNotFoundMessage}));
+  });
 }
 
-ApiResponse ApiService::AllocationAnswer(const Context& ctx, Store& store, std::int64_t number,
-                                         const ApiKey& key) {
+StoreResult<ApiResponse> ApiService::AllocationAnswer(const Context& ctx, Store& store,
+                                                      std::int64_t number, const ApiKey& key) {
   auto allocation = store.GetAllocationByOrder(number);
-  if (!allocation) return Unavailable(allocation.error());
+  if (!allocation) return std::unexpected(allocation.error());
   if (!*allocation) return StatusNo(AllocationNotFound());
   return AllocationAnswer(ctx, std::move(**allocation), key);
 }
@@ -252,85 +276,78 @@ ApiResponse ApiService::CreateAllocation(const Context& ctx, const ApiRequest& r
   std::variant<NewAllocation, FieldErrors> parsed = ParseNewAllocation(req.body, *ctx.config);
   if (auto* errors = std::get_if<FieldErrors>(&parsed)) return StatusNo(std::move(*errors));
   const NewAllocation& allocation = std::get<NewAllocation>(parsed);
-  auto lease = pool_.Acquire();
-  if (!lease) return Unavailable(lease.error());
-  auto created = (*lease)->CreateAllocation(allocation, clock_.Now(), ctx.catalog);
-  if (!created) {
-    DiscardIfBroken(*lease, created.error());
-    return Unavailable(created.error());
-  }
-  if (created->outcome == CreateResult::Outcome::kDuplicateOrder) {
-    ordered_json messages = ordered_json::object();
-    messages["order"] =
-        "Order " + std::to_string(allocation.order.number) + " is already allocated";
-    return StatusNo(std::move(messages));
-  }
-  spdlog::info("allocation for order {} created by key {}", allocation.order.number, key.name);
-  // As stored by the write: no read after it (which would find the reading connection's cache
-  // outdated by the write, and read through it again).
-  return AllocationAnswer(ctx, std::move(created->allocation), key);
+  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+    auto created = store.CreateAllocation(allocation, clock_.Now(), ctx.catalog);
+    if (!created) return std::unexpected(created.error());
+    if (created->outcome == CreateResult::Outcome::kDuplicateOrder) {
+      ordered_json messages = ordered_json::object();
+      messages["order"] =
+          "Order " + std::to_string(allocation.order.number) + " is already allocated";
+      return StatusNo(std::move(messages));
+    }
+    spdlog::info("allocation for order {} created by key {}", allocation.order.number, key.name);
+    // As stored by the write: no read after it (which would find the reading connection's
+    // cache outdated by the write, and read through it again).
+    return AllocationAnswer(ctx, std::move(created->allocation), key);
+  });
 }
 
 ApiResponse ApiService::GetAllocation(const Context& ctx, const std::string& number,
                                       const ApiKey& key) {
   std::optional<std::int64_t> n = ParsePositiveInt(number);
   if (!n) return StatusNo(AllocationNotFound());
-  auto lease = pool_.Acquire();
-  if (!lease) return Unavailable(lease.error());
-  return AllocationAnswer(ctx, **lease, *n, key);
+  return WithStore([&](Store& store) { return AllocationAnswer(ctx, store, *n, key); });
 }
 
 ApiResponse ApiService::CancelAllocation(const Context& ctx, const std::string& number,
                                          const ApiKey& key) {
   std::optional<std::int64_t> n = ParsePositiveInt(number);
   if (!n) return StatusNo(AllocationNotFound());
-  auto lease = pool_.Acquire();
-  if (!lease) return Unavailable(lease.error());
-  auto cancelled = (*lease)->CancelAllocation(*n, clock_.Now());
-  if (!cancelled) {
-    DiscardIfBroken(*lease, cancelled.error());
-    return Unavailable(cancelled.error());
-  }
-  switch (cancelled->outcome) {
-    case CancelResult::Outcome::kNotFound:
-      return StatusNo(AllocationNotFound());
-    case CancelResult::Outcome::kNotOpen: {
-      ordered_json messages = ordered_json::object();
-      messages["order"] = "Allocation is " + std::string(ToString(cancelled->state)) +
-                          " and can no longer be cancelled";
-      return StatusNo(std::move(messages));
+  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+    auto cancelled = store.CancelAllocation(*n, clock_.Now());
+    if (!cancelled) return std::unexpected(cancelled.error());
+    switch (cancelled->outcome) {
+      case CancelResult::Outcome::kNotFound:
+        return StatusNo(AllocationNotFound());
+      case CancelResult::Outcome::kNotOpen: {
+        ordered_json messages = ordered_json::object();
+        messages["order"] = "Allocation is " + std::string(ToString(cancelled->state)) +
+                            " and can no longer be cancelled";
+        return StatusNo(std::move(messages));
+      }
+      case CancelResult::Outcome::kCancelled:
+        break;
     }
-    case CancelResult::Outcome::kCancelled:
-      break;
-  }
-  spdlog::info("allocation for order {} cancelled by key {}", *n, key.name);
-  return AllocationAnswer(ctx, **lease, *n, key);
+    spdlog::info("allocation for order {} cancelled by key {}", *n, key.name);
+    return AllocationAnswer(ctx, store, *n, key);
+  });
 }
 
 ApiResponse ApiService::Health() {
-  auto lease = pool_.Acquire();
-  if (!lease) return Unavailable(lease.error());
-  auto ping = (*lease)->Ping();
-  if (!ping) {
-    DiscardIfBroken(*lease, ping.error());
-    return Unavailable(ping.error());
-  }
-  return Json(200, ordered_json{{"status", "ok"}});
+  return WithStore([](Store& store) -> StoreResult<ApiResponse> {
+    if (auto ping = store.Ping(); !ping) return std::unexpected(ping.error());
+    return Json(200, ordered_json{{"status", "ok"}});
+  });
 }
 
 ApiResponse ApiService::Metrics() {
-  std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>> requests;
-  std::optional<std::vector<std::pair<AllocationState, std::int64_t>>> allocations;
-  std::optional<WriteGroupStats> writes;
-  bool up = false;
-  if (auto lease = pool_.Acquire()) {
-    up = (*lease)->Ping().has_value();
-    if (auto r = (*lease)->CountRequestsByStatus()) requests = std::move(*r);
-    if (auto a = (*lease)->CountAllocationsByState()) allocations = std::move(*a);
-    writes = (*lease)->GroupStats();
+  // A scrape is answered even when the database is not: `database_up` says so, and what could
+  // not be read is left out.
+  ApiResponse res = WithStore(
+      [&](Store& store) -> StoreResult<ApiResponse> {
+        bool up = store.Ping().has_value();
+        std::optional requests = ValueIfAny(store.CountRequestsByStatus());
+        std::optional allocations = ValueIfAny(store.CountAllocationsByState());
+        return MetricsAnswer(metrics_.Render(up, requests, allocations, store.GroupStats()));
+      },
+      [&](const StoreError&) {
+        return MetricsAnswer(metrics_.Render(false, std::nullopt, std::nullopt));
+      });
+  if (connections_) {
+    std::ostringstream out;
+    WriteConnectionMetrics(out, connections_());
+    res.body += out.str();
   }
-  ApiResponse res{200, metrics_.Render(up, requests, allocations, writes)};
-  res.content_type = "text/plain; version=0.0.4";
   return res;
 }
 

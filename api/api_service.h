@@ -9,12 +9,15 @@
 #ifndef ALLOCATION_RELAY_API_API_SERVICE_H_
 #define ALLOCATION_RELAY_API_API_SERVICE_H_
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "allocation_relay/clock.h"
 #include "allocation_relay/config.h"
+#include "allocation_relay/http_server.h"
+#include "allocation_relay/thread_annotations.h"
 #include "allocation_relay/time_zone.h"
 #include "api_metrics.h"
 #include "key_ring.h"
@@ -45,8 +48,13 @@ struct ApiResponse {
 
 class ApiService {
  public:
-  // `clock` must outlive the service.
-  ApiService(std::shared_ptr<const Config> config, const Clock& clock);
+  // Reads the HTTP server's connection counters for /metrics; called on worker threads.
+  using ConnectionCounterSource = std::function<HttpServer::Counters()>;
+
+  // `clock` must outlive the service. `connections`, if given, adds the connection counters to
+  // the /metrics answer.
+  ApiService(std::shared_ptr<const Config> config, const Clock& clock,
+             ConnectionCounterSource connections = nullptr);
 
   ApiResponse Handle(const ApiRequest& request);
 
@@ -73,17 +81,26 @@ class ApiService {
   ApiResponse CancelAllocation(const Context& ctx, const std::string& number, const ApiKey& key);
   ApiResponse Health();
   ApiResponse Metrics();
+  // Runs `fn(Store&)`, which returns a StoreResult<ApiResponse>, on a connection borrowed from
+  // the pool. A StoreError, from opening the connection or returned by `fn`, closes the
+  // connection if it may be broken and is answered by `on_error(error)`, by default the 503
+  // answer.
+  template <typename Fn>
+  ApiResponse WithStore(Fn&& fn);
+  template <typename Fn, typename OnError>
+  ApiResponse WithStore(Fn&& fn, OnError&& on_error);
   // The allocation's GET answer, its requests limited to `key`'s warehouses.
-  ApiResponse AllocationAnswer(const Context& ctx, Store& store, std::int64_t number,
-                               const ApiKey& key);
+  static StoreResult<ApiResponse> AllocationAnswer(const Context& ctx, Store& store,
+                                                   std::int64_t number, const ApiKey& key);
   // The same for an allocation in hand (an intake's, as its write stored it).
   static ApiResponse AllocationAnswer(const Context& ctx, Allocation allocation, const ApiKey& key);
 
   const Clock& clock_;
+  ConnectionCounterSource connections_;
   StorePool pool_;
   ApiMetrics metrics_;
-  mutable std::mutex context_mu_;
-  std::shared_ptr<const Context> context_;
+  mutable Mutex context_mu_;
+  std::shared_ptr<const Context> context_ GUARDED_BY(context_mu_);
 };
 
 }  // namespace allocation_relay

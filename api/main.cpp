@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <memory>
 
 #include "allocation_relay/config.h"
 #include "allocation_relay/service.h"
@@ -40,23 +41,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     ConfigureLogging("allocation-api", config->log_level);
-    BlockServiceSignals();
     SystemClock clock;
-    ApiServer server(config, clock);
-    server.Start();  // database open and port bound
-    NotifyReady("ready");
-    while (WaitForSignal() == ServiceSignal::kReload) {
-      NotifyReloading();
-      try {
-        server.Reload(std::make_shared<const Config>(LoadConfigFile(config_path)));
-      } catch (const ConfigError& e) {
-        spdlog::error("reload failed, keeping the running configuration: {}", e.what());
-      }
-      NotifyReady("ready");
-    }
-    NotifyStopping();
-    spdlog::info("stopping on signal: finishing requests in flight");
-    server.Stop();
+    RunUntilStopped([&] { return std::make_unique<ServiceRunnerOf<ApiServer>>(config, clock); },
+                    [&] { return std::make_shared<const Config>(LoadConfigFile(config_path)); },
+                    "stopping on signal: finishing requests in flight");
     spdlog::info("api stopped");
     return 0;
   } catch (const ConfigError& e) {

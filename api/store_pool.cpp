@@ -4,14 +4,14 @@ namespace allocation_relay {
 
 StorePool::Lease::~Lease() {
   if (store_ && pool_) {
-    std::lock_guard lock(pool_->mu_);
+    MutexLock lock(pool_->mu_);
     pool_->idle_.push_back(std::move(store_));
   }
 }
 
 StoreResult<StorePool::Lease> StorePool::Acquire() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!idle_.empty()) {
       std::unique_ptr<Store> store = std::move(idle_.back());
       idle_.pop_back();

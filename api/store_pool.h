@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "allocation_relay/store.h"
+#include "allocation_relay/thread_annotations.h"
 
 namespace allocation_relay {
 
@@ -42,8 +43,8 @@ class StorePool {
 
  private:
   StoreOptions options_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Store>> idle_;
+  Mutex mu_;
+  std::vector<std::unique_ptr<Store>> idle_ GUARDED_BY(mu_);
 };
 
 }  // namespace allocation_relay

@@ -11,6 +11,7 @@
 #include "allocation_relay/signature.h"
 #include "allocation_relay/time_zone.h"
 #include "retry_schedule.h"
+#include "webhook_sender.h"
 
 namespace allocation_relay {
 namespace {
@@ -29,8 +30,12 @@ std::int64_t UnixSeconds(TimePoint t) {
 }  // namespace
 
 DeliveryLoop::DeliveryLoop(StoreOptions options, const Clock& clock,
-                           std::shared_ptr<const Config> config)
-    : options_(std::move(options)), clock_(clock), config_(std::move(config)), random_([] {
+                           std::shared_ptr<const Config> config, TransportFactory make_transport)
+    : options_(std::move(options)),
+      clock_(clock),
+      config_(std::move(config)),
+      make_transport_(std::move(make_transport)),
+      random_([] {
         std::random_device device;
         std::seed_seq seed{device(), device(), device(), device()};
         return std::mt19937_64(seed);
@@ -43,33 +48,33 @@ void DeliveryLoop::Start() {
   const int nice = getpriority(PRIO_PROCESS, 0);  // the starting (main) thread's
   process_nice_ = errno == 0 ? nice : 0;
   store_ = Store::Open(options_);
-  sender_ = std::make_unique<WebhookSender>();
+  transport_ = make_transport_ ? make_transport_() : std::make_unique<WebhookSender>();
   send_thread_ = std::thread([this] { SendLoop(); });
   round_thread_ = std::thread([this] { RoundLoop(); });
 }
 
 void DeliveryLoop::Stop() {
   stopping_ = true;
-  if (sender_) sender_->Wakeup();
+  if (transport_) transport_->Wakeup();
   round_cv_.notify_all();
   if (send_thread_.joinable()) send_thread_.join();
   if (round_thread_.joinable()) round_thread_.join();
-  sender_.reset();
+  transport_.reset();
   store_.reset();
 }
 
 DeliveryLoop::Counters DeliveryLoop::counters() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return counters_;
 }
 
 void DeliveryLoop::SetConfig(std::shared_ptr<const Config> config) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   config_ = std::move(config);
 }
 
 std::shared_ptr<const Config> DeliveryLoop::CurrentConfig() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return config_;
 }
 
@@ -78,13 +83,14 @@ void DeliveryLoop::Submit(const Config& config, const WarehouseConfig& warehouse
   WebhookCall call;
   call.tag = static_cast<std::uint64_t>(delivery.id);
   call.url = warehouse.webhook->url;
-  call.request = FormatWebhook(*warehouse.webhook, delivery.uid,
-                               delivery.id > 0 ? std::move(delivery.document) : delivery.document,
-                               UnixSeconds(clock_.Now()));
+  call.request =
+      FormatWebhook(*warehouse.webhook, delivery.uid,
+                    IsStored(delivery) ? std::move(delivery.document) : delivery.document,
+                    UnixSeconds(clock_.Now()));
   call.timeout = warehouse.webhook->timeout;
   call.verify_tls = warehouse.webhook->verify_tls;
   call.allow_private_networks = config.dispatcher.allow_private_networks;
-  sender_->Submit(std::move(call));
+  transport_->Submit(std::move(call));
 }
 
 void DeliveryLoop::PickSendable(const Config& config, std::vector<Delivery>& go) {
@@ -106,14 +112,14 @@ void DeliveryLoop::PickSendable(const Config& config, std::vector<Delivery>& go)
         Delivery& d = lane.ready.front();
         // A stored delivery's lease must outlast the call, or another dispatcher could take it
         // while it is in flight: renew it first (the round does). A new one is not stored yet.
-        if (d.id > 0 &&
+        if (IsStored(d) &&
             (!d.lease_until || *d.lease_until < now + hook.timeout + std::chrono::seconds(1))) {
           lane.renewing = true;  // the next round renews the front's lease
           urgent_ = true;
           round_cv_.notify_one();
           break;
         }
-        lane.sending.emplace(d.id, d.id > 0 ? 0 : d.event_ids.back());
+        lane.sending.emplace(d.id, IsStored(d) ? 0 : d.event_ids.back());
         ++sending_total_;
         --budget;
         go.push_back(std::move(d));
@@ -148,7 +154,7 @@ void DeliveryLoop::SendLoop() {
     }
     std::vector<Delivery> go;
     {
-      std::lock_guard lock(pipe_mu_);
+      MutexLock lock(pipe_mu_);
       if (stopping_ && in_flight.empty()) {
         sender_done_ = true;
         round_cv_.notify_one();
@@ -162,9 +168,9 @@ void DeliveryLoop::SendLoop() {
       const std::int64_t id = d.id;
       in_flight.emplace(id, std::move(d));
     }
-    std::vector<WebhookOutcome> outcomes = sender_->Poll(kIdleWait);
+    std::vector<WebhookOutcome> outcomes = transport_->Poll(kIdleWait);
     if (outcomes.empty()) continue;
-    std::lock_guard lock(pipe_mu_);
+    MutexLock lock(pipe_mu_);
     // The round thread needs waking only when it may be waiting for this: an urgent lane, or
     // the first call finished since the last round took them. Waking it on every call (tens
     // of thousands a second) costs a context switch each on a busy machine.
@@ -195,175 +201,206 @@ void DeliveryLoop::SendLoop() {
 }
 
 bool DeliveryLoop::Round(const Config& config) {
-  TimePoint now = clock_.Now();
+  const TimePoint now = clock_.Now();
   if (now < write_again_at_) return false;
   const bool stopping = stopping_;
-  bool rescan = false;  // this round looks at every warehouse's pending deliveries from the start
-  if (!stopping) {
-    auto newest = store_->MaxEventId();
-    if (!newest) return false;
-    if (*newest != last_event_id_) {
-      if (last_event_id_ < 0 || *newest < last_event_id_) {
-        next_scan_ = now;
-      } else {
-        auto warehouses = store_->WarehousesWithEventsAfter(last_event_id_);
-        if (!warehouses) return false;
-        dirty_.insert(warehouses->begin(), warehouses->end());
-      }
-      last_event_id_ = *newest;
-    }
-    if (now >= next_scan_ || !disabled_) {
-      // Also catches what no event announces: operator re-sends, enabled webhooks, retries that
-      // fell due, expired leases of a crashed dispatcher.
-      auto disabled = store_->DisabledWebhooks();
-      if (!disabled) return false;
-      disabled_ = std::move(*disabled);
-      for (const WarehouseConfig& w : config.warehouses) dirty_.insert(w.id);
-      next_scan_ = now + std::chrono::duration_cast<Micros>(kRescanInterval);
-      rescan = true;
-    }
-  }
-  auto usable = [&](std::int64_t warehouse_id) -> const WebhookConfig* {
-    const WarehouseConfig* w = config.FindWarehouse(warehouse_id);
-    if (stopping || !w || !w->webhook || !disabled_ ||
-        std::find(disabled_->begin(), disabled_->end(), warehouse_id) != disabled_->end()) {
-      return nullptr;
-    }
-    return &*w->webhook;
-  };
+  const Scan scan = NoticeNewWork(config, now, stopping);
+  if (scan == Scan::kFailed) return false;
+  if (!TakeFinishedCalls(config)) return false;
+  ClaimPlan plan = PlanClaims(config, now, stopping, scan);
+  if (plan.wants.empty() && unrecorded_.empty() && plan.leases.empty()) return true;
+  auto taken = WriteRound(config, now, plan);
+  if (!taken) return false;
+  ApplyTakes(config, plan.renewals, *taken);
+  return true;
+}
 
+DeliveryLoop::Scan DeliveryLoop::NoticeNewWork(const Config& config, TimePoint now, bool stopping) {
+  if (stopping) return Scan::kPartial;
+  auto newest = store_->MaxEventId();
+  if (!newest) return Scan::kFailed;
+  if (*newest != last_event_id_) {
+    if (last_event_id_ < 0 || *newest < last_event_id_) {
+      next_scan_ = now;
+    } else {
+      auto warehouses = store_->WarehousesWithEventsAfter(last_event_id_);
+      if (!warehouses) return Scan::kFailed;
+      dirty_.insert(warehouses->begin(), warehouses->end());
+    }
+    last_event_id_ = *newest;
+  }
+  if (now < next_scan_ && disabled_) return Scan::kPartial;
+  // Also catches what no event announces: operator re-sends, enabled webhooks, retries that fell
+  // due, expired leases of a crashed dispatcher.
+  auto disabled = store_->DisabledWebhooks();
+  if (!disabled) return Scan::kFailed;
+  disabled_ = std::move(*disabled);
+  for (const WarehouseConfig& w : config.warehouses) dirty_.insert(w.id);
+  next_scan_ = now + std::chrono::duration_cast<Micros>(kRescanInterval);
+  return Scan::kFull;
+}
+
+bool DeliveryLoop::TakeFinishedCalls(const Config& config) {
   std::vector<Finished> finished;
   {
-    std::lock_guard lock(pipe_mu_);
+    MutexLock lock(pipe_mu_);
     finished.swap(finished_);
     urgent_ = false;
   }
   last_round_records_ = finished.size();
-  // Decided first: a 410 disables its webhook before this round claims anything for it.
   for (Finished& f : finished) unrecorded_.push_back(Decide(config, f));
-  if (!disabled_) {
-    auto disabled = store_->DisabledWebhooks();
-    if (!disabled) return false;
-    disabled_ = std::move(*disabled);
-  }
+  // Decided before any claim is planned: a 410 disables its webhook (and resets disabled_)
+  // before this round claims anything for it.
+  if (disabled_) return true;
+  auto disabled = store_->DisabledWebhooks();
+  if (!disabled) return false;
+  disabled_ = std::move(*disabled);
+  return true;
+}
 
-  std::vector<Store::DeliveryWant> wants;
-  struct Renewal {
-    std::int64_t warehouse_id, delivery_id;
-    TimePoint until;
-  };
-  std::vector<Renewal> renewals;
+const WebhookConfig* DeliveryLoop::UsableWebhook(const Config& config, std::int64_t warehouse_id,
+                                                 bool stopping) const {
+  const WarehouseConfig* w = config.FindWarehouse(warehouse_id);
+  if (stopping || !w || !w->webhook || !disabled_ ||
+      std::find(disabled_->begin(), disabled_->end(), warehouse_id) != disabled_->end()) {
+    return nullptr;
+  }
+  return &*w->webhook;
+}
+
+DeliveryLoop::ClaimPlan DeliveryLoop::PlanClaims(const Config& config, TimePoint now, bool stopping,
+                                                 Scan scan) {
+  ClaimPlan plan;
   // Released leases wait in lease_changes_ until written; renewals are worked out again each
   // round from the lanes still marked `renewing`, so a failed write loses neither.
-  std::vector<Store::LeaseChange> leases = lease_changes_;
-  {
-    std::lock_guard lock(pipe_mu_);
-    std::set<std::int64_t> halted;
-    int held_total = 0;
-    for (auto& [warehouse_id, lane] : lanes_) {
-      // A halted lane gives its ready deliveries back: they wait behind the failed one, whose
-      // failure a round records before it claims for the lane again. So does a lane that may
-      // no longer send.
-      const WebhookConfig* hook = usable(warehouse_id);
-      // Claimed under the other order rule (max_in_flight changed by a reload): claim again.
-      const bool rule_changed = hook && lane.strict != (hook->max_in_flight == 1);
-      if (lane.halted || !hook || rule_changed) {
-        for (const Delivery& d : lane.ready) {
-          if (d.id <= 0) continue;  // not stored: its events simply stay unbatched
-          lease_changes_.push_back({d.id, std::nullopt});
-          leases.push_back({d.id, std::nullopt});
-        }
-        lane.ready.clear();
-        lane.renewing = false;
-        if (lane.halted) {
-          halted.insert(warehouse_id);
-          dirty_.insert(warehouse_id);
-        }
-        lane.halted = false;
-      } else if (lane.renewing) {  // its front waits for a lease that outlasts its call
-        renewals.push_back({warehouse_id, lane.ready.front().id, now + LeaseFor(hook->timeout)});
-        leases.push_back({renewals.back().delivery_id, renewals.back().until});
-      }
-      held_total += static_cast<int>(lane.ready.size() + lane.sending.size());
-    }
-    // The newest event of each warehouse in a new delivery not yet recorded (ready, in flight,
-    // finished, or decided but not written): new deliveries are formed only after it.
-    std::map<std::int64_t, std::int64_t> formed_through;
-    auto note_formed = [&](const Delivery& d) {
-      if (d.id > 0 || d.event_ids.empty()) return;
-      std::int64_t& newest = formed_through[d.warehouse_id];
-      newest = std::max(newest, d.event_ids.back());
-    };
-    for (const Finished& f : finished_) note_formed(f.delivery);
-    // A failure not yet written (the last write failed) needs no more: RecordAndTake writes the
-    // records before it claims, so the stored failure holds its strict lane back as usual.
-    for (const Store::AttemptRecord& r : unrecorded_) note_formed(r.formed);
-    int budget = kMaxHeld - held_total;
-    for (auto it = dirty_.begin(); it != dirty_.end() && budget > 0;) {
-      const WebhookConfig* hook = usable(*it);
-      if (!hook) {
-        it = stopping ? std::next(it) : dirty_.erase(it);
-        continue;
-      }
-      // Its failure may have come after `finished` was taken: the next round records it first.
-      if (halted.contains(*it)) {
-        ++it;
-        continue;
-      }
-      Lane& lane = lanes_[*it];
-      Store::DeliveryWant want{*it,
-                               0,
-                               hook->max_events_per_call,
-                               hook->max_in_flight == 1,
-                               now + LeaseFor(hook->timeout),
-                               {},
-                               /*past_held=*/!rescan};
-      std::int64_t& after = formed_through[*it];
-      for (const Delivery& d : lane.ready) {
-        if (d.id > 0) {
-          want.held.push_back(d.id);
-        } else {
-          after = std::max(after, d.event_ids.back());
-        }
-      }
-      for (const auto& [id, newest_event] : lane.sending) {
-        if (id > 0) want.held.push_back(id);
-        after = std::max(after, newest_event);
-      }
-      want.after_event = after;
-      const int capacity =
-          hook->max_in_flight + std::max(1, kLookaheadEvents / hook->max_events_per_call);
-      const int held = static_cast<int>(lane.ready.size() + lane.sending.size());
-      ++it;                               // stays dirty until a round has taken for it
-      if (2 * held > capacity) continue;  // enough in hand; refilled when half is gone
-      want.slots = std::min(capacity - held, budget);
-      budget -= want.slots;
-      wants.push_back(std::move(want));
-    }
-  }
-  if (wants.empty() && unrecorded_.empty() && leases.empty()) return true;
+  plan.leases = lease_changes_;
+  MutexLock lock(pipe_mu_);
+  const LaneReview review = ReviewLanes(config, now, stopping, plan);
+  PlanWants(config, now, stopping, scan, review, plan);
+  return plan;
+}
 
+DeliveryLoop::LaneReview DeliveryLoop::ReviewLanes(const Config& config, TimePoint now,
+                                                   bool stopping, ClaimPlan& plan) {
+  LaneReview review;
+  for (auto& [warehouse_id, lane] : lanes_) {
+    // A halted lane gives its ready deliveries back: they wait behind the failed one, whose
+    // failure a round records before it claims for the lane again. So does a lane that may
+    // no longer send.
+    const WebhookConfig* hook = UsableWebhook(config, warehouse_id, stopping);
+    // Claimed under the other order rule (max_in_flight changed by a reload): claim again.
+    const bool rule_changed = hook && lane.strict != (hook->max_in_flight == 1);
+    if (lane.halted || !hook || rule_changed) {
+      for (const Delivery& d : lane.ready) {
+        if (!IsStored(d)) continue;  // its events simply stay unbatched
+        lease_changes_.push_back({d.id, std::nullopt});
+        plan.leases.push_back({d.id, std::nullopt});
+      }
+      lane.ready.clear();
+      lane.renewing = false;
+      if (lane.halted) {
+        review.halted.insert(warehouse_id);
+        dirty_.insert(warehouse_id);
+      }
+      lane.halted = false;
+    } else if (lane.renewing) {  // its front waits for a lease that outlasts its call
+      const Renewal renewal{warehouse_id, lane.ready.front().id, now + LeaseFor(hook->timeout)};
+      plan.renewals.push_back(renewal);
+      plan.leases.push_back({renewal.delivery_id, renewal.until});
+    }
+    review.held_total += static_cast<int>(lane.ready.size() + lane.sending.size());
+  }
+  return review;
+}
+
+void DeliveryLoop::PlanWants(const Config& config, TimePoint now, bool stopping, Scan scan,
+                             const LaneReview& review, ClaimPlan& plan) {
+  // The newest event of each warehouse in a new delivery not yet recorded (ready, in flight,
+  // finished, or decided but not written): new deliveries are formed only after it.
+  std::map<std::int64_t, std::int64_t> formed_through;
+  auto note_formed = [&](const Delivery& d) {
+    if (IsStored(d) || d.event_ids.empty()) return;
+    std::int64_t& newest = formed_through[d.warehouse_id];
+    newest = std::max(newest, d.event_ids.back());
+  };
+  for (const Finished& f : finished_) note_formed(f.delivery);
+  // A failure not yet written (the last write failed) needs no more: RecordAndTake writes the
+  // records before it claims, so the stored failure holds its strict lane back as usual.
+  for (const Store::AttemptRecord& r : unrecorded_) note_formed(r.formed);
+  int budget = kMaxHeld - review.held_total;
+  for (auto it = dirty_.begin(); it != dirty_.end() && budget > 0;) {
+    const WebhookConfig* hook = UsableWebhook(config, *it, stopping);
+    if (!hook) {
+      it = stopping ? std::next(it) : dirty_.erase(it);
+      continue;
+    }
+    // Its failure may have come after the finished calls were taken: the next round records it
+    // first.
+    if (review.halted.contains(*it)) {
+      ++it;
+      continue;
+    }
+    Lane& lane = lanes_[*it];
+    Store::DeliveryWant want{*it,
+                             0,
+                             hook->max_events_per_call,
+                             hook->max_in_flight == 1,
+                             now + LeaseFor(hook->timeout),
+                             {},
+                             /*past_held=*/scan != Scan::kFull};
+    std::int64_t& after = formed_through[*it];
+    for (const Delivery& d : lane.ready) {
+      if (IsStored(d)) {
+        want.held.push_back(d.id);
+      } else {
+        after = std::max(after, d.event_ids.back());
+      }
+    }
+    for (const auto& [id, newest_event] : lane.sending) {
+      if (IsStored(id)) want.held.push_back(id);
+      after = std::max(after, newest_event);
+    }
+    want.after_event = after;
+    const int capacity =
+        hook->max_in_flight + std::max(1, kLookaheadEvents / hook->max_events_per_call);
+    const int held = static_cast<int>(lane.ready.size() + lane.sending.size());
+    ++it;                               // stays dirty until a round has taken for it
+    if (2 * held > capacity) continue;  // enough in hand; refilled when half is gone
+    want.slots = std::min(capacity - held, budget);
+    budget -= want.slots;
+    plan.wants.push_back(std::move(want));
+  }
+}
+
+StoreResult<std::vector<Store::DeliveryTake>> DeliveryLoop::WriteRound(const Config& config,
+                                                                       TimePoint now,
+                                                                       const ClaimPlan& plan) {
   std::optional<TimeZone> zone = TimeZone::Find(config.timezone);
   if (!zone) zone = TimeZone::Utc();
   auto render = [&](std::span<const OutboxEvent> events,
                     std::span<const AllocationRequest> requests) {
     return RenderWebhookDocument(events, requests, *zone);
   };
-  auto taken = store_->RecordAndTake(unrecorded_, leases, wants, now, render);
+  auto taken = store_->RecordAndTake(unrecorded_, plan.leases, plan.wants, now, render);
   if (!taken) {
     write_again_at_ = now + std::chrono::milliseconds(100);  // busy or failing database: pause
-    return false;
+    return taken;
   }
   unrecorded_.clear();
   lease_changes_.clear();
-  if (!renewals.empty()) {
+  if (!plan.renewals.empty()) {
     spdlog::info(
         "renewed the leases of {} claimed deliveries that waited for their turn longer "
         "than their call's timeout",
-        renewals.size());
+        plan.renewals.size());
   }
+  return taken;
+}
+
+void DeliveryLoop::ApplyTakes(const Config& config, const std::vector<Renewal>& renewals,
+                              std::vector<Store::DeliveryTake>& takes) {
   {
-    std::lock_guard lock(pipe_mu_);
+    MutexLock lock(pipe_mu_);
     for (const Renewal& r : renewals) {
       Lane& lane = lanes_[r.warehouse_id];
       if (lane.renewing && !lane.ready.empty() && lane.ready.front().id == r.delivery_id) {
@@ -372,7 +409,7 @@ bool DeliveryLoop::Round(const Config& config) {
         kicked_.insert(r.warehouse_id);
       }
     }
-    for (Store::DeliveryTake& take : *taken) {
+    for (Store::DeliveryTake& take : takes) {
       dirty_.erase(take.warehouse_id);
       if (take.next_due) next_scan_ = std::min(next_scan_, *take.next_due);
       if (take.claimed.empty()) continue;
@@ -380,14 +417,13 @@ bool DeliveryLoop::Round(const Config& config) {
       const WarehouseConfig* w = config.FindWarehouse(take.warehouse_id);
       lane.strict = !w || !w->webhook || w->webhook->max_in_flight == 1;
       for (Delivery& d : take.claimed) {
-        if (d.id == 0) d.id = -++formed_;  // not stored: an id for this process only
+        if (!IsStored(d)) d.id = -++formed_;  // an id for this process only
         lane.ready.push_back(std::move(d));
       }
       kicked_.insert(take.warehouse_id);
     }
   }
-  sender_->Wakeup();
-  return true;
+  transport_->Wakeup();
 }
 
 Store::AttemptRecord DeliveryLoop::Decide(const Config& config, Finished& finished) {
@@ -396,7 +432,7 @@ Store::AttemptRecord DeliveryLoop::Decide(const Config& config, Finished& finish
   dirty_.insert(delivery.warehouse_id);  // it may have more to send
   const TimePoint now = finished.at;
   DeliveryAttempt attempt;
-  attempt.delivery_id = std::max<std::int64_t>(delivery.id, 0);  // 0: stored with this record
+  attempt.delivery_id = IsStored(delivery) ? delivery.id : 0;  // 0: stored with this record
   attempt.attempt = delivery.attempt_count + 1;
   attempt.started_at = now - std::chrono::duration_cast<Micros>(outcome.duration);
   attempt.duration = outcome.duration;
@@ -449,7 +485,7 @@ Store::AttemptRecord DeliveryLoop::Decide(const Config& config, Finished& finish
                  delay ? "" : "; no retries left, the delivery is dead");
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     switch (result) {
       case AttemptOutcome::kSucceeded: {
         ++counters_.succeeded;
@@ -469,8 +505,8 @@ Store::AttemptRecord DeliveryLoop::Decide(const Config& config, Finished& finish
     }
   }
   Store::AttemptRecord record{attempt, result, next, delivery.request_ids, {}};
-  if (delivery.id < 0) {
-    delivery.id = 0;
+  if (!IsStored(delivery)) {
+    delivery.id = 0;  // as the store expects a delivery it stores with this record
     record.formed = std::move(delivery);
   }
   return record;
@@ -490,7 +526,7 @@ void DeliveryLoop::RoundLoop() {
     if (!ok && !failing) spdlog::warn("delivery: the database is not available; retrying");
     if (ok && failing) spdlog::info("delivery: database available again");
     failing = !ok;
-    std::unique_lock lock(pipe_mu_);
+    MutexLock lock(pipe_mu_);
     if (stopping_ && sender_done_ && finished_.empty()) {
       bool claims_left = false;
       for (const auto& [warehouse_id, lane] : lanes_) claims_left |= !lane.ready.empty();
@@ -507,15 +543,15 @@ void DeliveryLoop::RoundLoop() {
     }
     if (!ok) {
       // The database failed (or a write is paused after one): wait, do not spin.
-      round_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_.load(); });
+      lock.WaitFor(round_cv_, std::chrono::milliseconds(100), [&] { return stopping_.load(); });
     } else if (last_round_records_ >= kBusyRoundRecords) {
       // Busy: let calls gather for a while, so a commit covers many per warehouse (the pages
       // of the per-warehouse indexes are written once per round, not once per call). The lanes
       // hold enough claimed deliveries to keep sending meanwhile.
-      round_cv_.wait_until(lock, started + kBusyRoundInterval,
-                           [&] { return stopping_ || urgent_; });
+      lock.WaitUntil(round_cv_, started + kBusyRoundInterval,
+                     [&]() REQUIRES(pipe_mu_) { return stopping_ || urgent_; });
     } else if (finished_.empty() && !urgent_) {
-      round_cv_.wait_for(lock, kIdleWait);
+      lock.WaitFor(round_cv_, kIdleWait);
     }
   }
 }

@@ -2,9 +2,9 @@
 //
 // Two threads. The round thread owns a Store: each round records every call that finished,
 // and claims or forms the next deliveries of the warehouses concerned, in one transaction (one
-// commit, one fsync, for all of them). The send thread owns the WebhookSender (libcurl multi):
-// it sends what the rounds claimed and hands back what finished. Neither waits for the other:
-// while a round writes, calls go on.
+// commit, one fsync, for all of them). The send thread owns the WebhookTransport (libcurl's
+// WebhookSender unless a test gives another): it sends what the rounds claimed and hands back
+// what finished. Neither waits for the other: while a round writes, calls go on.
 //
 // Per warehouse, a lane holds the deliveries claimed for it and not yet recorded: some ready,
 // up to max_in_flight in flight. A round claims a few deliveries ahead (kLookaheadEvents events'
@@ -35,9 +35,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -46,7 +48,8 @@
 #include "allocation_relay/clock.h"
 #include "allocation_relay/config.h"
 #include "allocation_relay/store.h"
-#include "webhook_sender.h"
+#include "allocation_relay/thread_annotations.h"
+#include "webhook_transport.h"
 
 namespace allocation_relay {
 
@@ -67,8 +70,13 @@ class DeliveryLoop {
   // At most this many deliveries held (claimed, not recorded) over all lanes: bounds memory.
   static constexpr int kMaxHeld = 4096;
 
-  // `clock` must outlive the loop and be thread-safe.
-  DeliveryLoop(StoreOptions options, const Clock& clock, std::shared_ptr<const Config> config);
+  // Makes the transport the send thread calls through; Start() calls it once.
+  using TransportFactory = std::function<std::unique_ptr<WebhookTransport>()>;
+
+  // `clock` must outlive the loop and be thread-safe. An empty `make_transport` means libcurl's
+  // WebhookSender; tests pass a scripted transport.
+  DeliveryLoop(StoreOptions options, const Clock& clock, std::shared_ptr<const Config> config,
+               TransportFactory make_transport = {});
   ~DeliveryLoop();
 
   // Opens the Store and starts the threads. Throws StoreError.
@@ -91,7 +99,7 @@ class DeliveryLoop {
  private:
   // The deliveries of one warehouse that this process holds (claimed, not yet recorded). A
   // delivery not yet stored (formed from new events; stored when its first call is recorded)
-  // has a negative id here, unique in this process.
+  // has a negative id here, unique in this process (see IsStored).
   struct Lane {
     std::deque<Delivery> ready;  // in order; the front goes next
     // The calls in flight: delivery id -> the newest of its events if not stored, else 0.
@@ -105,15 +113,69 @@ class DeliveryLoop {
     WebhookOutcome outcome;
     TimePoint at;  // when the call ended
   };
+  // How far NoticeNewWork looked.
+  enum class Scan {
+    kFailed,   // a database error: the round stops here
+    kPartial,  // only warehouses with new events were marked dirty (or none, when stopping)
+    kFull,     // every warehouse was marked dirty; its pending deliveries are read from the start
+  };
+  // A lease renewal for the front of a lane marked `renewing`.
+  struct Renewal {
+    std::int64_t warehouse_id, delivery_id;
+    TimePoint until;
+  };
+  // What PlanClaims gathered for the round's write.
+  struct ClaimPlan {
+    std::vector<Store::DeliveryWant> wants;
+    std::vector<Renewal> renewals;
+    std::vector<Store::LeaseChange> leases;  // releases not yet written, then the renewals
+  };
+  // What ReviewLanes leaves for PlanWants.
+  struct LaneReview {
+    std::set<std::int64_t> halted;  // lanes that halted since the last round
+    int held_total = 0;             // deliveries held over all lanes
+  };
+
+  // Whether a delivery this process holds is in the database. One formed from new events is
+  // stored only with its first attempt: until then its id is 0 as the store hands it over, then
+  // negative (ApplyTakes), so that lanes can key it.
+  static bool IsStored(std::int64_t delivery_id) { return delivery_id > 0; }
+  static bool IsStored(const Delivery& delivery) { return IsStored(delivery.id); }
 
   std::shared_ptr<const Config> CurrentConfig() const;
   void RoundLoop();
   void SendLoop();
-  // One round (round thread). False on a database error (retried after a pause).
+  // One round (round thread): the steps below in order. False on a database error (retried
+  // after a pause).
   bool Round(const Config& config);
+  // Marks dirty the warehouses with events newer than the last round's, or every warehouse
+  // when a rescan is due (reading the disabled webhooks again).
+  Scan NoticeNewWork(const Config& config, TimePoint now, bool stopping);
+  // Takes the calls the send thread finished and decides their attempt records (unrecorded_).
+  // False on a database error.
+  bool TakeFinishedCalls(const Config& config);
+  // Gathers the lease changes and the claims (DeliveryWant per dirty warehouse) of the round.
+  ClaimPlan PlanClaims(const Config& config, TimePoint now, bool stopping, Scan scan);
+  // Gives back the ready deliveries of lanes that halted or may no longer send, and plans the
+  // lease renewals of fronts waiting for one.
+  LaneReview ReviewLanes(const Config& config, TimePoint now, bool stopping, ClaimPlan& plan)
+      REQUIRES(pipe_mu_);
+  // Adds a claim for each dirty warehouse whose lane has room.
+  void PlanWants(const Config& config, TimePoint now, bool stopping, Scan scan,
+                 const LaneReview& review, ClaimPlan& plan) REQUIRES(pipe_mu_);
+  // Records the decided attempts, applies the lease changes and claims, in one transaction.
+  StoreResult<std::vector<Store::DeliveryTake>> WriteRound(const Config& config, TimePoint now,
+                                                           const ClaimPlan& plan);
+  // Puts what the write claimed and renewed into the lanes and wakes the send thread.
+  void ApplyTakes(const Config& config, const std::vector<Renewal>& renewals,
+                  std::vector<Store::DeliveryTake>& takes);
+  // The webhook of `warehouse_id` if this round may claim for it (configured, not disabled,
+  // not stopping), else nullptr.
+  const WebhookConfig* UsableWebhook(const Config& config, std::int64_t warehouse_id,
+                                     bool stopping) const;
   // The send thread's share of a round: moves ready deliveries into `go` while their lanes and
-  // the total concurrency allow. REQUIRES: pipe_mu_ held.
-  void PickSendable(const Config& config, std::vector<Delivery>& go);
+  // the total concurrency allow.
+  void PickSendable(const Config& config, std::vector<Delivery>& go) REQUIRES(pipe_mu_);
   // Sets the calling (send) thread's nice value to the process's plus `relative`; logs when not
   // permitted.
   void ApplySendThreadNice(int relative);
@@ -127,24 +189,27 @@ class DeliveryLoop {
 
   StoreOptions options_;
   const Clock& clock_;
-  mutable std::mutex mu_;  // config_, counters_
-  std::shared_ptr<const Config> config_;
-  Counters counters_;
+  mutable Mutex mu_;
+  std::shared_ptr<const Config> config_ GUARDED_BY(mu_);
+  Counters counters_ GUARDED_BY(mu_);
   std::atomic<bool> stopping_{false};
   int process_nice_ = 0;  // the nice value of the thread that called Start
   std::thread round_thread_;
   std::thread send_thread_;
-  std::unique_ptr<WebhookSender> sender_;  // used by the send thread; Wakeup() by anyone
+  TransportFactory make_transport_;
+  std::unique_ptr<WebhookTransport> transport_;  // used by the send thread; Wakeup() by anyone
 
   // Between the two threads.
-  std::mutex pipe_mu_;
-  std::condition_variable round_cv_;    // wakes the round thread: something to record
-  std::map<std::int64_t, Lane> lanes_;  // by warehouse; entries are never erased
-  std::set<std::int64_t> kicked_;       // lanes that may have something to send
-  std::vector<Finished> finished_;      // calls done, not yet handed to a round
-  int sending_total_ = 0;
-  bool urgent_ = false;       // a lane waits for a round: no busy-round pause
-  bool sender_done_ = false;  // the send thread has nothing in flight and stopped
+  Mutex pipe_mu_;
+  std::condition_variable round_cv_;  // wakes the round thread: something to record
+  // By warehouse; entries are never erased.
+  std::map<std::int64_t, Lane> lanes_ GUARDED_BY(pipe_mu_);
+  std::set<std::int64_t> kicked_ GUARDED_BY(pipe_mu_);   // lanes that may have something to send
+  std::vector<Finished> finished_ GUARDED_BY(pipe_mu_);  // calls done, not yet handed to a round
+  int sending_total_ GUARDED_BY(pipe_mu_) = 0;
+  bool urgent_ GUARDED_BY(pipe_mu_) = false;  // a lane waits for a round: no busy-round pause
+  // The send thread has nothing in flight and stopped.
+  bool sender_done_ GUARDED_BY(pipe_mu_) = false;
 
   // Round thread only.
   std::unique_ptr<Store> store_;

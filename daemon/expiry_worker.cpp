@@ -20,7 +20,7 @@ void ExpiryWorker::Start() {
 
 void ExpiryWorker::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   wake_.notify_all();
@@ -30,14 +30,14 @@ void ExpiryWorker::Stop() {
 
 void ExpiryWorker::SetCatalog(WarehouseCatalog catalog) {
   auto next = std::make_shared<const WarehouseCatalog>(std::move(catalog));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   catalog_ = std::move(next);
 }
 
 StoreResult<ExpiryResult> ExpiryWorker::RunOnce(Store& store) {
   std::shared_ptr<const WarehouseCatalog> catalog;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     catalog = catalog_;
   }
   constexpr int kBatch = 500;  // one transaction each, so the API's writes interleave
@@ -77,8 +77,8 @@ void ExpiryWorker::Loop() {
         wait = std::clamp(until, std::chrono::milliseconds(0), kPollInterval);
       }
     }
-    std::unique_lock lock(mu_);
-    if (wake_.wait_for(lock, wait, [this] { return stopping_; })) return;
+    MutexLock lock(mu_);
+    if (lock.WaitFor(wake_, wait, [this]() REQUIRES(mu_) { return stopping_; })) return;
   }
 }
 

@@ -2,7 +2,7 @@
 // flow on (SPEC section 4: within one second; the scan reads only expired rows).
 //
 // Owns one thread and its own Store. Start()/Stop()/SetCatalog() may be called from any thread;
-// RunOnce() is for tests and must not run while the thread does.
+// RunOnceForTest() must not run while the thread does.
 #ifndef ALLOCATION_RELAY_DAEMON_EXPIRY_WORKER_H_
 #define ALLOCATION_RELAY_DAEMON_EXPIRY_WORKER_H_
 
@@ -14,6 +14,7 @@
 
 #include "allocation_relay/clock.h"
 #include "allocation_relay/store.h"
+#include "allocation_relay/thread_annotations.h"
 
 namespace allocation_relay {
 
@@ -34,19 +35,21 @@ class ExpiryWorker {
   // The warehouses the flow moves on to (after a reload).
   void SetCatalog(WarehouseCatalog catalog);
 
-  // Expires everything due at clock.Now() in batches; returns the totals of one pass.
-  StoreResult<ExpiryResult> RunOnce(Store& store);
+  // Tests only: one pass of the thread's work (RunOnce) on `store`.
+  StoreResult<ExpiryResult> RunOnceForTest(Store& store) { return RunOnce(store); }
 
  private:
+  // Expires everything due at clock.Now() in batches; returns the totals of one pass.
+  StoreResult<ExpiryResult> RunOnce(Store& store);
   void Loop();
 
   StoreOptions options_;
   const Clock& clock_;
   std::unique_ptr<Store> store_;
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable wake_;
-  bool stopping_ = false;
-  std::shared_ptr<const WarehouseCatalog> catalog_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::shared_ptr<const WarehouseCatalog> catalog_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -1,10 +1,10 @@
 // allocation-dispatcherd: parses flags, loads the config, runs a Dispatcher until SIGTERM.
 #include <malloc.h>
-#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "allocation_relay/config.h"
 #include "allocation_relay/service.h"
@@ -61,23 +61,10 @@ int main(int argc, char** argv) {
     if (*history) return HistoryCommand(*config, order_number, std::cout, std::cerr);
     if (*backup) return BackupCommand(*config, backup_path, std::cout, std::cerr);
     ConfigureLogging("allocation-dispatcherd", config->log_level);
-    BlockServiceSignals();
     SystemClock clock;
-    Dispatcher dispatcher(config, clock);
-    dispatcher.Start();  // database open and port bound
-    NotifyReady("ready");
-    while (WaitForSignal() == ServiceSignal::kReload) {
-      NotifyReloading();
-      try {
-        dispatcher.Reload(std::make_shared<const Config>(LoadConfigFile(config_path)));
-      } catch (const ConfigError& e) {
-        spdlog::error("reload failed, keeping the running configuration: {}", e.what());
-      }
-      NotifyReady("ready");
-    }
-    NotifyStopping();
-    spdlog::info("stopping on signal");
-    dispatcher.Stop();
+    RunUntilStopped([&] { return std::make_unique<ServiceRunnerOf<Dispatcher>>(config, clock); },
+                    [&] { return std::make_shared<const Config>(LoadConfigFile(config_path)); },
+                    "stopping on signal");
     return 0;
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -58,7 +58,7 @@ HttpResponse StatusServer::Handle(const HttpRequest& request) {
 StatusServer::~StatusServer() { Stop(); }
 
 std::string StatusServer::Health(int& status) {
-  std::lock_guard lock(store_mu_);
+  MutexLock lock(store_mu_);
   std::string problem;
   try {
     if (!store_) store_ = Store::Open(options_);
@@ -85,7 +85,7 @@ std::string StatusServer::Metrics() {
          "path.\n# TYPE allocation_relay_dispatcher_database_up gauge\n"
       << "allocation_relay_dispatcher_database_up " << (health == 200 ? 1 : 0) << "\n";
   {
-    std::lock_guard lock(store_mu_);
+    MutexLock lock(store_mu_);
     if (store_) {
       if (auto depth = store_->UnbatchedEventsByWarehouse()) {
         out << "# HELP allocation_relay_outbox_queue_depth Events not yet in a delivery, by "

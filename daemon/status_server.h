@@ -15,6 +15,7 @@
 #include "allocation_relay/config.h"
 #include "allocation_relay/http_server.h"
 #include "allocation_relay/store.h"
+#include "allocation_relay/thread_annotations.h"
 #include "delivery_loop.h"
 
 namespace allocation_relay {
@@ -40,8 +41,8 @@ class StatusServer {
 
   StoreOptions options_;
   const DeliveryLoop& delivery_;
-  std::mutex store_mu_;  // one connection, used by one request at a time
-  std::unique_ptr<Store> store_;
+  Mutex store_mu_;  // one connection, used by one request at a time
+  std::unique_ptr<Store> store_ GUARDED_BY(store_mu_);
   HttpServer http_;
 };
 

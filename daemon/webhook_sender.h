@@ -3,56 +3,37 @@
 // Destinations that resolve to loopback, private, link-local or unspecified addresses are
 // refused at connect time (after DNS) unless the call allows them; only http and https.
 //
-// Not thread-safe: one thread submits and polls. Wakeup() alone may be called from any thread.
+// A WebhookTransport: not thread-safe, one thread submits and polls; Wakeup() alone may be called
+// from any thread.
 #ifndef ALLOCATION_RELAY_DAEMON_WEBHOOK_SENDER_H_
 #define ALLOCATION_RELAY_DAEMON_WEBHOOK_SENDER_H_
 
 #include <chrono>
-#include <cstdint>
+#include <cstddef>
 #include <memory>
-#include <optional>
-#include <string>
 #include <vector>
 
-#include "webhook_format.h"
+#include "webhook_transport.h"
 
 struct sockaddr;
 
 namespace allocation_relay {
 
-struct WebhookCall {
-  std::uint64_t tag = 0;  // the caller's handle, returned in the outcome
-  std::string url;
-  WebhookRequest request;
-  std::chrono::milliseconds timeout{5000};
-  bool verify_tls = true;
-  bool allow_private_networks = false;
-};
-
-struct WebhookOutcome {
-  std::uint64_t tag = 0;
-  int http_status = 0;  // 0: no HTTP answer
-  std::string error;    // empty on an HTTP answer
-  std::chrono::microseconds duration{0};
-  std::string response_head;  // the first kResponseHeadBytes of the body
-  std::optional<std::chrono::milliseconds> retry_after;
-};
-
-class WebhookSender {
+class WebhookSender final : public WebhookTransport {
  public:
   static constexpr std::size_t kResponseHeadBytes = 1024;
 
   WebhookSender();
-  ~WebhookSender();
+  ~WebhookSender() override;
   WebhookSender(const WebhookSender&) = delete;
   WebhookSender& operator=(const WebhookSender&) = delete;
 
-  void Submit(WebhookCall call);
+  void Submit(WebhookCall call) override;
   // Drives the transfers for at most `max_wait` (less if one finishes or Wakeup() is called);
   // returns the calls that finished.
-  std::vector<WebhookOutcome> Poll(std::chrono::milliseconds max_wait);
-  std::size_t in_flight() const;
-  void Wakeup();
+  std::vector<WebhookOutcome> Poll(std::chrono::milliseconds max_wait) override;
+  std::size_t in_flight() const override;
+  void Wakeup() override;
 
  private:
   struct Impl;

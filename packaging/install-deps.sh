@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libcpp-httplib-dev libcurl4-openssl-dev nlohmann-json3-dev libsqlitecpp-dev libsqlite3-dev
   libyaml-cpp-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev
-  libgtest-dev libgmock-dev libsystemd-dev tzdata sqlite3 curl clang-format
+  libgtest-dev libgmock-dev libsystemd-dev tzdata sqlite3 curl clang-format clang-16
   dpkg-dev file systemd
 )
 

@@ -3,6 +3,7 @@
 #   tests/run.sh            Release-with-debug-info build in build/ci
 #   tests/run.sh asan       the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tests/run.sh tsan       the same under ThreadSanitizer
+# The default run also builds the libraries with Clang's -Wthread-safety (preset clang-threads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,3 +14,8 @@ npm ci --prefix tests/tools/standardwebhooks --no-audit --no-fund --loglevel=err
 cmake --preset "$preset"
 cmake --build --preset "$preset" -j2
 ctest --preset "$preset" -j2
+if [ "$preset" = ci ]; then
+  # Clang's thread-safety analysis of the libraries (GUARDED_BY / REQUIRES annotations).
+  cmake --preset clang-threads >/dev/null
+  cmake --build --preset clang-threads -j2
+fi

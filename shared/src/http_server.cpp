@@ -34,6 +34,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "allocation_relay/thread_annotations.h"
 #include "http_framing.h"
 
 namespace allocation_relay {
@@ -245,12 +246,12 @@ class HttpServer::Impl {
   int working_ = 0;  // connections handed to workers and not back yet
   Steady::time_point stop_deadline_{};
 
-  std::mutex mu_;  // guards the hand-over lists below
+  Mutex mu_;  // guards the hand-over lists below
   std::condition_variable work_cv_;
-  std::deque<Connection*> work_;       // complete requests for the workers
-  std::vector<Connection*> returned_;  // answered, for the event thread
-  std::vector<int> adopted_;           // new sockets, for the event thread
-  bool workers_stop_ = false;
+  std::deque<Connection*> work_ GUARDED_BY(mu_);       // complete requests for the workers
+  std::vector<Connection*> returned_ GUARDED_BY(mu_);  // answered, for the event thread
+  std::vector<int> adopted_ GUARDED_BY(mu_);           // new sockets, for the event thread
+  bool workers_stop_ GUARDED_BY(mu_) = false;
 };
 
 void HttpServer::Impl::Start() {
@@ -363,7 +364,7 @@ void HttpServer::Impl::Stop() {
   Wake();
   if (event_thread_.joinable()) event_thread_.join();  // every connection closed
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     workers_stop_ = true;
   }
   work_cv_.notify_all();
@@ -391,7 +392,7 @@ void HttpServer::Impl::Adopt(int fd) {
   }
   open_++;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     adopted_.push_back(fd);
   }
   Wake();
@@ -427,7 +428,7 @@ void HttpServer::Impl::EventLoop() {
       }
     }
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       adopted.swap(adopted_);
       returned.swap(returned_);
     }
@@ -553,7 +554,7 @@ void HttpServer::Impl::FrameAndDispatch(Connection& c) {
       c.request_length = f.length;
       ++working_;
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         work_.push_back(&c);
       }
       work_cv_.notify_one();
@@ -649,15 +650,15 @@ void HttpServer::Impl::WorkerLoop() {
   for (;;) {
     Connection* c = nullptr;
     {
-      std::unique_lock lock(mu_);
-      work_cv_.wait(lock, [this] { return workers_stop_ || !work_.empty(); });
+      MutexLock lock(mu_);
+      lock.Wait(work_cv_, [this]() REQUIRES(mu_) { return workers_stop_ || !work_.empty(); });
       if (work_.empty()) return;
       c = work_.front();
       work_.pop_front();
     }
     Process(*c);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       returned_.push_back(c);
     }
     Wake();

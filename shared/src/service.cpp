@@ -41,6 +41,27 @@ ServiceSignal WaitForSignal() {
   }
 }
 
+void RunUntilStopped(const std::function<std::unique_ptr<ServiceRunner>()>& make_service,
+                     const std::function<std::shared_ptr<const Config>()>& load_config,
+                     const std::string& stopping_message) {
+  BlockServiceSignals();
+  std::unique_ptr<ServiceRunner> service = make_service();
+  service->Start();  // database open and port bound
+  NotifyReady("ready");
+  while (WaitForSignal() == ServiceSignal::kReload) {
+    NotifyReloading();
+    try {
+      service->Reload(load_config());
+    } catch (const ConfigError& e) {
+      spdlog::error("reload failed, keeping the running configuration: {}", e.what());
+    }
+    NotifyReady("ready");
+  }
+  NotifyStopping();
+  spdlog::info("{}", stopping_message);
+  service->Stop();
+}
+
 void NotifyReady(const std::string& status) { sd_notify(0, ("READY=1\nSTATUS=" + status).c_str()); }
 
 void NotifyReloading() { sd_notify(0, "RELOADING=1"); }

@@ -17,9 +17,9 @@ TEST_F(ExpiryWorkerTest, OnePassExpiresEverythingDueInBatches) {
   for (int i = 0; i < 1200; ++i) Create(1 + i, {{3}, {4}});
   ExpiryWorker worker(Options(), clock_, catalog_);
   clock_.Advance(59min);
-  EXPECT_EQ(worker.RunOnce(*store_)->timed_out, 0);
+  EXPECT_EQ(worker.RunOnceForTest(*store_)->timed_out, 0);
   clock_.Advance(1min);
-  ExpiryResult r = *worker.RunOnce(*store_);
+  ExpiryResult r = *worker.RunOnceForTest(*store_);
   EXPECT_EQ(r.timed_out, 1200);  // more than one 500-row batch
   EXPECT_EQ(r.groups_advanced, 1200);
   EXPECT_EQ(RequestOf(1200, 4).status, RequestStatus::kAllocated);
@@ -30,7 +30,7 @@ TEST_F(ExpiryWorkerTest, UsesTheCatalogOfTheLastReload) {
   ExpiryWorker worker(Options(), clock_, catalog_);
   worker.SetCatalog(WarehouseCatalog({{3, "Amsterdam", 1h}}));  // 4 removed from the config
   clock_.Advance(1h);
-  ExpiryResult r = *worker.RunOnce(*store_);
+  ExpiryResult r = *worker.RunOnceForTest(*store_);
   EXPECT_EQ(r.exhausted, 1);
   EXPECT_EQ(Get(15).state, AllocationState::kExhausted);
 }

@@ -1,14 +1,53 @@
-// Process plumbing shared by both binaries: logging set-up, signal handling and the service
-// manager's readiness protocol.
+// Process plumbing shared by both binaries: logging set-up, signal handling, the service
+// manager's readiness protocol and the main thread's run loop.
 //
-// Signals are taken, not handled: BlockServiceSignals() must run in main() before any thread
-// starts, so every thread inherits the mask; the main thread then waits in WaitForSignal().
+// Signals are taken, not handled: BlockServiceSignals() must run on the main thread before any
+// thread starts, so every thread inherits the mask (RunUntilStopped does it first); the main
+// thread then waits in WaitForSignal().
 #ifndef ALLOCATION_RELAY_SERVICE_H_
 #define ALLOCATION_RELAY_SERVICE_H_
 
+#include <functional>
+#include <memory>
 #include <string>
+#include <utility>
+
+#include "allocation_relay/config.h"
 
 namespace allocation_relay {
+
+// A service object (ApiServer, Dispatcher) as RunUntilStopped drives it from the main thread.
+class ServiceRunner {
+ public:
+  virtual ~ServiceRunner() = default;
+  virtual void Start() = 0;
+  virtual void Reload(std::shared_ptr<const Config> config) = 0;
+  virtual void Stop() = 0;
+};
+
+// A ServiceRunner that owns a `Service` with those three members.
+template <typename Service>
+class ServiceRunnerOf final : public ServiceRunner {
+ public:
+  template <typename... Args>
+  explicit ServiceRunnerOf(Args&&... args) : service_(std::forward<Args>(args)...) {}
+  void Start() override { service_.Start(); }
+  void Reload(std::shared_ptr<const Config> config) override { service_.Reload(std::move(config)); }
+  void Stop() override { service_.Stop(); }
+
+ private:
+  Service service_;
+};
+
+// The main thread's part of a service's life. Blocks the service signals, then builds the
+// service with `make_service` (so every thread it starts inherits the mask), starts it and
+// reports READY. On each SIGHUP reloads it with `load_config()`; a ConfigError (from loading or
+// from Reload) is logged and the running configuration kept. On SIGTERM/SIGINT reports
+// STOPPING, logs `stopping_message`, stops the service and returns. Any other exception
+// propagates: main() is the one place that turns exceptions into exit codes.
+void RunUntilStopped(const std::function<std::unique_ptr<ServiceRunner>()>& make_service,
+                     const std::function<std::shared_ptr<const Config>()>& load_config,
+                     const std::string& stopping_message);
 
 // Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in threads it starts later).
 void BlockServiceSignals();

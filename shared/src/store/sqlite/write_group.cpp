@@ -63,24 +63,26 @@ WriteGroup::WriteGroup(StoreOptions options) : options_(std::move(options)) {
 }
 
 WriteGroup::~WriteGroup() {
+  std::thread thread;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
+    thread.swap(thread_);
   }
   thread_cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
+  if (thread.joinable()) thread.join();
 }
 
 void WriteGroup::Run(const Op& op) {
   auto me = std::make_shared<Pending>(&op);
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   queue_.push_back(me);
   if (busy_) {
-    lock.unlock();
+    lock.Unlock();
     me->Wait();
   } else {
     busy_ = true;
-    RunBatch(lock);  // just this write
+    RunBatch();  // just this write
     if (queue_.empty()) {
       busy_ = false;
     } else {
@@ -92,11 +94,12 @@ void WriteGroup::Run(const Op& op) {
           thread_ = std::thread([this] { WriterThread(); });
         } catch (const std::system_error&) {  // no thread to be had: run them here
           handed_ = false;
-          while (!queue_.empty()) RunBatch(lock);
+          while (!queue_.empty()) RunBatch();
           busy_ = false;
         }
       }
     }
+    lock.Unlock();
   }
   // Taken out of the shared record: the thread that drops its last reference may be the
   // writer thread, which must not be the one to destroy an exception this thread still uses.
@@ -105,24 +108,22 @@ void WriteGroup::Run(const Op& op) {
 }
 
 WriteGroupStats WriteGroup::Stats() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
 void WriteGroup::WriterThread() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
-    thread_cv_.wait(lock, [&] { return handed_ || stop_; });
+    lock.Wait(thread_cv_, [&]() REQUIRES(mu_) { return handed_ || stop_; });
     if (!handed_) return;
     handed_ = false;
-    while (!queue_.empty()) RunBatch(lock);
+    while (!queue_.empty()) RunBatch();
     busy_ = false;
   }
 }
 
-// Takes the queued writes, runs them as one batch (without the lock) and wakes their writers.
-// Called with the lock held, returns with it held.
-void WriteGroup::RunBatch(std::unique_lock<std::mutex>& lock) {
+void WriteGroup::RunBatch() {
   std::vector<std::shared_ptr<Pending>> batch;
   const Steady::time_point start = Steady::now();
   while (!queue_.empty() && batch.size() < kMaxBatch) {
@@ -132,10 +133,10 @@ void WriteGroup::RunBatch(std::unique_lock<std::mutex>& lock) {
   }
   ++stats_.commits;
   stats_.writes += batch.size();
-  lock.unlock();
+  mu_.unlock();
   Execute(batch);
   for (const std::shared_ptr<Pending>& p : batch) p->Done();
-  lock.lock();
+  mu_.lock();
 }
 
 // Only the thread running a batch calls this, so the writer connection is used by one thread
@@ -195,7 +196,7 @@ void WriteGroup::Execute(const std::vector<std::shared_ptr<Pending>>& batch) {
     writer_.reset();
   }
   const Steady::time_point end = Steady::now();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   stats_.execute_seconds += Seconds(executed - start);
   stats_.commit_seconds += Seconds(end - executed);
 }
@@ -213,7 +214,7 @@ int WriteGroup::WalHook(void* arg, sqlite3* db, const char* name, int frames) {
     sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     seconds = Seconds(Steady::now() - start);
   }
-  std::lock_guard lock(self->mu_);
+  MutexLock lock(self->mu_);
   self->stats_.wal_frames += static_cast<std::uint64_t>(appended);
   if (seconds >= 0) {
     ++self->stats_.checkpoints;

@@ -38,6 +38,7 @@
 
 #include "../transaction.h"
 #include "allocation_relay/store.h"
+#include "allocation_relay/thread_annotations.h"
 #include "connection.h"
 #include "sqlite_transaction.h"
 
@@ -59,9 +60,9 @@ class WriteGroup {
 
   // Runs `op` in a batch; returns once the batch has committed (or failed). `op` returns true to
   // keep its changes, false to undo them; its exceptions, or the commit's, are rethrown here.
-  void Run(const Op& op);
+  void Run(const Op& op) EXCLUDES(mu_);
 
-  WriteGroupStats Stats();
+  WriteGroupStats Stats() EXCLUDES(mu_);
 
  private:
   using Steady = std::chrono::steady_clock;
@@ -77,22 +78,24 @@ class WriteGroup {
   static constexpr std::size_t kMaxBatch = 256;
   static constexpr int kCheckpointFrames = 8000;  // as Connection's wal_autocheckpoint
 
-  void WriterThread();
-  void RunBatch(std::unique_lock<std::mutex>& lock);
-  void Execute(const std::vector<std::shared_ptr<Pending>>& batch);
+  void WriterThread() EXCLUDES(mu_);
+  // Takes the queued writes, runs them as one batch (without the lock) and wakes their writers.
+  // Called with the lock held, returns with it held.
+  void RunBatch() REQUIRES(mu_);
+  void Execute(const std::vector<std::shared_ptr<Pending>>& batch) EXCLUDES(mu_);
   static int WalHook(void* arg, sqlite3* db, const char* name, int frames);
 
   StoreOptions options_;
   std::unique_ptr<Writer> writer_;
   int wal_frames_ = 0;  // in the log after the writer's last commit (writer's thread only)
-  std::mutex mu_;
-  std::deque<std::shared_ptr<Pending>> queue_;
-  bool busy_ = false;    // a batch is running, or the writer thread has the queue
-  bool handed_ = false;  // the queue is the writer thread's to run
-  bool stop_ = false;
+  Mutex mu_;
+  std::deque<std::shared_ptr<Pending>> queue_ GUARDED_BY(mu_);
+  bool busy_ GUARDED_BY(mu_) = false;    // a batch is running, or the writer thread has the queue
+  bool handed_ GUARDED_BY(mu_) = false;  // the queue is the writer thread's to run
+  bool stop_ GUARDED_BY(mu_) = false;
   std::condition_variable thread_cv_;
-  std::thread thread_;  // the writer thread, started at the first hand-over
-  WriteGroupStats stats_;
+  std::thread thread_ GUARDED_BY(mu_);  // the writer thread, started at the first hand-over
+  WriteGroupStats stats_ GUARDED_BY(mu_);
 };
 
 }  // namespace allocation_relay::sqlite
