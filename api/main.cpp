@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     }
     ConfigureLogging("allocation-api", config->log_level);
     SystemClock clock;
-    RunUntilStopped([&] { return std::make_unique<ServiceRunnerOf<ApiServer>>(config, clock); },
+    RunUntilStopped([&] { return std::make_unique<ApiServer>(config, clock); },
                     [&] { return std::make_shared<const Config>(LoadConfigFile(config_path)); },
                     "stopping on signal: finishing requests in flight");
     spdlog::info("api stopped");

@@ -10,6 +10,7 @@
 
 #include "allocation_relay/clock.h"
 #include "allocation_relay/config.h"
+#include "allocation_relay/service.h"
 #include "allocation_relay/store.h"
 #include "delivery_loop.h"
 #include "expiry_worker.h"
@@ -17,18 +18,18 @@
 
 namespace allocation_relay {
 
-class Dispatcher {
+class Dispatcher final : public ServiceRunner {
  public:
   // `clock` must outlive the Dispatcher.
   Dispatcher(std::shared_ptr<const Config> config, const Clock& clock);
-  ~Dispatcher();
+  ~Dispatcher() override;
 
   // Opens (and migrates) the database and starts the workers. Throws StoreError.
-  void Start();
+  void Start() override;
   // Takes new warehouses, rules and keys; the store path is fixed until restart.
-  void Reload(std::shared_ptr<const Config> config);
+  void Reload(std::shared_ptr<const Config> config) override;
   // Stops work in flight and releases the database. Idempotent.
-  void Stop();
+  void Stop() override;
 
  private:
   std::shared_ptr<const Config> config_;

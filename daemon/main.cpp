@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     if (*backup) return BackupCommand(*config, backup_path, std::cout, std::cerr);
     ConfigureLogging("allocation-dispatcherd", config->log_level);
     SystemClock clock;
-    RunUntilStopped([&] { return std::make_unique<ServiceRunnerOf<Dispatcher>>(config, clock); },
+    RunUntilStopped([&] { return std::make_unique<Dispatcher>(config, clock); },
                     [&] { return std::make_shared<const Config>(LoadConfigFile(config_path)); },
                     "stopping on signal");
     return 0;

@@ -35,17 +35,20 @@
 #include <regex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "allocation_relay/signature.h"
 #include "allocation_relay/store.h"
+#include "support/http_load.h"
 #include "support/loopback_server.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
 using namespace allocation_relay;
 using Steady = std::chrono::steady_clock;
+using testing::LoadRequest;
+using testing::LoadResult;
+using testing::RunLoad;
 
 namespace {
 
@@ -201,79 +204,6 @@ std::vector<std::int64_t> AddPending(const std::string& path, std::int64_t count
   return ids;
 }
 
-struct LoadResult {
-  std::int64_t count = 0;
-  std::int64_t errors = 0;
-  int ran_out = 0;  // clients whose `next` ran out of work before the deadline
-  double seconds = 0;
-  double p50_ms = 0, p99_ms = 0;
-  std::size_t bytes = 0;  // body size of the last answer
-  double rate() const { return static_cast<double>(count) / seconds; }
-};
-
-// `connections` keep-alive clients issue requests made by `next(thread, rng)` for `seconds`
-// (or until `next` returns an empty method). An answer counts as ok if its status is 200 and,
-// when `expect` is given, its body contains it.
-template <typename Next>
-LoadResult Load(int port, int connections, double seconds, Next next, const char* expect = "") {
-  std::vector<std::vector<double>> latencies(static_cast<std::size_t>(connections));
-  std::atomic<std::int64_t> errors{0};  // answers other than 200, and failed calls
-  std::atomic<int> ran_out{0};
-  std::atomic<std::size_t> bytes{0};
-  auto start = Steady::now();
-  auto deadline = start + std::chrono::duration<double>(seconds);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < connections; ++t) {
-    threads.emplace_back([&, t] {
-      httplib::Client c("127.0.0.1", port);
-      c.set_tcp_nodelay(true);
-      c.set_keep_alive(true);
-      std::mt19937 rng(static_cast<std::uint32_t>(t) * 7919u + 1u);
-      auto& lat = latencies[static_cast<std::size_t>(t)];
-      while (Steady::now() < deadline) {
-        auto [method, path, body] = next(t, rng);
-        if (method.empty()) {
-          ++ran_out;
-          break;
-        }
-        httplib::Headers headers{{"API-Authorization", "bench-token"}};
-        auto t0 = Steady::now();
-        auto r = method == "GET"    ? c.Get(path, headers)
-                 : method == "POST" ? c.Post(path, headers, body, "application/json")
-                                    : c.Put(path, headers, body, "application/json");
-        double ms = std::chrono::duration<double, std::milli>(Steady::now() - t0).count();
-        if (!r || r->status != 200 || r->body.find(expect) == std::string::npos) {
-          if (errors++ == 0) {
-            std::fprintf(stderr, "first error: %s\n",
-                         r ? (std::to_string(r->status) + " " + r->body).c_str()
-                           : httplib::to_string(r.error()).c_str());
-          }
-          continue;
-        }
-        bytes = r->body.size();
-        lat.push_back(ms);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  LoadResult result;
-  result.seconds = std::chrono::duration<double>(Steady::now() - start).count();
-  std::vector<double> all;
-  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
-  result.count = static_cast<std::int64_t>(all.size());
-  result.errors = errors;
-  result.ran_out = ran_out;
-  result.bytes = bytes;
-  if (!all.empty()) {
-    result.p50_ms = all[all.size() / 2];
-    result.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-  }
-  return result;
-}
-
-using Request = std::tuple<std::string, std::string, std::string>;
-
 // A static cpp-httplib server: same library, same threads, TCP_NODELAY and keep-alive limit,
 // fixed body.
 class StaticServer {
@@ -414,8 +344,8 @@ std::map<std::string, double> WriteCounters(int port) {
 
 void Row(const char* what, const LoadResult& r, const char* unit) {
   std::printf("%-44s %10.0f %-10s p50 %6.2f ms  p99 %6.2f ms  (%lld ok, %lld errors, %zu B)\n",
-              what, r.rate(), unit, r.p50_ms, r.p99_ms, static_cast<long long>(r.count),
-              static_cast<long long>(r.errors), r.bytes);
+              what, r.rate(), unit, r.Percentile(0.5), r.Percentile(0.99),
+              static_cast<long long>(r.count), static_cast<long long>(r.errors), r.bytes);
 }
 
 }  // namespace
@@ -517,14 +447,14 @@ int main(int argc, char** argv) {
   };
   // 1. The default query every warehouse polls.
   if (runs("get")) {
-    auto by_warehouse = [](int, std::mt19937& rng) -> Request {
+    auto by_warehouse = [](int, std::mt19937& rng) -> LoadRequest {
       return {"GET", "/allocation-requests?warehouse=" + std::to_string(1 + rng() % 50), ""};
     };
-    LoadResult api_default = Load(port, o.connections, o.seconds, by_warehouse);
+    LoadResult api_default = RunLoad(port, o.connections, o.seconds, by_warehouse);
     LoadResult static_default;
     {
       StaticServer baseline(api_default.bytes, o.threads);
-      static_default = Load(baseline.port(), o.connections, o.seconds, by_warehouse);
+      static_default = RunLoad(baseline.port(), o.connections, o.seconds, by_warehouse);
     }
     Row("GET ?warehouse=W (pending, random W)", api_default, "pages/s");
     Row("  baseline: static httplib, same body size", static_default, "pages/s");
@@ -534,35 +464,35 @@ int main(int argc, char** argv) {
   // 2. Deep paging through everything.
   if (runs("all")) {
     std::int64_t pages = (o.requests + 99) / 100;
-    auto all_pages = [pages](int, std::mt19937& rng) -> Request {
+    auto all_pages = [pages](int, std::mt19937& rng) -> LoadRequest {
       return {"GET", "/allocation-requests?status=all&page=" + std::to_string(1 + rng() % pages),
               ""};
     };
-    LoadResult api_all = Load(port, o.connections, o.seconds, all_pages);
+    LoadResult api_all = RunLoad(port, o.connections, o.seconds, all_pages);
     LoadResult static_all;
     {
       StaticServer baseline(api_all.bytes, o.threads);
-      static_all = Load(baseline.port(), o.connections, o.seconds, all_pages);
+      static_all = RunLoad(baseline.port(), o.connections, o.seconds, all_pages);
     }
     Row("GET ?status=all&page=P (random P)", api_all, "pages/s");
     Row("  baseline: static httplib, same body size", static_all, "pages/s");
     std::printf("  ratio %.2f\n", api_all.rate() / static_all.rate());
     auto fixed_page = [](std::int64_t p) {
-      return [p](int, std::mt19937&) -> Request {
+      return [p](int, std::mt19937&) -> LoadRequest {
         return {"GET", "/allocation-requests?status=all&page=" + std::to_string(p), ""};
       };
     };
-    LoadResult first = Load(port, o.connections, o.seconds / 2, fixed_page(1));
-    LoadResult last = Load(port, o.connections, o.seconds / 2, fixed_page(pages));
+    LoadResult first = RunLoad(port, o.connections, o.seconds / 2, fixed_page(1));
+    LoadResult last = RunLoad(port, o.connections, o.seconds / 2, fixed_page(pages));
     Row("  page 1", first, "pages/s");
     Row("  last page", last, "pages/s");
     auto confirmed_pages = [](std::int64_t p) {
-      return [p](int, std::mt19937&) -> Request {
+      return [p](int, std::mt19937&) -> LoadRequest {
         return {"GET", "/allocation-requests?status=confirmed&page=" + std::to_string(p), ""};
       };
     };
-    LoadResult filtered_first = Load(port, o.connections, o.seconds / 2, confirmed_pages(1));
-    LoadResult filtered_deep = Load(port, o.connections, o.seconds / 2, confirmed_pages(2000));
+    LoadResult filtered_first = RunLoad(port, o.connections, o.seconds / 2, confirmed_pages(1));
+    LoadResult filtered_deep = RunLoad(port, o.connections, o.seconds / 2, confirmed_pages(2000));
     Row("  status=confirmed page 1", filtered_first, "pages/s");
     Row("  status=confirmed page 2000", filtered_deep, "pages/s");
     std::printf("\n");
@@ -575,14 +505,14 @@ int main(int argc, char** argv) {
       shares[i % shares.size()].push_back(pending[i]);
     }
     std::vector<std::size_t> next_index(shares.size(), 0);
-    auto confirm = [&](int t, std::mt19937&) -> Request {
+    auto confirm = [&](int t, std::mt19937&) -> LoadRequest {
       auto& share = shares[static_cast<std::size_t>(t)];
       std::size_t& i = next_index[static_cast<std::size_t>(t)];
       if (i >= share.size()) return {"", "", ""};
       return {"PUT", "/allocation-request",
               R"({"id":)" + std::to_string(share[i++]) + R"(,"status":"confirmed"})"};
     };
-    LoadResult confirms = Load(port, o.connections, o.seconds, confirm);
+    LoadResult confirms = RunLoad(port, o.connections, o.seconds, confirm);
     double raw = RawCommitsPerSecond(dir.File("raw.db"), o.seconds);
     Row("PUT confirm (synchronous=full)", confirms, "confirms/s");
     std::printf(
@@ -652,7 +582,7 @@ int main(int argc, char** argv) {
           }
           const std::string status = std::string_view(kind) == "confirm" ? "confirmed" : "rejected";
           std::atomic<std::int64_t> order{next_order};
-          auto next = [&](int t, std::mt19937& rng) -> Request {
+          auto next = [&](int t, std::mt19937& rng) -> LoadRequest {
             if (intake) {
               return {"POST", "/allocations",
                       R"({"order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":)" +
@@ -669,8 +599,8 @@ int main(int argc, char** argv) {
           };
           auto counters0 = WriteCounters(port);
           CpuShare cpu(api.pid());
-          LoadResult r =
-              Load(port, clients, seconds, next, intake ? R"("status":"ok")" : R"("success":true)");
+          LoadResult r = RunLoad(port, clients, seconds, next,
+                                 intake ? R"("status":"ok")" : R"("success":true)");
           std::string cpu_text = cpu.Describe(r.count);
           auto counters1 = WriteCounters(port);
           next_order = order;

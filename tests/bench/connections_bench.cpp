@@ -13,7 +13,6 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -24,12 +23,16 @@
 #include <vector>
 
 #include "allocation_relay/signature.h"
+#include "support/http_load.h"
 #include "support/process.h"
 #include "support/raw_http.h"
 #include "support/temp_dir.h"
 
 using namespace allocation_relay;
 using Steady = std::chrono::steady_clock;
+using testing::LoadRequest;
+using testing::LoadResult;
+using testing::RunLoad;
 
 namespace {
 
@@ -44,74 +47,15 @@ struct Options {
   int allocations = 400;
 };
 
-// Latencies of the answers 200 and the count of the others, over one or more runs.
-struct LoadResult {
-  std::vector<double> latencies_ms;
-  std::int64_t errors = 0;
-  double seconds = 0;
-  std::size_t bytes = 0;  // body size of the last answer
-  double rate() const {
-    return seconds > 0 ? static_cast<double>(latencies_ms.size()) / seconds : 0;
-  }
-  double Percentile(double p) const {
-    if (latencies_ms.empty()) return 0;
-    std::vector<double> sorted = latencies_ms;
-    std::sort(sorted.begin(), sorted.end());
-    auto i = static_cast<std::size_t>(p * static_cast<double>(sorted.size()));
-    return sorted[std::min(sorted.size() - 1, i)];
-  }
-  void Add(const LoadResult& other) {
-    latencies_ms.insert(latencies_ms.end(), other.latencies_ms.begin(), other.latencies_ms.end());
-    errors += other.errors;
-    seconds += other.seconds;
-    bytes = other.bytes;
-  }
-};
-
 // `clients` keep-alive clients each GET the default page of a random warehouse for `seconds`.
-LoadResult Load(int port, int clients, double seconds) {
-  std::vector<std::vector<double>> latencies(static_cast<std::size_t>(clients));
-  std::atomic<std::int64_t> errors{0};
-  std::atomic<std::size_t> bytes{0};
-  auto start = Steady::now();
-  auto deadline = start + std::chrono::duration<double>(seconds);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < clients; ++t) {
-    threads.emplace_back([&, t] {
-      httplib::Client c("127.0.0.1", port);
-      c.set_tcp_nodelay(true);
-      c.set_keep_alive(true);
-      c.set_read_timeout(std::chrono::seconds(10));
-      std::mt19937 rng(static_cast<std::uint32_t>(t) * 7919u + 1u);
-      auto& lat = latencies[static_cast<std::size_t>(t)];
-      httplib::Headers headers{{"API-Authorization", "bench-token"}};
-      while (Steady::now() < deadline) {
-        std::string path =
-            "/allocation-requests?warehouse=" + std::to_string(1 + rng() % kWarehouses);
-        auto t0 = Steady::now();
-        auto r = c.Get(path, headers);
-        double ms = std::chrono::duration<double, std::milli>(Steady::now() - t0).count();
-        if (!r || r->status != 200) {
-          if (errors++ == 0) {
-            std::fprintf(stderr, "first error: %s\n",
-                         r ? (std::to_string(r->status) + " " + r->body).c_str()
-                           : httplib::to_string(r.error()).c_str());
-          }
-          continue;
-        }
-        bytes = r->body.size();
-        lat.push_back(ms);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  LoadResult result;
-  result.seconds = std::chrono::duration<double>(Steady::now() - start).count();
-  for (auto& l : latencies)
-    result.latencies_ms.insert(result.latencies_ms.end(), l.begin(), l.end());
-  result.errors = errors;
-  result.bytes = bytes;
-  return result;
+LoadResult LoadDefaultPages(int port, int clients, double seconds) {
+  return RunLoad(
+      port, clients, seconds,
+      [](int, std::mt19937& rng) -> LoadRequest {
+        return {"GET", "/allocation-requests?warehouse=" + std::to_string(1 + rng() % kWarehouses),
+                ""};
+      },
+      "", std::chrono::seconds(10));
 }
 
 // A /proc/<pid>/status field in KiB (VmRSS, VmHWM); -1 if unknown.
@@ -159,9 +103,9 @@ Exit Terminate(testing::Process& api) {
 }
 
 void LoadRow(const std::string& what, const LoadResult& r) {
-  std::printf("%-54s %10.0f pages/s  p50 %6.2f ms  p99 %6.2f ms  (%zu ok, %lld errors, %zu B)\n",
-              what.c_str(), r.rate(), r.Percentile(0.5), r.Percentile(0.99), r.latencies_ms.size(),
-              static_cast<long long>(r.errors), r.bytes);
+  std::printf("%-54s %10.0f pages/s  p50 %6.2f ms  p99 %6.2f ms  (%lld ok, %lld errors, %zu B)\n",
+              what.c_str(), r.rate(), r.Percentile(0.5), r.Percentile(0.99),
+              static_cast<long long>(r.count), static_cast<long long>(r.errors), r.bytes);
 }
 
 }  // namespace
@@ -241,15 +185,15 @@ int main(int argc, char** argv) {
   // 1. Throughput alone, then beside idle keep-alive connections: after a warm-up, in two
   // alternating rounds (alone, beside, alone, beside) so a drift of the machine's load (other
   // work on a shared host) weighs on both figures alike.
-  Load(port, o.clients, 1);
+  LoadDefaultPages(port, o.clients, 1);
   LoadResult alone, beside;
   int answered = o.idle, still_open = o.idle;
   for (int round = 0; round < 2; ++round) {
-    alone.Add(Load(port, o.clients, o.seconds / 2));
+    alone.Add(LoadDefaultPages(port, o.clients, o.seconds / 2));
     int a = 0;
     auto idle = testing::OpenAnsweredConnections(port, o.idle,
                                                  testing::HttpRequestText("GET", "/health"), a);
-    beside.Add(Load(port, o.clients, o.seconds / 2));
+    beside.Add(LoadDefaultPages(port, o.clients, o.seconds / 2));
     answered = std::min(answered, a);
     still_open = std::min(still_open,
                           testing::ExchangeOnAll(idle, testing::HttpRequestText("GET", "/health")));

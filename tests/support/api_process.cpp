@@ -5,7 +5,7 @@
 #include <regex>
 #include <stdexcept>
 
-#include "allocation_relay/signature.h"
+#include "support/test_keys.h"
 
 namespace allocation_relay::testing {
 
@@ -23,11 +23,6 @@ std::string ApiProcess::Config(const ApiProcessOptions& o) {
     auto it = o.webhooks.find(id);
     return it == o.webhooks.end() ? std::string() : ", webhook: " + it->second;
   };
-  auto key = [](const std::string& name, const std::string& token, const std::string& endpoints,
-                const std::string& scope) {
-    return "    - {name: " + name + ", sha256: " + Sha256Hex(token) + ", endpoints: [" + endpoints +
-           "]" + scope + "}\n";
-  };
   return "timezone: Europe/Stockholm\n"
          "log_level: info\n"
          "store: {path: relay.db, synchronous: normal, busy_timeout: " +
@@ -38,14 +33,7 @@ std::string ApiProcess::Config(const ApiProcessOptions& o) {
          "  threads: 4\n"
          "  max_body: 65536\n"
          "  keys:\n" +
-         key("oms", "oms-token",
-             "GET /allocation-requests, PUT /allocation-request, POST /allocations, "
-             "GET /allocations, POST /allocations/cancel",
-             "") +
-         key("pos3", "pos3-token", "GET /allocation-requests, PUT /allocation-request",
-             ", warehouses: [3]") +
-         key("reader", "reader-token", "GET /allocation-requests", "") +
-         "dispatcher: " + o.dispatcher + "\n" +
+         TestKeysYaml() + "dispatcher: " + o.dispatcher + "\n" +
          "warehouses:\n"
          "  - {id: 3, name: Amsterdam" +
          hook(3) +

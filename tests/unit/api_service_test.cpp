@@ -12,15 +12,16 @@
 
 #include "allocation_relay/clock.h"
 #include "allocation_relay/config.h"
-#include "allocation_relay/signature.h"
 #include "allocation_relay/store.h"
 #include "request_parsing.h"
 #include "support/temp_dir.h"
+#include "support/test_keys.h"
 
 namespace allocation_relay {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::TestKeysYaml;
 
 // 2024-03-18 08:00:00 UTC, 09:00 in Stockholm (+01:00 until the end of March).
 constexpr std::int64_t kStartMicros = 1710748800'000000;
@@ -32,24 +33,13 @@ const std::string kUnavailableBody =
 // "reader-token" (GET /allocation-requests only). Warehouses 3 Amsterdam, 4 Tokyo (1h),
 // 7 Central (2h).
 std::string ConfigYaml(const std::string& database) {
-  auto key = [](const std::string& name, const std::string& token, const std::string& endpoints,
-                const std::string& scope) {
-    return "    - {name: " + name + ", sha256: " + Sha256Hex(token) + ", endpoints: [" + endpoints +
-           "]" + scope + "}\n";
-  };
   return "timezone: Europe/Stockholm\n"
          "store: {path: " +
          database +
          ", synchronous: normal, busy_timeout: 200ms}\n"
          "api:\n"
          "  keys:\n" +
-         key("oms", "oms-token",
-             "GET /allocation-requests, PUT /allocation-request, POST /allocations, "
-             "GET /allocations, POST /allocations/cancel",
-             "") +
-         key("pos3", "pos3-token", "GET /allocation-requests, PUT /allocation-request",
-             ", warehouses: [3]") +
-         key("reader", "reader-token", "GET /allocation-requests", "") +
+         TestKeysYaml() +
          "warehouses:\n"
          "  - {id: 3, name: Amsterdam}\n"
          "  - {id: 4, name: Tokyo}\n"

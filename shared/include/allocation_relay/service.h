@@ -10,33 +10,19 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <utility>
 
 #include "allocation_relay/config.h"
 
 namespace allocation_relay {
 
-// A service object (ApiServer, Dispatcher) as RunUntilStopped drives it from the main thread.
+// A service object (ApiServer, Dispatcher) as RunUntilStopped drives it from the main thread:
+// Start, Reload and Stop are called from that thread only.
 class ServiceRunner {
  public:
   virtual ~ServiceRunner() = default;
   virtual void Start() = 0;
   virtual void Reload(std::shared_ptr<const Config> config) = 0;
   virtual void Stop() = 0;
-};
-
-// A ServiceRunner that owns a `Service` with those three members.
-template <typename Service>
-class ServiceRunnerOf final : public ServiceRunner {
- public:
-  template <typename... Args>
-  explicit ServiceRunnerOf(Args&&... args) : service_(std::forward<Args>(args)...) {}
-  void Start() override { service_.Start(); }
-  void Reload(std::shared_ptr<const Config> config) override { service_.Reload(std::move(config)); }
-  void Stop() override { service_.Stop(); }
-
- private:
-  Service service_;
 };
 
 // The main thread's part of a service's life. Blocks the service signals, then builds the
