@@ -12,7 +12,8 @@ bin="${ALLOCATION_RELAY_BIN:-}"
 if [ -z "$bin" ]; then
   bash packaging/install-deps.sh
   cmake --preset default >/dev/null
-  cmake --build --preset default -j2
+  # Only the two services: the tests and benchmarks are the test command's (tests/run.sh).
+  cmake --build --preset default -j2 --target allocation-api allocation-dispatcherd
   bin=build/default
 fi
 api="$bin/api/allocation-api"
