@@ -17,10 +17,13 @@ void Dispatcher::Start() {
   expiry_->Start();
   delivery_ = std::make_unique<DeliveryLoop>(StoreOptionsFrom(config_->store), clock_, config_);
   delivery_->Start();
+  pruner_ = std::make_unique<Pruner>(StoreOptionsFrom(config_->store), clock_, config_->retention);
   status_ =
       std::make_unique<StatusServer>(StoreOptionsFrom(config_->store), config_->dispatcher.listen,
-                                     config_->api.idle_timeout, *delivery_);
+                                     config_->api.idle_timeout, *delivery_, *pruner_);
   status_->Start();
+  // Last: its first pass runs at once, and the work that serves warehouses comes first.
+  pruner_->Start();
   spdlog::info("dispatcher ready: database {} (schema {}), {} warehouses", config_->store.path,
                Store::LatestSchemaVersion(), config_->warehouses.size());
 }
@@ -33,15 +36,20 @@ void Dispatcher::Reload(std::shared_ptr<const Config> config) {
   config_ = std::move(config);
   if (expiry_) expiry_->SetCatalog(config_->Catalog());
   if (delivery_) delivery_->SetConfig(config_);
+  if (pruner_) pruner_->SetConfig(config_->retention);
   spdlog::info("configuration reloaded: {} warehouses, {} rules", config_->warehouses.size(),
                config_->rules.size());
 }
 
 void Dispatcher::Stop() {
+  // The pruner first: a pass in progress ends after its step, so it never delays a shutdown
+  // behind the calls in flight. The object stays until the status server is gone.
+  if (pruner_) pruner_->Stop();
   if (status_) {
     status_->Stop();
     status_.reset();
   }
+  pruner_.reset();
   if (delivery_) {
     delivery_->Stop();  // lets calls in flight finish and records them
     delivery_.reset();

@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   history->add_option("--order", order_number, "the order number")->required();
   CLI::App* backup = app.add_subcommand("backup", "write an online backup of the database");
   backup->add_option("--to", backup_path, "the backup file (must not exist)")->required();
+  bool dry_run = false;
+  CLI::App* prune = app.add_subcommand("prune", "delete now what retention no longer keeps");
+  prune->add_flag("--dry-run", dry_run, "delete nothing; print what would be deleted");
   CLI11_PARSE(app, argc, argv);
   mallopt(M_ARENA_MAX, 4);  // many worker threads, little memory each: bound glibc's arenas
 
@@ -60,6 +63,7 @@ int main(int argc, char** argv) {
     if (*enable) return EnableWebhookCommand(*config, *warehouse, std::cout, std::cerr);
     if (*history) return HistoryCommand(*config, order_number, std::cout, std::cerr);
     if (*backup) return BackupCommand(*config, backup_path, std::cout, std::cerr);
+    if (*prune) return PruneCommand(*config, dry_run, std::cout, std::cerr);
     ConfigureLogging("allocation-dispatcherd", config->log_level);
     SystemClock clock;
     RunUntilStopped([&] { return std::make_unique<Dispatcher>(config, clock); },

@@ -5,6 +5,7 @@
 
 #include "allocation_relay/store.h"
 #include "allocation_relay/time_zone.h"
+#include "pruner.h"
 
 namespace allocation_relay {
 namespace {
@@ -136,6 +137,29 @@ int BackupCommand(const Config& config, const std::string& path, std::ostream& o
   auto done = store->BackupTo(path);
   if (Failed(done, err)) return 1;
   out << "backup of " << config.store.path << " written to " << path << "\n";
+  return 0;
+}
+
+int PruneCommand(const Config& config, bool dry_run, std::ostream& out, std::ostream& err) {
+  SystemClock clock;
+  Pruner pruner(StoreOptionsFrom(config.store), clock, config.retention);
+  Pruner::PassResult r = pruner.RunPass(dry_run);
+  const PruneCounts& c = r.counts;
+  // After an error only what was really deleted is worth printing.
+  const bool deleted_before_error = r.error && !dry_run && c.Total() > 0;
+  if (!r.error || deleted_before_error) {
+    if (dry_run) out << "dry run: nothing deleted; would delete:\n";
+    out << "allocations " << c.allocations << "\n"
+        << "requests " << c.requests << "\n"
+        << "events " << c.events << "\n"
+        << "deliveries " << c.deliveries << "\n"
+        << "attempts " << c.attempts << "\n";
+  }
+  if (r.error) {
+    err << "prune: " << r.error->what()
+        << (deleted_before_error ? " (the rows counted above were deleted before it)" : "") << "\n";
+    return 1;
+  }
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // The operator commands of allocation-dispatcherd (SPEC section 6): list deliveries, re-send
-// dead ones, enable a disabled webhook, show an allocation's history, back up the database.
+// dead ones, enable a disabled webhook, show an allocation's history, back up the database,
+// prune what retention no longer keeps.
 // They work on the database named by the config while both services run. Each prints its
 // answer to `out`, a problem to `err`, and returns the process exit code (0 ok, 1 failure).
 #ifndef ALLOCATION_RELAY_DAEMON_OPERATOR_COMMANDS_H_
@@ -26,6 +27,12 @@ int HistoryCommand(const Config& config, std::int64_t order_number, std::ostream
                    std::ostream& err);
 int BackupCommand(const Config& config, const std::string& path, std::ostream& out,
                   std::ostream& err);
+// One prune pass now with config.retention (the dispatcher's pass, paced the same way), then
+// one line per kind: "allocations 12", "requests 30", "events 45", "deliveries 6",
+// "attempts 80". With `dry_run` nothing is deleted: a first line says so and the counts are
+// what would be. A database error is reported on `err` (the counts are printed only if rows
+// were deleted before it) and returns 1.
+int PruneCommand(const Config& config, bool dry_run, std::ostream& out, std::ostream& err);
 
 }  // namespace allocation_relay
 

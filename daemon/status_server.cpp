@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 namespace allocation_relay {
 
@@ -25,9 +26,11 @@ HttpServerOptions StatusOptions(ListenAddress listen, std::chrono::milliseconds 
 }  // namespace
 
 StatusServer::StatusServer(StoreOptions options, ListenAddress listen,
-                           std::chrono::milliseconds idle_timeout, const DeliveryLoop& delivery)
+                           std::chrono::milliseconds idle_timeout, const DeliveryLoop& delivery,
+                           const Pruner& pruner)
     : options_(std::move(options)),
       delivery_(delivery),
+      pruner_(pruner),
       http_(StatusOptions(std::move(listen), idle_timeout),
             [this](const HttpRequest& request) { return Handle(request); }) {
   options_.create_and_migrate = false;
@@ -130,6 +133,24 @@ std::string StatusServer::Metrics() {
   out << "allocation_relay_delivery_latency_seconds_bucket{le=\"+Inf\"} " << cumulative << "\n"
       << "allocation_relay_delivery_latency_seconds_sum " << c.latency_sum << "\n"
       << "allocation_relay_delivery_latency_seconds_count " << cumulative << "\n";
+  Pruner::Counters p = pruner_.counters();
+  out << "# HELP allocation_relay_pruned_total Rows deleted by retention, by kind.\n"
+         "# TYPE allocation_relay_pruned_total counter\n";
+  for (auto [kind, n] :
+       {std::pair{"allocations", p.pruned.allocations}, std::pair{"requests", p.pruned.requests},
+        std::pair{"events", p.pruned.events}, std::pair{"deliveries", p.pruned.deliveries},
+        std::pair{"attempts", p.pruned.attempts}}) {
+    out << "allocation_relay_pruned_total{kind=\"" << kind << "\"} " << n << "\n";
+  }
+  // 0 rather than absent when none is kept (or before the first pass): the series stays
+  // continuous, and an alert on "older than the retention" needs no absent() case. Whole
+  // seconds: the default float format would round 90 days to 6 digits.
+  out << "# HELP allocation_relay_oldest_finished_allocation_age_seconds Age of the last change "
+         "of the oldest final allocation kept (0 if none; which one is read after each prune "
+         "pass).\n"
+         "# TYPE allocation_relay_oldest_finished_allocation_age_seconds gauge\n"
+      << "allocation_relay_oldest_finished_allocation_age_seconds "
+      << static_cast<std::int64_t>(p.oldest_finished_age_seconds) << "\n";
   WriteConnectionMetrics(out, http_.counters());
   return out.str();
 }

@@ -40,7 +40,8 @@ class ConfigReader {
     if (!root || root.IsNull()) return config;
     if (!root.IsMap()) Fail(root, "(top level)", "expected a mapping of keys");
     CheckKeys(root, "",
-              {"timezone", "log_level", "store", "api", "dispatcher", "warehouses", "rules"});
+              {"timezone", "log_level", "store", "api", "dispatcher", "retention", "warehouses",
+               "rules"});
 
     if (auto n = root["timezone"]) {
       config.timezone = String(n, "timezone");
@@ -64,6 +65,11 @@ class ConfigReader {
     if (auto n = root["rules"]) ReadRules(n, config);
     if (auto n = root["api"]) ReadApi(n, config);
     if (auto n = root["dispatcher"]) ReadDispatcher(n, config.dispatcher);
+    if (auto n = root["retention"]) ReadRetention(n, config.retention);
+    config.retention.webhook_warehouses.emplace();
+    for (const WarehouseConfig& w : config.warehouses) {
+      if (w.webhook) config.retention.webhook_warehouses->push_back(w.id);
+    }
     return config;
   }
 
@@ -393,6 +399,37 @@ class ConfigReader {
     }
     if (auto s = n["send_thread_nice"]) {
       d.send_thread_nice = static_cast<int>(Int(s, "dispatcher.send_thread_nice", -20, 19));
+    }
+  }
+
+  // A retention duration: 0 (also bare, as the sample writes it) means "never" for the key;
+  // bounded so that now minus it cannot overflow the clock's microseconds.
+  milliseconds RetentionDuration(const YAML::Node& n, const std::string& key,
+                                 const std::string& zero_means) const {
+    const std::string expected =
+        "expected 0 (" + zero_means + ") or a duration such as 90d, 12h or 30m";
+    if (!n.IsScalar()) Fail(n, key, expected);
+    const std::string& text = n.Scalar();
+    if (text == "0") return milliseconds(0);
+    if (text.starts_with("-")) Fail(n, key, "must not be negative (0 " + zero_means + ")");
+    std::optional<milliseconds> d = ParseDuration(text);
+    if (!d) Fail(n, key, expected + ", got \"" + text + "\"");
+    constexpr milliseconds kMax = std::chrono::days(36500);
+    if (*d > kMax) Fail(n, key, "must be at most 36500d, got \"" + text + "\"");
+    return *d;
+  }
+
+  void ReadRetention(const YAML::Node& n, RetentionConfig& r) const {
+    ExpectMap(n, "retention");
+    CheckKeys(n, "retention", {"finished", "attempts", "interval"});
+    if (auto f = n["finished"]) {
+      r.finished = RetentionDuration(f, "retention.finished", "keeps forever");
+    }
+    if (auto a = n["attempts"]) {
+      r.attempts = RetentionDuration(a, "retention.attempts", "keeps forever");
+    }
+    if (auto i = n["interval"]) {
+      r.interval = RetentionDuration(i, "retention.interval", "turns automatic pruning off");
     }
   }
 

@@ -8,13 +8,17 @@
 #   tests/bench/run.sh connections [--seconds S] [--clients C] [--idle N] [--rss-idle N]
 #                            (the API beside many idle connections: throughput ratio, peak RSS,
 #                            SIGTERM exit time; not part of "both")
+#   tests/bench/run.sh prune [--allocations N] [--step-allocations M] [--pending P] [--seconds S]
+#                            [--clients C] [--confirm-rate R] [--step-target-us T]
+#                            [--step-pause-us P]  (retention: a prune of millions of old rows
+#                            beside the API's confirms; not part of "both")
 #   tests/bench/run.sh            (both, with their defaults)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash packaging/install-deps.sh
 cmake --preset default >/dev/null
 cmake --build --preset default -j2 --target api_bench dispatch_bench round_bench send_bench \
-  connections_bench allocation-api allocation-dispatcherd
+  connections_bench prune_bench allocation-api allocation-dispatcherd
 which="${1:-both}"
 [ $# -gt 0 ] && shift
 if [ "$which" = api ] || [ "$which" = both ]; then
@@ -31,4 +35,8 @@ if [ "$which" = send ]; then
 fi
 if [ "$which" = connections ]; then
   build/default/tests/connections_bench --api build/default/api/allocation-api "$@"
+fi
+if [ "$which" = prune ]; then
+  build/default/tests/prune_bench --api build/default/api/allocation-api \
+    --dispatcher build/default/daemon/allocation-dispatcherd "$@"
 fi

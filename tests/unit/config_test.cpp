@@ -28,6 +28,7 @@ dispatcher:
   retry_schedule: [1s, 2s]
   allow_private_networks: true
   send_thread_nice: -3
+retention: {finished: 30d, attempts: 1d12h, interval: 90s}
 warehouses:
   - id: 3
     name: Amsterdam
@@ -66,6 +67,9 @@ TEST(Config, LoadsEveryKey) {
   EXPECT_EQ(c.dispatcher.retry_schedule, (std::vector<std::chrono::milliseconds>{1s, 2s}));
   EXPECT_TRUE(c.dispatcher.allow_private_networks);
   EXPECT_EQ(c.dispatcher.send_thread_nice, -3);
+  EXPECT_EQ(c.retention.finished, std::chrono::days(30));
+  EXPECT_EQ(c.retention.attempts, 36h);
+  EXPECT_EQ(c.retention.interval, 90s);
   ASSERT_EQ(c.warehouses.size(), 2u);
   EXPECT_EQ(c.warehouses[0].confirm_timeout, 30min);
   ASSERT_TRUE(c.warehouses[0].webhook);
@@ -98,6 +102,9 @@ TEST(Config, DefaultsFollowTheSpec) {
             (std::vector<std::chrono::milliseconds>{5s, 5min, 30min, 2h, 5h, 10h, 10h}));
   EXPECT_FALSE(c.dispatcher.allow_private_networks);
   EXPECT_EQ(c.dispatcher.send_thread_nice, -5);
+  EXPECT_EQ(c.retention.finished, std::chrono::days(90));
+  EXPECT_EQ(c.retention.attempts, std::chrono::days(30));
+  EXPECT_EQ(c.retention.interval, 10min);
   const WebhookConfig& w = *c.warehouses[0].webhook;
   EXPECT_EQ(w.signature, SignatureScheme::kCentra);
   EXPECT_EQ(w.timeout, 5s);
@@ -112,6 +119,51 @@ TEST(Config, TheShippedSampleIsValid) {
   EXPECT_EQ(c.timezone, "Europe/Stockholm");
   EXPECT_EQ(c.warehouses.size(), 3u);
   EXPECT_EQ(c.rules.at("nordics"), (PriorityGroups{{3, 4}, {7}}));
+}
+
+TEST(Config, RetentionKeysAreReadOneByOneAndTheOthersKeepTheirDefaults) {
+  Config f = ParseConfig("retention: {finished: 7d}\n", "t.yaml");
+  EXPECT_EQ(f.retention.finished, std::chrono::days(7));
+  EXPECT_EQ(f.retention.attempts, std::chrono::days(30));
+  EXPECT_EQ(f.retention.interval, 10min);
+  Config a = ParseConfig("retention:\n  attempts: 12h\n", "t.yaml");
+  EXPECT_EQ(a.retention.finished, std::chrono::days(90));
+  EXPECT_EQ(a.retention.attempts, 12h);
+  Config i = ParseConfig("retention:\n  interval: 250ms\n", "t.yaml");
+  EXPECT_EQ(i.retention.interval, 250ms);
+  EXPECT_EQ(i.retention.finished, std::chrono::days(90));
+}
+
+// 0 keeps a kind forever, or (interval) leaves pruning to the prune command; written bare or
+// with a unit.
+TEST(Config, RetentionZeroMeansForeverOrNoAutomaticPruning) {
+  Config bare = ParseConfig("retention: {finished: 0, attempts: 0, interval: 0}\n", "t.yaml");
+  EXPECT_EQ(bare.retention.finished, 0ms);
+  EXPECT_EQ(bare.retention.attempts, 0ms);
+  EXPECT_EQ(bare.retention.interval, 0ms);
+  Config units = ParseConfig("retention: {finished: 0d, attempts: 0s, interval: 0m}\n", "t.yaml");
+  EXPECT_EQ(units.retention.finished, 0ms);
+  EXPECT_EQ(units.retention.attempts, 0ms);
+  EXPECT_EQ(units.retention.interval, 0ms);
+}
+
+// Retention learns which warehouses' events are ever sent: only those hold allocations back.
+TEST(Config, RetentionKnowsTheWarehousesWithAWebhook) {
+  Config c = ParseConfig(
+      "warehouses:\n"
+      "  - {id: 3, name: A, webhook: {url: 'https://a.example/h', secret: s}}\n"
+      "  - {id: 4, name: B}\n"
+      "  - {id: 7, name: C, webhook: {url: 'https://c.example/h', secret: s}}\n",
+      "t.yaml");
+  ASSERT_TRUE(c.retention.webhook_warehouses.has_value());
+  EXPECT_EQ(*c.retention.webhook_warehouses, (std::vector<std::int64_t>{3, 7}));
+}
+
+TEST(Config, TheShippedSampleHasTheRetentionDefaults) {
+  Config c = LoadConfigFile(SAMPLE_CONFIG);
+  EXPECT_EQ(c.retention.finished, std::chrono::days(90));
+  EXPECT_EQ(c.retention.attempts, std::chrono::days(30));
+  EXPECT_EQ(c.retention.interval, 10min);
 }
 
 struct BadCase {
@@ -231,6 +283,27 @@ INSTANTIATE_TEST_SUITE_P(
                 "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
                 "max_events_per_call: 0}\n",
                 "warehouses[0].webhook.max_events_per_call: must be between 1 and 1000"},
+        BadCase{"RetentionUnknownKey", "retention:\n  finished: 90d\n  events: 30d\n",
+                "bad.yaml:3: retention.events: unknown key (expected one of: finished, attempts, "
+                "interval)"},
+        BadCase{"RetentionNotAMapping", "retention: 90d\n",
+                "bad.yaml:1: retention: expected a mapping"},
+        BadCase{"RetentionNegative", "retention: {finished: -1d}\n",
+                "bad.yaml:1: retention.finished: must not be negative (0 keeps forever)"},
+        BadCase{"RetentionBadUnit", "retention: {attempts: 30 days}\n",
+                "bad.yaml:1: retention.attempts: expected 0 (keeps forever) or a duration such as "
+                "90d, 12h or 30m, got \"30 days\""},
+        BadCase{"RetentionUnknownUnit", "retention: {finished: 3w}\n",
+                "bad.yaml:1: retention.finished: expected 0 (keeps forever) or a duration"},
+        BadCase{"RetentionBareNumber", "retention: {interval: 600}\n",
+                "bad.yaml:1: retention.interval: expected 0 (turns automatic pruning off) or a "
+                "duration such as 90d, 12h or 30m, got \"600\""},
+        BadCase{"RetentionNotAScalar", "retention: {finished: [90d]}\n",
+                "bad.yaml:1: retention.finished: expected 0 (keeps forever) or a duration"},
+        BadCase{"RetentionTooLong", "retention: {finished: 40000d}\n",
+                "bad.yaml:1: retention.finished: must be at most 36500d"},
+        BadCase{"RetentionNegativeInterval", "retention: {interval: -10m}\n",
+                "bad.yaml:1: retention.interval: must not be negative"},
         BadCase{"BadLogLevel", "log_level: loud\n", "bad.yaml:1: log_level: expected one of"},
         BadCase{"InvalidYaml", "store: {path: /x\n", "bad.yaml:"},
         BadCase{"TopLevelNotAMapping", "- a\n- b\n", "(top level): expected a mapping"}),

@@ -75,6 +75,22 @@ struct DispatcherConfig {
   int send_thread_nice = -5;
 };
 
+// Retention (SPEC section 9): how long finished work is kept and how often the dispatcher
+// prunes. 0 for `finished` or `attempts` keeps that kind forever; 0 for `interval` turns the
+// dispatcher's pruning off (the `prune` command still runs a pass).
+struct RetentionConfig {
+  // A final allocation (confirmed, exhausted, cancelled) last changed longer ago is deleted
+  // with its requests, outbox events and the deliveries left without events.
+  std::chrono::milliseconds finished{std::chrono::days(90)};
+  // Attempt records older than this are deleted (deliveries keep their counts).
+  std::chrono::milliseconds attempts{std::chrono::days(30)};
+  std::chrono::milliseconds interval{std::chrono::minutes(10)};
+  // Not a key: the warehouses with a webhook (filled from `warehouses` by ParseConfig; nullopt:
+  // unknown, every warehouse counts as one). Events of any other warehouse are never sent (it
+  // polls, or is no longer configured), so they hold no allocation back from pruning.
+  std::optional<std::vector<std::int64_t>> webhook_warehouses;
+};
+
 struct WebhookConfig {
   std::string url;
   std::string secret;
@@ -99,6 +115,7 @@ struct Config {
   StoreConfig store;
   ApiConfig api;
   DispatcherConfig dispatcher;
+  RetentionConfig retention;
   std::vector<WarehouseConfig> warehouses;
   std::map<std::string, PriorityGroups> rules;
 

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <expected>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -127,6 +128,43 @@ struct WriteGroupStats {
   std::uint64_t wal_frames = 0;   // pages the commits appended to the write-ahead log
   std::uint64_t checkpoints = 0;  // checkpoints of the log into the database file
   double checkpoint_seconds = 0;  // their time
+};
+
+// Retention (SPEC section 9): what a prune pass deletes. nullopt keeps that kind forever.
+struct RetentionCutoffs {
+  // Final allocations (confirmed, exhausted, cancelled) last changed before this go, with their
+  // requests and outbox events, and the deliveries left without events (with their attempts).
+  std::optional<TimePoint> finished;
+  // Attempt records that started before this go (their deliveries keep their counts).
+  std::optional<TimePoint> attempts;
+  // The warehouses whose events are sent (nullopt: every warehouse's). An event of any other
+  // is never put into a delivery, so it does not hold its allocation back (else the allocation
+  // of a warehouse that polls would be kept forever).
+  std::optional<std::vector<std::int64_t>> webhook_warehouses;
+};
+
+// Rows deleted (or, in a dry run, that would be) by kind.
+struct PruneCounts {
+  std::int64_t allocations = 0, requests = 0, events = 0, deliveries = 0, attempts = 0;
+  std::int64_t Total() const { return allocations + requests + events + deliveries + attempts; }
+  void Add(const PruneCounts& o) {
+    allocations += o.allocations;
+    requests += o.requests;
+    events += o.events;
+    deliveries += o.deliveries;
+    attempts += o.attempts;
+  }
+};
+
+// Where a prune pass has got to; a new pass starts from a default one. Steps move it on, so
+// allocations kept back (an event still waiting for delivery) are not looked at again in the
+// same pass.
+struct PruneCursor {
+  std::int64_t updated_at_us = std::numeric_limits<std::int64_t>::min();  // of the last looked at
+  std::int64_t allocation_id = 0;
+  bool allocations_done = false;
+  bool attempts_done = false;
+  bool done() const { return allocations_done && attempts_done; }
 };
 
 class Store {
@@ -285,6 +323,19 @@ class Store {
   // Counts for metrics: requests by status and allocations by state (every value present).
   StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> CountRequestsByStatus();
   StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>> CountAllocationsByState();
+
+  // One step of a prune pass, one small write transaction: deletes up to `max_allocations`
+  // prunable final allocations after `cursor` (oldest change first) with everything of theirs,
+  // then up to `max_attempts` old attempts, and moves `cursor` on. Never deleted: an open
+  // allocation; an allocation with an event not yet in a delivery (of one of
+  // cutoffs.webhook_warehouses) or in a pending one; the
+  // allocation of the newest request or event (so SQLite never hands out their ids again); a
+  // pending delivery. With `dry_run` the step is undone and its counts say what it would have
+  // deleted (a delivery whose events span two steps is then not counted).
+  StoreResult<PruneCounts> PruneStep(const RetentionCutoffs& cutoffs, PruneCursor& cursor,
+                                     int max_allocations, int max_attempts, bool dry_run);
+  // When the oldest final allocation kept was last changed (nullopt if there is none).
+  StoreResult<std::optional<TimePoint>> OldestFinishedAllocation();
 
   // Succeeds when the database answers and its file is still at its path.
   StoreResult<bool> Ping();

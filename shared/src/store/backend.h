@@ -63,6 +63,7 @@ class StoreBackend {
   CountRequestsByStatus() = 0;
   virtual StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>>
   CountAllocationsByState() = 0;
+  virtual StoreResult<std::optional<TimePoint>> OldestFinishedAllocation() = 0;
   virtual StoreResult<bool> Ping() = 0;
   virtual StoreResult<bool> IntegrityCheck() = 0;
   virtual WriteGroupStats GroupStats() const = 0;

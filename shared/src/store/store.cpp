@@ -5,6 +5,7 @@
 #include "backend.h"
 #include "deliveries.h"
 #include "flow.h"
+#include "retention.h"
 #include "sqlite/sqlite_backend.h"
 
 namespace allocation_relay {
@@ -117,6 +118,19 @@ StoreResult<int> Store::ResendDead(std::optional<std::int64_t> warehouse, TimePo
   });
 }
 
+StoreResult<PruneCounts> Store::PruneStep(const RetentionCutoffs& cutoffs, PruneCursor& cursor,
+                                          int max_allocations, int max_attempts, bool dry_run) {
+  PruneCursor next = cursor;
+  PruneCounts counts;
+  std::optional<StoreError> error = backend_->Write([&](StoreTransaction& t) {
+    return retention::PruneStep(t, cutoffs, cursor, max_allocations, max_attempts, dry_run, counts,
+                                next);
+  });
+  if (error) return std::unexpected(std::move(*error));
+  cursor = next;  // only once the step is done: a failed one is tried again
+  return counts;
+}
+
 // Reads: the backend's.
 StoreResult<int> Store::SchemaVersion() { return backend_->SchemaVersion(); }
 StoreResult<std::optional<TimePoint>> Store::NextExpiration() { return backend_->NextExpiration(); }
@@ -178,6 +192,9 @@ StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> Store::CountReq
 StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>>
 Store::CountAllocationsByState() {
   return backend_->CountAllocationsByState();
+}
+StoreResult<std::optional<TimePoint>> Store::OldestFinishedAllocation() {
+  return backend_->OldestFinishedAllocation();
 }
 StoreResult<bool> Store::Ping() { return backend_->Ping(); }
 StoreResult<bool> Store::IntegrityCheck() { return backend_->IntegrityCheck(); }

@@ -138,6 +138,43 @@ class StoreTransaction {
                                bool drop_document) = 0;
   virtual void InsertAttempt(std::int64_t delivery_id, const DeliveryAttempt& attempt) = 0;
 
+  // --- Retention (retention.cpp) ---
+
+  // Final allocations last changed before `cutoff` whose (updated_at, id) is after the given
+  // pair, in that order.
+  struct FinishedAllocation {
+    std::int64_t id = 0;
+    std::int64_t updated_at_us = 0;
+  };
+  virtual std::vector<FinishedAllocation> FinishedAllocationsBefore(TimePoint cutoff,
+                                                                    std::int64_t after_updated_us,
+                                                                    std::int64_t after_id,
+                                                                    int limit) = 0;
+  // Those of `allocation_ids` with an event in a pending delivery, or not yet in a delivery and
+  // of one of `webhook_warehouses` (nullopt: of any warehouse).
+  virtual std::vector<std::int64_t> AllocationsAwaitingDelivery(
+      std::span<const std::int64_t> allocation_ids,
+      const std::optional<std::vector<std::int64_t>>& webhook_warehouses) = 0;
+  // The allocations of the newest request and of the newest outbox event.
+  virtual std::vector<std::int64_t> NewestAllocations() = 0;
+  // Deletes the allocations with their requests and outbox events.
+  struct DeletedAllocations {
+    std::int64_t allocations = 0, requests = 0, events = 0;
+    std::vector<std::int64_t> deliveries;  // that held their events
+  };
+  virtual DeletedAllocations DeleteAllocations(std::span<const std::int64_t> allocation_ids) = 0;
+  // Deletes those of `delivery_ids` that are not pending, have no event left and are not the
+  // newest delivery, with their attempts.
+  struct DeletedDeliveries {
+    std::int64_t deliveries = 0, attempts = 0;
+    std::int64_t attempts_before = 0;  // of those attempts, the ones started before the cutoff
+  };
+  virtual DeletedDeliveries DeleteDeliveriesWithoutEvents(
+      std::span<const std::int64_t> delivery_ids, std::optional<TimePoint> attempts_cutoff) = 0;
+  // Deletes up to `limit` attempts that started before `cutoff`, oldest first; returns how many.
+  virtual std::int64_t DeleteAttemptsBefore(TimePoint cutoff, int limit) = 0;
+  virtual std::int64_t CountAttemptsBefore(TimePoint cutoff) = 0;
+
   // --- Operator actions ---
 
   // Turns the warehouse's webhook off; false if it already was.

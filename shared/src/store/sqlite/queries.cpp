@@ -198,4 +198,14 @@ SqliteBackend::CountAllocationsByState() {
   });
 }
 
+StoreResult<std::optional<TimePoint>> SqliteBackend::OldestFinishedAllocation() {
+  return Guarded([&]() -> std::optional<TimePoint> {
+    Borrowed s = reader_.Prepared(
+        "SELECT min(updated_at) FROM allocations INDEXED BY allocations_finished_by_change "
+        "WHERE state != 'open'");
+    if (!s->executeStep() || s->getColumn(0).isNull()) return std::nullopt;
+    return FromUnixMicros(s->getColumn(0).getInt64());
+  });
+}
+
 }  // namespace allocation_relay::sqlite

@@ -291,6 +291,28 @@ CREATE TABLE store_identity (
 );
 INSERT INTO store_identity (id, salt) VALUES (1, lower(hex(randomblob(16))));
 )sql",
+
+    // 5: retention (SPEC section 9). From this version on final allocations, their requests and
+    // events, deliveries left without events and old attempts are deleted, so request ids are no
+    // longer dense (row_counts then differs from max(id) and pages are found the general way).
+    R"sql(
+-- Final allocations by last change: the prune pass walks them oldest first.
+CREATE INDEX allocations_finished_by_change ON allocations (updated_at, id)
+  WHERE state != 'open';
+-- The events of a request: to find whether an allocation still waits for a delivery, and to
+-- delete its events with it.
+CREATE INDEX outbox_by_request ON outbox_events (request_id);
+-- Attempts by start: the old ones are deleted first.
+CREATE INDEX attempts_by_start ON delivery_attempts (started_at);
+-- Deliveries are deleted too: their ids no longer give their number, so count them.
+INSERT INTO row_counts (name, value) SELECT 'deliveries', count(*) FROM deliveries;
+CREATE TRIGGER deliveries_count_insert AFTER INSERT ON deliveries BEGIN
+  UPDATE row_counts SET value = value + 1 WHERE name = 'deliveries';
+END;
+CREATE TRIGGER deliveries_count_delete AFTER DELETE ON deliveries BEGIN
+  UPDATE row_counts SET value = value - 1 WHERE name = 'deliveries';
+END;
+)sql",
 };
 
 }  // namespace allocation_relay::schema

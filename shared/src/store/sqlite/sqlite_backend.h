@@ -55,6 +55,7 @@ class SqliteBackend final : public StoreBackend {
   StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> CountRequestsByStatus() override;
   StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>> CountAllocationsByState()
       override;
+  StoreResult<std::optional<TimePoint>> OldestFinishedAllocation() override;
   StoreResult<bool> Ping() override;
   StoreResult<bool> IntegrityCheck() override;
   WriteGroupStats GroupStats() const override;

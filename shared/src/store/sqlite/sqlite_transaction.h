@@ -58,6 +58,22 @@ class SqliteTransaction final : public StoreTransaction {
                        bool drop_document) override;
   void InsertAttempt(std::int64_t delivery_id, const DeliveryAttempt& attempt) override;
 
+  // Retention (prune_rows.cpp).
+  std::vector<FinishedAllocation> FinishedAllocationsBefore(TimePoint cutoff,
+                                                            std::int64_t after_updated_us,
+                                                            std::int64_t after_id,
+                                                            int limit) override;
+  std::vector<std::int64_t> AllocationsAwaitingDelivery(
+      std::span<const std::int64_t> allocation_ids,
+      const std::optional<std::vector<std::int64_t>>& webhook_warehouses) override;
+  std::vector<std::int64_t> NewestAllocations() override;
+  DeletedAllocations DeleteAllocations(std::span<const std::int64_t> allocation_ids) override;
+  DeletedDeliveries DeleteDeliveriesWithoutEvents(
+      std::span<const std::int64_t> delivery_ids,
+      std::optional<TimePoint> attempts_cutoff) override;
+  std::int64_t DeleteAttemptsBefore(TimePoint cutoff, int limit) override;
+  std::int64_t CountAttemptsBefore(TimePoint cutoff) override;
+
   bool DisableWebhook(std::int64_t warehouse_id, const std::string& reason, TimePoint now) override;
   bool EnableWebhook(std::int64_t warehouse_id) override;
   int ResendDead(std::optional<std::int64_t> warehouse_id, TimePoint now) override;

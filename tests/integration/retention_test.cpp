@@ -1,0 +1,822 @@
+// Retention (SPEC section 9) with the real binaries: allocation-api and allocation-dispatcherd on
+// one database, webhooks to a receiver on loopback, pruning through `allocation-dispatcherd
+// prune` and the dispatcher's own worker. Short retentions (1 s) are waited out by polling the
+// clock against the rows' own timestamps; old or many rows are aged or seeded in the SQLite file
+// directly. Every test ends with the database checked: integrity_check ok, no foreign key
+// violation, nothing orphaned.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <tuple>
+
+#include "allocation_relay/store.h"
+#include "support/api_process.h"
+#include "support/form.h"
+#include "support/receiver.h"
+#include "support/services_test.h"
+
+namespace allocation_relay {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::ApiProcess;
+using testing::ApiProcessOptions;
+using testing::CommandResult;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::Process;
+
+constexpr const char* kNotFound =
+    R"({"status":"no","errorMessages":{"order":"Allocation not found"}})";
+constexpr const char* kDispatcher =
+    "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [200ms, 200ms]}";
+
+std::int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A plain SQLite connection to the services' file, as a third process would have: for aging and
+// seeding rows and for checking what is in the file.
+class Sql {
+ public:
+  explicit Sql(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+      throw std::runtime_error("cannot open " + path);
+    }
+    sqlite3_busy_timeout(db_, 20000);
+  }
+  ~Sql() { sqlite3_close_v2(db_); }
+  Sql(const Sql&) = delete;
+  Sql& operator=(const Sql&) = delete;
+
+  sqlite3* get() { return db_; }
+  void Exec(const std::string& sql) {
+    char* error = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+      std::string message = error ? error : "?";
+      sqlite3_free(error);
+      throw std::runtime_error(sql + ": " + message);
+    }
+  }
+  // Every row, each column as text ("NULL" for NULL).
+  std::vector<std::vector<std::string>> Rows(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
+    }
+    std::vector<std::vector<std::string>> rows;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      std::vector<std::string> row;
+      for (int i = 0; i < sqlite3_column_count(s); ++i) {
+        const unsigned char* t = sqlite3_column_text(s, i);
+        row.push_back(t ? reinterpret_cast<const char*>(t) : "NULL");
+      }
+      rows.push_back(std::move(row));
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
+    return rows;
+  }
+  std::int64_t Int(const std::string& sql) {
+    auto rows = Rows(sql);
+    if (rows.empty() || rows[0].empty() || rows[0][0] == "NULL") return 0;
+    return std::stoll(rows[0][0]);
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// The database after any prune, finished or killed: nothing broken, nothing orphaned.
+void ExpectConsistent(const std::string& path) {
+  Sql db(path);
+  EXPECT_EQ(db.Rows("PRAGMA integrity_check"), (std::vector<std::vector<std::string>>{{"ok"}}));
+  auto fk = db.Rows("PRAGMA foreign_key_check");
+  EXPECT_TRUE(fk.empty()) << fk.size() << " foreign key violations, first in table " << fk[0][0];
+  EXPECT_EQ(db.Int("SELECT count(*) FROM allocation_requests r WHERE NOT EXISTS "
+                   "(SELECT 1 FROM allocations a WHERE a.id = r.allocation_id)"),
+            0)
+      << "requests without their allocation";
+  EXPECT_EQ(db.Int("SELECT count(*) FROM outbox_events e WHERE NOT EXISTS "
+                   "(SELECT 1 FROM allocation_requests r WHERE r.id = e.request_id)"),
+            0)
+      << "events without their request";
+  EXPECT_EQ(db.Int("SELECT count(*) FROM allocations a WHERE NOT EXISTS "
+                   "(SELECT 1 FROM allocation_requests r WHERE r.allocation_id = a.id)"),
+            0)
+      << "allocations left without their requests";
+  EXPECT_EQ(db.Int("SELECT count(*) FROM outbox_events e WHERE e.delivery_id IS NOT NULL AND "
+                   "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = e.delivery_id)"),
+            0)
+      << "events in a delivery that is gone";
+  EXPECT_EQ(db.Int("SELECT count(*) FROM delivery_attempts t WHERE NOT EXISTS "
+                   "(SELECT 1 FROM deliveries d WHERE d.id = t.delivery_id)"),
+            0)
+      << "attempts of a delivery that is gone";
+}
+
+// Rows per table, to compare before and after.
+std::map<std::string, std::int64_t> TableCounts(const std::string& path) {
+  Sql db(path);
+  std::map<std::string, std::int64_t> out;
+  for (const char* t :
+       {"allocations", "allocation_requests", "outbox_events", "deliveries", "delivery_attempts"}) {
+    out[t] = db.Int(std::string("SELECT count(*) FROM ") + t);
+  }
+  return out;
+}
+
+struct PruneOutput {
+  int exit_code = -1;
+  std::string out, err;
+  std::map<std::string, std::int64_t> counts;  // kind -> rows
+  std::int64_t operator[](const std::string& kind) const {
+    auto it = counts.find(kind);
+    return it == counts.end() ? -1 : it->second;
+  }
+};
+
+// The counts `prune` printed, one "<kind> <n>" line per kind.
+std::map<std::string, std::int64_t> ParseCounts(const std::string& out) {
+  std::map<std::string, std::int64_t> counts;
+  std::regex line(R"((allocations|requests|events|deliveries|attempts) (\d+))");
+  std::istringstream in(out);
+  std::string l;
+  std::smatch m;
+  while (std::getline(in, l)) {
+    if (std::regex_match(l, m, line)) counts[m[1]] = std::stoll(m[2]);
+  }
+  return counts;
+}
+
+class Retention : public testing::ServicesTest {
+ protected:
+  // Warehouses 3 and 4 post to /w3 and /w4 of the receiver (calls of at most 10 events: the
+  // test receiver refuses form bodies over 8 KB); `retention` is the inline YAML of the section.
+  ApiProcessOptions Options(const std::string& retention,
+                            const std::string& dispatcher = kDispatcher) {
+    ApiProcessOptions o;
+    for (int w : {3, 4}) {
+      o.webhooks[w] = "{url: '" + receiver_.Url("/w" + std::to_string(w)) +
+                      "', secret: s, max_events_per_call: 10}";
+    }
+    o.dispatcher = dispatcher;
+    o.extra = "retention: " + retention + "\n";
+    return o;
+  }
+  void Start(const std::string& retention, const std::string& dispatcher = kDispatcher) {
+    StartServices(Options(retention, dispatcher));
+  }
+
+  CommandResult Run(std::vector<std::string> args,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    args.insert(args.begin(), {DISPATCHER_BINARY, "--config", api_->ConfigPath()});
+    return testing::RunCommand(args, api_->dir().path(), timeout);
+  }
+  PruneOutput Prune(bool dry_run = false) {
+    CommandResult r = dry_run ? Run({"prune", "--dry-run"}) : Run({"prune"});
+    PruneOutput p{r.exit_code, r.out, r.err, ParseCounts(r.out)};
+    EXPECT_EQ(p.exit_code, 0) << p.out << p.err;
+    EXPECT_EQ(p.counts.size(), 5u) << p.out << p.err;
+    return p;
+  }
+
+  // Waits until the system clock is `retention` (and a margin) past the last change of every
+  // allocation and the start of every attempt in the file, so a pass now sees all of them as old.
+  void WaitPastRetention(std::chrono::milliseconds retention) {
+    std::int64_t newest = 0;
+    {
+      Sql db(api_->DatabasePath());
+      newest = std::max(db.Int("SELECT max(updated_at) FROM allocations"),
+                        db.Int("SELECT max(started_at) FROM delivery_attempts"));
+    }
+    const std::int64_t due =
+        newest + std::chrono::duration_cast<std::chrono::microseconds>(retention + 100ms).count();
+    ASSERT_TRUE(testing::WaitFor([&] { return NowMicros() > due; }, 30s));
+  }
+
+  // Every request GET /allocation-requests?status=all lists (all pages, by `after`).
+  std::vector<std::int64_t> AllRequestIds() {
+    std::vector<std::int64_t> ids;
+    for (;;) {
+      std::string path =
+          "/allocation-requests?status=all&after=" + std::to_string(ids.empty() ? 0 : ids.back());
+      json page = api_->Get(path).Json()["allocation_requests"];
+      for (const auto& e : page) ids.push_back(e["id"].get<std::int64_t>());
+      if (page.size() < 100) return ids;
+    }
+  }
+  std::string StatusOf(std::int64_t request_id) {
+    auto all = api_->Get("/allocation-requests?status=all&after=" + std::to_string(request_id - 1))
+                   .Json()["allocation_requests"];
+    for (const auto& e : all) {
+      if (e["id"] == request_id) return e["status"];
+    }
+    return "";
+  }
+  bool WaitSent(std::int64_t request_id) {
+    return testing::WaitFor([&] { return StatusOf(request_id) == "sent"; }, 15s);
+  }
+  std::int64_t FirstRequestId(const json& created) {
+    return created["allocation"]["allocation_requests"][0]["id"].get<std::int64_t>();
+  }
+  std::string StateOf(std::int64_t order) {
+    json a = api_->Get("/allocations/" + std::to_string(order)).Json();
+    return a.contains("allocation") ? a["allocation"]["state"].get<std::string>() : "(none)";
+  }
+  // The delivery uids `history --order` names for an order.
+  std::vector<std::string> DeliveryUidsOf(std::int64_t order) {
+    CommandResult h = Run({"history", "--order", std::to_string(order)});
+    EXPECT_EQ(h.exit_code, 0) << h.err;
+    std::vector<std::string> uids;
+    std::regex delivery(R"(: delivery (\S+) (succeeded|dead|pending) after)");
+    for (std::sregex_iterator it(h.out.begin(), h.out.end(), delivery), end; it != end; ++it) {
+      uids.push_back((*it)[1]);
+    }
+    return uids;
+  }
+  // (action, request id, status) of every event warehouse `w` was sent, answered or not.
+  std::set<std::tuple<std::string, std::int64_t, std::string>> EventsSentTo(int w) {
+    std::set<std::tuple<std::string, std::int64_t, std::string>> out;
+    for (const auto& call : receiver_.Calls()) {
+      if (call.path != "/w" + std::to_string(w)) continue;
+      json doc = json::parse(testing::FormDecode(call.body.substr(8)));
+      for (const auto& e : doc["events"]) {
+        out.emplace(e["action"], e["id"].get<std::int64_t>(), e["data"]["status"]);
+      }
+    }
+    return out;
+  }
+};
+
+// 1. A pruned allocation is gone for every endpoint and command; its order number can be
+// allocated again, and the new request's id is greater than any before, also when the newest
+// request belonged to a final allocation old enough to go.
+TEST_F(Retention, APrunedAllocationIsGoneEverywhereAndItsNumberCanBeUsedAgain) {
+  Start("{finished: 1s, attempts: 0, interval: 0}");
+  std::int64_t r15 = FirstRequestId(api_->CreateAllocation(15, "[[3]]"));
+  ASSERT_TRUE(WaitSent(r15)) << dispatcher_->Stderr();
+  ASSERT_EQ(api_->Update(r15, "confirmed")["success"], true);
+  // A later allocation, open: it owns the newest request, event and delivery.
+  std::int64_t r16 = FirstRequestId(api_->CreateAllocation(16, "[[3]]"));
+  ASSERT_TRUE(WaitSent(r16)) << dispatcher_->Stderr();
+  std::vector<std::string> uids = DeliveryUidsOf(15);
+  ASSERT_EQ(uids.size(), 1u);
+  ASSERT_THAT(Run({"deliveries"}).out, HasSubstr(uids[0]));
+  ASSERT_EQ(AllRequestIds(), (std::vector<std::int64_t>{r15, r16}));
+
+  WaitPastRetention(1s);
+  PruneOutput p = Prune();
+  EXPECT_EQ(p.out, "allocations 1\nrequests 1\nevents 1\ndeliveries 1\nattempts 1\n") << p.err;
+
+  EXPECT_EQ(api_->Get("/allocations/15").body, kNotFound);
+  EXPECT_EQ(StateOf(16), "open");
+  EXPECT_EQ(AllRequestIds(), (std::vector<std::int64_t>{r16}));
+  EXPECT_EQ(api_->Get("/allocation-requests?status=all&order=15").body,
+            R"({"status":"ok","allocation_requests":[]})");
+  json page = api_->Get("/allocation-requests?status=all&page=1").Json()["allocation_requests"];
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0]["id"], r16);
+  CommandResult deliveries = Run({"deliveries"});
+  EXPECT_EQ(deliveries.exit_code, 0) << deliveries.err;
+  EXPECT_THAT(deliveries.out, Not(HasSubstr(uids[0])));
+  EXPECT_THAT(deliveries.out, HasSubstr("\t3\tsucceeded\t1\t1\t-\tHTTP 200\n"));  // order 16's
+  CommandResult history = Run({"history", "--order", "15"});
+  EXPECT_EQ(history.exit_code, 1);
+  EXPECT_THAT(history.err, HasSubstr("no allocation for order 15"));
+
+  // Order 16 final too: it still owns the newest request and event, so it stays (SQLite would
+  // hand out its ids again, and a client's after= cursor would skip the new request).
+  ASSERT_EQ(api_->Update(r16, "confirmed")["success"], true);
+  WaitPastRetention(1s);
+  EXPECT_EQ(Prune().out, "allocations 0\nrequests 0\nevents 0\ndeliveries 0\nattempts 0\n");
+  EXPECT_EQ(StateOf(16), "confirmed");
+
+  // The number is free again; the new request's id was never used before.
+  json again = api_->CreateAllocation(15, "[[3]]");
+  EXPECT_EQ(again["status"], "ok");
+  std::int64_t r15b = FirstRequestId(again);
+  EXPECT_GT(r15b, r16);
+  EXPECT_EQ(StateOf(15), "open");
+  json after = api_->Get("/allocation-requests?status=all&after=" + std::to_string(r16)).Json();
+  ASSERT_EQ(after["allocation_requests"].size(), 1u);
+  EXPECT_EQ(after["allocation_requests"][0]["id"], r15b);
+  ASSERT_TRUE(WaitSent(r15b)) << dispatcher_->Stderr();
+
+  // Now order 16 is no longer the newest: it goes.
+  WaitPastRetention(1s);
+  EXPECT_EQ(Prune()["allocations"], 1);
+  EXPECT_EQ(api_->Get("/allocations/16").body, kNotFound);
+  EXPECT_EQ(AllRequestIds(), (std::vector<std::int64_t>{r15b}));
+  ExpectConsistent(api_->DatabasePath());
+}
+
+// A warehouse without a webhook polls: its events are never put into a delivery, so they hold
+// nothing back, or its allocations would be kept forever.
+TEST_F(Retention, TheEventsOfAWarehouseThatPollsHoldNothingBack) {
+  Start("{finished: 1s, attempts: 0, interval: 0}");
+  std::int64_t r15 = FirstRequestId(api_->CreateAllocation(15, "[[7]]"));  // 7: no webhook
+  ASSERT_EQ(api_->Update(r15, "confirmed")["success"], true);
+  std::int64_t r16 = FirstRequestId(api_->CreateAllocation(16, "[[3]]"));  // the newest, open
+  ASSERT_TRUE(WaitSent(r16)) << dispatcher_->Stderr();
+  WaitPastRetention(1s);
+  PruneOutput p = Prune();
+  EXPECT_EQ(p["allocations"], 1) << p.out;
+  EXPECT_EQ(p["events"], 1) << p.out;
+  EXPECT_EQ(api_->Get("/allocations/15").body, kNotFound);
+  EXPECT_EQ(StateOf(16), "open");
+  ExpectConsistent(api_->DatabasePath());
+}
+
+// 2. With the warehouses' webhooks failing, nothing of an open allocation and nothing with an
+// event still to deliver (in a pending delivery, or not yet in one) is pruned, however old; once
+// the receiver answers again everything is delivered, and only then do the final ones go.
+TEST_F(Retention, OpenAllocationsAndUndeliveredEventsSurviveAndAreDeliveredLater) {
+  receiver_.SetDefault(500);
+  Start("{finished: 1s, attempts: 0, interval: 0}",
+        "{listen: '127.0.0.1:0', allow_private_networks: true, "
+        "retry_schedule: [1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, "
+        "1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s, 1s]}");
+  // Order 30 at 3 and 4; warehouse 4 confirms (through the API), 3's request is outdated.
+  json created = api_->CreateAllocation(30, "[[3,4]]");
+  std::int64_t r30_3 = created["allocation"]["allocation_requests"][0]["id"];
+  std::int64_t r30_4 = created["allocation"]["allocation_requests"][1]["id"];
+  auto store = OpenStore();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return store->ListDeliveries(DeliveryState::kPending, std::nullopt, 10)->size() == 2; },
+      15s))
+      << dispatcher_->Stderr();
+  ASSERT_EQ(api_->Update(r30_4, "confirmed")["success"], true);
+  // Order 32 at 4, cancelled; order 31 at 3 stays open (and owns the newest rows).
+  std::int64_t r32 = FirstRequestId(api_->CreateAllocation(32, "[[4]]"));
+  ASSERT_EQ(api_->Post("/allocations/32/cancel", "").Json()["status"], "ok");
+  std::int64_t r31 = FirstRequestId(api_->CreateAllocation(31, "[[3]]"));
+  ASSERT_EQ(StateOf(30), "confirmed");
+  ASSERT_EQ(StateOf(32), "cancelled");
+
+  WaitPastRetention(1s);
+  // Both kinds of waiting are there: events in pending deliveries and events in none yet.
+  ASSERT_FALSE(store->ListDeliveries(DeliveryState::kPending, std::nullopt, 10)->empty());
+  ASSERT_FALSE(store->ListUnbatchedEvents(std::nullopt, 100)->empty());
+  // (Attempts go on being recorded meanwhile: the retries of the failing calls.)
+  auto rows = [&] {
+    auto t = TableCounts(api_->DatabasePath());
+    return std::vector<std::int64_t>{t["allocations"], t["allocation_requests"],
+                                     t["outbox_events"]};
+  };
+  const auto before = rows();
+  EXPECT_EQ(Prune().out, "allocations 0\nrequests 0\nevents 0\ndeliveries 0\nattempts 0\n");
+  EXPECT_EQ(rows(), before);
+  EXPECT_EQ(StateOf(30), "confirmed");
+  EXPECT_EQ(StateOf(31), "open");
+  EXPECT_EQ(StateOf(32), "cancelled");
+  EXPECT_EQ(AllRequestIds(), (std::vector<std::int64_t>{r30_3, r30_4, r32, r31}));
+  EXPECT_THAT(Run({"history", "--order", "30"}).out, HasSubstr("not sent yet"));
+
+  // The warehouses are back: every event arrives.
+  receiver_.SetDefault(200);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return store->ListUnbatchedEvents(std::nullopt, 100)->empty() &&
+               store->ListDeliveries(DeliveryState::kPending, std::nullopt, 10)->empty();
+      },
+      30s))
+      << dispatcher_->Stderr();
+  using E = std::tuple<std::string, std::int64_t, std::string>;
+  EXPECT_THAT(EventsSentTo(3), ::testing::IsSupersetOf({E{"create", r30_3, "allocated"},
+                                                        E{"update", r30_3, "outdated"},
+                                                        E{"create", r31, "allocated"}}));
+  EXPECT_THAT(EventsSentTo(4), ::testing::IsSupersetOf({E{"create", r30_4, "allocated"},
+                                                        E{"create", r32, "allocated"},
+                                                        E{"update", r32, "outdated"}}));
+  EXPECT_EQ(store->ListDeliveries(DeliveryState::kDead, std::nullopt, 10)->size(), 0u);
+
+  // Delivered, the final ones go (3 requests, 5 events); the open one stays.
+  WaitPastRetention(1s);
+  PruneOutput p = Prune();
+  EXPECT_EQ(p["allocations"], 2);
+  EXPECT_EQ(p["requests"], 3);
+  EXPECT_EQ(p["events"], 5);
+  EXPECT_EQ(api_->Get("/allocations/30").body, kNotFound);
+  EXPECT_EQ(api_->Get("/allocations/32").body, kNotFound);
+  EXPECT_EQ(StateOf(31), "open");
+  ExpectConsistent(api_->DatabasePath());
+}
+
+// 3. One delivery carrying the events of two allocations: pruning the older allocation leaves
+// the delivery (it still holds the other's event); pruning the other takes it.
+TEST_F(Retention, ADeliveryOfAPrunedAndAKeptAllocationStaysUntilBothAreGone) {
+  // Retention of an hour; the test ages the allocations it means to be old in the file.
+  api_ = std::make_unique<ApiProcess>(Options("{finished: 1h, attempts: 0, interval: 0}"));
+  std::int64_t r40 = FirstRequestId(api_->CreateAllocation(40, "[[3]]"));
+  std::int64_t r41 = FirstRequestId(api_->CreateAllocation(41, "[[3]]"));
+  StartDispatcher();  // both events queued already: one batch
+  ASSERT_TRUE(WaitSent(r40) && WaitSent(r41)) << dispatcher_->Stderr();
+  auto store = OpenStore();
+  auto done = *store->ListDeliveries(DeliveryState::kSucceeded, 3, 10);
+  ASSERT_EQ(done.size(), 1u);
+  const Delivery shared = done[0];
+  ASSERT_EQ(shared.request_ids, (std::vector<std::int64_t>{r40, r41}));
+  // A later allocation owns the newest rows (never pruned: their ids would be handed out again).
+  std::int64_t r42 = FirstRequestId(api_->CreateAllocation(42, "[[3]]"));
+  ASSERT_TRUE(WaitSent(r42)) << dispatcher_->Stderr();
+  ASSERT_EQ(api_->Update(r40, "confirmed")["success"], true);
+  ASSERT_EQ(api_->Update(r41, "confirmed")["success"], true);
+
+  auto age = [&](int order) {
+    Sql db(api_->DatabasePath());
+    db.Exec("UPDATE allocations SET updated_at = updated_at - 7200000000 WHERE order_number = " +
+            std::to_string(order));
+  };
+  age(40);
+  EXPECT_EQ(Prune().out, "allocations 1\nrequests 1\nevents 1\ndeliveries 0\nattempts 0\n");
+  EXPECT_EQ(api_->Get("/allocations/40").body, kNotFound);
+  EXPECT_EQ(StateOf(41), "confirmed");
+  auto kept = store->GetDelivery(shared.id);
+  ASSERT_TRUE(kept.has_value());
+  ASSERT_TRUE(kept->has_value()) << "the delivery still holding order 41's event was deleted";
+  EXPECT_EQ((*kept)->state, DeliveryState::kSucceeded);
+  EXPECT_EQ(store->ListAttempts(shared.id)->size(), 1u);
+  EXPECT_THAT(Run({"deliveries"}).out, HasSubstr(shared.uid));
+  EXPECT_THAT(Run({"history", "--order", "41"}).out,
+              HasSubstr("delivery " + shared.uid + " succeeded after 1 attempts"));
+  ExpectConsistent(api_->DatabasePath());
+
+  age(41);
+  EXPECT_EQ(Prune().out, "allocations 1\nrequests 1\nevents 1\ndeliveries 1\nattempts 1\n");
+  EXPECT_EQ(api_->Get("/allocations/41").body, kNotFound);
+  EXPECT_FALSE(store->GetDelivery(shared.id)->has_value());
+  EXPECT_THAT(Run({"deliveries"}).out, Not(HasSubstr(shared.uid)));
+  EXPECT_EQ(StateOf(42), "open");
+  ExpectConsistent(api_->DatabasePath());
+}
+
+// 4. Old attempt records go while their deliveries stay, dead or pending, with their counts; the
+// dead one can still be re-sent, and its next attempt is numbered on from the count.
+TEST_F(Retention, AttemptsArePrunedWhileTheirDeliveriesAndCountsStay) {
+  receiver_.SetDefault(500);
+  ApiProcessOptions options = Options("{finished: 0, attempts: 1s, interval: 0}");
+  StartServices(options);
+  std::int64_t r50 = FirstRequestId(api_->CreateAllocation(50, "[[3]]"));
+  auto store = OpenStore();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return store->ListDeliveries(DeliveryState::kDead, 3, 10)->size() == 1; }, 15s))
+      << dispatcher_->Stderr();
+  const Delivery dead = (*store->ListDeliveries(DeliveryState::kDead, 3, 10))[0];
+  ASSERT_EQ(dead.attempt_count, 3);
+  ASSERT_EQ(store->ListAttempts(dead.id)->size(), 3u);
+  // A pending one too: retries an hour apart from now on (reloaded with SIGHUP).
+  options.dispatcher =
+      "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [1h]}";
+  api_->dir().Write("relay.yaml", ApiProcess::Config(options));
+  dispatcher_->Signal(SIGHUP);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return dispatcher_->Stderr().find("configuration reloaded") != std::string::npos; },
+      10s))
+      << dispatcher_->Stderr();
+  api_->CreateAllocation(51, "[[4]]");
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto p = *store->ListDeliveries(DeliveryState::kPending, 4, 10);
+        return p.size() == 1 && p[0].attempt_count == 1;
+      },
+      15s))
+      << dispatcher_->Stderr();
+  const Delivery pending = (*store->ListDeliveries(DeliveryState::kPending, 4, 10))[0];
+
+  WaitPastRetention(1s);
+  EXPECT_EQ(Prune().out, "allocations 0\nrequests 0\nevents 0\ndeliveries 0\nattempts 4\n");
+  EXPECT_TRUE(store->ListAttempts(dead.id)->empty());
+  EXPECT_TRUE(store->ListAttempts(pending.id)->empty());
+  auto d = *store->GetDelivery(dead.id);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->state, DeliveryState::kDead);
+  EXPECT_EQ(d->attempt_count, 3);
+  auto p = *store->GetDelivery(pending.id);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->state, DeliveryState::kPending);
+  EXPECT_EQ(p->attempt_count, 1);
+  CommandResult list = Run({"deliveries"});
+  EXPECT_THAT(list.out, HasSubstr(dead.uid + "\t3\tdead\t3\t1\t-\t-\n"));
+  EXPECT_THAT(list.out, HasSubstr(pending.uid + "\t4\tpending\t1\t1\t"));
+  EXPECT_EQ(StateOf(50), "open");
+  EXPECT_EQ(StateOf(51), "open");
+  EXPECT_EQ(StatusOf(r50), "failed");
+
+  // The dead delivery is still re-sendable; its next attempt is the 4th.
+  receiver_.SetDefault(200);
+  CommandResult resend = Run({"resend", "--warehouse", "3"});
+  EXPECT_EQ(resend.out, "1 dead deliveries queued again for warehouse 3\n") << resend.err;
+  ASSERT_TRUE(WaitSent(r50)) << dispatcher_->Stderr();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto x = *store->GetDelivery(dead.id);
+        return x && x->state == DeliveryState::kSucceeded;
+      },
+      10s));
+  EXPECT_EQ((*store->GetDelivery(dead.id))->attempt_count, 4);
+  auto attempts = *store->ListAttempts(dead.id);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].attempt, 4);
+  EXPECT_EQ(attempts[0].http_status, 200);
+  ExpectConsistent(api_->DatabasePath());
+}
+
+// 5. `prune --dry-run` changes nothing and says what `prune` then deletes, row for row.
+TEST_F(Retention, DryRunDeletesNothingAndCountsWhatPruneThenDeletes) {
+  receiver_.Script({500});  // one failed attempt more
+  Start("{finished: 1s, attempts: 1s, interval: 0}");
+  std::vector<std::int64_t> ids;
+  for (int n = 60; n < 65; ++n) ids.push_back(FirstRequestId(api_->CreateAllocation(n, "[[3]]")));
+  for (std::int64_t id : ids) ASSERT_TRUE(WaitSent(id)) << dispatcher_->Stderr();
+  for (std::int64_t id : ids) ASSERT_EQ(api_->Update(id, "confirmed")["success"], true);
+  std::int64_t r65 = FirstRequestId(api_->CreateAllocation(65, "[[3]]"));  // open, the newest
+  ASSERT_TRUE(WaitSent(r65)) << dispatcher_->Stderr();
+  WaitPastRetention(1s);
+
+  const auto before = TableCounts(api_->DatabasePath());
+  PruneOutput dry = Prune(true);
+  ASSERT_TRUE(dry.out.starts_with("dry run: nothing deleted; would delete:\n")) << dry.out;
+  EXPECT_EQ(dry["allocations"], 5);
+  EXPECT_EQ(dry["requests"], 5);
+  EXPECT_EQ(dry["events"], 5);
+  EXPECT_GT(dry["deliveries"], 0);
+  EXPECT_GT(dry["attempts"], dry["deliveries"]);  // the failed one and every success
+  EXPECT_EQ(TableCounts(api_->DatabasePath()), before);
+  for (int n = 60; n < 65; ++n) EXPECT_EQ(StateOf(n), "confirmed");
+  EXPECT_EQ(Prune(true).out, dry.out);  // and again: still all there
+
+  PruneOutput real = Prune();
+  EXPECT_EQ("dry run: nothing deleted; would delete:\n" + real.out, dry.out);
+  const auto after = TableCounts(api_->DatabasePath());
+  EXPECT_EQ(before.at("allocations") - after.at("allocations"), dry["allocations"]);
+  EXPECT_EQ(before.at("allocation_requests") - after.at("allocation_requests"), dry["requests"]);
+  EXPECT_EQ(before.at("outbox_events") - after.at("outbox_events"), dry["events"]);
+  EXPECT_EQ(before.at("deliveries") - after.at("deliveries"), dry["deliveries"]);
+  EXPECT_EQ(before.at("delivery_attempts") - after.at("delivery_attempts"), dry["attempts"]);
+  for (int n = 60; n < 65; ++n)
+    EXPECT_EQ(api_->Get("/allocations/" + std::to_string(n)).body, kNotFound);
+  EXPECT_EQ(StateOf(65), "open");
+  ExpectConsistent(api_->DatabasePath());
+}
+
+// Seeds, in one transaction: `old` confirmed allocations changed 10 days ago (a request and a
+// delivered create event each, 100 events a succeeded delivery with one attempt), then 100 such
+// allocations whose events are still unbatched, then 100 open ones (50 events in a pending
+// delivery, 50 unbatched). Ids are dense from 1 in that order.
+void SeedForKill(const std::string& path, int old) {
+  Sql db(path);
+  db.Exec("PRAGMA synchronous=OFF");
+  db.Exec("BEGIN IMMEDIATE");
+  const std::int64_t now = NowMicros();
+  const std::int64_t ago = now - 10LL * 86400 * 1000000;
+  auto prepare = [&](const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db.get(), sql, -1, &s, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(std::string(sql) + ": " + sqlite3_errmsg(db.get()));
+    }
+    return s;
+  };
+  auto step = [&](sqlite3_stmt* s) {
+    if (sqlite3_step(s) != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db.get()));
+    sqlite3_reset(s);
+  };
+  sqlite3_stmt* a = prepare(
+      "INSERT INTO allocations (id, order_id, order_number, groups_json, lines_json, "
+      "current_group, state, confirmed_warehouse_id, created_at, updated_at) VALUES "
+      "(?1, 'ab12', ?1, '[[3]]', '{\"1\":{\"lineId\":1,\"quantity\":1,\"stockItemId\":1}}', 0, ?2, "
+      "?3, "
+      "?4, ?4)");
+  sqlite3_stmt* r = prepare(
+      "INSERT INTO allocation_requests (id, allocation_id, order_id, order_number, lines_json, "
+      "warehouse_id, warehouse_name, group_index, status, pending, created_at, expires_at, "
+      "updated_at) VALUES (?1, ?1, 'ab12', ?1, "
+      "'{\"1\":{\"lineId\":1,\"quantity\":1,\"stockItemId\":1}}', "
+      "3, 'Amsterdam', 0, ?2, ?3, ?4, ?4 + 3600000000, ?4)");
+  sqlite3_stmt* e = prepare(
+      "INSERT INTO outbox_events (id, warehouse_id, request_id, action, status, created_at, "
+      "delivery_id) VALUES (?1, 3, ?1, 'create', 'allocated', ?2, ?3)");
+  sqlite3_stmt* d = prepare(
+      "INSERT INTO deliveries (id, uid, warehouse_id, state, document, request_ids, attempt_count, "
+      "next_attempt_at, lease_until, created_at, finished_at) VALUES "
+      "(?1, 'msg_seed' || ?1, 3, ?2, ?3, ?4, 1, ?5, NULL, ?6, ?7)");
+  sqlite3_stmt* t = prepare(
+      "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, http_status, "
+      "error, response_head) VALUES (?1, 1, ?2, 1000, ?3, '', NULL)");
+  auto allocation = [&](int id, bool open, std::int64_t at, std::optional<int> delivery) {
+    sqlite3_bind_int(a, 1, id);
+    sqlite3_bind_text(a, 2, open ? "open" : "confirmed", -1, SQLITE_STATIC);
+    if (open) {
+      sqlite3_bind_null(a, 3);
+    } else {
+      sqlite3_bind_int(a, 3, 3);
+    }
+    sqlite3_bind_int64(a, 4, at);
+    step(a);
+    sqlite3_bind_int(r, 1, id);
+    sqlite3_bind_text(r, 2, open ? "sent" : "confirmed", -1, SQLITE_STATIC);
+    if (open) {
+      sqlite3_bind_int(r, 3, 1);
+    } else {
+      sqlite3_bind_null(r, 3);
+    }
+    sqlite3_bind_int64(r, 4, at);
+    step(r);
+    sqlite3_bind_int(e, 1, id);
+    sqlite3_bind_int64(e, 2, at);
+    if (delivery) {
+      sqlite3_bind_int(e, 3, *delivery);
+    } else {
+      sqlite3_bind_null(e, 3);
+    }
+    step(e);
+  };
+  auto delivery = [&](int id, bool pending, const std::string& request_ids) {
+    sqlite3_bind_int(d, 1, id);
+    sqlite3_bind_text(d, 2, pending ? "pending" : "succeeded", -1, SQLITE_STATIC);
+    sqlite3_bind_text(d, 3, pending ? "{\"events\":[]}" : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(d, 4, request_ids.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(d, 5, pending ? now + 3600000000LL : ago);
+    sqlite3_bind_int64(d, 6, ago);
+    if (pending) {
+      sqlite3_bind_null(d, 7);
+    } else {
+      sqlite3_bind_int64(d, 7, ago);
+    }
+    step(d);
+    sqlite3_bind_int(t, 1, id);
+    sqlite3_bind_int64(t, 2, ago);
+    sqlite3_bind_int(t, 3, pending ? 500 : 200);
+    step(t);
+  };
+  int id = 0, delivery_id = 0;
+  std::string batch;
+  for (int i = 0; i < old; ++i) {
+    ++id;
+    allocation(id, false, ago, delivery_id + 1);
+    batch += (batch.empty() ? "" : ",") + std::to_string(id);
+    if (i % 100 == 99 || i == old - 1) {
+      delivery(++delivery_id, false, batch);
+      batch.clear();
+    }
+  }
+  for (int i = 0; i < 100; ++i) allocation(++id, false, ago, std::nullopt);
+  const int pending_id = delivery_id + 1;
+  for (int i = 0; i < 100; ++i) {
+    ++id;
+    allocation(id, true, now, i < 50 ? std::optional<int>(pending_id) : std::nullopt);
+    if (i < 50) batch += (batch.empty() ? "" : ",") + std::to_string(id);
+  }
+  delivery(pending_id, true, batch);
+  for (sqlite3_stmt* s : {a, r, e, d, t}) sqlite3_finalize(s);
+  db.Exec("COMMIT");
+  db.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+// 6. `prune` killed with SIGKILL in the middle of a pass over 200,000 old allocations: the file
+// is intact and consistent (every step all or nothing), nothing kept was touched, and a second
+// `prune` finishes the job.
+TEST(RetentionKill, APruneKilledMidPassLeavesAConsistentFileAndASecondOneFinishes) {
+  constexpr int kOld = 200000;
+  ApiProcessOptions options;
+  options.extra = "retention: {finished: 1d, attempts: 1d, interval: 0}\n";
+  // Warehouse 3, the seeded one, has a webhook: its unbatched events wait for delivery (no
+  // dispatcher runs here to send them).
+  options.webhooks[3] = "{url: 'http://127.0.0.1:9/w3', secret: s}";
+  ApiProcess api(options);
+  const std::string path = api.DatabasePath();
+  SeedForKill(path, kOld);
+  auto count = [&](const std::string& sql) { return Sql(path).Int(sql); };
+  const std::int64_t total = count("SELECT count(*) FROM allocations");
+  ASSERT_EQ(total, kOld + 200);
+  ExpectConsistent(path);
+
+  std::vector<std::string> argv = {DISPATCHER_BINARY, "--config", api.ConfigPath(), "prune"};
+  Process prune(argv, api.dir().path());
+  // Kill it once the pass is under way (its first steps committed) and a little later.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return count("SELECT count(*) FROM allocations") < total || !prune.Running(); }, 30s));
+  std::this_thread::sleep_for(150ms);
+  const bool running = prune.Running();
+  prune.Signal(SIGKILL);
+  std::optional<int> status = prune.Wait(10s);
+  if (running) {
+    EXPECT_EQ(status, 128 + SIGKILL) << prune.Stdout() << prune.Stderr();
+  }
+  const std::int64_t left = count("SELECT count(*) FROM allocations WHERE state != 'open'");
+  std::printf("prune killed %s the pass: %lld of %d old final allocations deleted\n",
+              running ? "during" : "after", static_cast<long long>(kOld + 100 - left), kOld);
+
+  ExpectConsistent(path);
+  EXPECT_EQ(count("SELECT count(*) FROM allocations WHERE state = 'open'"), 100);
+  EXPECT_EQ(count("SELECT count(*) FROM allocations WHERE id > " + std::to_string(kOld)), 200);
+  EXPECT_EQ(count("SELECT count(*) FROM outbox_events WHERE delivery_id IS NULL"), 150);
+  EXPECT_EQ(count("SELECT count(*) FROM outbox_events e JOIN deliveries d ON d.id = "
+                  "e.delivery_id WHERE d.state = 'pending'"),
+            50);
+  // Each allocation left still has its request and its event.
+  EXPECT_EQ(count("SELECT count(*) FROM allocation_requests"), left + 100);
+  EXPECT_EQ(count("SELECT count(*) FROM outbox_events"), left + 100);
+
+  CommandResult second = testing::RunCommand(argv, api.dir().path(), 120s);
+  EXPECT_EQ(second.exit_code, 0) << second.out << second.err;
+  auto counts = ParseCounts(second.out);
+  EXPECT_EQ(counts["allocations"], left - 100) << second.out;
+  std::printf("second prune: %s", second.out.c_str());
+  ExpectConsistent(path);
+  EXPECT_EQ(count("SELECT count(*) FROM allocations"), 200);
+  EXPECT_EQ(count("SELECT count(*) FROM allocations WHERE id <= " + std::to_string(kOld)), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM allocation_requests"), 200);
+  EXPECT_EQ(count("SELECT count(*) FROM outbox_events"), 200);
+  EXPECT_EQ(count("SELECT count(*) FROM deliveries"), 1);  // the pending one
+  EXPECT_EQ(count("SELECT count(*) FROM deliveries WHERE state = 'pending'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM delivery_attempts"), 0);  // all 10 days old
+  EXPECT_EQ(api.Get("/allocations/" + std::to_string(kOld + 150)).Json()["allocation"]["state"],
+            "open");
+  EXPECT_EQ(api.Get("/allocations/1").body, kNotFound);
+}
+
+// 7. The dispatcher's own worker prunes on its interval and counts what it deleted in /metrics.
+TEST_F(Retention, TheDispatcherPrunesByItselfAndCountsItInMetrics) {
+  Start("{finished: 1s, attempts: 1s, interval: 1s}");
+  std::int64_t r70 = FirstRequestId(api_->CreateAllocation(70, "[[3]]"));
+  ASSERT_TRUE(WaitSent(r70)) << dispatcher_->Stderr();
+  ASSERT_EQ(api_->Update(r70, "confirmed")["success"], true);
+  std::int64_t r71 = FirstRequestId(api_->CreateAllocation(71, "[[3]]"));  // the newest, open
+  ASSERT_TRUE(WaitSent(r71)) << dispatcher_->Stderr();
+  ASSERT_TRUE(testing::WaitFor([&] { return api_->Get("/allocations/70").body == kNotFound; }, 30s))
+      << dispatcher_->Stderr();
+  EXPECT_EQ(StateOf(71), "open");
+  std::smatch m;
+  std::string err = dispatcher_->Stderr();
+  ASSERT_TRUE(std::regex_search(err, m, std::regex(R"(dispatcher status on 127\.0\.0\.1:(\d+))")))
+      << err;
+  httplib::Client status("127.0.0.1", std::stoi(m[1]));
+  auto metrics = status.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  std::smatch pruned;
+  ASSERT_TRUE(std::regex_search(
+      metrics->body, pruned,
+      std::regex(R"(\nallocation_relay_pruned_total\{kind="allocations"\} (\d+)\n)")))
+      << metrics->body;
+  EXPECT_GE(std::stoll(pruned[1]), 1);
+  EXPECT_THAT(metrics->body, HasSubstr("allocation_relay_pruned_total{kind=\"requests\"} "));
+  EXPECT_THAT(err, HasSubstr("prune: deleted 1 allocations, 1 requests, 1 events"));
+  ExpectConsistent(api_->DatabasePath());
+}
+
+// Soak: 12 rounds of 200 allocations delivered, confirmed, left past retention and pruned. Freed
+// pages are reused, so the file (after a checkpoint) stays the size it had after the third.
+TEST_F(Retention, SoakKeepsTheFileSizeFlat) {
+  Start("{finished: 1s, attempts: 1s, interval: 0}");
+  constexpr int kRounds = 12, kPerRound = 200;
+  Sql db(api_->DatabasePath());
+  std::vector<std::uintmax_t> sizes;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::int64_t> ids;
+    for (int i = 0; i < kPerRound; ++i) {
+      ids.push_back(FirstRequestId(api_->CreateAllocation(100000 * (round + 1) + i, "[[3]]")));
+    }
+    ASSERT_TRUE(testing::WaitFor(
+        [&] {
+          return db.Int("SELECT count(*) FROM allocation_requests WHERE status = 'sent'") ==
+                 kPerRound;
+        },
+        30s))
+        << "round " << round << "\n"
+        << dispatcher_->Stderr();
+    for (std::int64_t id : ids) ASSERT_EQ(api_->Update(id, "confirmed")["success"], true);
+    WaitPastRetention(1s);
+    PruneOutput p = Prune();
+    // All but the newest (kept for its ids) of this round, and last round's newest.
+    EXPECT_EQ(p["allocations"], round == 0 ? kPerRound - 1 : kPerRound) << "round " << round;
+    db.Rows("PRAGMA wal_checkpoint(TRUNCATE)");
+    sizes.push_back(std::filesystem::file_size(api_->DatabasePath()));
+  }
+  std::printf("database size after each round (bytes):");
+  for (auto s : sizes) std::printf(" %ju", s);
+  std::printf("\n");
+  const double third = static_cast<double>(sizes[2]), last = static_cast<double>(sizes.back());
+  EXPECT_LE(last, third * 1.2) << "the file grows under a steady load with retention";
+  EXPECT_GE(last, third * 0.8);
+  EXPECT_EQ(TableCounts(api_->DatabasePath()).at("allocations"), 1);
+  ExpectConsistent(api_->DatabasePath());
+}
+
+}  // namespace
+}  // namespace allocation_relay
