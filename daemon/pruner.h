@@ -34,9 +34,9 @@ class Pruner {
  public:
   // What one step (one write transaction) aims to take: small next to SPEC's 50 ms bound, so an
   // API write waiting behind it is hardly delayed.
-  static constexpr std::chrono::milliseconds kTargetStep{5};
+  static constexpr std::chrono::milliseconds kTargetStep{2};
   // The pause after each step, in which waiting writers of other processes get the lock.
-  static constexpr std::chrono::milliseconds kPauseBetweenSteps{10};
+  static constexpr std::chrono::milliseconds kPauseBetweenSteps{4};
   // Batch sizes of a step: where a pass starts, and the bounds the adaptation keeps them in.
   static constexpr int kStartAllocations = 50, kMinAllocations = 1, kMaxAllocations = 5000;
   static constexpr int kStartAttempts = 500, kMinAttempts = 10, kMaxAttempts = 50000;

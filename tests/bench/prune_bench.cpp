@@ -643,8 +643,10 @@ int main(int argc, char** argv) {
   }
 
   // Summary.
-  const double p99_without = (without1.Percentile(0.99) + without2.Percentile(0.99)) / 2;
-  const double p50_without = (without1.Percentile(0.5) + without2.Percentile(0.5)) / 2;
+  // The rise is taken against the better of the two figures without pruning: a stall of the VM
+  // in one of them must not hide a rise.
+  const double p99_without = std::min(without1.Percentile(0.99), without2.Percentile(0.99));
+  const double p50_without = std::min(without1.Percentile(0.5), without2.Percentile(0.5));
   std::printf("\nsummary\n");
   std::printf(
       "  `prune` command: %.0f rows/s overall (%lld rows in %.1f s, exit status %d); ~%.0f rows/s "
@@ -667,7 +669,7 @@ int main(int argc, char** argv) {
       continue;
     }
     std::printf(
-        "  p99 rise with the %s: %+.2f ms (p50 %+.2f ms) against the mean without: %s "
+        "  p99 rise with the %s: %+.2f ms (p50 %+.2f ms) against the better without: %s "
         "the 10 ms budget\n",
         what, rise, r->Percentile(0.5) - p50_without, rise <= 10 ? "within" : "OVER");
   }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <thread>
 
 namespace allocation_relay::sqlite {
 namespace {
@@ -88,7 +89,9 @@ Connection::Connection(const StoreOptions& options, Role role, const char* vfs)
     : db_(options.path.c_str(),
           SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX |
               (options.create_and_migrate ? SQLite::OPEN_CREATE : 0),
-          static_cast<int>(options.busy_timeout.count()), vfs) {
+          static_cast<int>(options.busy_timeout.count()), vfs),
+      busy_timeout_(options.busy_timeout) {
+  sqlite3_busy_handler(db_.getHandle(), &Connection::OnBusy, this);
   db_.exec(SynchronousPragma(options.synchronous));
   // Statement journals and sort b-trees in memory, not in temporary files created and
   // unlinked per statement.
@@ -106,6 +109,15 @@ Connection::Connection(const StoreOptions& options, Role role, const char* vfs)
     db_.exec("PRAGMA max_page_count = " +
              std::to_string(std::max<std::int64_t>(1, options.max_size / page)));
   }
+}
+
+int Connection::OnBusy(void* connection, int tries) {
+  auto* c = static_cast<Connection*>(connection);
+  const auto now = std::chrono::steady_clock::now();
+  if (tries == 0) c->busy_since_ = now;
+  if (now - c->busy_since_ >= c->busy_timeout_) return 0;  // SQLITE_BUSY to the caller
+  std::this_thread::sleep_for(kBusyRetry);
+  return 1;
 }
 
 Borrowed Connection::Prepared(const std::string& sql) {

@@ -5,6 +5,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -77,13 +78,25 @@ class Connection {
   enum class Role { kReader, kWriter };
   Connection(const StoreOptions& options, Role role, const char* vfs = nullptr);
 
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
   SQLite::Database& db() { return db_; }
   Borrowed Prepared(const std::string& sql);
   // EXPLAIN QUERY PLAN of `sql`, one line per step.
   std::vector<std::string> Explain(const std::string& sql);
 
  private:
+  // SQLite's busy handler for busy_timeout, retrying every kBusyRetry: SQLite's own waits 1, 2,
+  // 5, 10, 15... ms between tries, so a writer of one process waited up to twice as long as a
+  // short transaction of another (a prune step of 5 ms cost an API confirm 8 ms), and a
+  // process writing back to back starved the other's writes.
+  static constexpr std::chrono::microseconds kBusyRetry{250};
+  static int OnBusy(void* connection, int tries);
+
   SQLite::Database db_;
+  std::chrono::milliseconds busy_timeout_;
+  std::chrono::steady_clock::time_point busy_since_;
   std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
 };
 
