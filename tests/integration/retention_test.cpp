@@ -22,6 +22,7 @@
 
 #include "allocation_relay/store.h"
 #include "support/api_process.h"
+#include "support/database_file.h"
 #include "support/form.h"
 #include "support/receiver.h"
 #include "support/services_test.h"
@@ -34,112 +35,19 @@ using nlohmann::json;
 using testing::ApiProcess;
 using testing::ApiProcessOptions;
 using testing::CommandResult;
+using testing::ExpectConsistent;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::NowMicros;
+using testing::ParseCounts;
 using testing::Process;
+using testing::Sql;
+using testing::TableCounts;
 
 constexpr const char* kNotFound =
     R"({"status":"no","errorMessages":{"order":"Allocation not found"}})";
 constexpr const char* kDispatcher =
     "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [200ms, 200ms]}";
-
-std::int64_t NowMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// A plain SQLite connection to the services' file, as a third process would have: for aging and
-// seeding rows and for checking what is in the file.
-class Sql {
- public:
-  explicit Sql(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-      throw std::runtime_error("cannot open " + path);
-    }
-    sqlite3_busy_timeout(db_, 20000);
-  }
-  ~Sql() { sqlite3_close_v2(db_); }
-  Sql(const Sql&) = delete;
-  Sql& operator=(const Sql&) = delete;
-
-  sqlite3* get() { return db_; }
-  void Exec(const std::string& sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-      std::string message = error ? error : "?";
-      sqlite3_free(error);
-      throw std::runtime_error(sql + ": " + message);
-    }
-  }
-  // Every row, each column as text ("NULL" for NULL).
-  std::vector<std::vector<std::string>> Rows(const std::string& sql) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
-    }
-    std::vector<std::vector<std::string>> rows;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      std::vector<std::string> row;
-      for (int i = 0; i < sqlite3_column_count(s); ++i) {
-        const unsigned char* t = sqlite3_column_text(s, i);
-        row.push_back(t ? reinterpret_cast<const char*>(t) : "NULL");
-      }
-      rows.push_back(std::move(row));
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) throw std::runtime_error(sql + ": " + sqlite3_errmsg(db_));
-    return rows;
-  }
-  std::int64_t Int(const std::string& sql) {
-    auto rows = Rows(sql);
-    if (rows.empty() || rows[0].empty() || rows[0][0] == "NULL") return 0;
-    return std::stoll(rows[0][0]);
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
-// The database after any prune, finished or killed: nothing broken, nothing orphaned.
-void ExpectConsistent(const std::string& path) {
-  Sql db(path);
-  EXPECT_EQ(db.Rows("PRAGMA integrity_check"), (std::vector<std::vector<std::string>>{{"ok"}}));
-  auto fk = db.Rows("PRAGMA foreign_key_check");
-  EXPECT_TRUE(fk.empty()) << fk.size() << " foreign key violations, first in table " << fk[0][0];
-  EXPECT_EQ(db.Int("SELECT count(*) FROM allocation_requests r WHERE NOT EXISTS "
-                   "(SELECT 1 FROM allocations a WHERE a.id = r.allocation_id)"),
-            0)
-      << "requests without their allocation";
-  EXPECT_EQ(db.Int("SELECT count(*) FROM outbox_events e WHERE NOT EXISTS "
-                   "(SELECT 1 FROM allocation_requests r WHERE r.id = e.request_id)"),
-            0)
-      << "events without their request";
-  EXPECT_EQ(db.Int("SELECT count(*) FROM allocations a WHERE NOT EXISTS "
-                   "(SELECT 1 FROM allocation_requests r WHERE r.allocation_id = a.id)"),
-            0)
-      << "allocations left without their requests";
-  EXPECT_EQ(db.Int("SELECT count(*) FROM outbox_events e WHERE e.delivery_id IS NOT NULL AND "
-                   "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = e.delivery_id)"),
-            0)
-      << "events in a delivery that is gone";
-  EXPECT_EQ(db.Int("SELECT count(*) FROM delivery_attempts t WHERE NOT EXISTS "
-                   "(SELECT 1 FROM deliveries d WHERE d.id = t.delivery_id)"),
-            0)
-      << "attempts of a delivery that is gone";
-}
-
-// Rows per table, to compare before and after.
-std::map<std::string, std::int64_t> TableCounts(const std::string& path) {
-  Sql db(path);
-  std::map<std::string, std::int64_t> out;
-  for (const char* t :
-       {"allocations", "allocation_requests", "outbox_events", "deliveries", "delivery_attempts"}) {
-    out[t] = db.Int(std::string("SELECT count(*) FROM ") + t);
-  }
-  return out;
-}
 
 struct PruneOutput {
   int exit_code = -1;
@@ -150,19 +58,6 @@ struct PruneOutput {
     return it == counts.end() ? -1 : it->second;
   }
 };
-
-// The counts `prune` printed, one "<kind> <n>" line per kind.
-std::map<std::string, std::int64_t> ParseCounts(const std::string& out) {
-  std::map<std::string, std::int64_t> counts;
-  std::regex line(R"((allocations|requests|events|deliveries|attempts) (\d+))");
-  std::istringstream in(out);
-  std::string l;
-  std::smatch m;
-  while (std::getline(in, l)) {
-    if (std::regex_match(l, m, line)) counts[m[1]] = std::stoll(m[2]);
-  }
-  return counts;
-}
 
 class Retention : public testing::ServicesTest {
  protected:
@@ -573,186 +468,6 @@ TEST_F(Retention, DryRunDeletesNothingAndCountsWhatPruneThenDeletes) {
     EXPECT_EQ(api_->Get("/allocations/" + std::to_string(n)).body, kNotFound);
   EXPECT_EQ(StateOf(65), "open");
   ExpectConsistent(api_->DatabasePath());
-}
-
-// Seeds, in one transaction: `old` confirmed allocations changed 10 days ago (a request and a
-// delivered create event each, 100 events a succeeded delivery with one attempt), then 100 such
-// allocations whose events are still unbatched, then 100 open ones (50 events in a pending
-// delivery, 50 unbatched). Ids are dense from 1 in that order.
-void SeedForKill(const std::string& path, int old) {
-  Sql db(path);
-  db.Exec("PRAGMA synchronous=OFF");
-  db.Exec("BEGIN IMMEDIATE");
-  const std::int64_t now = NowMicros();
-  const std::int64_t ago = now - 10LL * 86400 * 1000000;
-  auto prepare = [&](const char* sql) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db.get(), sql, -1, &s, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string(sql) + ": " + sqlite3_errmsg(db.get()));
-    }
-    return s;
-  };
-  auto step = [&](sqlite3_stmt* s) {
-    if (sqlite3_step(s) != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db.get()));
-    sqlite3_reset(s);
-  };
-  sqlite3_stmt* a = prepare(
-      "INSERT INTO allocations (id, order_id, order_number, groups_json, lines_json, "
-      "current_group, state, confirmed_warehouse_id, created_at, updated_at) VALUES "
-      "(?1, 'ab12', ?1, '[[3]]', '{\"1\":{\"lineId\":1,\"quantity\":1,\"stockItemId\":1}}', 0, ?2, "
-      "?3, "
-      "?4, ?4)");
-  sqlite3_stmt* r = prepare(
-      "INSERT INTO allocation_requests (id, allocation_id, order_id, order_number, lines_json, "
-      "warehouse_id, warehouse_name, group_index, status, pending, created_at, expires_at, "
-      "updated_at) VALUES (?1, ?1, 'ab12', ?1, "
-      "'{\"1\":{\"lineId\":1,\"quantity\":1,\"stockItemId\":1}}', "
-      "3, 'Amsterdam', 0, ?2, ?3, ?4, ?4 + 3600000000, ?4)");
-  sqlite3_stmt* e = prepare(
-      "INSERT INTO outbox_events (id, warehouse_id, request_id, action, status, created_at, "
-      "delivery_id) VALUES (?1, 3, ?1, 'create', 'allocated', ?2, ?3)");
-  sqlite3_stmt* d = prepare(
-      "INSERT INTO deliveries (id, uid, warehouse_id, state, document, request_ids, attempt_count, "
-      "next_attempt_at, lease_until, created_at, finished_at) VALUES "
-      "(?1, 'msg_seed' || ?1, 3, ?2, ?3, ?4, 1, ?5, NULL, ?6, ?7)");
-  sqlite3_stmt* t = prepare(
-      "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, http_status, "
-      "error, response_head) VALUES (?1, 1, ?2, 1000, ?3, '', NULL)");
-  auto allocation = [&](int id, bool open, std::int64_t at, std::optional<int> delivery) {
-    sqlite3_bind_int(a, 1, id);
-    sqlite3_bind_text(a, 2, open ? "open" : "confirmed", -1, SQLITE_STATIC);
-    if (open) {
-      sqlite3_bind_null(a, 3);
-    } else {
-      sqlite3_bind_int(a, 3, 3);
-    }
-    sqlite3_bind_int64(a, 4, at);
-    step(a);
-    sqlite3_bind_int(r, 1, id);
-    sqlite3_bind_text(r, 2, open ? "sent" : "confirmed", -1, SQLITE_STATIC);
-    if (open) {
-      sqlite3_bind_int(r, 3, 1);
-    } else {
-      sqlite3_bind_null(r, 3);
-    }
-    sqlite3_bind_int64(r, 4, at);
-    step(r);
-    sqlite3_bind_int(e, 1, id);
-    sqlite3_bind_int64(e, 2, at);
-    if (delivery) {
-      sqlite3_bind_int(e, 3, *delivery);
-    } else {
-      sqlite3_bind_null(e, 3);
-    }
-    step(e);
-  };
-  auto delivery = [&](int id, bool pending, const std::string& request_ids) {
-    sqlite3_bind_int(d, 1, id);
-    sqlite3_bind_text(d, 2, pending ? "pending" : "succeeded", -1, SQLITE_STATIC);
-    sqlite3_bind_text(d, 3, pending ? "{\"events\":[]}" : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(d, 4, request_ids.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(d, 5, pending ? now + 3600000000LL : ago);
-    sqlite3_bind_int64(d, 6, ago);
-    if (pending) {
-      sqlite3_bind_null(d, 7);
-    } else {
-      sqlite3_bind_int64(d, 7, ago);
-    }
-    step(d);
-    sqlite3_bind_int(t, 1, id);
-    sqlite3_bind_int64(t, 2, ago);
-    sqlite3_bind_int(t, 3, pending ? 500 : 200);
-    step(t);
-  };
-  int id = 0, delivery_id = 0;
-  std::string batch;
-  for (int i = 0; i < old; ++i) {
-    ++id;
-    allocation(id, false, ago, delivery_id + 1);
-    batch += (batch.empty() ? "" : ",") + std::to_string(id);
-    if (i % 100 == 99 || i == old - 1) {
-      delivery(++delivery_id, false, batch);
-      batch.clear();
-    }
-  }
-  for (int i = 0; i < 100; ++i) allocation(++id, false, ago, std::nullopt);
-  const int pending_id = delivery_id + 1;
-  for (int i = 0; i < 100; ++i) {
-    ++id;
-    allocation(id, true, now, i < 50 ? std::optional<int>(pending_id) : std::nullopt);
-    if (i < 50) batch += (batch.empty() ? "" : ",") + std::to_string(id);
-  }
-  delivery(pending_id, true, batch);
-  for (sqlite3_stmt* s : {a, r, e, d, t}) sqlite3_finalize(s);
-  db.Exec("COMMIT");
-  db.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
-}
-
-// 6. `prune` killed with SIGKILL in the middle of a pass over 200,000 old allocations: the file
-// is intact and consistent (every step all or nothing), nothing kept was touched, and a second
-// `prune` finishes the job.
-TEST(RetentionKill, APruneKilledMidPassLeavesAConsistentFileAndASecondOneFinishes) {
-#ifdef ALLOCATION_RELAY_SANITIZED
-  constexpr int kOld = 20000;  // a sanitized build prunes ~10x slower
-#else
-  constexpr int kOld = 200000;
-#endif
-  ApiProcessOptions options;
-  options.extra = "retention: {finished: 1d, attempts: 1d, interval: 0}\n";
-  // Warehouse 3, the seeded one, has a webhook: its unbatched events wait for delivery (no
-  // dispatcher runs here to send them).
-  options.webhooks[3] = "{url: 'http://127.0.0.1:9/w3', secret: s}";
-  ApiProcess api(options);
-  const std::string path = api.DatabasePath();
-  SeedForKill(path, kOld);
-  auto count = [&](const std::string& sql) { return Sql(path).Int(sql); };
-  const std::int64_t total = count("SELECT count(*) FROM allocations");
-  ASSERT_EQ(total, kOld + 200);
-  ExpectConsistent(path);
-
-  std::vector<std::string> argv = {DISPATCHER_BINARY, "--config", api.ConfigPath(), "prune"};
-  Process prune(argv, api.dir().path());
-  // Kill it once the pass is under way (its first steps committed) and a little later.
-  ASSERT_TRUE(testing::WaitFor(
-      [&] { return count("SELECT count(*) FROM allocations") < total || !prune.Running(); }, 30s));
-  std::this_thread::sleep_for(150ms);
-  const bool running = prune.Running();
-  prune.Signal(SIGKILL);
-  std::optional<int> status = prune.Wait(10s);
-  if (running) {
-    EXPECT_EQ(status, 128 + SIGKILL) << prune.Stdout() << prune.Stderr();
-  }
-  const std::int64_t left = count("SELECT count(*) FROM allocations WHERE state != 'open'");
-  std::printf("prune killed %s the pass: %lld of %d old final allocations deleted\n",
-              running ? "during" : "after", static_cast<long long>(kOld + 100 - left), kOld);
-
-  ExpectConsistent(path);
-  EXPECT_EQ(count("SELECT count(*) FROM allocations WHERE state = 'open'"), 100);
-  EXPECT_EQ(count("SELECT count(*) FROM allocations WHERE id > " + std::to_string(kOld)), 200);
-  EXPECT_EQ(count("SELECT count(*) FROM outbox_events WHERE delivery_id IS NULL"), 150);
-  EXPECT_EQ(count("SELECT count(*) FROM outbox_events e JOIN deliveries d ON d.id = "
-                  "e.delivery_id WHERE d.state = 'pending'"),
-            50);
-  // Each allocation left still has its request and its event.
-  EXPECT_EQ(count("SELECT count(*) FROM allocation_requests"), left + 100);
-  EXPECT_EQ(count("SELECT count(*) FROM outbox_events"), left + 100);
-
-  CommandResult second = testing::RunCommand(argv, api.dir().path(), 120s);
-  EXPECT_EQ(second.exit_code, 0) << second.out << second.err;
-  auto counts = ParseCounts(second.out);
-  EXPECT_EQ(counts["allocations"], left - 100) << second.out;
-  std::printf("second prune: %s", second.out.c_str());
-  ExpectConsistent(path);
-  EXPECT_EQ(count("SELECT count(*) FROM allocations"), 200);
-  EXPECT_EQ(count("SELECT count(*) FROM allocations WHERE id <= " + std::to_string(kOld)), 0);
-  EXPECT_EQ(count("SELECT count(*) FROM allocation_requests"), 200);
-  EXPECT_EQ(count("SELECT count(*) FROM outbox_events"), 200);
-  EXPECT_EQ(count("SELECT count(*) FROM deliveries"), 1);  // the pending one
-  EXPECT_EQ(count("SELECT count(*) FROM deliveries WHERE state = 'pending'"), 1);
-  EXPECT_EQ(count("SELECT count(*) FROM delivery_attempts"), 0);  // all 10 days old
-  EXPECT_EQ(api.Get("/allocations/" + std::to_string(kOld + 150)).Json()["allocation"]["state"],
-            "open");
-  EXPECT_EQ(api.Get("/allocations/1").body, kNotFound);
 }
 
 // 7. The dispatcher's own worker prunes on its interval and counts what it deleted in /metrics.
