@@ -57,8 +57,10 @@ bool PruneStep(StoreTransaction& t, const RetentionCutoffs& cutoffs, const Prune
       counts.requests = deleted.requests;
       counts.events = deleted.events;
       // A delivery goes once none of its events is left; a dead one stays re-sendable until then.
-      StoreTransaction::DeletedDeliveries gone =
-          t.DeleteDeliveriesWithoutEvents(deleted.deliveries, cutoffs.attempts);
+      // Only a dry run needs to know which of their attempts are old (a real one counts them
+      // all here), so only it pays for reading that.
+      StoreTransaction::DeletedDeliveries gone = t.DeleteDeliveriesWithoutEvents(
+          deleted.deliveries, dry_run ? cutoffs.attempts : std::nullopt);
       counts.deliveries = gone.deliveries;
       // A dry run counts the old attempts all at once below, these among them.
       counts.attempts += dry_run ? gone.attempts - gone.attempts_before : gone.attempts;
