@@ -63,14 +63,14 @@ void ApiServer::Start() {
   // Opening once up front runs the migrations and fails start-up on a bad database.
   std::unique_ptr<Store> store = Store::Open(StoreOptionsFrom(config_->store));
   http_.Start();
-  spdlog::info("api ready: database {} (schema {}), {} warehouses, {} keys", config_->store.path,
-               Store::LatestSchemaVersion(), config_->warehouses.size(), config_->api.keys.size());
+  spdlog::info("api ready: database {} (schema {}), {} warehouses, {} keys",
+               StoreLocation(config_->store), Store::LatestSchemaVersion(),
+               config_->warehouses.size(), config_->api.keys.size());
 }
 
 void ApiServer::Reload(std::shared_ptr<const Config> config) {
-  if (config->store.path != config_->store.path) {
-    spdlog::warn("store.path changed to {}; it takes effect at the next restart",
-                 config->store.path);
+  for (const std::string& change : StoreChangesForRestart(config_->store, config->store)) {
+    spdlog::warn("{}; it takes effect at the next restart", change);
   }
   if (config->api.listen.host != config_->api.listen.host ||
       config->api.listen.port != config_->api.listen.port) {

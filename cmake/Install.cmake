@@ -17,7 +17,8 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
 set(CPACK_PACKAGE_CONTACT "allocation-relay maintainers <maintainers@allocation-relay.invalid>")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
-# Library dependencies are read off the binaries (dpkg-shlibdeps); systemd runs the services.
+# Library dependencies are read off the binaries (dpkg-shlibdeps), libpq5 among them (the
+# PostgreSQL backend; tests/package_test.sh checks it is in Depends); systemd runs the services.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd (>= 247)")
 # CPack does not mark conffiles by itself: `conffiles` lists the sample config, so dpkg keeps an

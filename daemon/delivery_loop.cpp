@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "allocation_relay/render.h"
@@ -16,11 +18,25 @@
 namespace allocation_relay {
 namespace {
 
-// A claim lasts twice the call's timeout plus a second: a live dispatcher always records its
-// attempt before another one may take the delivery over, and a crashed one's delivery is sent
-// again soon after.
+// A claim (of a warehouse or of a stored delivery) lasts twice the call's timeout plus 5 s: a
+// live dispatcher always records its attempt before another one may take over, and a crashed
+// one's warehouses are taken over within that time (SPEC section 10).
 Micros LeaseFor(std::chrono::milliseconds timeout) {
-  return std::chrono::duration_cast<Micros>(2 * timeout + std::chrono::seconds(1));
+  return std::chrono::duration_cast<Micros>(2 * timeout + std::chrono::seconds(5));
+}
+
+// A lane starts a call only while its warehouse lease outlasts the call by this much, and a
+// round renews the lease once less than a call's timeout plus kRenewMargin is left.
+constexpr Micros kSendMargin = std::chrono::seconds(1);
+constexpr Micros kRenewMargin = std::chrono::seconds(3);
+
+std::string NewClaimant() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::random_device device;
+  char random[17];
+  std::snprintf(random, sizeof random, "%08x%08x", device(), device());
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + random;
 }
 
 std::int64_t UnixSeconds(TimePoint t) {
@@ -33,6 +49,7 @@ DeliveryLoop::DeliveryLoop(StoreOptions options, const Clock& clock,
                            std::shared_ptr<const Config> config, TransportFactory make_transport)
     : options_(std::move(options)),
       clock_(clock),
+      claimant_(NewClaimant()),
       config_(std::move(config)),
       make_transport_(std::move(make_transport)),
       random_([] {
@@ -48,9 +65,24 @@ void DeliveryLoop::Start() {
   const int nice = getpriority(PRIO_PROCESS, 0);  // the starting (main) thread's
   process_nice_ = errno == 0 ? nice : 0;
   store_ = Store::Open(options_);
+  std::unique_ptr<EventSignal> signal = EventSignal::Open(options_);
   transport_ = make_transport_ ? make_transport_() : std::make_unique<WebhookSender>();
   send_thread_ = std::thread([this] { SendLoop(); });
+  if (signal) {
+    idle_wait_ = kSignalledIdleWait;
+    signal_thread_ =
+        std::thread([this, s = std::move(signal)]() mutable { SignalLoop(std::move(s)); });
+  }
   round_thread_ = std::thread([this] { RoundLoop(); });
+}
+
+void DeliveryLoop::SignalLoop(std::unique_ptr<EventSignal> signal) {
+  while (!stopping_) {
+    if (!signal->Wait(std::chrono::milliseconds(200))) continue;
+    MutexLock lock(pipe_mu_);
+    signalled_ = true;
+    round_cv_.notify_one();
+  }
 }
 
 void DeliveryLoop::Stop() {
@@ -59,6 +91,7 @@ void DeliveryLoop::Stop() {
   round_cv_.notify_all();
   if (send_thread_.joinable()) send_thread_.join();
   if (round_thread_.joinable()) round_thread_.join();
+  if (signal_thread_.joinable()) signal_thread_.join();
   transport_.reset();
   store_.reset();
 }
@@ -103,10 +136,19 @@ void DeliveryLoop::PickSendable(const Config& config, std::vector<Delivery>& go)
     bool keep = false;  // stays kicked: it waits for the total concurrency only
     if (w && w->webhook) {
       const WebhookConfig& hook = *w->webhook;
-      while (!lane.halted && !lane.renewing && !lane.ready.empty() &&
+      while (!lane.halted && !lane.renewing && !lane.renew_lease && !lane.ready.empty() &&
              static_cast<int>(lane.sending.size()) < hook.max_in_flight) {
         if (budget <= 0) {
           keep = true;
+          break;
+        }
+        // No call may outlast the warehouse's lease: another dispatcher could take over and
+        // send beside it. Renewed by the next round first.
+        const Micros call = std::chrono::duration_cast<Micros>(hook.timeout) + kSendMargin;
+        if (!lane.lease_until || *lane.lease_until < now + call) {
+          lane.renew_lease = true;
+          urgent_ = true;
+          round_cv_.notify_one();
           break;
         }
         Delivery& d = lane.ready.front();
@@ -211,7 +253,7 @@ bool DeliveryLoop::Round(const Config& config) {
   if (plan.wants.empty() && unrecorded_.empty() && plan.leases.empty()) return true;
   auto taken = WriteRound(config, now, plan);
   if (!taken) return false;
-  ApplyTakes(config, plan.renewals, *taken);
+  ApplyTakes(config, plan, *taken);
   return true;
 }
 
@@ -327,8 +369,40 @@ void DeliveryLoop::PlanWants(const Config& config, TimePoint now, bool stopping,
   // A failure not yet written (the last write failed) needs no more: RecordAndTake writes the
   // records before it claims, so the stored failure holds its strict lane back as usual.
   for (const Store::AttemptRecord& r : unrecorded_) note_formed(r.formed);
+  // Leases of lanes with work in hand: renewed before they could run out under a call, given
+  // up once stopping with nothing in flight (the next dispatcher need not wait for them).
+  std::set<std::int64_t> wanted;
+  for (auto& [warehouse_id, lane] : lanes_) {
+    if (!lane.lease_until) continue;
+    if (stopping) {
+      if (sender_done_) {
+        Store::DeliveryWant release;
+        release.warehouse_id = warehouse_id;
+        release.release = true;
+        plan.wants.push_back(release);
+      }
+      continue;
+    }
+    const WebhookConfig* hook = UsableWebhook(config, warehouse_id, stopping);
+    if (!hook || (lane.ready.empty() && lane.sending.empty() && !lane.renew_lease)) continue;
+    const Micros left = *lane.lease_until - now;
+    if (!lane.renew_lease &&
+        left >= std::chrono::duration_cast<Micros>(hook->timeout) + kRenewMargin) {
+      continue;
+    }
+    Store::DeliveryWant renewal;
+    renewal.warehouse_id = warehouse_id;
+    renewal.slots = 0;
+    renewal.lease_until = now + LeaseFor(hook->timeout);
+    plan.wants.push_back(renewal);
+    wanted.insert(warehouse_id);
+  }
   int budget = kMaxHeld - review.held_total;
   for (auto it = dirty_.begin(); it != dirty_.end() && budget > 0;) {
+    if (wanted.contains(*it)) {  // renewed this round; takes more in the next
+      ++it;
+      continue;
+    }
     const WebhookConfig* hook = UsableWebhook(config, *it, stopping);
     if (!hook) {
       it = stopping ? std::next(it) : dirty_.erase(it);
@@ -381,7 +455,7 @@ StoreResult<std::vector<Store::DeliveryTake>> DeliveryLoop::WriteRound(const Con
                     std::span<const AllocationRequest> requests) {
     return RenderWebhookDocument(events, requests, *zone);
   };
-  auto taken = store_->RecordAndTake(unrecorded_, plan.leases, plan.wants, now, render);
+  auto taken = store_->RecordAndTake(unrecorded_, plan.leases, plan.wants, now, render, claimant_);
   if (!taken) {
     write_again_at_ = now + std::chrono::milliseconds(100);  // busy or failing database: pause
     return taken;
@@ -397,11 +471,41 @@ StoreResult<std::vector<Store::DeliveryTake>> DeliveryLoop::WriteRound(const Con
   return taken;
 }
 
-void DeliveryLoop::ApplyTakes(const Config& config, const std::vector<Renewal>& renewals,
+void DeliveryLoop::ApplyTakes(const Config& config, const ClaimPlan& plan,
                               std::vector<Store::DeliveryTake>& takes) {
   {
     MutexLock lock(pipe_mu_);
-    for (const Renewal& r : renewals) {
+    // Takes come in the order of the wants.
+    for (std::size_t i = 0; i < takes.size() && i < plan.wants.size(); ++i) {
+      const Store::DeliveryWant& want = plan.wants[i];
+      Lane& lane = lanes_[want.warehouse_id];
+      if (want.release) {
+        lane.lease_until.reset();
+        continue;
+      }
+      if (takes[i].refused) {
+        // Another dispatcher holds the warehouse: hand back what was claimed for it here (its
+        // calls in flight are recorded as they end) and leave it to that one.
+        if (lane.lease_until) {
+          spdlog::info("warehouse {}: another dispatcher holds its lease now", want.warehouse_id);
+        }
+        lane.lease_until.reset();
+        lane.renew_lease = false;
+        for (const Delivery& d : lane.ready) {
+          if (IsStored(d)) lease_changes_.push_back({d.id, std::nullopt});
+        }
+        lane.ready.clear();
+        lane.renewing = false;
+        dirty_.erase(want.warehouse_id);
+        continue;
+      }
+      lane.lease_until = want.lease_until;
+      if (lane.renew_lease) {
+        lane.renew_lease = false;
+        kicked_.insert(want.warehouse_id);
+      }
+    }
+    for (const Renewal& r : plan.renewals) {
       Lane& lane = lanes_[r.warehouse_id];
       if (lane.renewing && !lane.ready.empty() && lane.ready.front().id == r.delivery_id) {
         lane.ready.front().lease_until = r.until;
@@ -409,7 +513,10 @@ void DeliveryLoop::ApplyTakes(const Config& config, const std::vector<Renewal>& 
         kicked_.insert(r.warehouse_id);
       }
     }
-    for (Store::DeliveryTake& take : takes) {
+    for (std::size_t i = 0; i < takes.size(); ++i) {
+      Store::DeliveryTake& take = takes[i];
+      const Store::DeliveryWant& want = plan.wants[i];
+      if (take.refused || want.release || want.slots <= 0) continue;  // no claim was asked
       dirty_.erase(take.warehouse_id);
       if (take.next_due) next_scan_ = std::min(next_scan_, *take.next_due);
       if (take.claimed.empty()) continue;
@@ -528,8 +635,10 @@ void DeliveryLoop::RoundLoop() {
     failing = !ok;
     MutexLock lock(pipe_mu_);
     if (stopping_ && sender_done_ && finished_.empty()) {
-      bool claims_left = false;
-      for (const auto& [warehouse_id, lane] : lanes_) claims_left |= !lane.ready.empty();
+      bool claims_left = false;  // deliveries claimed and not sent, or leases held
+      for (const auto& [warehouse_id, lane] : lanes_) {
+        claims_left |= !lane.ready.empty() || lane.lease_until.has_value();
+      }
       if (stopping_round && ok && !claims_left && unrecorded_.empty() && lease_changes_.empty()) {
         return;
       }
@@ -550,9 +659,12 @@ void DeliveryLoop::RoundLoop() {
       // hold enough claimed deliveries to keep sending meanwhile.
       lock.WaitUntil(round_cv_, started + kBusyRoundInterval,
                      [&]() REQUIRES(pipe_mu_) { return stopping_ || urgent_; });
-    } else if (finished_.empty() && !urgent_) {
-      lock.WaitFor(round_cv_, kIdleWait);
+    } else if (finished_.empty() && !urgent_ && !signalled_) {
+      lock.WaitFor(round_cv_, idle_wait_, [&]() REQUIRES(pipe_mu_) {
+        return signalled_ || urgent_ || !finished_.empty() || stopping_;
+      });
     }
+    signalled_ = false;
   }
 }
 

@@ -27,7 +27,9 @@
 // otherwise the retry schedule (Retry-After on 429/503), then dead.
 //
 // New work is noticed by a cheap indexed query (the newest event id) every few milliseconds,
-// never by scanning the database. Start/Stop/SetConfig/counters may be called from any thread.
+// never by scanning the database. On PostgreSQL a third thread waits for the store's
+// EventSignal (LISTEN/NOTIFY) and wakes the round thread at once; the query is then only the
+// backstop, every kSignalledIdleWait. Start/Stop/SetConfig/counters may be called from any thread.
 #ifndef ALLOCATION_RELAY_DAEMON_DELIVERY_LOOP_H_
 #define ALLOCATION_RELAY_DAEMON_DELIVERY_LOOP_H_
 
@@ -57,6 +59,8 @@ class DeliveryLoop {
  public:
   // How often the newest event id is looked at when nothing else wakes the round thread.
   static constexpr std::chrono::milliseconds kIdleWait{5};
+  // The same where an EventSignal wakes the round thread (PostgreSQL).
+  static constexpr std::chrono::milliseconds kSignalledIdleWait{100};
   // How often every warehouse is looked at even if no new event appeared (operator re-sends,
   // enabled webhooks, expired leases of another dispatcher).
   static constexpr std::chrono::milliseconds kRescanInterval{1000};
@@ -107,6 +111,10 @@ class DeliveryLoop {
     bool halted = false;    // a call failed (strict order) or answered 410
     bool renewing = false;  // the front waits for a round to renew its lease
     bool strict = true;     // `ready` was claimed under strict order
+    // The warehouse's lease as this process holds it (its own clock); nullopt: not held. Calls
+    // start only while it outlasts them; a round renews it before.
+    std::optional<TimePoint> lease_until;
+    bool renew_lease = false;  // a call waits for a round to renew the warehouse's lease
   };
   struct Finished {
     Delivery delivery;
@@ -145,6 +153,8 @@ class DeliveryLoop {
   std::shared_ptr<const Config> CurrentConfig() const;
   void RoundLoop();
   void SendLoop();
+  // Signal thread: waits for `signal` and wakes the round thread, until stopping.
+  void SignalLoop(std::unique_ptr<EventSignal> signal);
   // One round (round thread): the steps below in order. False on a database error (retried
   // after a pause).
   bool Round(const Config& config);
@@ -167,7 +177,7 @@ class DeliveryLoop {
   StoreResult<std::vector<Store::DeliveryTake>> WriteRound(const Config& config, TimePoint now,
                                                            const ClaimPlan& plan);
   // Puts what the write claimed and renewed into the lanes and wakes the send thread.
-  void ApplyTakes(const Config& config, const std::vector<Renewal>& renewals,
+  void ApplyTakes(const Config& config, const ClaimPlan& plan,
                   std::vector<Store::DeliveryTake>& takes);
   // The webhook of `warehouse_id` if this round may claim for it (configured, not disabled,
   // not stopping), else nullptr.
@@ -189,6 +199,9 @@ class DeliveryLoop {
 
   StoreOptions options_;
   const Clock& clock_;
+  // This process's claim id (host, pid, random): the owner of its leases. A restarted
+  // dispatcher is a new claimant and waits for its old leases like any other.
+  const std::string claimant_;
   mutable Mutex mu_;
   std::shared_ptr<const Config> config_ GUARDED_BY(mu_);
   Counters counters_ GUARDED_BY(mu_);
@@ -196,6 +209,8 @@ class DeliveryLoop {
   int process_nice_ = 0;  // the nice value of the thread that called Start
   std::thread round_thread_;
   std::thread send_thread_;
+  std::thread signal_thread_;  // waits for the EventSignal, if the backend has one
+  std::chrono::milliseconds idle_wait_ = kIdleWait;
   TransportFactory make_transport_;
   std::unique_ptr<WebhookTransport> transport_;  // used by the send thread; Wakeup() by anyone
 
@@ -207,7 +222,8 @@ class DeliveryLoop {
   std::set<std::int64_t> kicked_ GUARDED_BY(pipe_mu_);   // lanes that may have something to send
   std::vector<Finished> finished_ GUARDED_BY(pipe_mu_);  // calls done, not yet handed to a round
   int sending_total_ GUARDED_BY(pipe_mu_) = 0;
-  bool urgent_ GUARDED_BY(pipe_mu_) = false;  // a lane waits for a round: no busy-round pause
+  bool urgent_ GUARDED_BY(pipe_mu_) = false;     // a lane waits for a round: no busy-round pause
+  bool signalled_ GUARDED_BY(pipe_mu_) = false;  // the EventSignal fired since the last round
   // The send thread has nothing in flight and stopped.
   bool sender_done_ GUARDED_BY(pipe_mu_) = false;
 

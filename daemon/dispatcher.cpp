@@ -24,14 +24,14 @@ void Dispatcher::Start() {
   status_->Start();
   // Last: its first pass runs at once, and the work that serves warehouses comes first.
   pruner_->Start();
-  spdlog::info("dispatcher ready: database {} (schema {}), {} warehouses", config_->store.path,
-               Store::LatestSchemaVersion(), config_->warehouses.size());
+  spdlog::info("dispatcher ready: database {} (schema {}), {} warehouses",
+               StoreLocation(config_->store), Store::LatestSchemaVersion(),
+               config_->warehouses.size());
 }
 
 void Dispatcher::Reload(std::shared_ptr<const Config> config) {
-  if (config->store.path != config_->store.path) {
-    spdlog::warn("store.path changed to {}; it takes effect at the next restart",
-                 config->store.path);
+  for (const std::string& change : StoreChangesForRestart(config_->store, config->store)) {
+    spdlog::warn("{}; it takes effect at the next restart", change);
   }
   config_ = std::move(config);
   if (expiry_) expiry_->SetCatalog(config_->Catalog());

@@ -132,11 +132,16 @@ int HistoryCommand(const Config& config, std::int64_t order_number, std::ostream
 
 int BackupCommand(const Config& config, const std::string& path, std::ostream& out,
                   std::ostream& err) {
+  if (config.store.backend == StoreBackendKind::kPostgresql) {
+    err << "backup: the store is PostgreSQL; back it up with pg_dump (pg_dump \""
+        << StoreLocation(config.store) << "\" > relay.sql)\n";
+    return 1;
+  }
   auto store = OpenExisting(config, err);
   if (!store) return 1;
   auto done = store->BackupTo(path);
   if (Failed(done, err)) return 1;
-  out << "backup of " << config.store.path << " written to " << path << "\n";
+  out << "backup of " << StoreLocation(config.store) << " written to " << path << "\n";
   return 0;
 }
 

@@ -25,6 +25,8 @@ int EnableWebhookCommand(const Config& config, std::int64_t warehouse, std::ostr
                          std::ostream& err);
 int HistoryCommand(const Config& config, std::int64_t order_number, std::ostream& out,
                    std::ostream& err);
+// An online backup of the SQLite file to `path` (which must not exist). On PostgreSQL it opens
+// nothing and returns 1 with one line on `err` saying to use pg_dump, with the URL masked.
 int BackupCommand(const Config& config, const std::string& path, std::ostream& out,
                   std::ostream& err);
 // One prune pass now with config.retention (the dispatcher's pass, paced the same way), then

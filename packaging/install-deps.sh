@@ -9,6 +9,9 @@ packages=(
   libyaml-cpp-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev
   libgtest-dev libgmock-dev libsystemd-dev tzdata sqlite3 curl clang-format clang-16
   dpkg-dev file systemd
+  # PostgreSQL backend: libpq to build against (its runtime, libpq5, comes with it) and the
+  # server for the tests' throwaway cluster (tests/pg_cluster.sh).
+  libpq-dev postgresql
 )
 
 missing=()

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Debian package, built by CPack from this build tree and checked without touching the host:
-# its file list, control files (conffile, scripts), an install into a throwaway root
-# (dpkg --root, scripts run chrootless with DPKG_ROOT), the installed binaries and sample config,
-# and `systemd-analyze verify` of both units.
+# its file list, control files (conffile, scripts, Depends with systemd and libpq5), an install
+# into a throwaway root (dpkg --root, scripts run chrootless with DPKG_ROOT), the installed
+# binaries and sample config, and `systemd-analyze verify` of both units.
 #   tests/package_test.sh <build dir>
 set -euo pipefail
 build="$1"
@@ -36,6 +36,10 @@ for s in postinst prerm postrm; do
   sh -n "$work/control/$s" || fail "$s has a syntax error"
 done
 grep -q '^Depends:.*systemd' "$work/control/control" || fail "Depends lacks systemd"
+# libpq5: the PostgreSQL backend's client library, found by dpkg-shlibdeps in the binaries.
+grep -q '^Depends:\(.*[ ,]\)\?libpq5\( \|,\|$\)' "$work/control/control" ||
+  fail "Depends lacks libpq5"
+echo "   $(grep '^Depends:' "$work/control/control")"
 echo "   conffiles: $(cat "$work/control/conffiles")"
 
 echo "== dpkg --root: install into a throwaway root"

@@ -171,9 +171,47 @@ class ConfigReader {
     return address;
   }
 
+  // The backend is read first, so the order of the keys does not matter; then each key that
+  // belongs to the other backend is refused, the first in the file named.
   void ReadStore(const YAML::Node& n, StoreConfig& store) const {
     ExpectMap(n, "store");
-    CheckKeys(n, "store", {"path", "synchronous", "busy_timeout", "max_size"});
+    CheckKeys(n, "store",
+              {"backend", "path", "synchronous", "busy_timeout", "max_size", "url", "pool"});
+    bool backend_given = false;
+    if (auto b = n["backend"]) {
+      std::string name = String(b, "store.backend");
+      if (name == "sqlite") {
+        store.backend = StoreBackendKind::kSqlite;
+      } else if (name == "postgresql") {
+        store.backend = StoreBackendKind::kPostgresql;
+      } else {
+        Fail(b, "store.backend", "expected sqlite or postgresql, got \"" + name + "\"");
+      }
+      backend_given = true;
+    }
+    const bool postgresql = store.backend == StoreBackendKind::kPostgresql;
+    for (const auto& kv : n) {
+      const std::string key = kv.first.Scalar();
+      const bool sqlite_key =
+          key == "path" || key == "synchronous" || key == "busy_timeout" || key == "max_size";
+      const bool postgresql_key = key == "url" || key == "pool";
+      if (postgresql && sqlite_key) {
+        Fail(kv.first, "store." + key, "only for backend sqlite (backend is postgresql)");
+      }
+      if (!postgresql && postgresql_key) {
+        Fail(kv.first, "store." + key,
+             std::string("only for backend postgresql (backend is sqlite") +
+                 (backend_given ? ")" : ", the default)"));
+      }
+    }
+    if (postgresql) {
+      ReadPostgresqlStore(n, store);
+    } else {
+      ReadSqliteStore(n, store);
+    }
+  }
+
+  void ReadSqliteStore(const YAML::Node& n, StoreConfig& store) const {
     if (auto p = n["path"]) {
       store.path = String(p, "store.path");
       if (store.path.empty()) Fail(p, "store.path", "must not be empty");
@@ -194,6 +232,29 @@ class ConfigReader {
     }
     if (auto b = n["busy_timeout"]) store.busy_timeout = Duration(b, "store.busy_timeout", true);
     if (auto m = n["max_size"]) store.max_size = Int(m, "store.max_size", 0, 1LL << 50);
+  }
+
+  // The URL is never echoed unmasked: it may hold a password.
+  void ReadPostgresqlStore(const YAML::Node& n, StoreConfig& store) const {
+    const YAML::Node u = n["url"];
+    if (!u || u.IsNull()) {
+      Fail(n, "store.url",
+           "missing (backend postgresql needs a libpq connection URI such as "
+           "postgresql://relay@db1/relay)");
+    }
+    store.url = String(u, "store.url");
+    if (store.url.empty()) Fail(u, "store.url", "must not be empty");
+    if (!store.url.starts_with("postgresql://") && !store.url.starts_with("postgres://")) {
+      Fail(u, "store.url",
+           "expected a libpq connection URI starting with postgresql:// or postgres://");
+    }
+    std::string masked = RedactUrlPassword(store.url);
+    if (masked != store.url) {
+      Fail(u, "store.url",
+           "must not contain a password (" + masked +
+               "); give it in PGPASSWORD, ~/.pgpass or passfile=");
+    }
+    if (auto p = n["pool"]) store.pool = static_cast<int>(Int(p, "store.pool", 1, 1000));
   }
 
   std::int64_t WarehouseRef(const YAML::Node& n, const std::string& key,
@@ -436,7 +497,120 @@ class ConfigReader {
   std::string source_;
 };
 
+// A half-open byte range [begin, end) of a URL to mask.
+struct Span {
+  std::size_t begin;
+  std::size_t end;
+};
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// libpq decodes %XX in parameter names too: "pass%77ord" is "password".
+std::string PercentDecode(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
+        HexValue(text[i + 2]) >= 0) {
+      out += static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+// The password of the user info: libpq takes what lies between "://" and an '@' before the
+// first '/' as "user[:password]". The last such '@' is taken, so that a password with a raw
+// '@' in it is masked whole.
+std::optional<Span> UserInfoPassword(std::string_view url) {
+  std::size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::nullopt;
+  std::size_t start = scheme_end + 3;
+  std::size_t authority_end = url.find('/', start);
+  if (authority_end == std::string_view::npos) authority_end = url.size();
+  std::string_view authority = url.substr(start, authority_end - start);
+  std::size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::nullopt;
+  std::size_t colon = authority.substr(0, at).find(':');
+  if (colon == std::string_view::npos || colon + 1 == at) return std::nullopt;
+  return Span{start + colon + 1, start + at};
+}
+
+// The values of `password=` parameters in the query (from the first '?', split at '&').
+std::vector<Span> QueryPasswords(std::string_view url) {
+  std::vector<Span> spans;
+  std::size_t question = url.find('?');
+  if (question == std::string_view::npos) return spans;
+  std::size_t begin = question + 1;
+  while (begin <= url.size()) {
+    std::size_t end = url.find('&', begin);
+    if (end == std::string_view::npos) end = url.size();
+    std::string_view param = url.substr(begin, end - begin);
+    std::size_t equals = param.find('=');
+    if (equals != std::string_view::npos && equals + 1 < param.size() &&
+        PercentDecode(param.substr(0, equals)) == "password") {
+      spans.push_back({begin + equals + 1, end});
+    }
+    begin = end + 1;
+  }
+  return spans;
+}
+
 }  // namespace
+
+std::string RedactUrlPassword(std::string_view url) {
+  std::vector<Span> spans = QueryPasswords(url);
+  if (std::optional<Span> user = UserInfoPassword(url)) spans.push_back(*user);
+  if (spans.empty()) return std::string(url);
+  // Overlapping spans (a malformed URL read both ways) are masked as one.
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin < b.begin; });
+  std::string out;
+  std::size_t done = 0;
+  for (const Span& span : spans) {
+    if (span.end <= done) continue;
+    if (span.begin >= done) {
+      out.append(url.substr(done, span.begin - done));
+      out += "***";
+    }
+    done = span.end;
+  }
+  out.append(url.substr(done));
+  return out;
+}
+
+std::string StoreLocation(const StoreConfig& store) {
+  if (store.backend == StoreBackendKind::kPostgresql) return RedactUrlPassword(store.url);
+  return store.path;
+}
+
+std::vector<std::string> StoreChangesForRestart(const StoreConfig& running,
+                                                const StoreConfig& loaded) {
+  std::vector<std::string> changes;
+  if (loaded.backend != running.backend) {
+    const bool postgresql = loaded.backend == StoreBackendKind::kPostgresql;
+    changes.push_back(std::string("store.backend changed to ") +
+                      (postgresql ? "postgresql" : "sqlite") + " (" + StoreLocation(loaded) + ")");
+    return changes;
+  }
+  if (loaded.backend == StoreBackendKind::kSqlite) {
+    if (loaded.path != running.path) changes.push_back("store.path changed to " + loaded.path);
+    return changes;
+  }
+  if (loaded.url != running.url) {
+    changes.push_back("store.url changed to " + RedactUrlPassword(loaded.url));
+  }
+  if (loaded.pool != running.pool) {
+    changes.push_back("store.pool changed to " + std::to_string(loaded.pool));
+  }
+  return changes;
+}
 
 WarehouseCatalog Config::Catalog() const {
   std::vector<WarehouseInfo> infos;
@@ -482,7 +656,7 @@ Config LoadConfigFile(const std::string& path) {
   text << in.rdbuf();
   Config config = ParseConfig(text.str(), path);
   std::filesystem::path store_path(config.store.path);
-  if (store_path.is_relative()) {
+  if (config.store.backend == StoreBackendKind::kSqlite && store_path.is_relative()) {
     config.store.path =
         std::filesystem::absolute(std::filesystem::path(path).parent_path() / store_path)
             .lexically_normal()

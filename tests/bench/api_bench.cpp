@@ -43,6 +43,7 @@
 #include "support/loopback_server.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
+#include "support/test_database.h"
 
 using namespace allocation_relay;
 using Steady = std::chrono::steady_clock;
@@ -164,7 +165,7 @@ class Seeder {
 
 // The benchmark database: n requests over 50 warehouses.
 void Seed(const std::string& path, std::int64_t n, std::vector<std::int64_t>& pending_ids) {
-  Store::Open({path, SynchronousMode::kOff, std::chrono::milliseconds(5000)});  // schema
+  Store::Open(testing::SqliteStoreOptions(path, SynchronousMode::kOff));  // schema
   Seeder seeder(path);
   const char* finals[] = {"confirmed", "rejected", "outdated", "timed-out"};
   for (std::int64_t id = 1; id <= n; ++id) {

@@ -53,6 +53,7 @@
 #include "support/http_load.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
+#include "support/test_database.h"
 
 using namespace allocation_relay;
 using Steady = std::chrono::steady_clock;
@@ -399,7 +400,7 @@ int main(int argc, char** argv) {
   const std::int64_t pending_first = step_first + o.step_allocations;
   {
     auto t0 = Steady::now();
-    Store::Open({db_path, SynchronousMode::kOff, std::chrono::milliseconds(5000)});  // schema
+    Store::Open(testing::SqliteStoreOptions(db_path, SynchronousMode::kOff));  // schema
     {
       Seeder seeder(db_path);
       seeder.Finished(1, o.allocations, 200);
@@ -590,8 +591,9 @@ int main(int argc, char** argv) {
   PruneCounts pass_counts;
   double pass_seconds = 0;
   {
-    auto store = Store::Open({db_path, SynchronousMode::kFull, std::chrono::milliseconds(5000),
-                              /*create_and_migrate=*/false});
+    auto store = Store::Open(testing::SqliteStoreOptions(db_path, SynchronousMode::kFull,
+                                                         std::chrono::milliseconds(5000),
+                                                         /*create_and_migrate=*/false));
     std::atomic<bool> done{false}, figure_over{false};
     std::string error;
     auto t0 = Steady::now();

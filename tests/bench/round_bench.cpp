@@ -20,6 +20,7 @@
 #include "allocation_relay/time_zone.h"
 #include "support/outbox_seed.h"
 #include "support/temp_dir.h"
+#include "support/test_database.h"
 
 using namespace allocation_relay;
 using Steady = std::chrono::steady_clock;
@@ -46,7 +47,7 @@ long BytesWritten() {
 
 Figures DrainByRounds(const std::string& path, int warehouses, int per_round,
                       SynchronousMode sync) {
-  auto store = Store::Open({path, sync, std::chrono::milliseconds(5000)});
+  auto store = Store::Open(testing::SqliteStoreOptions(path, sync));
   TimeZone zone = TimeZone::Find("Europe/Stockholm").value_or(TimeZone::Utc());
   auto render = [&](std::span<const OutboxEvent> events,
                     std::span<const AllocationRequest> requests) {

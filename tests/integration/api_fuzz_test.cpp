@@ -215,7 +215,9 @@ TEST(ApiFuzz, TwelveThousandHostileRequestsNeverCrashOrCorrupt) {
   EXPECT_EQ(api.Get("/health").status, 200);
   api.process().Signal(SIGTERM);
   ASSERT_EQ(api.process().Wait(15s), 0);
-  auto store = Store::Open({api.DatabasePath(), SynchronousMode::kFull, 5000ms});
+  StoreOptions options = api.store_options();
+  options.synchronous = SynchronousMode::kFull;
+  auto store = Store::Open(options);
   EXPECT_TRUE(*store->IntegrityCheck());
 }
 

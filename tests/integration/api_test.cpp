@@ -467,12 +467,12 @@ TEST(ApiRobustness, HealthIs503WhileTheDatabaseFileIsGoneAndRecovers) {
 TEST(ApiRobustness, SighupReloadsKeysAndKeepsServing) {
   ApiProcess api;
   EXPECT_EQ(api.Get("/allocation-requests", "new-token").status, 401);
-  api.dir().Write("relay.yaml", ApiProcess::Config("", "5s") + "bogus_key: 1\n");
+  api.dir().Write("relay.yaml", ApiProcess::Config(api.options()) + "bogus_key: 1\n");
   api.process().Signal(SIGHUP);
   ASSERT_TRUE(testing::WaitFor(
       [&] { return api.process().Stderr().find("reload failed") != std::string::npos; }, 10s));
   EXPECT_EQ(api.Get("/allocation-requests").status, 200);
-  std::string config = ApiProcess::Config("", "5s");
+  std::string config = ApiProcess::Config(api.options());
   std::string key = "    - {name: new, sha256: " + Sha256Hex("new-token") +
                     ", endpoints: [GET /allocation-requests]}\n";
   config.insert(config.find("\ndispatcher:") + 1, key);

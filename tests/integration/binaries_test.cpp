@@ -14,6 +14,7 @@
 #include "allocation_relay/version.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
+#include "support/test_database.h"
 
 namespace allocation_relay {
 namespace {
@@ -31,13 +32,16 @@ class Binaries : public ::testing::TestWithParam<const char*> {
   std::string Config(const std::string& extra = "") const {
     return dir_.Write("relay.yaml",
                       "timezone: Europe/Stockholm\n"
-                      "store: {path: relay.db}\n"
-                      "api: {listen: '127.0.0.1:0'}\n"
-                      "dispatcher: {listen: '127.0.0.1:0'}\n"
-                      "warehouses:\n  - {id: 3, name: Amsterdam}\n" +
+                      "store: " +
+                          testing::StoreYaml(database_.options(), "path: relay.db") +
+                          "\n"
+                          "api: {listen: '127.0.0.1:0'}\n"
+                          "dispatcher: {listen: '127.0.0.1:0'}\n"
+                          "warehouses:\n  - {id: 3, name: Amsterdam}\n" +
                           extra);
   }
   TempDir dir_;
+  testing::TestDatabase database_{dir_};
 };
 
 TEST_P(Binaries, VersionNamesTheProductAndVersion) {
@@ -90,7 +94,9 @@ TEST_P(Binaries, OpensTheDatabaseAndStopsCleanlyOnSigterm) {
   ASSERT_TRUE(testing::WaitFor([&] { return p.Stderr().find("ready") != std::string::npos; }, 10s))
       << p.Stderr();
   // The database exists and is migrated.
-  auto store = Store::Open({dir_.File("relay.db"), SynchronousMode::kFull, 5000ms});
+  StoreOptions options = database_.options();
+  options.synchronous = SynchronousMode::kFull;
+  auto store = Store::Open(options);
   EXPECT_EQ(*store->SchemaVersion(), Store::LatestSchemaVersion());
   p.Signal(SIGTERM);
   EXPECT_EQ(p.Wait(10s), 0) << p.Stderr();
@@ -161,7 +167,9 @@ TEST_P(Binaries, TellsTheServiceManagerWhenReadyReloadingAndStopping) {
 
   EXPECT_THAT(next_message(), HasSubstr("READY=1"));
   // By now the database exists at its latest schema and the listening port answers.
-  auto store = Store::Open({dir_.File("relay.db"), SynchronousMode::kNormal, 5000ms, false});
+  StoreOptions further = database_.options();
+  further.create_and_migrate = false;
+  auto store = Store::Open(further);
   EXPECT_EQ(*store->SchemaVersion(), Store::LatestSchemaVersion());
   std::string err = p.Stderr();
   std::size_t at = err.find("127.0.0.1:");

@@ -25,6 +25,7 @@
 #include "support/process.h"
 #include "support/raw_http.h"
 #include "support/temp_dir.h"
+#include "support/test_database.h"
 
 namespace allocation_relay {
 namespace {
@@ -53,7 +54,10 @@ enum class Kind { kApi, kDispatcher };
 class Service {
  public:
   Service(Kind kind, const std::vector<std::string>& api_settings) {
-    std::string config = testing::ApiProcess::Config(testing::ApiProcessOptions());
+    testing::ApiProcessOptions options;
+    // SQLite: relay.db beside the config file; PostgreSQL: a database of its own.
+    if (testing::TestOnPostgresql()) options.store = database_.options();
+    std::string config = testing::ApiProcess::Config(options);
     const std::string threads = "  threads: 4\n";
     std::size_t at = config.find(threads);
     if (at == std::string::npos) throw std::logic_error("ApiProcess config has no threads line");
@@ -103,6 +107,7 @@ class Service {
 
  private:
   testing::TempDir dir_;
+  testing::TestDatabase database_{dir_};
   std::unique_ptr<testing::Process> process_;  // killed (SIGKILL) if a test leaves it running
   int port_ = 0;
 };

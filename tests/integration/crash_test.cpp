@@ -42,7 +42,9 @@ TEST(DispatcherCrash, KillNineAtRandomMomentsLosesNoEvent) {
       next_kill += 60 + static_cast<int>(rng() % 80);
     }
   }
-  auto store = Store::Open({api.DatabasePath(), SynchronousMode::kNormal, 5000ms, false});
+  StoreOptions further = api.store_options();
+  further.create_and_migrate = false;
+  auto store = Store::Open(further);
   auto count = [&](RequestStatus s) {
     auto counts = store->CountRequestsByStatus();
     if (!counts) return std::int64_t{-1};

@@ -52,6 +52,7 @@ class Faults : public testing::ServicesTest {
     ASSERT_EQ(dispatcher_->Wait(20s), 0) << dispatcher_->Stderr();
     ASSERT_EQ(api_->Stop(SIGTERM), 0) << api_->process().Stderr();
     options_.busy_timeout = busy_timeout;
+    options_.store = api_->options().store;  // the same database (PostgreSQL: the API's own)
     api_->dir().Write("relay.yaml", ApiProcess::Config(options_));
     api_->Start();
     StartDispatcher();

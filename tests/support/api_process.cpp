@@ -9,11 +9,17 @@
 
 namespace allocation_relay::testing {
 
-std::string ApiProcess::Config(const std::string& extra, const std::string& busy_timeout) {
+namespace {
+ApiProcessOptions WithExtra(const std::string& extra, const std::string& busy_timeout) {
   ApiProcessOptions options;
   options.extra = extra;
   options.busy_timeout = busy_timeout;
-  return Config(options);
+  return options;
+}
+}  // namespace
+
+std::string ApiProcess::Config(const std::string& extra, const std::string& busy_timeout) {
+  return Config(WithExtra(extra, busy_timeout));
 }
 
 std::string ApiProcess::Config(const ApiProcessOptions& o) {
@@ -23,11 +29,14 @@ std::string ApiProcess::Config(const ApiProcessOptions& o) {
     auto it = o.webhooks.find(id);
     return it == o.webhooks.end() ? std::string() : ", webhook: " + it->second;
   };
+  // SQLite: the keys as they always were, the path relative to the config file unless given.
+  const std::string sqlite_keys = "path: " + (o.store ? o.store->path : "relay.db") +
+                                  ", synchronous: normal, busy_timeout: " + busy_timeout;
   return "timezone: Europe/Stockholm\n"
          "log_level: info\n"
-         "store: {path: relay.db, synchronous: normal, busy_timeout: " +
-         busy_timeout +
-         "}\n"
+         "store: " +
+         StoreYaml(o.store.value_or(StoreOptions{}), sqlite_keys) +
+         "\n"
          "api:\n"
          "  listen: 127.0.0.1:0\n"
          "  threads: 4\n"
@@ -53,12 +62,26 @@ std::string ApiProcess::Config(const ApiProcessOptions& o) {
 }
 
 ApiProcess::ApiProcess(const std::string& extra_config, const std::string& busy_timeout)
-    : ApiProcess(
-          ApiProcessOptions{extra_config, busy_timeout, {}, ApiProcessOptions().dispatcher}) {}
+    : ApiProcess(WithExtra(extra_config, busy_timeout)) {}
 
-ApiProcess::ApiProcess(const ApiProcessOptions& options) {
-  dir_.Write("relay.yaml", Config(options));
+ApiProcess::ApiProcess(const ApiProcessOptions& options) : options_(options) {
+  if (!options_.store) {
+    database_ = std::make_unique<TestDatabase>(dir_);
+    if (TestOnPostgresql()) options_.store = database_->options();
+  }
+  dir_.Write("relay.yaml", Config(options_));
   Start();
+}
+
+StoreOptions ApiProcess::store_options() const {
+  if (!options_.store) return database_->options();
+  StoreOptions options = *options_.store;
+  options.create_and_migrate = true;
+  if (options.backend == StoreBackendKind::kSqlite) {
+    options.synchronous = SynchronousMode::kNormal;
+    options.busy_timeout = std::chrono::milliseconds(5000);
+  }
+  return options;
 }
 
 void ApiProcess::Start() {

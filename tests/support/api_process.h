@@ -1,8 +1,8 @@
-// ApiProcess: the real allocation-api binary on a temp database and an OS-chosen port, with an
-// HTTP client for it. Warehouses 3 Amsterdam, 4 Tokyo (1h), 7 Central (2h), 9 Quick (confirm
-// timeout 1s); rule "nordics" [[3,4],[7]];
-// keys: "oms-token" (every endpoint), "pos3-token" (warehouse endpoints, warehouse 3 only),
-// "reader-token" (GET /allocation-requests only).
+// ApiProcess: the real allocation-api binary on a test database (support/test_database.h: its
+// own, or one shared with another process) and an OS-chosen port, with an HTTP client for it.
+// Warehouses 3 Amsterdam, 4 Tokyo (1h), 7 Central (2h), 9 Quick (confirm timeout 1s); rule
+// "nordics" [[3,4],[7]]; keys: "oms-token" (every endpoint), "pos3-token" (warehouse endpoints,
+// warehouse 3 only), "reader-token" (GET /allocation-requests only).
 #ifndef ALLOCATION_RELAY_TESTS_SUPPORT_API_PROCESS_H_
 #define ALLOCATION_RELAY_TESTS_SUPPORT_API_PROCESS_H_
 
@@ -12,10 +12,13 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
+#include "allocation_relay/store.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
+#include "support/test_database.h"
 
 namespace allocation_relay::testing {
 
@@ -27,11 +30,16 @@ struct HttpAnswer {
 };
 
 struct ApiProcessOptions {
-  std::string extra;  // appended to the config file
-  std::string busy_timeout = "5s";
+  std::string extra;                    // appended to the config file
+  std::string busy_timeout = "5s";      // SQLite only (the store's last key there)
   std::map<int, std::string> webhooks;  // warehouse id -> inline YAML of its `webhook:`
   std::string dispatcher =
       "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [200ms, 200ms]}";
+  // The database. Unset: SQLite's relay.db beside the config file (a path relative to it), or,
+  // on PostgreSQL, a new test database the ApiProcess owns (it sets this to that database's
+  // options). Set: that database, e.g. another ApiProcess's store_options() to share it (SQLite:
+  // only its path is used; synchronous stays normal and busy_timeout is the string above).
+  std::optional<StoreOptions> store;
 };
 
 class ApiProcess {
@@ -48,7 +56,14 @@ class ApiProcess {
 
   int port() const { return port_; }
   const TempDir& dir() const { return dir_; }
-  std::string DatabasePath() const { return dir_.File("relay.db"); }
+  // The options it was started with, `store` set when the database is not the default relay.db:
+  // Config(options()) is its config file again.
+  const ApiProcessOptions& options() const { return options_; }
+  // Its database, for further connections (set create_and_migrate false) or another process.
+  // SQLite: {DatabasePath(), synchronous normal, busy_timeout 5 s}.
+  StoreOptions store_options() const;
+  // SQLite only: the database file (relay.db beside the config unless options().store says).
+  std::string DatabasePath() const { return store_options().path; }
   std::string ConfigPath() const { return dir_.File("relay.yaml"); }
   Process& process() { return *process_; }
 
@@ -67,11 +82,14 @@ class ApiProcess {
   nlohmann::ordered_json Update(std::int64_t id, const std::string& status,
                                 const std::string& token = "oms-token");
 
+  // The config file's text (its `store:` from `options.store`, see ApiProcessOptions).
   static std::string Config(const std::string& extra, const std::string& busy_timeout);
   static std::string Config(const ApiProcessOptions& options);
 
  private:
   TempDir dir_;
+  std::unique_ptr<TestDatabase> database_;  // when options.store was not given
+  ApiProcessOptions options_;
   std::unique_ptr<Process> process_;
   int port_ = 0;
   std::unique_ptr<httplib::Client> client_;

@@ -6,11 +6,12 @@
 #include <cstdint>
 
 #include "allocation_relay/store.h"
+#include "support/test_database.h"
 
 namespace allocation_relay::testing {
 
 void SeedOutbox(const std::string& path, int n, int warehouses) {
-  Store::Open({path, SynchronousMode::kOff, std::chrono::milliseconds(5000)});
+  Store::Open(SqliteStoreOptions(path, SynchronousMode::kOff));
   sqlite3* db = nullptr;
   sqlite3_open(path.c_str(), &db);
   sqlite3_exec(db, "PRAGMA synchronous=OFF; BEGIN", nullptr, nullptr, nullptr);

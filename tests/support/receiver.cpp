@@ -14,6 +14,8 @@ namespace allocation_relay::testing {
 
 Receiver::Receiver() {
   server_.set_tcp_nodelay(true);
+  // A kept-alive connection holds a worker: enough of them for several dispatchers' connections.
+  server_.new_task_queue = [] { return new httplib::ThreadPool(64); };
   server_.Post(R"(/.*)", [this](const httplib::Request& req, httplib::Response& res) {
     std::chrono::milliseconds delay{0};
     {
@@ -25,7 +27,6 @@ Receiver::Receiver() {
     }
     std::this_thread::sleep_for(delay);
     std::lock_guard lock(mu_);
-    calls_.push_back(Call{req.path, req.body, req.headers});
     int status = default_status_;
     if (!script_.empty()) {
       status = script_.front();
@@ -33,6 +34,7 @@ Receiver::Receiver() {
     } else if (!retry_after_.empty()) {
       res.set_header("Retry-After", retry_after_);
     }
+    calls_.push_back(Call{req.path, req.body, req.headers, status});
     res.status = status;
     res.set_content("received " + std::to_string(calls_.size()), "text/plain");
   });

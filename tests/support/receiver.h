@@ -24,6 +24,7 @@ class Receiver {
     std::string path;
     std::string body;
     httplib::Headers headers;
+    int status = 0;  // what the receiver answered
     std::string Header(const std::string& name) const {
       auto it = headers.find(name);
       return it == headers.end() ? "" : it->second;

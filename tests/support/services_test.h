@@ -40,8 +40,9 @@ class ServicesTest : public ::testing::Test {
   }
   // A further connection to the services' database (never creates it).
   std::unique_ptr<Store> OpenStore() {
-    return Store::Open(
-        {api_->DatabasePath(), SynchronousMode::kNormal, std::chrono::milliseconds(5000), false});
+    StoreOptions options = api_->store_options();
+    options.create_and_migrate = false;
+    return Store::Open(options);
   }
 
   Receiver receiver_;  // first: outlives the services that post to it

@@ -1,4 +1,5 @@
-// StoreTest: a fresh database file in a temp directory, a ManualClock and three warehouses
+// StoreTest: a fresh test database (support/test_database.h: a file in a temp directory, or a
+// database of its own on the PostgreSQL test cluster), a ManualClock and three warehouses
 // (3 Amsterdam 1h, 4 Tokyo 1h, 7 Central 2h), for tests of the store's transitions.
 #ifndef ALLOCATION_RELAY_TESTS_SUPPORT_STORE_FIXTURE_H_
 #define ALLOCATION_RELAY_TESTS_SUPPORT_STORE_FIXTURE_H_
@@ -8,6 +9,7 @@
 #include "allocation_relay/clock.h"
 #include "allocation_relay/store.h"
 #include "support/temp_dir.h"
+#include "support/test_database.h"
 
 namespace allocation_relay::testing {
 
@@ -24,10 +26,8 @@ class StoreTest : public ::testing::Test {
     store_ = Store::Open(Options());
   }
 
-  StoreOptions Options() const {
-    return StoreOptions{dir_.File("relay.db"), SynchronousMode::kNormal,
-                        std::chrono::milliseconds(5000)};
-  }
+  // SQLite: relay.db in dir_, synchronous normal, busy_timeout 5 s.
+  StoreOptions Options() const { return database_.options(); }
 
   // Creates an allocation for order `number` and returns its requests by warehouse id.
   std::int64_t Create(std::int64_t number, PriorityGroups groups) {
@@ -76,6 +76,7 @@ class StoreTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  TestDatabase database_{dir_};  // before store_: outlives it
   ManualClock clock_;
   WarehouseCatalog catalog_;
   std::unique_ptr<Store> store_;

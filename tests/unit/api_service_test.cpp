@@ -1,5 +1,6 @@
-// ApiService driven in-process through Handle(): a real SQLite file in a temp directory, a
-// ManualClock for the requests' dates and expiry, no HTTP.
+// ApiService driven in-process through Handle(): a real test database (a SQLite file in a temp
+// directory, or PostgreSQL: support/test_database.h), a ManualClock for the requests' dates and
+// expiry, no HTTP.
 #include "api_service.h"
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include "allocation_relay/store.h"
 #include "request_parsing.h"
 #include "support/temp_dir.h"
+#include "support/test_database.h"
 #include "support/test_keys.h"
 
 namespace allocation_relay {
@@ -31,12 +33,13 @@ const std::string kUnavailableBody =
 
 // Keys: "oms-token" (every endpoint), "pos3-token" (warehouse endpoints, warehouse 3 only),
 // "reader-token" (GET /allocation-requests only). Warehouses 3 Amsterdam, 4 Tokyo (1h),
-// 7 Central (2h).
-std::string ConfigYaml(const std::string& database) {
+// 7 Central (2h). The store: `database`, with busy_timeout 200ms on SQLite.
+std::string ConfigYaml(StoreOptions database) {
+  database.busy_timeout = std::chrono::milliseconds(200);
   return "timezone: Europe/Stockholm\n"
-         "store: {path: " +
-         database +
-         ", synchronous: normal, busy_timeout: 200ms}\n"
+         "store: " +
+         testing::StoreYaml(database) +
+         "\n"
          "api:\n"
          "  keys:\n" +
          TestKeysYaml() +
@@ -91,7 +94,7 @@ class ApiServiceTest : public ::testing::Test {
   ApiServiceTest()
       : clock_(FromUnixMicros(kStartMicros)),
         config_(std::make_shared<const Config>(
-            ParseConfig(ConfigYaml(dir_.File("relay.db")), "test.yaml"))),
+            ParseConfig(ConfigYaml(database_.options()), "test.yaml"))),
         // Creates and migrates the file, as the server's start-up does; it also runs ExpireDue.
         store_(Store::Open(StoreOptionsFrom(config_->store))),
         service_(config_, clock_) {}
@@ -122,9 +125,11 @@ class ApiServiceTest : public ::testing::Test {
     EXPECT_TRUE(result.has_value()) << (result ? "" : result.error().what());
     return result.value_or(ExpiryResult{});
   }
+  // SQLite only.
   std::string DatabasePath() const { return dir_.File("relay.db"); }
 
   testing::TempDir dir_;
+  testing::TestDatabase database_{dir_};
   ManualClock clock_;
   std::shared_ptr<const Config> config_;
   std::unique_ptr<Store> store_;
@@ -296,7 +301,9 @@ TEST_F(ApiServiceTest, MetricsEndWithTheConnectionCountersOfTheGivenSource) {
   // Without a source there are no connection counters.
   EXPECT_EQ(Get("/metrics").body.find("allocation_relay_http_connections"), std::string::npos);
 
-  // The database being gone changes the gauges, not the connection counters.
+  // The database being gone changes the gauges, not the connection counters. (SQLite: its file
+  // moved away; PostgreSQL has no file to move.)
+  if (testing::TestOnPostgresql()) return;
   std::string moved = DatabasePath() + ".moved";
   ASSERT_EQ(std::rename(DatabasePath().c_str(), moved.c_str()), 0);
   ApiResponse down = service.Handle(request);

@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <string>
+#include <vector>
+
 #include "support/temp_dir.h"
 
 namespace allocation_relay {
@@ -304,6 +308,67 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.yaml:1: retention.finished: must be at most 36500d"},
         BadCase{"RetentionNegativeInterval", "retention: {interval: -10m}\n",
                 "bad.yaml:1: retention.interval: must not be negative"},
+        BadCase{"UnknownBackend", "store: {backend: mysql}\n",
+                "bad.yaml:1: store.backend: expected sqlite or postgresql, got \"mysql\""},
+        BadCase{"PathWithPostgresql",
+                "store:\n  backend: postgresql\n  url: postgresql://relay@db1/relay\n"
+                "  path: /var/lib/x.db\n",
+                "bad.yaml:4: store.path: only for backend sqlite (backend is postgresql)"},
+        BadCase{"PathBeforeBackendWithPostgresql",
+                "store:\n  path: /var/lib/x.db\n  url: postgresql://relay@db1/relay\n"
+                "  backend: postgresql\n",
+                "bad.yaml:2: store.path: only for backend sqlite (backend is postgresql)"},
+        BadCase{"SynchronousWithPostgresql",
+                "store: {synchronous: full, backend: postgresql, url: 'postgresql://db1/r'}\n",
+                "bad.yaml:1: store.synchronous: only for backend sqlite (backend is postgresql)"},
+        BadCase{"BusyTimeoutWithPostgresql",
+                "store: {backend: postgresql, url: 'postgresql://db1/r', busy_timeout: 5s}\n",
+                "bad.yaml:1: store.busy_timeout: only for backend sqlite (backend is postgresql)"},
+        BadCase{"MaxSizeWithPostgresql",
+                "store: {backend: postgresql, url: 'postgresql://db1/r', max_size: 0}\n",
+                "bad.yaml:1: store.max_size: only for backend sqlite (backend is postgresql)"},
+        BadCase{"UrlWithDefaultSqlite", "store:\n  path: /x.db\n  url: postgresql://db1/r\n",
+                "bad.yaml:3: store.url: only for backend postgresql (backend is sqlite, the "
+                "default)"},
+        BadCase{"PoolWithDefaultSqlite", "store: {pool: 8}\n",
+                "bad.yaml:1: store.pool: only for backend postgresql (backend is sqlite, the "
+                "default)"},
+        BadCase{"PoolWithExplicitSqlite", "store:\n  pool: 8\n  backend: sqlite\n",
+                "bad.yaml:2: store.pool: only for backend postgresql (backend is sqlite)"},
+        BadCase{"UrlWithExplicitSqlite", "store: {backend: sqlite, url: 'postgresql://db1/r'}\n",
+                "bad.yaml:1: store.url: only for backend postgresql (backend is sqlite)"},
+        BadCase{"PostgresqlWithoutUrl", "store:\n  backend: postgresql\n  pool: 4\n",
+                "bad.yaml:2: store.url: missing (backend postgresql needs a libpq connection URI "
+                "such as postgresql://relay@db1/relay)"},
+        BadCase{"PostgresqlWithEmptyUrl", "store: {backend: postgresql, url: ''}\n",
+                "bad.yaml:1: store.url: must not be empty"},
+        BadCase{"UrlNotAUri", "store: {backend: postgresql, url: 'host=db1 dbname=relay'}\n",
+                "bad.yaml:1: store.url: expected a libpq connection URI starting with "
+                "postgresql:// or postgres://"},
+        BadCase{"UrlOfAnotherScheme", "store: {backend: postgresql, url: 'mysql://db1/relay'}\n",
+                "bad.yaml:1: store.url: expected a libpq connection URI"},
+        BadCase{"UrlNotAString", "store: {backend: postgresql, url: [a]}\n",
+                "bad.yaml:1: store.url: expected a string"},
+        BadCase{"UrlWithPassword",
+                "store:\n  backend: postgresql\n  url: postgresql://relay:secret@db1/relay\n",
+                "bad.yaml:3: store.url: must not contain a password (postgresql://relay:***@db1/"
+                "relay); give it in PGPASSWORD, ~/.pgpass or passfile="},
+        BadCase{"UrlWithPasswordParameter",
+                "store:\n  backend: postgresql\n"
+                "  url: postgres://relay@db1/relay?password=secret&sslmode=require\n",
+                "bad.yaml:3: store.url: must not contain a password (postgres://relay@db1/relay?"
+                "password=***&sslmode=require); give it in PGPASSWORD, ~/.pgpass or passfile="},
+        BadCase{"PoolZero", "store: {backend: postgresql, url: 'postgresql://db1/r', pool: 0}\n",
+                "bad.yaml:1: store.pool: must be between 1 and 1000, got 0"},
+        BadCase{"PoolTooLarge",
+                "store: {backend: postgresql, url: 'postgresql://db1/r', pool: 1001}\n",
+                "bad.yaml:1: store.pool: must be between 1 and 1000, got 1001"},
+        BadCase{"PoolNotAnInteger",
+                "store: {backend: postgresql, url: 'postgresql://db1/r', pool: many}\n",
+                "bad.yaml:1: store.pool: expected an integer, got \"many\""},
+        BadCase{"UnknownStoreKeyListsTheBackendKeys", "store: {host: db1}\n",
+                "bad.yaml:1: store.host: unknown key (expected one of: backend, path, synchronous, "
+                "busy_timeout, max_size, url, pool)"},
         BadCase{"BadLogLevel", "log_level: loud\n", "bad.yaml:1: log_level: expected one of"},
         BadCase{"InvalidYaml", "store: {path: /x\n", "bad.yaml:"},
         BadCase{"TopLevelNotAMapping", "- a\n- b\n", "(top level): expected a mapping"}),
@@ -334,6 +399,229 @@ TEST(Config, RelativeStorePathIsResolvedAgainstTheConfigFile) {
   testing::TempDir dir;
   std::string path = dir.Write("relay.yaml", "store: {path: data/relay.db}\n");
   EXPECT_EQ(LoadConfigFile(path).store.path, dir.path() + "/data/relay.db");
+}
+
+TEST(Config, StoreDefaultsToSqliteWithAPoolOfEight) {
+  Config c = ParseConfig("timezone: UTC\n", "t.yaml");
+  EXPECT_EQ(c.store.backend, StoreBackendKind::kSqlite);
+  EXPECT_EQ(c.store.url, "");
+  EXPECT_EQ(c.store.pool, 8);
+  Config explicit_sqlite = ParseConfig("store: {backend: sqlite, path: /x.db}\n", "t.yaml");
+  EXPECT_EQ(explicit_sqlite.store.backend, StoreBackendKind::kSqlite);
+  EXPECT_EQ(explicit_sqlite.store.path, "/x.db");
+}
+
+TEST(Config, LoadsAPostgresqlStore) {
+  Config c = ParseConfig(
+      "store:\n"
+      "  backend: postgresql\n"
+      "  url: \"postgresql://relay@db1/relay?sslmode=verify-full\"\n"
+      "  pool: 16\n",
+      "t.yaml");
+  EXPECT_EQ(c.store.backend, StoreBackendKind::kPostgresql);
+  EXPECT_EQ(c.store.url, "postgresql://relay@db1/relay?sslmode=verify-full");
+  EXPECT_EQ(c.store.pool, 16);
+}
+
+TEST(Config, PostgresqlPoolDefaultsToEightAndTakesTheBounds) {
+  EXPECT_EQ(ParseConfig("store: {backend: postgresql, url: 'postgres://db1/relay'}\n", "t.yaml")
+                .store.pool,
+            8);
+  EXPECT_EQ(
+      ParseConfig("store: {backend: postgresql, url: 'postgres://db1/r', pool: 1}\n", "t.yaml")
+          .store.pool,
+      1);
+  EXPECT_EQ(
+      ParseConfig("store: {backend: postgresql, url: 'postgres://db1/r', pool: 1000}\n", "t.yaml")
+          .store.pool,
+      1000);
+}
+
+// The backend may come after the keys it governs.
+TEST(Config, StoreKeyOrderDoesNotMatter) {
+  Config c = ParseConfig(
+      "store:\n  pool: 3\n  url: postgresql://db1/relay\n  backend: postgresql\n", "t.yaml");
+  EXPECT_EQ(c.store.backend, StoreBackendKind::kPostgresql);
+  EXPECT_EQ(c.store.pool, 3);
+  Config s =
+      ParseConfig("store:\n  busy_timeout: 1s\n  path: /x.db\n  backend: sqlite\n", "t.yaml");
+  EXPECT_EQ(s.store.busy_timeout, 1s);
+  EXPECT_EQ(s.store.path, "/x.db");
+}
+
+// A passfile is where a password belongs; naming it is no password.
+TEST(Config, PostgresqlUrlMayNameAPassfile) {
+  Config c = ParseConfig(
+      "store: {backend: postgresql, url: "
+      "'postgresql://relay@db1/relay?passfile=/etc/allocation-relay/pgpass&sslmode=verify-full'}"
+      "\n",
+      "t.yaml");
+  EXPECT_EQ(
+      c.store.url,
+      "postgresql://relay@db1/relay?passfile=/etc/allocation-relay/pgpass&sslmode=verify-full");
+}
+
+TEST(Config, UrlPasswordsNeverAppearInMessages) {
+  for (const char* url : {"postgresql://relay:sup3rs3cret@db1/relay",
+                          "postgresql://relay@db1/relay?password=sup3rs3cret",
+                          "postgresql://relay:sup3rs3cret@db1/relay?password=sup3rs3cret"}) {
+    try {
+      ParseConfig(std::string("store: {backend: postgresql, url: '") + url + "'}\n", "bad.yaml");
+      FAIL() << url;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()).find("sup3rs3cret"), std::string::npos) << e.what();
+      EXPECT_THAT(std::string(e.what()), HasSubstr("store.url: must not contain a password"));
+    }
+  }
+  // Nor when the url is refused for another reason.
+  try {
+    ParseConfig("store: {url: 'postgresql://relay:sup3rs3cret@db1/relay'}\n", "bad.yaml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).find("sup3rs3cret"), std::string::npos) << e.what();
+  }
+  try {
+    ParseConfig("store: {backend: postgresql, url: 'host=db1 password=sup3rs3cret'}\n", "bad.yaml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).find("sup3rs3cret"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, PostgresqlStorePathIsNotResolved) {
+  testing::TempDir dir;
+  std::string path =
+      dir.Write("relay.yaml", "store: {backend: postgresql, url: 'postgresql://db1/relay'}\n");
+  Config c = LoadConfigFile(path);
+  EXPECT_EQ(c.store.backend, StoreBackendKind::kPostgresql);
+  EXPECT_EQ(c.store.url, "postgresql://db1/relay");
+  EXPECT_EQ(c.store.path.find(dir.path()), std::string::npos) << c.store.path;
+}
+
+TEST(RedactUrlPassword, MasksThePasswordOfTheUserInfo) {
+  EXPECT_EQ(RedactUrlPassword("postgresql://user:secret@host/db"), "postgresql://user:***@host/db");
+  EXPECT_EQ(RedactUrlPassword("postgres://user:secret@host:5433/db?sslmode=verify-full"),
+            "postgres://user:***@host:5433/db?sslmode=verify-full");
+  EXPECT_EQ(RedactUrlPassword("postgresql://user:secret@h1:5432,h2:5433/db"),
+            "postgresql://user:***@h1:5432,h2:5433/db");
+  EXPECT_EQ(RedactUrlPassword("postgresql://user:secret@host"), "postgresql://user:***@host");
+}
+
+TEST(RedactUrlPassword, LeavesAUrlWithoutPasswordAlone) {
+  for (const char* url :
+       {"postgresql://", "postgresql://host", "postgresql://host/db",
+        "postgresql://relay@db1/relay?sslmode=verify-full",
+        "postgresql://relay@db1/relay?passfile=/etc/pgpass&sslmode=require",
+        "postgresql://[::1]:5432/relay", "postgresql://db1/relay?application_name=relay:api",
+        "postgresql://relay@db1/relay?user=other", "", "not a url"}) {
+    EXPECT_EQ(RedactUrlPassword(url), url);
+  }
+}
+
+TEST(RedactUrlPassword, LeavesAUserWithoutPasswordAlone) {
+  EXPECT_EQ(RedactUrlPassword("postgresql://relay@db1/relay"), "postgresql://relay@db1/relay");
+  // An empty password is no secret.
+  EXPECT_EQ(RedactUrlPassword("postgresql://relay:@db1/relay"), "postgresql://relay:@db1/relay");
+  EXPECT_EQ(RedactUrlPassword("postgresql://db1/relay?password="),
+            "postgresql://db1/relay?password=");
+}
+
+TEST(RedactUrlPassword, MasksAPercentEncodedPasswordWhole) {
+  EXPECT_EQ(RedactUrlPassword("postgresql://relay:p%40ss%3Aw%2Fd@db1/relay"),
+            "postgresql://relay:***@db1/relay");
+  EXPECT_EQ(RedactUrlPassword("postgresql://db1/relay?password=p%26ss%3D1&sslmode=require"),
+            "postgresql://db1/relay?password=***&sslmode=require");
+  // libpq decodes parameter names too.
+  EXPECT_EQ(RedactUrlPassword("postgresql://db1/relay?pass%77ord=x"),
+            "postgresql://db1/relay?pass%77ord=***");
+}
+
+// A raw '@' or ':' in a password (not percent-encoded, as it should be) is masked all the same.
+TEST(RedactUrlPassword, MasksAPasswordWithRawSeparators) {
+  EXPECT_EQ(RedactUrlPassword("postgresql://relay:p@ss:w@db1/relay"),
+            "postgresql://relay:***@db1/relay");
+  EXPECT_EQ(RedactUrlPassword("postgresql://db1?password=a:b@c"), "postgresql://db1?password=***");
+}
+
+TEST(RedactUrlPassword, MasksThePasswordParameterWhereverItIs) {
+  EXPECT_EQ(RedactUrlPassword("postgresql://relay@db1/relay?password=x&sslmode=require"),
+            "postgresql://relay@db1/relay?password=***&sslmode=require");
+  EXPECT_EQ(RedactUrlPassword(
+                "postgresql://relay@db1/relay?sslmode=require&password=x&application_name=api"),
+            "postgresql://relay@db1/relay?sslmode=require&password=***&application_name=api");
+  EXPECT_EQ(RedactUrlPassword("postgresql://relay@db1/relay?sslmode=require&password=x"),
+            "postgresql://relay@db1/relay?sslmode=require&password=***");
+  EXPECT_EQ(RedactUrlPassword("postgresql://db1?password=x"), "postgresql://db1?password=***");
+  // Only the parameter named password: not one whose name ends in it.
+  EXPECT_EQ(RedactUrlPassword("postgresql://db1/r?mypassword=x&passfile=/p"),
+            "postgresql://db1/r?mypassword=x&passfile=/p");
+}
+
+TEST(RedactUrlPassword, MasksBothPlaces) {
+  EXPECT_EQ(RedactUrlPassword("postgresql://u:one@db1/r?password=two&sslmode=disable"),
+            "postgresql://u:***@db1/r?password=***&sslmode=disable");
+}
+
+TEST(StoreLocation, IsThePathOrTheMaskedUrl) {
+  StoreConfig sqlite;
+  sqlite.path = "/var/lib/allocation-relay/allocation.db";
+  EXPECT_EQ(StoreLocation(sqlite), "/var/lib/allocation-relay/allocation.db");
+  StoreConfig postgresql;
+  postgresql.backend = StoreBackendKind::kPostgresql;
+  postgresql.url = "postgresql://relay:secret@db1/relay?sslmode=verify-full";
+  EXPECT_EQ(StoreLocation(postgresql), "postgresql://relay:***@db1/relay?sslmode=verify-full");
+}
+
+TEST(StoreChangesForRestart, NamesEachChangedStoreSetting) {
+  StoreConfig sqlite;
+  sqlite.path = "/a.db";
+  EXPECT_TRUE(StoreChangesForRestart(sqlite, sqlite).empty());
+  StoreConfig moved = sqlite;
+  moved.path = "/b.db";
+  EXPECT_EQ(StoreChangesForRestart(sqlite, moved),
+            std::vector<std::string>{"store.path changed to /b.db"});
+
+  StoreConfig postgresql;
+  postgresql.backend = StoreBackendKind::kPostgresql;
+  postgresql.url = "postgresql://relay@db1/relay";
+  EXPECT_EQ(StoreChangesForRestart(sqlite, postgresql),
+            std::vector<std::string>{
+                "store.backend changed to postgresql (postgresql://relay@db1/relay)"});
+  EXPECT_EQ(StoreChangesForRestart(postgresql, sqlite),
+            std::vector<std::string>{"store.backend changed to sqlite (/a.db)"});
+  EXPECT_TRUE(StoreChangesForRestart(postgresql, postgresql).empty());
+
+  StoreConfig other = postgresql;
+  other.url = "postgresql://relay:secret@db2/relay";
+  other.pool = 16;
+  EXPECT_EQ(StoreChangesForRestart(postgresql, other),
+            (std::vector<std::string>{"store.url changed to postgresql://relay:***@db2/relay",
+                                      "store.pool changed to 16"}));
+}
+
+// The sample's commented PostgreSQL store section, uncommented, is a valid store section.
+TEST(Config, TheShippedSamplesPostgresqlAlternativeIsValid) {
+  std::ifstream in(SAMPLE_CONFIG);
+  ASSERT_TRUE(in);
+  std::string line;
+  std::string block;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line == "#store:") inside = true;
+    if (inside && !line.starts_with("#")) break;
+    if (inside) block += line.substr(1) + "\n";
+  }
+  ASSERT_FALSE(block.empty()) << "no #store: section in the sample";
+  Config c = ParseConfig(block, "sample-postgresql");
+  EXPECT_EQ(c.store.backend, StoreBackendKind::kPostgresql);
+  EXPECT_EQ(c.store.url, "postgresql://relay@db1.example.com/relay?sslmode=verify-full");
+  EXPECT_EQ(c.store.pool, 8);
+}
+
+TEST(Config, TheShippedSampleUsesSqlite) {
+  Config c = LoadConfigFile(SAMPLE_CONFIG);
+  EXPECT_EQ(c.store.backend, StoreBackendKind::kSqlite);
+  EXPECT_EQ(c.store.path, "/var/lib/allocation-relay/allocation.db");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "support/process.h"
 #include "support/store_fixture.h"
+#include "support/test_database.h"
 
 namespace allocation_relay {
 namespace {
@@ -39,7 +40,8 @@ TEST_F(ExpiryWorkerTest, UsesTheCatalogOfTheLastReload) {
 // after without anyone calling RunOnce (generous deadline; this checks behaviour, not speed).
 TEST(ExpiryWorkerThread, TimesOutRequestsByItself) {
   testing::TempDir dir;
-  StoreOptions options{dir.File("relay.db"), SynchronousMode::kNormal, 5000ms};
+  testing::TestDatabase database(dir);
+  const StoreOptions options = database.options();
   SystemClock clock;
   WarehouseCatalog catalog({{3, "Amsterdam", 300ms}, {4, "Tokyo", 1h}});
   auto store = Store::Open(options);

@@ -17,6 +17,7 @@
 #include "support/process.h"
 #include "support/raw_http.h"
 #include "support/store_fixture.h"
+#include "support/test_database.h"
 
 namespace allocation_relay {
 namespace {
@@ -173,7 +174,7 @@ TEST_F(PrunerTest, TheStatusPortShowsTheCounters) {
   Pruner pruner(Options(), clock_, Retention(std::chrono::days(90), std::chrono::days(30)));
   ASSERT_FALSE(pruner.RunPass(false).error);
   auto config = std::make_shared<Config>();
-  config->store.path = Options().path;
+  testing::UseDatabase(config->store, Options());
   DeliveryLoop delivery(Options(), clock_, config);  // not started: its counters are zero
   StatusServer status(Options(), ListenAddress{"127.0.0.1", 0}, 5s, delivery, pruner);
   status.Start();
@@ -206,7 +207,7 @@ TEST_F(PrunerTest, WithNoFinishedAllocationKeptTheAgeIsZero) {
 TEST_F(PrunerTest, ThePruneCommandPrintsOneLinePerKind) {
   OldAndNew();
   Config config;
-  config.store.path = Options().path;
+  testing::UseDatabase(config.store, Options());
   config.retention = Retention(std::chrono::days(1), std::chrono::days(1));
   std::ostringstream out, err;
   EXPECT_EQ(PruneCommand(config, true, out, err), 0) << err.str();

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "support/store_fixture.h"
+#include "support/test_database.h"
 
 namespace allocation_relay {
 namespace {
@@ -19,6 +20,13 @@ class StoreDeliveries : public StoreTest {
   std::vector<Store::DeliveryTake> Take(std::vector<Store::DeliveryWant> wants,
                                         std::vector<Store::AttemptRecord> records = {},
                                         std::vector<Store::LeaseChange> leases = {}) {
+    return TakeAs("dispatcher", std::move(wants), std::move(records), std::move(leases));
+  }
+  // The same for the dispatcher (claimant) `claimant`.
+  std::vector<Store::DeliveryTake> TakeAs(const std::string& claimant,
+                                          std::vector<Store::DeliveryWant> wants,
+                                          std::vector<Store::AttemptRecord> records = {},
+                                          std::vector<Store::LeaseChange> leases = {}) {
     auto render = [](std::span<const OutboxEvent> events,
                      std::span<const AllocationRequest> requests) {
       std::string doc;
@@ -27,8 +35,8 @@ class StoreDeliveries : public StoreTest {
       }
       return doc;
     };
-    auto taken = store_->RecordAndTake(records, leases, wants, clock_.Now(), render);
-    EXPECT_TRUE(taken.has_value());
+    auto taken = store_->RecordAndTake(records, leases, wants, clock_.Now(), render, claimant);
+    EXPECT_TRUE(taken.has_value()) << taken.error().what();
     return taken ? *taken : std::vector<Store::DeliveryTake>{};
   }
   Store::DeliveryWant Want(std::int64_t w, int slots, int max_events, bool strict = true,
@@ -242,6 +250,72 @@ TEST_F(StoreDeliveries, LeasesExcludeOthersUntilTheyRunOut) {
   EXPECT_EQ(again[0].request_ids, d.request_ids);
 }
 
+// Dispatchers divide the warehouses with leases owned by a claimant (SPEC section 10): while one
+// holds a warehouse, another is refused it (and claims and forms nothing for it) until the lease
+// is released or runs out.
+TEST_F(StoreDeliveries, AnotherClaimantIsRefusedTheWarehouseUntilItIsReleased) {
+  Create(15, {{3}});
+  auto a = TakeAs("a", {Want(3, 1, 100)});
+  ASSERT_FALSE(a[0].refused);
+  ASSERT_EQ(a[0].claimed.size(), 1u);
+  auto b = TakeAs("b", {Want(3, 1, 100)});
+  EXPECT_TRUE(b[0].refused);
+  EXPECT_TRUE(b[0].claimed.empty());
+  Store::DeliveryWant renew = Want(3, 0, 100);  // slots 0: a renewal only
+  EXPECT_FALSE(TakeAs("a", {renew})[0].refused);
+  EXPECT_TRUE(TakeAs("b", {renew})[0].refused);
+  Store::DeliveryWant release = Want(3, 0, 100);
+  release.release = true;
+  TakeAs("b", {release});  // not b's to give up: nothing changes
+  EXPECT_TRUE(TakeAs("b", {Want(3, 1, 100)})[0].refused);
+  TakeAs("a", {release});
+  b = TakeAs("b", {Want(3, 1, 100)});
+  ASSERT_FALSE(b[0].refused);
+  ASSERT_EQ(b[0].claimed.size(), 1u);
+  EXPECT_EQ(b[0].claimed[0].uid, a[0].claimed[0].uid);  // the same batch, the same id
+  EXPECT_TRUE(TakeAs("a", {Want(3, 1, 100)})[0].refused);
+}
+
+// Renewing or releasing a delivery's lease checks its owner.
+TEST_F(StoreDeliveries, OnlyTheClaimantRenewsOrReleasesADeliveryLease) {
+  Create(15, {{3}});
+  Delivery d = Pending(3, 1).at(0);  // by "dispatcher", as every Take here
+  ASSERT_EQ(TakeAs("dispatcher", {Want(3, 1, 100)})[0].claimed.size(), 1u);
+  const std::optional<TimePoint> leased = Read(d).lease_until;
+  ASSERT_TRUE(leased.has_value());
+  Store::DeliveryWant release = Want(3, 0, 100);
+  release.release = true;
+  TakeAs("dispatcher", {release});  // the warehouse free for b; the delivery's lease still a's
+  std::vector<Store::LeaseChange> drop{{d.id, std::nullopt}};
+  TakeAs("b", {}, {}, drop);
+  EXPECT_EQ(Read(d).lease_until, leased);
+  EXPECT_TRUE(TakeAs("b", {Want(3, 1, 100, false)})[0].claimed.empty());
+  TakeAs("dispatcher", {}, {}, drop);
+  EXPECT_EQ(Read(d).lease_until, std::nullopt);
+  EXPECT_EQ(TakeAs("b", {Want(3, 1, 100, false)})[0].claimed.size(), 1u);
+}
+
+class StoreDeliveriesPostgresql : public StoreDeliveries {};
+
+// PostgreSQL judges leases by the database's clock, never a host's: a dispatcher whose clock
+// runs a year ahead does not see another one's lease as run out; the lease it is given back is
+// on its own clock.
+TEST_F(StoreDeliveriesPostgresql, LeasesAreJudgedByTheDatabaseClockNotTheCallers) {
+  ASSERT_TRUE(testing::TestOnPostgresql()) << "registered for the PostgreSQL run only";
+  Create(15, {{3}});
+  Create(16, {{3}});
+  Delivery d = Pending(3, 1).at(0);
+  auto a = TakeAs("dispatcher", {Want(3, 1, 1)});
+  ASSERT_FALSE(a[0].refused);
+  ASSERT_EQ(a[0].claimed.size(), 1u);
+  EXPECT_EQ(a[0].claimed[0].id, d.id);
+  EXPECT_EQ(a[0].claimed[0].lease_until, clock_.Now() + 30s);
+  clock_.Advance(std::chrono::hours(24 * 365));
+  auto b = TakeAs("b", {Want(3, 1, 1)});
+  EXPECT_TRUE(b[0].refused);
+  EXPECT_TRUE(b[0].claimed.empty());
+}
+
 TEST_F(StoreDeliveries, SuccessMarksItsRequestsSentButNeverOverwritesFinalStatuses) {
   Create(15, {{3}});
   Create(16, {{3}});
@@ -261,7 +335,10 @@ TEST_F(StoreDeliveries, SuccessMarksItsRequestsSentButNeverOverwritesFinalStatus
   EXPECT_EQ(attempts[0].attempt, 1);
   EXPECT_EQ(attempts[0].http_status, 204);
   EXPECT_EQ(attempts[0].duration, 1500us);
-  EXPECT_EQ(attempts[0].response_head, std::string("ok\0bytes", 8));
+  // Kept as text: the NUL became U+FFFD (SPEC section 10).
+  EXPECT_EQ(attempts[0].response_head,
+            "ok\xEF\xBF\xBD"
+            "bytes");
   // Nothing more is recorded for a finished delivery.
   Record(d, 200, AttemptOutcome::kSucceeded);
   EXPECT_EQ(store_->ListAttempts(d.id)->size(), 1u);

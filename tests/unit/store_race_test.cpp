@@ -9,6 +9,7 @@
 
 #include "allocation_relay/render.h"
 #include "support/store_fixture.h"
+#include "support/test_database.h"
 
 namespace allocation_relay {
 namespace {
@@ -176,9 +177,8 @@ TEST_F(StoreRace, GroupedWritesFromManyThreadsKeepTheirOwnOutcomes) {
             static_cast<std::size_t>(created.load()) * 2);
 }
 
-StoreOptions FullOptions(const testing::TempDir& dir) {
-  return StoreOptions{dir.File("full.db"), SynchronousMode::kFull, std::chrono::milliseconds(5000)};
-}
+// SQLite: full.db under synchronous FULL; PostgreSQL: a database of the test's own.
+StoreOptions FullOptions(const testing::TestDatabase& database) { return database.options(); }
 
 // The group commit under synchronous FULL (the production setting, where the writer connection
 // gathers each commit's log writes and a checkpointer thread copies the log meanwhile): threads
@@ -186,7 +186,8 @@ StoreOptions FullOptions(const testing::TempDir& dir) {
 // reads; the log is checkpointed many times over and the file stays intact.
 TEST(WriteGroupFull, ConcurrentWritesAndReadsKeepTheirOutcomesThroughManyCheckpoints) {
   testing::TempDir dir;
-  const StoreOptions options = FullOptions(dir);
+  testing::TestDatabase database(dir, "full.db", SynchronousMode::kFull);
+  const StoreOptions options = FullOptions(database);
   std::unique_ptr<Store> main = Store::Open(options);
   WarehouseCatalog catalog({{3, "Amsterdam", std::chrono::hours(1)},
                             {4, "Tokyo", std::chrono::hours(1)},
@@ -270,7 +271,8 @@ TEST(WriteGroupFull, ConcurrentWritesAndReadsKeepTheirOutcomesThroughManyCheckpo
 // inserted) leaves nothing behind and the others of its batch are kept.
 TEST(WriteGroupFull, AWriteFailingHalfWayLeavesTheOthersOfItsBatchIntact) {
   testing::TempDir dir;
-  std::unique_ptr<Store> main = Store::Open(FullOptions(dir));
+  testing::TestDatabase database(dir, "full.db", SynchronousMode::kFull);
+  std::unique_ptr<Store> main = Store::Open(FullOptions(database));
   WarehouseCatalog good({{3, "Amsterdam", std::chrono::hours(1)}});
   WarehouseCatalog broken({{3, "Amsterdam", -std::chrono::hours(1)}});
   const TimePoint now = FromUnixMicros(testing::kStartMicros);
@@ -279,7 +281,7 @@ TEST(WriteGroupFull, AWriteFailingHalfWayLeavesTheOthersOfItsBatchIntact) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      std::unique_ptr<Store> store = Store::Open(FullOptions(dir));
+      std::unique_ptr<Store> store = Store::Open(FullOptions(database));
       for (int i = 0; i < kPerThread; ++i) {
         const bool breaks = i % 4 == 0;
         NewAllocation a{{"ab", 1 + t * 1000 + i}, {{1, 1, 1}}, {{3}}};
@@ -309,14 +311,15 @@ TEST(WriteGroupFull, AWriteFailingHalfWayLeavesTheOthersOfItsBatchIntact) {
 // ones: every byte arrives.
 TEST(WriteGroupFull, ACommitOfSeveralMegabytesIsWrittenWhole) {
   testing::TempDir dir;
-  std::unique_ptr<Store> main = Store::Open(FullOptions(dir));
+  testing::TestDatabase database(dir, "full.db", SynchronousMode::kFull);
+  std::unique_ptr<Store> main = Store::Open(FullOptions(database));
   WarehouseCatalog catalog(
       {{3, "Amsterdam", std::chrono::hours(1)}, {4, "Tokyo", std::chrono::hours(1)}});
   const TimePoint now = FromUnixMicros(testing::kStartMicros);
   std::vector<OrderLine> lines;
   for (std::int64_t i = 1; i <= 40000; ++i) lines.push_back(OrderLine{i, i % 7 + 1, i * 3});
   std::thread small([&] {
-    std::unique_ptr<Store> store = Store::Open(FullOptions(dir));
+    std::unique_ptr<Store> store = Store::Open(FullOptions(database));
     for (int i = 0; i < 50; ++i) {
       EXPECT_TRUE(store->CreateAllocation({{"ab", 100 + i}, {{1, 1, 1}}, {{3}}}, now, catalog));
     }
@@ -325,7 +328,7 @@ TEST(WriteGroupFull, ACommitOfSeveralMegabytesIsWrittenWhole) {
   small.join();
   ASSERT_TRUE(big);
   main.reset();  // a new connection reads it back from the file
-  main = Store::Open(FullOptions(dir));
+  main = Store::Open(FullOptions(database));
   auto a = main->GetAllocationByOrder(1);
   ASSERT_TRUE(a && *a);
   ASSERT_EQ((*a)->lines.size(), lines.size());
@@ -340,7 +343,8 @@ TEST(WriteGroupFull, ACommitOfSeveralMegabytesIsWrittenWhole) {
 // in the file, which is intact.
 TEST(WriteGroupFull, EveryWriteAnsweredBeforeAKillIsThereAfterIt) {
   testing::TempDir dir;
-  Store::Open(FullOptions(dir));  // the schema
+  testing::TestDatabase database(dir, "full.db", SynchronousMode::kFull);
+  Store::Open(FullOptions(database));  // the schema
   int reported[2];
   ASSERT_EQ(pipe(reported), 0);
   pid_t child = fork();
@@ -350,7 +354,7 @@ TEST(WriteGroupFull, EveryWriteAnsweredBeforeAKillIsThereAfterIt) {
     std::vector<std::thread> threads;
     for (int t = 0; t < 4; ++t) {
       threads.emplace_back([&, t] {
-        std::unique_ptr<Store> store = Store::Open(FullOptions(dir));
+        std::unique_ptr<Store> store = Store::Open(FullOptions(database));
         for (std::int64_t n = 1 + t * 1000000;; ++n) {
           NewAllocation a{{"ab", n}, {{1, 1, 1}}, {{3}}};
           auto r = store->CreateAllocation(a, FromUnixMicros(testing::kStartMicros), catalog);
@@ -375,7 +379,7 @@ TEST(WriteGroupFull, EveryWriteAnsweredBeforeAKillIsThereAfterIt) {
   waitpid(child, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the writer stopped before it was killed";
   ASSERT_GE(committed.size(), 400u);
-  std::unique_ptr<Store> store = Store::Open(FullOptions(dir));
+  std::unique_ptr<Store> store = Store::Open(FullOptions(database));
   for (std::int64_t number : committed) {
     auto a = store->GetAllocationByOrder(number);
     ASSERT_TRUE(a);
@@ -387,8 +391,8 @@ TEST(WriteGroupFull, EveryWriteAnsweredBeforeAKillIsThereAfterIt) {
 TEST(StoreMigration, ProcessesOpeningANewFileAtOnceAllSucceed) {
   for (int round = 0; round < 20; ++round) {
     testing::TempDir dir;
-    StoreOptions options{dir.File("new.db"), SynchronousMode::kFull,
-                         std::chrono::milliseconds(5000)};
+    testing::TestDatabase database(dir, "new.db", SynchronousMode::kFull);
+    const StoreOptions options = database.options();
     int ready[2], go[2];
     ASSERT_EQ(pipe(ready), 0);
     ASSERT_EQ(pipe(go), 0);

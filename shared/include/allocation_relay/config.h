@@ -15,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "allocation_relay/domain.h"
@@ -39,11 +40,20 @@ struct ListenAddress {
   int port = 0;  // 0: the OS picks one (tests)
 };
 
+// Which database the services share (SPEC section 10).
+enum class StoreBackendKind { kSqlite, kPostgresql };
+
 struct StoreConfig {
+  StoreBackendKind backend = StoreBackendKind::kSqlite;
+  // SQLite only.
   std::string path = "/var/lib/allocation-relay/allocation.db";  // relative: to the config file
   SynchronousMode synchronous = SynchronousMode::kFull;
   std::chrono::milliseconds busy_timeout{5000};
   std::int64_t max_size = 0;  // bytes the database file may grow to; 0: no limit
+  // PostgreSQL only: a libpq connection URI without a password (PGPASSWORD, ~/.pgpass or
+  // passfile= give it), and the connections each process may open.
+  std::string url;
+  int pool = 8;
 };
 
 struct ApiKey {
@@ -126,11 +136,29 @@ struct Config {
 };
 
 // Reads and validates `path`. Throws ConfigError (one line) on any problem, including an
-// unreadable file. A relative store.path is resolved against the file's directory.
+// unreadable file. A relative store.path (backend sqlite) is resolved against the file's
+// directory.
 Config LoadConfigFile(const std::string& path);
 
 // Validates YAML text; `source` names it in messages. Relative store.path is left as written.
 Config ParseConfig(const std::string& yaml_text, const std::string& source);
+
+// Returns `url` with every password in it replaced by `***`, everything else byte for byte:
+// the one in the user info of a libpq URI ("postgresql://relay:secret@db1/relay" gives
+// "postgresql://relay:***@db1/relay") and the value of each `password=` query parameter
+// ("...?password=x&sslmode=require" gives "...?password=***&sslmode=require"). An empty
+// password is left as it is. Use it for every URL a message or log line shows.
+std::string RedactUrlPassword(std::string_view url);
+
+// Where the store lives, for messages and log lines: the SQLite file's path, or the PostgreSQL
+// URL with any password masked (RedactUrlPassword).
+std::string StoreLocation(const StoreConfig& store);
+
+// The store settings that differ between the running config and a reloaded one and take effect
+// only at the next restart, one phrase each ("store.url changed to postgresql://relay@db2/relay",
+// "store.pool changed to 16"); empty if none. URLs are shown masked.
+std::vector<std::string> StoreChangesForRestart(const StoreConfig& running,
+                                                const StoreConfig& loaded);
 
 }  // namespace allocation_relay
 

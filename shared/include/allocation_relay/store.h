@@ -71,6 +71,11 @@ struct StoreOptions {
   // Bytes the file may grow to (PRAGMA max_page_count on every connection); 0: no limit. A
   // write past it fails as StoreError::Kind::kFull and changes nothing, like a full disk.
   std::int64_t max_size = 0;
+  // PostgreSQL (backend kPostgresql): the libpq connection URI (no password in it) and the
+  // connections a process may open (the API's pool of Stores).
+  StoreBackendKind backend = StoreBackendKind::kSqlite;
+  std::string url{};  // {}: brace-initialised options that stop before it stay warning-free
+  int pool = 8;
 };
 StoreOptions StoreOptionsFrom(const StoreConfig& config);
 
@@ -167,6 +172,21 @@ struct PruneCursor {
   bool done() const { return allocations_done && attempts_done; }
 };
 
+// EventSignal: tells a dispatcher at once that another process queued outbox events, where the
+// backend can (PostgreSQL: LISTEN/NOTIFY; every write that queues events notifies at commit).
+// Polling stays the backstop: a signal may be late or, across a reconnect, lost. Owns its own
+// connection; not thread-safe (one thread waits on it).
+class EventSignal {
+ public:
+  virtual ~EventSignal() = default;
+  // The signal of the database of `options`, or nullptr when its backend has none (SQLite:
+  // the processes of one host poll the file cheaply). Throws StoreError.
+  static std::unique_ptr<EventSignal> Open(const StoreOptions& options);
+  // Waits up to `timeout`; true if events may have been queued since the last call (a
+  // notification arrived, or the connection was made again and some may have been missed).
+  virtual bool Wait(std::chrono::milliseconds timeout) = 0;
+};
+
 class Store {
  public:
   // Opens (creating if needed) the database at options.path, sets WAL, busy_timeout and
@@ -256,6 +276,12 @@ class Store {
   // them need not be read again every round (a lane holds dozens ahead). A pending delivery older
   // than them appears only when an operator re-sends a dead one; a look without `past_held` (the
   // caller's periodic one) finds it.
+  //
+  // Dispatchers divide the warehouses with leases (SPEC section 10): a want first takes or
+  // renews the warehouse's lease for `claimant` until `lease_until`, and takes nothing if
+  // another claimant holds it (DeliveryTake::refused). A want with `slots` 0 only renews; one
+  // with `release` gives the lease up. Leases are judged by the database's clock; the times in
+  // and out of this call are the caller's, translated.
   struct DeliveryWant {
     std::int64_t warehouse_id = 0;
     int slots = 1;
@@ -265,15 +291,18 @@ class Store {
     std::vector<std::int64_t> held;
     bool past_held = false;
     std::int64_t after_event = 0;
+    bool release = false;
   };
   // A lease the caller holds, renewed until `until`, or given up (nullopt) so the delivery can
-  // be claimed again at once. Applied only while the delivery is pending.
+  // be claimed again at once. Applied only while the delivery is pending and leased to the
+  // claimant.
   struct LeaseChange {
     std::int64_t delivery_id = 0;
     std::optional<TimePoint> until;
   };
   struct DeliveryTake {
     std::int64_t warehouse_id = 0;
+    bool refused = false;               // another claimant holds the warehouse's lease
     std::vector<Delivery> claimed;      // in order; stored ones leased until lease_until
     std::optional<TimePoint> next_due;  // the earliest pending delivery not yet due
   };
@@ -283,7 +312,8 @@ class Store {
                                                        std::span<const LeaseChange> leases,
                                                        std::span<const DeliveryWant> wants,
                                                        TimePoint now,
-                                                       const DocumentRenderer& render);
+                                                       const DocumentRenderer& render,
+                                                       const std::string& claimant = "dispatcher");
   // Warehouses with outbox events newer than `event_id` (what a new event id is about).
   StoreResult<std::vector<std::int64_t>> WarehousesWithEventsAfter(std::int64_t event_id);
   // Deliveries by state and warehouse (any if nullopt), oldest first.

@@ -46,16 +46,38 @@ bool RecordOneAttempt(StoreTransaction& t, const Store::AttemptRecord& record, T
                                 succeeded)) {
     return false;  // not the next attempt: a late duplicate, or the delivery is final
   }
-  t.InsertAttempt(delivery_id, attempt);
+  DeliveryAttempt kept = attempt;
+  kept.response_head = ResponseHeadText(attempt.response_head);
+  t.InsertAttempt(delivery_id, kept);
   return true;
 }
 
-// Claims a warehouse's due pending deliveries (leased until want.lease_until) and forms new
-// ones from its unbatched events while slots are left.
+// The lease clock (StoreTransaction::LeaseClock) against the caller's: lease times go into the
+// database on the one and come out on the other.
+struct LeaseTimes {
+  TimePoint now, lease_now;
+  TimePoint ToLease(TimePoint t) const { return lease_now + (t - now); }
+  TimePoint ToCaller(TimePoint t) const { return now + (t - lease_now); }
+};
+
+// Takes or renews the warehouse's lease, then claims its due pending deliveries (leased until
+// want.lease_until) and forms new ones from its unbatched events while slots are left.
 Store::DeliveryTake TakeDeliveries(StoreTransaction& t, const Store::DeliveryWant& want,
-                                   TimePoint now, const Store::DocumentRenderer& render) {
+                                   const LeaseTimes& clock, const Store::DocumentRenderer& render,
+                                   const std::string& claimant) {
+  const TimePoint now = clock.now;
   Store::DeliveryTake take;
   take.warehouse_id = want.warehouse_id;
+  if (want.release) {
+    t.ReleaseWarehouse(want.warehouse_id, claimant);
+    return take;
+  }
+  const TimePoint lease_until = clock.ToLease(want.lease_until);
+  if (!t.ClaimWarehouse(want.warehouse_id, claimant, clock.lease_now, lease_until)) {
+    take.refused = true;  // another dispatcher sends this warehouse's deliveries
+    return take;
+  }
+  if (want.slots <= 0) return take;  // a renewal only
   auto note_due = [&](TimePoint due) {
     if (!take.next_due || due < *take.next_due) take.next_due = due;
   };
@@ -74,11 +96,11 @@ Store::DeliveryTake TakeDeliveries(StoreTransaction& t, const Store::DeliveryWan
          t.PendingDeliveries(want.warehouse_id, after, past_held ? want.slots : limit)) {
       if (static_cast<int>(claim.size()) >= want.slots) break;
       if (held(p.id)) continue;
-      const bool leased = p.lease_until && *p.lease_until > now;
+      const bool leased = p.lease_until && *p.lease_until > clock.lease_now;
       if (p.next_attempt_at > now) {
         note_due(p.next_attempt_at);
       } else if (leased) {
-        note_due(*p.lease_until);  // a crashed dispatcher's lease runs out
+        note_due(clock.ToCaller(*p.lease_until));  // a crashed dispatcher's lease runs out
       } else {
         claim.push_back(p.id);
         continue;
@@ -87,15 +109,18 @@ Store::DeliveryTake TakeDeliveries(StoreTransaction& t, const Store::DeliveryWan
       break;
     }
   } else {
-    for (std::int64_t id : t.DueDeliveries(want.warehouse_id, now, limit)) {
+    for (std::int64_t id : t.DueDeliveries(want.warehouse_id, now, clock.lease_now, limit)) {
       if (static_cast<int>(claim.size()) >= want.slots) break;
       if (!held(id)) claim.push_back(id);
     }
     if (std::optional<TimePoint> due = t.NextDueDelivery(want.warehouse_id, now)) note_due(*due);
   }
   for (std::int64_t id : claim) {
-    if (!t.ClaimLease(id, now, want.lease_until)) continue;
-    if (auto d = t.ReadDelivery(id)) take.claimed.push_back(std::move(*d));
+    if (!t.ClaimLease(id, claimant, clock.lease_now, lease_until)) continue;
+    if (auto d = t.ReadDelivery(id)) {
+      if (d->lease_until) d->lease_until = clock.ToCaller(*d->lease_until);
+      take.claimed.push_back(std::move(*d));
+    }
   }
   if (blocked) return take;
 
@@ -132,10 +157,60 @@ Store::DeliveryTake TakeDeliveries(StoreTransaction& t, const Store::DeliveryWan
 
 }  // namespace
 
+std::string ResponseHeadText(std::string_view in) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  out.reserve(in.size());
+  std::size_t i = 0;
+  while (i < in.size()) {
+    const auto b = static_cast<unsigned char>(in[i]);
+    if (b == 0) {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    if (b < 0x80) {
+      out += static_cast<char>(b);
+      ++i;
+      continue;
+    }
+    // The length of the sequence `b` starts and the range its second byte may take (no
+    // overlong forms, no surrogates, nothing past U+10FFFF: RFC 3629).
+    std::size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+      length = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      length = 3;
+      if (b == 0xE0) low = 0xA0;
+      if (b == 0xED) high = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      length = 4;
+      if (b == 0xF0) low = 0x90;
+      if (b == 0xF4) high = 0x8F;
+    }
+    std::size_t valid = length ? 1 : 0;  // bytes of a well-formed prefix
+    while (valid > 0 && valid < length && i + valid < in.size()) {
+      const auto c = static_cast<unsigned char>(in[i + valid]);
+      if (c < (valid == 1 ? low : 0x80) || c > (valid == 1 ? high : 0xBF)) break;
+      ++valid;
+    }
+    if (length && valid == length) {
+      out.append(in.substr(i, length));
+      i += length;
+    } else {
+      out += kReplacement;  // one for the maximal ill-formed prefix (Unicode's practice)
+      i += std::max<std::size_t>(1, valid);
+    }
+  }
+  return out;
+}
+
 bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> records,
                    std::span<const Store::LeaseChange> leases,
                    std::span<const Store::DeliveryWant> wants, TimePoint now,
-                   const Store::DocumentRenderer& render, std::vector<Store::DeliveryTake>& takes) {
+                   const Store::DocumentRenderer& render, const std::string& claimant,
+                   std::vector<Store::DeliveryTake>& takes) {
   takes.clear();
   std::vector<std::int64_t> sent, failed;
   for (const Store::AttemptRecord& r : records) {
@@ -148,9 +223,15 @@ bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> re
   // that both failed and succeeded in this round would end `sent` too.
   t.MoveRequests(failed, RequestStatus::kFailed, StatusSet::kUnsent, now);
   t.MoveRequests(sent, RequestStatus::kSent, StatusSet::kSendable, now);
-  for (const Store::LeaseChange& change : leases) t.SetLease(change.delivery_id, change.until);
+  if (leases.empty() && wants.empty()) return true;
+  const LeaseTimes clock{now, t.LeaseClock(now)};
+  for (const Store::LeaseChange& change : leases) {
+    std::optional<TimePoint> until;
+    if (change.until) until = clock.ToLease(*change.until);
+    t.SetLease(change.delivery_id, claimant, until);
+  }
   for (const Store::DeliveryWant& want : wants) {
-    takes.push_back(TakeDeliveries(t, want, now, render));
+    takes.push_back(TakeDeliveries(t, want, clock, render, claimant));
   }
   return true;
 }

@@ -5,6 +5,8 @@
 #define ALLOCATION_RELAY_SHARED_SRC_STORE_DELIVERIES_H_
 
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "allocation_relay/store.h"
@@ -17,7 +19,12 @@ namespace allocation_relay::deliveries {
 bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> records,
                    std::span<const Store::LeaseChange> leases,
                    std::span<const Store::DeliveryWant> wants, TimePoint now,
-                   const Store::DocumentRenderer& render, std::vector<Store::DeliveryTake>& takes);
+                   const Store::DocumentRenderer& render, const std::string& claimant,
+                   std::vector<Store::DeliveryTake>& takes);
+
+// A response head as the store keeps it, text on both backends (SPEC section 10): valid UTF-8
+// with every NUL byte and every invalid sequence replaced by U+FFFD.
+std::string ResponseHeadText(std::string_view bytes);
 
 }  // namespace allocation_relay::deliveries
 

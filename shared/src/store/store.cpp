@@ -5,6 +5,8 @@
 #include "backend.h"
 #include "deliveries.h"
 #include "flow.h"
+#include "postgresql/pg_backend.h"
+#include "postgresql/pg_event_signal.h"
 #include "retention.h"
 #include "sqlite/sqlite_backend.h"
 
@@ -16,8 +18,12 @@ namespace {
 template <typename T, typename Op>
 StoreResult<T> WriteResult(StoreBackend& backend, Op&& op) {
   T result{};
-  if (std::optional<StoreError> error =
-          backend.Write([&](StoreTransaction& t) -> bool { return op(t, result); })) {
+  // A backend may run `op` more than once (a retried group or transaction): each run starts
+  // from an empty result.
+  if (std::optional<StoreError> error = backend.Write([&](StoreTransaction& t) -> bool {
+        result = T{};
+        return op(t, result);
+      })) {
     return std::unexpected(std::move(*error));
   }
   return result;
@@ -26,14 +32,23 @@ StoreResult<T> WriteResult(StoreBackend& backend, Op&& op) {
 }  // namespace
 
 StoreOptions StoreOptionsFrom(const StoreConfig& config) {
-  return StoreOptions{config.path, config.synchronous, config.busy_timeout, true, config.max_size};
+  return StoreOptions{config.path,     config.synchronous, config.busy_timeout, true,
+                      config.max_size, config.backend,     config.url,          config.pool};
 }
 
 Store::Store(std::unique_ptr<StoreBackend> backend) : backend_(std::move(backend)) {}
 Store::~Store() = default;
 
 std::unique_ptr<Store> Store::Open(const StoreOptions& options) {
+  if (options.backend == StoreBackendKind::kPostgresql) {
+    return std::unique_ptr<Store>(new Store(postgresql::PgBackend::Open(options)));
+  }
   return std::unique_ptr<Store>(new Store(sqlite::SqliteBackend::Open(options)));
+}
+
+std::unique_ptr<EventSignal> EventSignal::Open(const StoreOptions& options) {
+  if (options.backend != StoreBackendKind::kPostgresql) return nullptr;
+  return std::make_unique<postgresql::PgEventSignal>(options);
 }
 
 int Store::LatestSchemaVersion() { return sqlite::SqliteBackend::LatestSchemaVersion(); }
@@ -89,10 +104,11 @@ StoreResult<int> Store::MarkFailed(std::span<const std::int64_t> request_ids, Ti
 
 StoreResult<std::vector<Store::DeliveryTake>> Store::RecordAndTake(
     std::span<const AttemptRecord> records, std::span<const LeaseChange> leases,
-    std::span<const DeliveryWant> wants, TimePoint now, const DocumentRenderer& render) {
+    std::span<const DeliveryWant> wants, TimePoint now, const DocumentRenderer& render,
+    const std::string& claimant) {
   return WriteResult<std::vector<DeliveryTake>>(
       *backend_, [&](StoreTransaction& t, std::vector<DeliveryTake>& takes) {
-        return deliveries::RecordAndTake(t, records, leases, wants, now, render, takes);
+        return deliveries::RecordAndTake(t, records, leases, wants, now, render, claimant, takes);
       });
 }
 

@@ -109,15 +109,29 @@ class StoreTransaction {
   // A warehouse's pending deliveries with ids > `after_id`, oldest first.
   virtual std::vector<PendingDelivery> PendingDeliveries(std::int64_t warehouse_id,
                                                          std::int64_t after_id, int limit) = 0;
-  // Its pending deliveries that are due at `now` and not leased, oldest first.
+  // Its pending deliveries that are due at `now` and not leased at `lease_now` (LeaseClock),
+  // oldest first.
   virtual std::vector<std::int64_t> DueDeliveries(std::int64_t warehouse_id, TimePoint now,
-                                                  int limit) = 0;
+                                                  TimePoint lease_now, int limit) = 0;
   // The earliest next attempt among its pending deliveries not due at `now`.
   virtual std::optional<TimePoint> NextDueDelivery(std::int64_t warehouse_id, TimePoint now) = 0;
-  // Leases a pending delivery until `until` unless an unexpired lease is held; false if not.
-  virtual bool ClaimLease(std::int64_t delivery_id, TimePoint now, TimePoint until) = 0;
-  // Sets (or, with nullopt, clears) a pending delivery's lease.
-  virtual void SetLease(std::int64_t delivery_id, std::optional<TimePoint> until) = 0;
+  // The clock leases are judged by, at `now` on the caller's clock: the database's on a shared
+  // server (PostgreSQL: hosts' clocks are never compared), `now` itself on SQLite (one host).
+  // Every lease time below is on this clock.
+  virtual TimePoint LeaseClock(TimePoint now) = 0;
+  // Takes or renews the warehouse's lease for `owner` until `until`, unless another owner's
+  // lease runs past `now`; false if it does.
+  virtual bool ClaimWarehouse(std::int64_t warehouse_id, const std::string& owner, TimePoint now,
+                              TimePoint until) = 0;
+  // Gives the warehouse's lease up if `owner` holds it.
+  virtual void ReleaseWarehouse(std::int64_t warehouse_id, const std::string& owner) = 0;
+  // Leases a pending delivery to `owner` until `until` unless another owner's lease runs past
+  // `now`; false if it does.
+  virtual bool ClaimLease(std::int64_t delivery_id, const std::string& owner, TimePoint now,
+                          TimePoint until) = 0;
+  // Renews (or, with nullopt, releases) a pending delivery's lease if `owner` holds it.
+  virtual void SetLease(std::int64_t delivery_id, const std::string& owner,
+                        std::optional<TimePoint> until) = 0;
   virtual std::optional<Delivery> ReadDelivery(std::int64_t delivery_id) = 0;
   // A warehouse's outbox events not yet in a delivery with ids > `after_event`, oldest first,
   // each with its request.

@@ -1,8 +1,5 @@
 #include "rows.h"
 
-#include <charconv>
-#include <system_error>
-
 namespace allocation_relay::sqlite {
 
 const char* StatusSetSql(StatusSet set) {
@@ -26,22 +23,6 @@ std::string StatusAssignment(RequestStatus to) {
 }
 
 std::string IdList(std::span<const std::int64_t> ids) { return "(" + JoinIds(ids) + ")"; }
-
-std::vector<std::int64_t> ParseIdList(std::string_view text) {
-  std::vector<std::int64_t> ids;
-  while (!text.empty()) {
-    std::int64_t id = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-    if (ec != std::errc()) throw StoreError(StoreError::Kind::kCorrupt, "bad request_ids");
-    ids.push_back(id);
-    text.remove_prefix(static_cast<std::size_t>(end - text.data()));
-    if (!text.empty()) {
-      if (text.front() != ',') throw StoreError(StoreError::Kind::kCorrupt, "bad request_ids");
-      text.remove_prefix(1);
-    }
-  }
-  return ids;
-}
 
 RequestStatus StatusColumn(const SQLite::Column& c) {
   std::optional<RequestStatus> s = ParseRequestStatus(c.getString());

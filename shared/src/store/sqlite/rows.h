@@ -33,8 +33,6 @@ std::string StatusAssignment(RequestStatus to);
 
 // "(12,57)".
 std::string IdList(std::span<const std::int64_t> ids);
-// The request_ids column back; anything but "12,57" is a corrupt row.
-std::vector<std::int64_t> ParseIdList(std::string_view text);
 
 RequestStatus StatusColumn(const SQLite::Column& c);
 AllocationState StateColumn(const SQLite::Column& c);

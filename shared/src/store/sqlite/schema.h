@@ -313,6 +313,19 @@ CREATE TRIGGER deliveries_count_delete AFTER DELETE ON deliveries BEGIN
   UPDATE row_counts SET value = value - 1 WHERE name = 'deliveries';
 END;
 )sql",
+
+    // 6: leases owned by a claimant, one per dispatcher start (SPEC section 10). A dispatcher
+    // sends a warehouse's deliveries only while it holds the warehouse's lease, so two of them
+    // never send one warehouse's deliveries at once; renewing or releasing a lease checks its
+    // owner.
+    R"sql(
+ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+CREATE TABLE warehouse_leases (
+  warehouse_id INTEGER PRIMARY KEY,
+  owner        TEXT    NOT NULL,
+  lease_until  INTEGER NOT NULL
+);
+)sql",
 };
 
 }  // namespace allocation_relay::schema

@@ -226,14 +226,14 @@ std::vector<StoreTransaction::PendingDelivery> SqliteTransaction::PendingDeliver
 }
 
 std::vector<std::int64_t> SqliteTransaction::DueDeliveries(std::int64_t warehouse_id, TimePoint now,
-                                                           int limit) {
+                                                           TimePoint lease_now, int limit) {
   Borrowed q = c_.Prepared(
       "SELECT id FROM deliveries WHERE warehouse_id = ? AND state = 'pending' AND "
       "next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
       "ORDER BY id LIMIT ?");
   q->bind(1, warehouse_id);
   q->bind(2, ToUnixMicros(now));
-  q->bind(3, ToUnixMicros(now));
+  q->bind(3, ToUnixMicros(lease_now));
   q->bind(4, limit);
   std::vector<std::int64_t> out;
   while (q->executeStep()) out.push_back(q->getColumn(0).getInt64());
@@ -251,21 +251,49 @@ std::optional<TimePoint> SqliteTransaction::NextDueDelivery(std::int64_t warehou
   return FromUnixMicros(q->getColumn(0).getInt64());
 }
 
-bool SqliteTransaction::ClaimLease(std::int64_t delivery_id, TimePoint now, TimePoint until) {
+TimePoint SqliteTransaction::LeaseClock(TimePoint now) { return now; }
+
+bool SqliteTransaction::ClaimWarehouse(std::int64_t warehouse_id, const std::string& owner,
+                                       TimePoint now, TimePoint until) {
   Borrowed s = c_.Prepared(
-      "UPDATE deliveries SET lease_until = ? WHERE id = ? AND state = 'pending' AND "
-      "(lease_until IS NULL OR lease_until <= ?)");
-  s->bind(1, ToUnixMicros(until));
-  s->bind(2, delivery_id);
-  s->bind(3, ToUnixMicros(now));
+      "INSERT INTO warehouse_leases (warehouse_id, owner, lease_until) VALUES (?1, ?2, ?3) "
+      "ON CONFLICT (warehouse_id) DO UPDATE SET owner = excluded.owner, "
+      "lease_until = excluded.lease_until "
+      "WHERE warehouse_leases.owner = excluded.owner OR warehouse_leases.lease_until <= ?4");
+  s->bind(1, warehouse_id);
+  s->bind(2, owner);
+  s->bind(3, ToUnixMicros(until));
+  s->bind(4, ToUnixMicros(now));
   return s->exec() == 1;
 }
 
-void SqliteTransaction::SetLease(std::int64_t delivery_id, std::optional<TimePoint> until) {
-  Borrowed s =
-      c_.Prepared("UPDATE deliveries SET lease_until = ? WHERE id = ? AND state = 'pending'");
+void SqliteTransaction::ReleaseWarehouse(std::int64_t warehouse_id, const std::string& owner) {
+  Borrowed s = c_.Prepared("DELETE FROM warehouse_leases WHERE warehouse_id = ? AND owner = ?");
+  s->bind(1, warehouse_id);
+  s->bind(2, owner);
+  s->exec();
+}
+
+bool SqliteTransaction::ClaimLease(std::int64_t delivery_id, const std::string& owner,
+                                   TimePoint now, TimePoint until) {
+  Borrowed s = c_.Prepared(
+      "UPDATE deliveries SET lease_until = ?1, lease_owner = ?2 WHERE id = ?3 AND "
+      "state = 'pending' AND (lease_until IS NULL OR lease_until <= ?4 OR lease_owner = ?2)");
+  s->bind(1, ToUnixMicros(until));
+  s->bind(2, owner);
+  s->bind(3, delivery_id);
+  s->bind(4, ToUnixMicros(now));
+  return s->exec() == 1;
+}
+
+void SqliteTransaction::SetLease(std::int64_t delivery_id, const std::string& owner,
+                                 std::optional<TimePoint> until) {
+  Borrowed s = c_.Prepared(
+      "UPDATE deliveries SET lease_until = ?1, lease_owner = CASE WHEN ?1 IS NULL THEN NULL "
+      "ELSE lease_owner END WHERE id = ?2 AND state = 'pending' AND lease_owner = ?3");
   BindOptionalTime(s, 1, until ? &*until : nullptr);
   s->bind(2, delivery_id);
+  s->bind(3, owner);
   s->exec();
 }
 
@@ -337,7 +365,7 @@ bool SqliteTransaction::AdvanceDelivery(std::int64_t delivery_id, int number, De
                                         bool drop_document) {
   Borrowed s = c_.Prepared(
       "UPDATE deliveries SET attempt_count = ?1, state = ?2, next_attempt_at = ?3, "
-      "lease_until = NULL, finished_at = ?4, "
+      "lease_until = NULL, lease_owner = NULL, finished_at = ?4, "
       "document = CASE WHEN ?7 THEN '' ELSE document END "
       "WHERE id = ?5 AND state = 'pending' AND attempt_count = ?6");
   s->bind(1, number);
@@ -388,7 +416,7 @@ bool SqliteTransaction::EnableWebhook(std::int64_t warehouse_id) {
 int SqliteTransaction::ResendDead(std::optional<std::int64_t> warehouse_id, TimePoint now) {
   std::string sql =
       "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, "
-      "finished_at = NULL WHERE state = 'dead'";
+      "lease_owner = NULL, finished_at = NULL WHERE state = 'dead'";
   if (warehouse_id) sql += " AND warehouse_id = " + std::to_string(*warehouse_id);
   Borrowed s = c_.Prepared(sql);
   s->bind(1, ToUnixMicros(now));

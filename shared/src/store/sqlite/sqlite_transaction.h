@@ -41,10 +41,16 @@ class SqliteTransaction final : public StoreTransaction {
   std::vector<PendingDelivery> PendingDeliveries(std::int64_t warehouse_id, std::int64_t after_id,
                                                  int limit) override;
   std::vector<std::int64_t> DueDeliveries(std::int64_t warehouse_id, TimePoint now,
-                                          int limit) override;
+                                          TimePoint lease_now, int limit) override;
   std::optional<TimePoint> NextDueDelivery(std::int64_t warehouse_id, TimePoint now) override;
-  bool ClaimLease(std::int64_t delivery_id, TimePoint now, TimePoint until) override;
-  void SetLease(std::int64_t delivery_id, std::optional<TimePoint> until) override;
+  TimePoint LeaseClock(TimePoint now) override;
+  bool ClaimWarehouse(std::int64_t warehouse_id, const std::string& owner, TimePoint now,
+                      TimePoint until) override;
+  void ReleaseWarehouse(std::int64_t warehouse_id, const std::string& owner) override;
+  bool ClaimLease(std::int64_t delivery_id, const std::string& owner, TimePoint now,
+                  TimePoint until) override;
+  void SetLease(std::int64_t delivery_id, const std::string& owner,
+                std::optional<TimePoint> until) override;
   std::optional<Delivery> ReadDelivery(std::int64_t delivery_id) override;
   std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> UnbatchedWithRequests(
       std::int64_t warehouse_id, std::int64_t after_event, int limit) override;

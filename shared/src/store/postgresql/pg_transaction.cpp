@@ -1,0 +1,400 @@
+#include "pg_transaction.h"
+
+#include <nlohmann/json.hpp>
+
+#include "../id_list.h"
+#include "pg_rows.h"
+
+namespace allocation_relay::postgresql {
+namespace {
+
+Params& AddTime(Params& p, const TimePoint* t) { return t ? p.Add(ToUnixMicros(*t)) : p.AddNull(); }
+
+// The SET part of every move of a request's status: $1 status, $2 updated_at.
+std::string StatusAssignment(RequestStatus to) {
+  return IsPending(to) ? "SET status = $1, updated_at = $2, pending = 1 "
+                       : "SET status = $1, updated_at = $2, pending = NULL ";
+}
+
+}  // namespace
+
+std::optional<std::pair<std::int64_t, AllocationState>> PgTransaction::AllocationByOrder(
+    std::int64_t order_number) {
+  // Locked: what the caller decides on (cancel) stays so until it commits.
+  Result r = c_.Exec("SELECT id, state FROM allocations WHERE order_number = $1 FOR UPDATE",
+                     Params().Add(order_number));
+  if (r.rows() == 0) return std::nullopt;
+  return std::pair{r.i64(0, 0), StateValue(r.text(0, 1))};
+}
+
+std::int64_t PgTransaction::InsertAllocation(const OrderRef& order, const std::string& groups_json,
+                                             const std::string& lines_json, TimePoint now) {
+  Result r = c_.Exec(
+      "INSERT INTO allocations (order_id, order_number, groups_json, lines_json, "
+      "current_group, state, created_at, updated_at) VALUES ($1, $2, $3, $4, 0, 'open', $5, $5) "
+      "RETURNING id",
+      Params()
+          .Add(order.id)
+          .Add(order.number)
+          .Add(groups_json)
+          .Add(lines_json)
+          .Add(ToUnixMicros(now)));
+  return r.i64(0, 0);
+}
+
+AllocationRow PgTransaction::ReadAllocation(std::int64_t allocation_id) {
+  Result r = c_.Exec(
+      "SELECT state, current_group, groups_json, order_id, order_number, lines_json "
+      "FROM allocations WHERE id = $1 FOR UPDATE",
+      Params().Add(allocation_id));
+  if (r.rows() == 0) throw StoreError(StoreError::Kind::kCorrupt, "request without allocation");
+  return AllocationRow{allocation_id,
+                       StateValue(r.text(0, 0)),
+                       r.i32(0, 1),
+                       nlohmann::json::parse(r.text(0, 2)).get<PriorityGroups>(),
+                       OrderRef{r.str(0, 3), r.i64(0, 4)},
+                       r.str(0, 5)};
+}
+
+void PgTransaction::SetCurrentGroup(std::int64_t allocation_id, int group, TimePoint now) {
+  c_.Queue(
+      "UPDATE allocations SET current_group = $1, updated_at = $2 WHERE id = $3 AND state = "
+      "'open'",
+      Params().Add(group).Add(ToUnixMicros(now)).Add(allocation_id));
+}
+
+bool PgTransaction::CloseAllocation(std::int64_t allocation_id, AllocationState to,
+                                    std::int64_t confirmed_warehouse_id, TimePoint now) {
+  Params p;
+  p.Add(std::string(ToString(to))).Add(ToUnixMicros(now)).Add(allocation_id);
+  if (to == AllocationState::kConfirmed) {
+    p.Add(confirmed_warehouse_id);
+  } else {
+    p.AddNull();
+  }
+  return c_.Exec(
+               "UPDATE allocations SET state = $1, updated_at = $2, confirmed_warehouse_id = "
+               "$4::bigint WHERE id = $3 AND state = 'open'",
+               p)
+             .affected() == 1;
+}
+
+std::optional<std::int64_t> PgTransaction::InsertRequest(const AllocationRow& allocation,
+                                                         const WarehouseInfo& warehouse,
+                                                         int group_index, TimePoint now,
+                                                         TimePoint expires) {
+  Result r = c_.Exec(
+      "INSERT INTO allocation_requests (allocation_id, order_id, order_number, lines_json, "
+      "warehouse_id, warehouse_name, group_index, status, pending, created_at, expires_at, "
+      "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'allocated', 1, $8, $9, $8) "
+      "ON CONFLICT (allocation_id, warehouse_id) DO NOTHING RETURNING id",
+      Params()
+          .Add(allocation.id)
+          .Add(allocation.order.id)
+          .Add(allocation.order.number)
+          .Add(allocation.lines_json)
+          .Add(warehouse.id)
+          .Add(warehouse.name)
+          .Add(group_index)
+          .Add(ToUnixMicros(now))
+          .Add(ToUnixMicros(expires)));
+  if (r.rows() == 0) return std::nullopt;
+  return r.i64(0, 0);
+}
+
+std::optional<RequestHead> PgTransaction::ReadRequestHead(std::int64_t request_id) {
+  // The allocation is locked first: every change to one allocation's flow (a confirm, a reject,
+  // an expiry moving it on, a cancel) waits for the one before it, as SQLite's single writer
+  // does. The request is read after the lock, by a statement of its own: one that waited for
+  // the lock would see the request as it was before the change it waited for.
+  if (c_.Exec("SELECT 1 FROM allocations WHERE id = (SELECT allocation_id FROM "
+              "allocation_requests WHERE id = $1) FOR UPDATE",
+              Params().Add(request_id))
+          .rows() == 0) {
+    return std::nullopt;
+  }
+  Result r = c_.Exec(
+      "SELECT r.status, r.warehouse_id, r.allocation_id, r.group_index, a.state, "
+      "a.current_group FROM allocation_requests r JOIN allocations a ON a.id = r.allocation_id "
+      "WHERE r.id = $1",
+      Params().Add(request_id));
+  if (r.rows() == 0) return std::nullopt;
+  return RequestHead{StatusValue(r.text(0, 0)), r.i64(0, 1), r.i64(0, 2), r.i32(0, 3),
+                     StateValue(r.text(0, 4)),  r.i32(0, 5)};
+}
+
+int PgTransaction::CountPendingInGroup(std::int64_t allocation_id, int group_index) {
+  return c_
+      .Exec(
+          "SELECT count(*) FROM allocation_requests WHERE allocation_id = $1 AND "
+          "group_index = $2 AND pending = 1",
+          Params().Add(allocation_id).Add(group_index))
+      .i32(0, 0);
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> PgTransaction::ConfirmableRequests(
+    std::int64_t allocation_id, std::int64_t keep) {
+  Result r = c_.Exec(std::string("SELECT id, warehouse_id FROM allocation_requests "
+                                 "WHERE allocation_id = $1 AND id <> $2 AND ") +
+                         StatusSetSql(StatusSet::kConfirmable) + " ORDER BY id",
+                     Params().Add(allocation_id).Add(keep));
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.i64(i, 0), r.i64(i, 1));
+  return out;
+}
+
+std::vector<StoreTransaction::ExpiredRequest> PgTransaction::ExpiredRequests(TimePoint now,
+                                                                             int limit) {
+  // SKIP LOCKED: two dispatchers expiring at once take different rows; a row a confirm holds is
+  // looked at again next time (the move is conditional either way).
+  Result r = c_.Exec(
+      "SELECT id, allocation_id, warehouse_id FROM allocation_requests WHERE pending = 1 AND "
+      "expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+      Params().Add(ToUnixMicros(now)).Add(limit));
+  std::vector<ExpiredRequest> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    out.push_back(ExpiredRequest{r.i64(i, 0), r.i64(i, 1), r.i64(i, 2)});
+  }
+  return out;
+}
+
+bool PgTransaction::MoveRequest(std::int64_t request_id, RequestStatus to, StatusSet from,
+                                TimePoint now) {
+  return c_.Exec("UPDATE allocation_requests " + StatusAssignment(to) + "WHERE id = $3 AND " +
+                     StatusSetSql(from),
+                 Params().Add(std::string(ToString(to))).Add(ToUnixMicros(now)).Add(request_id))
+             .affected() == 1;
+}
+
+int PgTransaction::MoveRequests(std::span<const std::int64_t> ids, RequestStatus to, StatusSet from,
+                                TimePoint now) {
+  if (ids.empty()) return 0;
+  return static_cast<int>(
+      c_.Exec("UPDATE allocation_requests " + StatusAssignment(to) +
+                  "WHERE id = ANY($3::bigint[]) AND " + StatusSetSql(from),
+              Params().Add(std::string(ToString(to))).Add(ToUnixMicros(now)).AddIds(ids))
+          .affected());
+}
+
+void PgTransaction::QueueEvent(std::int64_t warehouse_id, std::int64_t request_id,
+                               EventAction action, RequestStatus status, TimePoint now) {
+  c_.Queue(
+      "INSERT INTO outbox_events (warehouse_id, request_id, action, status, created_at) "
+      "VALUES ($1, $2, $3, $4, $5)",
+      Params()
+          .Add(warehouse_id)
+          .Add(request_id)
+          .Add(std::string(ToString(action)))
+          .Add(std::string(ToString(status)))
+          .Add(ToUnixMicros(now)));
+  queued_events_ = true;
+}
+
+const std::string& PgTransaction::DeliverySalt() {
+  if (salt_.empty()) salt_ = c_.Exec("SELECT salt FROM store_identity").str(0, 0);
+  return salt_;
+}
+
+std::vector<StoreTransaction::PendingDelivery> PgTransaction::PendingDeliveries(
+    std::int64_t warehouse_id, std::int64_t after_id, int limit) {
+  Result r = c_.Exec(
+      "SELECT id, next_attempt_at, lease_until FROM deliveries WHERE warehouse_id = $1 AND "
+      "state = 'pending' AND id > $2 ORDER BY id LIMIT $3",
+      Params().Add(warehouse_id).Add(after_id).Add(limit));
+  std::vector<PendingDelivery> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    PendingDelivery p;
+    p.id = r.i64(i, 0);
+    p.next_attempt_at = FromUnixMicros(r.i64(i, 1));
+    if (!r.null(i, 2)) p.lease_until = FromUnixMicros(r.i64(i, 2));
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<std::int64_t> PgTransaction::DueDeliveries(std::int64_t warehouse_id, TimePoint now,
+                                                       TimePoint lease_now, int limit) {
+  return Ids(c_.Exec(
+      "SELECT id FROM deliveries WHERE warehouse_id = $1 AND state = 'pending' AND "
+      "next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4 "
+      "FOR UPDATE SKIP LOCKED",
+      Params().Add(warehouse_id).Add(ToUnixMicros(now)).Add(ToUnixMicros(lease_now)).Add(limit)));
+}
+
+std::optional<TimePoint> PgTransaction::NextDueDelivery(std::int64_t warehouse_id, TimePoint now) {
+  Result r = c_.Exec(
+      "SELECT min(next_attempt_at) FROM deliveries WHERE warehouse_id = $1 AND "
+      "state = 'pending' AND next_attempt_at > $2",
+      Params().Add(warehouse_id).Add(ToUnixMicros(now)));
+  if (r.null(0, 0)) return std::nullopt;
+  return FromUnixMicros(r.i64(0, 0));
+}
+
+TimePoint PgTransaction::LeaseClock(TimePoint) {
+  // The server's clock at this moment (not the transaction's start): every host judges leases
+  // by it.
+  return FromUnixMicros(
+      c_.Exec("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint").i64(0, 0));
+}
+
+bool PgTransaction::ClaimWarehouse(std::int64_t warehouse_id, const std::string& owner,
+                                   TimePoint now, TimePoint until) {
+  return c_.Exec(
+               "INSERT INTO warehouse_leases (warehouse_id, owner, lease_until) "
+               "VALUES ($1, $2, $3) ON CONFLICT (warehouse_id) DO UPDATE SET "
+               "owner = excluded.owner, lease_until = excluded.lease_until "
+               "WHERE warehouse_leases.owner = excluded.owner OR "
+               "warehouse_leases.lease_until <= $4",
+               Params()
+                   .Add(warehouse_id)
+                   .Add(owner)
+                   .Add(ToUnixMicros(until))
+                   .Add(ToUnixMicros(now)))
+             .affected() == 1;
+}
+
+void PgTransaction::ReleaseWarehouse(std::int64_t warehouse_id, const std::string& owner) {
+  c_.Queue("DELETE FROM warehouse_leases WHERE warehouse_id = $1 AND owner = $2",
+           Params().Add(warehouse_id).Add(owner));
+}
+
+bool PgTransaction::ClaimLease(std::int64_t delivery_id, const std::string& owner, TimePoint now,
+                               TimePoint until) {
+  return c_.Exec(
+               "UPDATE deliveries SET lease_until = $1, lease_owner = $2 WHERE id = $3 AND "
+               "state = 'pending' AND (lease_until IS NULL OR lease_until <= $4 OR "
+               "lease_owner = $2)",
+               Params().Add(ToUnixMicros(until)).Add(owner).Add(delivery_id).Add(ToUnixMicros(now)))
+             .affected() == 1;
+}
+
+void PgTransaction::SetLease(std::int64_t delivery_id, const std::string& owner,
+                             std::optional<TimePoint> until) {
+  Params p;
+  AddTime(p, until ? &*until : nullptr).Add(delivery_id).Add(owner);
+  c_.Queue(
+      "UPDATE deliveries SET lease_until = $1::bigint, lease_owner = CASE WHEN $1::bigint IS "
+      "NULL THEN NULL ELSE lease_owner END WHERE id = $2 AND state = 'pending' AND "
+      "lease_owner = $3",
+      p);
+}
+
+std::optional<Delivery> PgTransaction::ReadDelivery(std::int64_t delivery_id) {
+  return postgresql::ReadDelivery(c_, delivery_id);
+}
+
+std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>>
+PgTransaction::UnbatchedWithRequests(std::int64_t warehouse_id, std::int64_t after_event,
+                                     int limit) {
+  Result r = c_.Exec(
+      "SELECT e.id, e.warehouse_id, e.request_id, e.action, e.status, e.created_at, "
+      "e.delivery_id, r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, "
+      "r.group_index, r.created_at, r.expires_at, r.updated_at, r.order_id, r.order_number, "
+      "r.lines_json FROM outbox_events e LEFT JOIN allocation_requests r ON r.id = e.request_id "
+      "WHERE e.delivery_id IS NULL AND e.warehouse_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3",
+      Params().Add(warehouse_id).Add(after_event).Add(limit));
+  std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    std::optional<AllocationRequest> request;
+    if (!r.null(i, 7)) request = RequestFromRow(r, i, 7);
+    out.emplace_back(EventFromRow(r, i), std::move(request));
+  }
+  return out;
+}
+
+std::int64_t PgTransaction::InsertDelivery(const Delivery& d, DeliveryState state,
+                                           const std::string& document, TimePoint next_attempt_at,
+                                           const TimePoint* finished_at) {
+  Params p;
+  p.Add(d.uid)
+      .Add(d.warehouse_id)
+      .Add(std::string(ToString(state)))
+      .Add(document)
+      .Add(JoinIds(d.request_ids))
+      .Add(ToUnixMicros(next_attempt_at))
+      .Add(ToUnixMicros(d.created_at));
+  AddTime(p, finished_at);
+  return c_
+      .Exec(
+          "INSERT INTO deliveries (uid, warehouse_id, state, document, request_ids, "
+          "attempt_count, next_attempt_at, created_at, finished_at) "
+          "VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8::bigint) RETURNING id",
+          p)
+      .i64(0, 0);
+}
+
+void PgTransaction::AssignEvents(std::int64_t delivery_id, std::int64_t warehouse_id,
+                                 std::span<const std::int64_t> event_ids) {
+  if (event_ids.empty()) return;
+  c_.Queue(
+      "UPDATE outbox_events SET delivery_id = $1 WHERE id = ANY($2::bigint[]) AND "
+      "warehouse_id = $3 AND delivery_id IS NULL",
+      Params().Add(delivery_id).AddIds(event_ids).Add(warehouse_id));
+}
+
+bool PgTransaction::AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,
+                                    TimePoint next_attempt_at, const TimePoint* finished_at,
+                                    bool drop_document) {
+  Params p;
+  p.Add(number).Add(std::string(ToString(state))).Add(ToUnixMicros(next_attempt_at));
+  AddTime(p, finished_at).Add(delivery_id).Add(number - 1).Add(drop_document);
+  return c_.Exec(
+               "UPDATE deliveries SET attempt_count = $1, state = $2, next_attempt_at = $3, "
+               "lease_until = NULL, lease_owner = NULL, finished_at = $4::bigint, "
+               "document = CASE WHEN $7::boolean THEN '' ELSE document END "
+               "WHERE id = $5 AND state = 'pending' AND attempt_count = $6",
+               p)
+             .affected() == 1;
+}
+
+void PgTransaction::InsertAttempt(std::int64_t delivery_id, const DeliveryAttempt& attempt) {
+  c_.Queue(
+      "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, "
+      "http_status, error, response_head) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+      Params()
+          .Add(delivery_id)
+          .Add(attempt.attempt)
+          .Add(ToUnixMicros(attempt.started_at))
+          .Add(static_cast<std::int64_t>(attempt.duration.count()))
+          .Add(attempt.http_status)
+          .Add(attempt.error)
+          .Add(attempt.response_head));
+}
+
+bool PgTransaction::DisableWebhook(std::int64_t warehouse_id, const std::string& reason,
+                                   TimePoint now) {
+  return c_.Exec(
+               "INSERT INTO webhook_endpoints (warehouse_id, disabled_at, disabled_reason) "
+               "VALUES ($1, $2, $3) ON CONFLICT (warehouse_id) DO UPDATE SET disabled_at = "
+               "excluded.disabled_at, disabled_reason = excluded.disabled_reason "
+               "WHERE webhook_endpoints.disabled_at IS NULL",
+               Params().Add(warehouse_id).Add(ToUnixMicros(now)).Add(reason))
+             .affected() == 1;
+}
+
+bool PgTransaction::EnableWebhook(std::int64_t warehouse_id) {
+  return c_.Exec(
+               "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL "
+               "WHERE warehouse_id = $1 AND disabled_at IS NOT NULL",
+               Params().Add(warehouse_id))
+             .affected() == 1;
+}
+
+int PgTransaction::ResendDead(std::optional<std::int64_t> warehouse_id, TimePoint now) {
+  Params p;
+  p.Add(ToUnixMicros(now));
+  if (warehouse_id) {
+    p.Add(*warehouse_id);
+  } else {
+    p.AddNull();
+  }
+  return static_cast<int>(
+      c_.Exec("UPDATE deliveries SET state = 'pending', next_attempt_at = $1, lease_until = NULL, "
+              "lease_owner = NULL, finished_at = NULL WHERE state = 'dead' AND ($2::bigint IS NULL "
+              "OR warehouse_id = "
+              "$2::bigint)",
+              p)
+          .affected());
+}
+
+}  // namespace allocation_relay::postgresql

@@ -1,0 +1,100 @@
+// PgTransaction: StoreTransaction on one PostgreSQL connection, inside the READ COMMITTED
+// transaction PgBackend::Write opened. Rows a rule reads and then decides on are locked as they
+// are read (an allocation with FOR UPDATE), so concurrent writers of other processes wait for
+// each other where SQLite would serialise them; statements whose result the rules do not need
+// are queued (pipeline mode) and cost no round trip of their own. Not thread-safe.
+#ifndef ALLOCATION_RELAY_SHARED_SRC_STORE_POSTGRESQL_PG_TRANSACTION_H_
+#define ALLOCATION_RELAY_SHARED_SRC_STORE_POSTGRESQL_PG_TRANSACTION_H_
+
+#include <string>
+
+#include "../transaction.h"
+#include "pg_connection.h"
+
+namespace allocation_relay::postgresql {
+
+class PgTransaction final : public StoreTransaction {
+ public:
+  PgTransaction(Connection& connection, std::string& salt) : c_(connection), salt_(salt) {}
+  // Whether the write queued an outbox event (then its commit notifies the dispatchers).
+  bool queued_events() const { return queued_events_; }
+
+  std::optional<std::pair<std::int64_t, AllocationState>> AllocationByOrder(
+      std::int64_t order_number) override;
+  std::int64_t InsertAllocation(const OrderRef& order, const std::string& groups_json,
+                                const std::string& lines_json, TimePoint now) override;
+  AllocationRow ReadAllocation(std::int64_t allocation_id) override;
+  void SetCurrentGroup(std::int64_t allocation_id, int group, TimePoint now) override;
+  bool CloseAllocation(std::int64_t allocation_id, AllocationState to,
+                       std::int64_t confirmed_warehouse_id, TimePoint now) override;
+  std::optional<std::int64_t> InsertRequest(const AllocationRow& allocation,
+                                            const WarehouseInfo& warehouse, int group_index,
+                                            TimePoint now, TimePoint expires) override;
+  std::optional<RequestHead> ReadRequestHead(std::int64_t request_id) override;
+  int CountPendingInGroup(std::int64_t allocation_id, int group_index) override;
+  std::vector<std::pair<std::int64_t, std::int64_t>> ConfirmableRequests(
+      std::int64_t allocation_id, std::int64_t keep) override;
+  std::vector<ExpiredRequest> ExpiredRequests(TimePoint now, int limit) override;
+  bool MoveRequest(std::int64_t request_id, RequestStatus to, StatusSet from,
+                   TimePoint now) override;
+  int MoveRequests(std::span<const std::int64_t> ids, RequestStatus to, StatusSet from,
+                   TimePoint now) override;
+  void QueueEvent(std::int64_t warehouse_id, std::int64_t request_id, EventAction action,
+                  RequestStatus status, TimePoint now) override;
+
+  const std::string& DeliverySalt() override;
+  std::vector<PendingDelivery> PendingDeliveries(std::int64_t warehouse_id, std::int64_t after_id,
+                                                 int limit) override;
+  std::vector<std::int64_t> DueDeliveries(std::int64_t warehouse_id, TimePoint now,
+                                          TimePoint lease_now, int limit) override;
+  std::optional<TimePoint> NextDueDelivery(std::int64_t warehouse_id, TimePoint now) override;
+  TimePoint LeaseClock(TimePoint now) override;
+  bool ClaimWarehouse(std::int64_t warehouse_id, const std::string& owner, TimePoint now,
+                      TimePoint until) override;
+  void ReleaseWarehouse(std::int64_t warehouse_id, const std::string& owner) override;
+  bool ClaimLease(std::int64_t delivery_id, const std::string& owner, TimePoint now,
+                  TimePoint until) override;
+  void SetLease(std::int64_t delivery_id, const std::string& owner,
+                std::optional<TimePoint> until) override;
+  std::optional<Delivery> ReadDelivery(std::int64_t delivery_id) override;
+  std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> UnbatchedWithRequests(
+      std::int64_t warehouse_id, std::int64_t after_event, int limit) override;
+  std::int64_t InsertDelivery(const Delivery& formed, DeliveryState state,
+                              const std::string& document, TimePoint next_attempt_at,
+                              const TimePoint* finished_at) override;
+  void AssignEvents(std::int64_t delivery_id, std::int64_t warehouse_id,
+                    std::span<const std::int64_t> event_ids) override;
+  bool AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,
+                       TimePoint next_attempt_at, const TimePoint* finished_at,
+                       bool drop_document) override;
+  void InsertAttempt(std::int64_t delivery_id, const DeliveryAttempt& attempt) override;
+
+  // Retention (pg_prune_rows.cpp).
+  std::vector<FinishedAllocation> FinishedAllocationsBefore(TimePoint cutoff,
+                                                            std::int64_t after_updated_us,
+                                                            std::int64_t after_id,
+                                                            int limit) override;
+  std::vector<std::int64_t> AllocationsAwaitingDelivery(
+      std::span<const std::int64_t> allocation_ids,
+      const std::optional<std::vector<std::int64_t>>& webhook_warehouses) override;
+  std::vector<std::int64_t> NewestAllocations() override;
+  DeletedAllocations DeleteAllocations(std::span<const std::int64_t> allocation_ids) override;
+  DeletedDeliveries DeleteDeliveriesWithoutEvents(
+      std::span<const std::int64_t> delivery_ids,
+      std::optional<TimePoint> attempts_cutoff) override;
+  std::int64_t DeleteAttemptsBefore(TimePoint cutoff, int limit) override;
+  std::int64_t CountAttemptsBefore(TimePoint cutoff) override;
+
+  bool DisableWebhook(std::int64_t warehouse_id, const std::string& reason, TimePoint now) override;
+  bool EnableWebhook(std::int64_t warehouse_id) override;
+  int ResendDead(std::optional<std::int64_t> warehouse_id, TimePoint now) override;
+
+ private:
+  Connection& c_;
+  std::string& salt_;  // DeliverySalt(), read once per connection
+  bool queued_events_ = false;
+};
+
+}  // namespace allocation_relay::postgresql
+
+#endif  // ALLOCATION_RELAY_SHARED_SRC_STORE_POSTGRESQL_PG_TRANSACTION_H_
