@@ -20,9 +20,13 @@
 // with that attempt: one row write per delivery, not an insert at the claim and an update at the
 // answer. Until then it lives only here and its events stay unbatched in the database, so after
 // a crash they form the same batch again, under the same uid (derived from the events), and it
-// is sent again at once. A stored delivery (a retry, a re-send) is claimed with a lease longer
-// than the call's timeout, so after a crash it is sent again once its lease runs out; a ready one
-// whose lease could run out during its call is renewed by a round before it goes. Outcomes: 2xx
+// is sent again once the crashed process's warehouse lease runs out. A warehouse is sent only by
+// the dispatcher holding its lease (SPEC section 10: several dispatchers on one PostgreSQL
+// database divide the warehouses; the store refuses a warehouse leased to another claimant),
+// and no call starts unless that lease outlasts it. A stored delivery (a retry, a re-send) is
+// claimed with a lease longer than the call's timeout, so after a crash it is sent again once
+// its lease runs out; a ready one whose lease could run out during its call is renewed by a
+// round before it goes. Outcomes: 2xx
 // succeeded; 410 Gone disables the webhook (the delivery waits until an operator enables it);
 // otherwise the retry schedule (Retry-After on 429/503), then dead.
 //

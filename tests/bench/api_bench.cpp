@@ -41,6 +41,7 @@
 #include "allocation_relay/store.h"
 #include "support/http_load.h"
 #include "support/loopback_server.h"
+#include "support/pg_bench.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 #include "support/test_database.h"
@@ -65,6 +66,9 @@ struct Options {
   double write_seconds = 3;            // per write figure
   int repeat = 1;                      // the write part's figures, each this many times
   std::string seed_to;                 // only seed a database at this path, for experiments
+  std::vector<std::string> backends = {"sqlite"};  // sqlite, postgresql, or both (alternating)
+  std::string pg_url;                              // PostgreSQL: the cluster's admin URL
+  int pool = 16;                                   // PostgreSQL: store.pool of the API
 };
 
 void Check(int rc, sqlite3* db, const char* what) {
@@ -349,6 +353,124 @@ void Row(const char* what, const LoadResult& r, const char* unit) {
               static_cast<long long>(r.count), static_cast<long long>(r.errors), r.bytes);
 }
 
+// --- PostgreSQL (--backend postgresql): the same database, seeded with server-side SQL. ---
+
+// The benchmark database on PostgreSQL: n requests over 50 warehouses, as Seed makes them
+// (schema through Store::Open, then INSERT ... SELECT from generate_series, one transaction),
+// vacuumed and analysed as autovacuum would leave a live database. Returns the pending ids.
+std::vector<std::int64_t> PgSeed(const StoreOptions& options, std::int64_t n) {
+  Store::Open(options);  // schema
+  const std::string now = std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
+  const std::string count = std::to_string(n);
+  testing::PgRun(
+      options.url,
+      "SELECT setseed(0.42); "
+      "CREATE TEMP TABLE seed AS SELECT id, (id % 50) + 1 AS w, "
+      "CASE WHEN id > " + std::to_string(n - n * 3 / 100) +
+          " AND random() < 2.0 / 3 THEN 'sent' ELSE (ARRAY['confirmed', 'rejected', "
+          "'outdated', 'timed-out'])[1 + floor(random() * 4)::int] END AS status, "
+          "'[{\"lineId\":73,\"quantity\":' || (1 + floor(random() * 5)::int) || "
+          "',\"stockItemId\":' || (1 + floor(random() * 1000)::int) || '}]' AS lines, " +
+          now + " - (" + count + " - id) * 1000 AS created FROM generate_series(1, " + count +
+          ") AS id; "
+          "INSERT INTO allocations (id, order_id, order_number, groups_json, current_group, "
+          "state, confirmed_warehouse_id, created_at, updated_at, lines_json) SELECT id, "
+          "'486e13eaaa65d5ff1e87c997b5dce54e', id, '[[' || w || ']]', 0, CASE status WHEN "
+          "'sent' THEN 'open' WHEN 'confirmed' THEN 'confirmed' ELSE 'exhausted' END, CASE WHEN "
+          "status = 'confirmed' THEN w END, created, created, lines FROM seed; "
+          "INSERT INTO allocation_requests (id, allocation_id, warehouse_id, warehouse_name, "
+          "group_index, status, pending, created_at, expires_at, updated_at, order_id, "
+          "order_number, lines_json) SELECT id, id, w, 'Warehouse ' || w, 0, status, CASE WHEN "
+          "status = 'sent' THEN 1 END, created, CASE WHEN status = 'sent' THEN " +
+          now + " + 3600000000 ELSE created + 3600000000 END, created, "
+          "'486e13eaaa65d5ff1e87c997b5dce54e', id, lines FROM seed; "
+          "SELECT setval(pg_get_serial_sequence('allocations', 'id'), " + count +
+          "); SELECT setval(pg_get_serial_sequence('allocation_requests', 'id'), " + count +
+          ")");
+  testing::PgRun(options.url, "VACUUM ANALYZE");
+  std::vector<std::int64_t> ids;
+  for (const auto& row : testing::PgRun(
+           options.url, "SELECT id FROM allocation_requests WHERE pending = 1 ORDER BY id")) {
+    ids.push_back(std::stoll(row[0]));
+  }
+  return ids;
+}
+
+// `count` pending requests (one allocation each, at warehouse (id % 50) + 1) with ids from the
+// tables' own sequences, so intake's later ids do not collide with them. Returns their ids.
+std::vector<std::int64_t> PgAddPending(const StoreOptions& options, std::int64_t count) {
+  const std::string now = std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
+  auto rows = testing::PgRun(
+      options.url,
+      "WITH a AS (INSERT INTO allocations (id, order_id, order_number, groups_json, "
+      "current_group, state, created_at, updated_at, lines_json) SELECT i, "
+      "'486e13eaaa65d5ff1e87c997b5dce54e', i, '[[' || (i % 50) + 1 || ']]', 0, 'open', " +
+          now + ", " + now +
+          ", '[{\"lineId\":73,\"quantity\":1,\"stockItemId\":1}]' FROM (SELECT "
+          "nextval(pg_get_serial_sequence('allocations', 'id')) AS i FROM generate_series(1, " +
+          std::to_string(count) +
+          ")) s RETURNING id, order_number, lines_json) "
+          "INSERT INTO allocation_requests (allocation_id, warehouse_id, warehouse_name, "
+          "group_index, status, pending, created_at, expires_at, updated_at, order_id, "
+          "order_number, lines_json) SELECT id, (id % 50) + 1, 'Warehouse ' || (id % 50) + 1, 0, "
+          "'sent', 1, " +
+          now + ", " + now + " + 3600000000, " + now +
+          ", '486e13eaaa65d5ff1e87c997b5dce54e', order_number, lines_json FROM a RETURNING id");
+  std::vector<std::int64_t> ids;
+  for (const auto& row : rows) ids.push_back(std::stoll(row[0]));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+// What the write part left pending among requests first..last: made final, out of the way.
+void PgOutdate(const StoreOptions& options, std::int64_t first, std::int64_t last) {
+  const std::string range = " BETWEEN " + std::to_string(first) + " AND " + std::to_string(last);
+  testing::PgRun(options.url,
+                 "BEGIN; UPDATE allocations SET state = 'exhausted' WHERE state = 'open' AND id "
+                 "IN (SELECT allocation_id FROM allocation_requests WHERE pending = 1 AND id" +
+                     range +
+                     "); UPDATE allocation_requests SET status = 'outdated', pending = NULL "
+                     "WHERE pending = 1 AND id" +
+                     range + "; COMMIT");
+}
+
+// One backend under test: its database, its allocation-api, and its share of the write part's
+// state.
+struct Target {
+  std::string name;  // sqlite, postgresql
+  bool postgresql = false;
+  std::string prefix;  // "[postgresql] " when more than one backend runs, else ""
+  std::string db_path;  // SQLite
+  std::unique_ptr<testing::PgBenchDatabase> pg;
+  StoreOptions pg_options;  // PostgreSQL
+  std::unique_ptr<testing::Process> api;
+  int port = 0;
+  std::vector<std::int64_t> pending;
+  std::map<std::string, double> last_rate;  // of each write kind, to size the next one's work
+  double raw_before = 0;
+  int raw_clients = 0;  // the client count raw_before was measured at
+  int raw_files = 0;
+};
+
+// The raw-commit baseline of `t`: SQLite, single-row commits in one thread on a fresh file
+// beside the database; PostgreSQL, `clients` threads of autocommit single-row INSERTs on the
+// same cluster.
+double RawCommits(Target& t, const testing::TempDir& dir, int clients, double seconds) {
+  if (t.postgresql) return testing::RawPgCommitsPerSecond(t.pg->url(), clients, seconds);
+  return RawCommitsPerSecond(dir.File("raw" + std::to_string(t.raw_files++) + ".db"), seconds);
+}
+
+const char* RawDescription(const Target& t) {
+  return t.postgresql ? "raw single-row PostgreSQL commits (autocommit INSERT, one connection "
+                        "per client thread, same cluster, fsync on)"
+                      : "raw single-row SQLite commits (WAL, synchronous=FULL, BEGIN "
+                        "IMMEDIATE, one thread)";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -375,6 +497,14 @@ int main(int argc, char** argv) {
       o.repeat = std::stoi(value);
     else if (flag == "--seed-only")
       o.seed_to = value;
+    else if (flag == "--backend") {
+      o.backends.clear();
+      std::istringstream list(value);
+      for (std::string item; std::getline(list, item, ',');) o.backends.push_back(item);
+    } else if (flag == "--pg-url")
+      o.pg_url = value;
+    else if (flag == "--pool")
+      o.pool = std::stoi(value);
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -387,53 +517,94 @@ int main(int argc, char** argv) {
                 static_cast<long long>(o.requests), ids.size());
     return 0;
   }
-  if (o.api.empty()) {
+  bool bad_backend = o.backends.empty();
+  for (const std::string& b : o.backends) {
+    if (b != "sqlite" && b != "postgresql") bad_backend = true;
+    if (b == "postgresql" && o.pg_url.empty()) bad_backend = true;
+  }
+  if (o.api.empty() || bad_backend) {
     std::fprintf(stderr,
                  "usage: api_bench --api <allocation-api> [--requests N] [--seconds S] "
                  "[--connections C] [--only get,all,put,write,confirm,reject,intake] "
-                 "[--clients 8,16] [--write-seconds S] [--repeat R]\n");
+                 "[--clients 8,16] [--write-seconds S] [--repeat R] "
+                 "[--backend sqlite|postgresql|sqlite,postgresql --pg-url <admin URL> "
+                 "[--pool N]]\n");
     return 2;
   }
   testing::TempDir dir;
-  std::vector<std::int64_t> pending;
-  auto t0 = Steady::now();
-  Seed(dir.File("bench.db"), o.requests, pending);
-  std::printf("seeded %lld requests over 50 warehouses (%zu pending) in %.1f s\n",
-              static_cast<long long>(o.requests), pending.size(),
-              std::chrono::duration<double>(Steady::now() - t0).count());
+  std::vector<Target> targets;
+  for (const std::string& b : o.backends) {
+    Target t;
+    t.name = b;
+    t.postgresql = b == "postgresql";
+    if (o.backends.size() > 1) t.prefix = "[" + b + "] ";
+    targets.push_back(std::move(t));
+  }
 
-  std::string config =
-      "timezone: Europe/Stockholm\nlog_level: info\n"
-      "store: {path: bench.db, synchronous: full}\n"
-      "api:\n  listen: 127.0.0.1:0\n  threads: " +
-      std::to_string(o.threads) +
-      "\n  keys:\n    - {name: bench, sha256: " + Sha256Hex("bench-token") +
-      ", endpoints: [GET /allocation-requests, PUT /allocation-request, POST /allocations]}\n"
-      "warehouses:\n";
+  std::string warehouses_yaml = "warehouses:\n";
   for (int w = 1; w <= 50; ++w) {
-    config += "  - {id: " + std::to_string(w) + ", name: Warehouse " + std::to_string(w) + "}\n";
+    warehouses_yaml +=
+        "  - {id: " + std::to_string(w) + ", name: Warehouse " + std::to_string(w) + "}\n";
   }
-  dir.Write("bench.yaml", config);
-  testing::Process api({o.api, "--config", dir.File("bench.yaml")}, dir.path());
-  int port = 0;
-  std::regex listening(R"(api listening on 127\.0\.0\.1:(\d+))");
-  std::smatch match;
-  testing::WaitFor(
-      [&] {
-        std::string err = api.Stderr();
-        if (!std::regex_search(err, match, listening)) return false;
-        port = std::stoi(match[1]);
-        return true;
-      },
-      std::chrono::seconds(30));
-  if (port == 0) {
-    std::fprintf(stderr, "allocation-api did not start: %s\n", api.Stderr().c_str());
-    return 1;
+  for (Target& t : targets) {
+    auto t0 = Steady::now();
+    std::string store_yaml;
+    if (t.postgresql) {
+      t.pg = std::make_unique<testing::PgBenchDatabase>(o.pg_url, "api_bench");
+      t.pg_options = t.pg->Options(o.pool);
+      try {  // statement counts per figure, when the cluster loads pg_stat_statements
+        testing::PgRun(t.pg->url(), "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+      } catch (const std::exception&) {
+      }
+      t.pending = PgSeed(t.pg_options, o.requests);
+      store_yaml = testing::StoreYaml(t.pg_options);
+    } else {
+      t.db_path = dir.File("bench.db");
+      Seed(t.db_path, o.requests, t.pending);
+      store_yaml = "{path: bench.db, synchronous: full}";
+    }
+    std::printf("%sseeded %lld requests over 50 warehouses (%zu pending) in %.1f s\n",
+                t.prefix.c_str(), static_cast<long long>(o.requests), t.pending.size(),
+                std::chrono::duration<double>(Steady::now() - t0).count());
+    if (t.postgresql) {
+      std::printf("%sPostgreSQL settings: %s; store pool %d\n", t.prefix.c_str(),
+                  testing::PgDurability(t.pg->url()).c_str(), o.pool);
+    }
+    std::string config =
+        "timezone: Europe/Stockholm\nlog_level: info\n"
+        "store: " +
+        store_yaml +
+        "\n"
+        "api:\n  listen: 127.0.0.1:0\n  threads: " +
+        std::to_string(o.threads) + "\n  keys:\n    - {name: bench, sha256: " +
+        Sha256Hex("bench-token") +
+        ", endpoints: [GET /allocation-requests, PUT /allocation-request, POST /allocations]}\n" +
+        warehouses_yaml;
+    std::string config_file = "bench-" + t.name + ".yaml";
+    dir.Write(config_file, config);
+    t.api = std::make_unique<testing::Process>(
+        std::vector<std::string>{o.api, "--config", dir.File(config_file)}, dir.path());
+    std::regex listening(R"(api listening on 127\.0\.0\.1:(\d+))");
+    std::smatch match;
+    testing::WaitFor(
+        [&] {
+          std::string err = t.api->Stderr();
+          if (!std::regex_search(err, match, listening)) return false;
+          t.port = std::stoi(match[1]);
+          return true;
+        },
+        std::chrono::seconds(30));
+    if (t.port == 0) {
+      std::fprintf(stderr, "allocation-api (%s) did not start: %s\n", t.name.c_str(),
+                   t.api->Stderr().c_str());
+      return 1;
+    }
+    std::printf(
+        "%sallocation-api pid %d on port %d, %d worker threads; load: %d keep-alive "
+        "connections, %.0f s per figure\n",
+        t.prefix.c_str(), t.api->pid(), t.port, o.threads, o.connections, o.seconds);
   }
-  std::printf(
-      "allocation-api pid %d on port %d, %d worker threads; load: %d keep-alive "
-      "connections, %.0f s per figure\n\n",
-      api.pid(), port, o.threads, o.connections, o.seconds);
+  std::printf("\n");
   std::fflush(stdout);
 
   std::vector<std::string> parts;
@@ -446,20 +617,25 @@ int main(int argc, char** argv) {
     return parts.empty() || std::find(parts.begin(), parts.end(), part) != parts.end() ||
            (write && std::find(parts.begin(), parts.end(), "write") != parts.end());
   };
-  // 1. The default query every warehouse polls.
+  auto label = [](const Target& t, const std::string& what) { return t.prefix + what; };
+  // 1. The default query every warehouse polls; each backend beside the static server measured
+  // right after it.
   if (runs("get")) {
     auto by_warehouse = [](int, std::mt19937& rng) -> LoadRequest {
       return {"GET", "/allocation-requests?warehouse=" + std::to_string(1 + rng() % 50), ""};
     };
-    LoadResult api_default = RunLoad(port, o.connections, o.seconds, by_warehouse);
-    LoadResult static_default;
-    {
-      StaticServer baseline(api_default.bytes, o.threads);
-      static_default = RunLoad(baseline.port(), o.connections, o.seconds, by_warehouse);
+    for (Target& t : targets) {
+      LoadResult api_default = RunLoad(t.port, o.connections, o.seconds, by_warehouse);
+      LoadResult static_default;
+      {
+        StaticServer baseline(api_default.bytes, o.threads);
+        static_default = RunLoad(baseline.port(), o.connections, o.seconds, by_warehouse);
+      }
+      Row(label(t, "GET ?warehouse=W (pending, random W)").c_str(), api_default, "pages/s");
+      Row("  baseline: static httplib, same body size", static_default, "pages/s");
+      std::printf("  ratio %.2f (target >= 0.25)\n\n", api_default.rate() / static_default.rate());
+      std::fflush(stdout);
     }
-    Row("GET ?warehouse=W (pending, random W)", api_default, "pages/s");
-    Row("  baseline: static httplib, same body size", static_default, "pages/s");
-    std::printf("  ratio %.2f (target >= 0.25)\n\n", api_default.rate() / static_default.rate());
   }
 
   // 2. Deep paging through everything.
@@ -469,218 +645,245 @@ int main(int argc, char** argv) {
       return {"GET", "/allocation-requests?status=all&page=" + std::to_string(1 + rng() % pages),
               ""};
     };
-    LoadResult api_all = RunLoad(port, o.connections, o.seconds, all_pages);
-    LoadResult static_all;
-    {
-      StaticServer baseline(api_all.bytes, o.threads);
-      static_all = RunLoad(baseline.port(), o.connections, o.seconds, all_pages);
+    for (Target& t : targets) {
+      LoadResult api_all = RunLoad(t.port, o.connections, o.seconds, all_pages);
+      LoadResult static_all;
+      {
+        StaticServer baseline(api_all.bytes, o.threads);
+        static_all = RunLoad(baseline.port(), o.connections, o.seconds, all_pages);
+      }
+      Row(label(t, "GET ?status=all&page=P (random P)").c_str(), api_all, "pages/s");
+      Row("  baseline: static httplib, same body size", static_all, "pages/s");
+      std::printf("  ratio %.2f\n", api_all.rate() / static_all.rate());
+      auto fixed_page = [](std::int64_t p) {
+        return [p](int, std::mt19937&) -> LoadRequest {
+          return {"GET", "/allocation-requests?status=all&page=" + std::to_string(p), ""};
+        };
+      };
+      LoadResult first = RunLoad(t.port, o.connections, o.seconds / 2, fixed_page(1));
+      LoadResult last = RunLoad(t.port, o.connections, o.seconds / 2, fixed_page(pages));
+      Row("  page 1", first, "pages/s");
+      Row("  last page", last, "pages/s");
+      auto confirmed_pages = [](std::int64_t p) {
+        return [p](int, std::mt19937&) -> LoadRequest {
+          return {"GET", "/allocation-requests?status=confirmed&page=" + std::to_string(p), ""};
+        };
+      };
+      LoadResult filtered_first = RunLoad(t.port, o.connections, o.seconds / 2, confirmed_pages(1));
+      LoadResult filtered_deep =
+          RunLoad(t.port, o.connections, o.seconds / 2, confirmed_pages(2000));
+      Row("  status=confirmed page 1", filtered_first, "pages/s");
+      Row("  status=confirmed page 2000", filtered_deep, "pages/s");
+      std::printf("\n");
+      std::fflush(stdout);
     }
-    Row("GET ?status=all&page=P (random P)", api_all, "pages/s");
-    Row("  baseline: static httplib, same body size", static_all, "pages/s");
-    std::printf("  ratio %.2f\n", api_all.rate() / static_all.rate());
-    auto fixed_page = [](std::int64_t p) {
-      return [p](int, std::mt19937&) -> LoadRequest {
-        return {"GET", "/allocation-requests?status=all&page=" + std::to_string(p), ""};
-      };
-    };
-    LoadResult first = RunLoad(port, o.connections, o.seconds / 2, fixed_page(1));
-    LoadResult last = RunLoad(port, o.connections, o.seconds / 2, fixed_page(pages));
-    Row("  page 1", first, "pages/s");
-    Row("  last page", last, "pages/s");
-    auto confirmed_pages = [](std::int64_t p) {
-      return [p](int, std::mt19937&) -> LoadRequest {
-        return {"GET", "/allocation-requests?status=confirmed&page=" + std::to_string(p), ""};
-      };
-    };
-    LoadResult filtered_first = RunLoad(port, o.connections, o.seconds / 2, confirmed_pages(1));
-    LoadResult filtered_deep = RunLoad(port, o.connections, o.seconds / 2, confirmed_pages(2000));
-    Row("  status=confirmed page 1", filtered_first, "pages/s");
-    Row("  status=confirmed page 2000", filtered_deep, "pages/s");
-    std::printf("\n");
   }
 
   // 3. Confirms: each connection confirms its own share of the pending requests.
   if (runs("put")) {
-    std::vector<std::vector<std::int64_t>> shares(static_cast<std::size_t>(o.connections));
-    for (std::size_t i = 0; i < pending.size(); ++i) {
-      shares[i % shares.size()].push_back(pending[i]);
+    for (Target& t : targets) {
+      std::vector<std::vector<std::int64_t>> shares(static_cast<std::size_t>(o.connections));
+      for (std::size_t i = 0; i < t.pending.size(); ++i) {
+        shares[i % shares.size()].push_back(t.pending[i]);
+      }
+      std::vector<std::size_t> next_index(shares.size(), 0);
+      auto confirm = [&](int c, std::mt19937&) -> LoadRequest {
+        auto& share = shares[static_cast<std::size_t>(c)];
+        std::size_t& i = next_index[static_cast<std::size_t>(c)];
+        if (i >= share.size()) return {"", "", ""};
+        return {"PUT", "/allocation-request",
+                R"({"id":)" + std::to_string(share[i++]) + R"(,"status":"confirmed"})"};
+      };
+      LoadResult confirms = RunLoad(t.port, o.connections, o.seconds, confirm);
+      double raw = RawCommits(t, dir, o.connections, o.seconds);
+      Row(label(t, "PUT confirm (durable commits)").c_str(), confirms, "confirms/s");
+      std::printf("  baseline: %s: %.0f commits/s\n", RawDescription(t), raw);
+      std::printf("  ratio %.2f (target >= 0.5)\n", confirms.rate() / raw);
+      if (confirms.ran_out > 0) {
+        std::printf("  WARNING: %d connections ran out of pending requests before the end\n",
+                    confirms.ran_out);
+      }
+      std::printf("\n");
+      std::fflush(stdout);
     }
-    std::vector<std::size_t> next_index(shares.size(), 0);
-    auto confirm = [&](int t, std::mt19937&) -> LoadRequest {
-      auto& share = shares[static_cast<std::size_t>(t)];
-      std::size_t& i = next_index[static_cast<std::size_t>(t)];
-      if (i >= share.size()) return {"", "", ""};
-      return {"PUT", "/allocation-request",
-              R"({"id":)" + std::to_string(share[i++]) + R"(,"status":"confirmed"})"};
-    };
-    LoadResult confirms = RunLoad(port, o.connections, o.seconds, confirm);
-    double raw = RawCommitsPerSecond(dir.File("raw.db"), o.seconds);
-    Row("PUT confirm (synchronous=full)", confirms, "confirms/s");
-    std::printf(
-        "  baseline: raw single-row SQLite commits     %10.0f commits/s (WAL, "
-        "synchronous=FULL, BEGIN IMMEDIATE)\n",
-        raw);
-    std::printf("  ratio %.2f (target >= 0.5)\n", confirms.rate() / raw);
-    if (confirms.ran_out > 0) {
-      std::printf("  WARNING: %d connections ran out of pending requests before the end\n",
-                  confirms.ran_out);
-    }
-    std::printf("\n");
   }
 
   // 4. The write path: confirms, rejects and intake at each client count, each figure beside
-  // raw single-row commits measured right before and right after it (same file system, same
-  // synchronous setting; the ratio uses their mean). Every confirm and reject has a pending
-  // request of its own, added (raw SQL, between figures) to the live database; leftovers are
-  // made final afterwards so pending work does not pile up from one figure to the next.
-  // Intake posts new allocations with fresh order numbers, one warehouse each.
+  // raw single-row commits measured right before and right after it (same file system or
+  // cluster, same durability; the ratio uses their mean). With several backends their figures
+  // alternate (each kind, each client count: one backend, then the next). Every confirm and
+  // reject has a pending request of its own, added (raw SQL, between figures) to the live
+  // database; leftovers are made final afterwards so pending work does not pile up from one
+  // figure to the next. Intake posts new allocations with fresh order numbers, one warehouse
+  // each.
   const bool writes = runs("confirm") || runs("reject") || runs("intake");
-  const auto print_peak_rss = [&](const char* when) {
-    std::printf("allocation-api peak RSS%s: %.1f MiB (target < 64 MiB)\n", when,
-                static_cast<double>(testing::PeakRssKb(api.pid())) / 1024);
+  const auto print_peak_rss = [&](const Target& t, const char* when) {
+    std::printf("%sallocation-api peak RSS%s: %.1f MiB (target < 64 MiB)\n", t.prefix.c_str(),
+                when, static_cast<double>(testing::PeakRssKb(t.api->pid())) / 1024);
   };
   if (writes) {
     // The write part reads /metrics around each figure for the group commit's counters; at a
     // million rows each read grows the service's heap by tens of MiB (its count of allocations
     // by state sorts every allocation in memory), so the peak RSS of the parts before it is
     // the figure to compare.
-    print_peak_rss(" before the write part");
+    for (const Target& t : targets) print_peak_rss(t, " before the write part");
     std::printf("\n");
     const double seconds = o.write_seconds;
-    const std::string db_path = dir.File("bench.db");
     std::int64_t next_order = 1'000'000'000'000;  // order numbers of intake, above every id
-    std::map<std::string, double> last_rate;      // of each kind, to size the next one's work
-    int raw_files = 0;
-    auto raw = [&] {
-      return RawCommitsPerSecond(dir.File("raw" + std::to_string(raw_files++) + ".db"), seconds);
-    };
-    std::printf(
-        "write path at synchronous=full, %.0f s per figure; baseline: raw single-row SQLite "
-        "commits (WAL, synchronous=FULL, BEGIN IMMEDIATE, one thread) in the same directory, "
-        "measured right before and right after each figure, ratio to their mean\n",
-        seconds);
     struct Figure {
       std::string what;
       double rate, baseline, ratio;
     };
     std::vector<Figure> summary;
-    double raw_before = raw();
+    for (Target& t : targets) {
+      std::printf(
+          "%swrite path, %.0f s per figure; baseline: %s, measured right before and right after "
+          "each figure, ratio to their mean\n",
+          t.prefix.c_str(), seconds, RawDescription(t));
+    }
     for (int round = 0; round < o.repeat; ++round) {
       for (int clients : o.clients) {
         for (const char* kind : {"confirm", "reject", "intake"}) {
           if (!runs(kind)) continue;
-          const bool intake = std::string_view(kind) == "intake";
-          std::vector<std::vector<std::int64_t>> shares(static_cast<std::size_t>(clients));
-          std::vector<std::size_t> next_index(shares.size(), 0);
-          std::vector<std::int64_t> ids;
-          if (!intake) {
-            // Enough for 2.5 times the fastest of the raw commit rate, this kind's last rate
-            // and 8,000/s; a client that runs out all the same is reported.
-            double rate = std::max({raw_before, last_rate[kind], 8000.0});
-            ids = AddPending(db_path, static_cast<std::int64_t>(2.5 * rate * seconds));
-            for (std::size_t i = 0; i < ids.size(); ++i)
-              shares[i % shares.size()].push_back(ids[i]);
-          }
-          const std::string status = std::string_view(kind) == "confirm" ? "confirmed" : "rejected";
-          std::atomic<std::int64_t> order{next_order};
-          auto next = [&](int t, std::mt19937& rng) -> LoadRequest {
-            if (intake) {
-              return {"POST", "/allocations",
-                      R"({"order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":)" +
-                          std::to_string(order++) +
-                          R"(},"lines":[{"lineId":1,"quantity":1,"stockItemId":1}],)"
-                          R"("warehouses":[[)" +
-                          std::to_string(1 + rng() % 50) + "]]}"};
+          for (Target& t : targets) {
+            // The baseline before the first figure; on PostgreSQL again whenever the client
+            // count changes (its raw commits run one connection per client).
+            if (t.raw_before == 0 || (t.postgresql && t.raw_clients != clients)) {
+              t.raw_before = RawCommits(t, dir, clients, seconds);
+              t.raw_clients = clients;
             }
-            auto& share = shares[static_cast<std::size_t>(t)];
-            std::size_t& i = next_index[static_cast<std::size_t>(t)];
-            if (i >= share.size()) return {"", "", ""};
-            return {"PUT", "/allocation-request",
-                    R"({"id":)" + std::to_string(share[i++]) + R"(,"status":")" + status + "\"}"};
-          };
-          auto counters0 = WriteCounters(port);
-          CpuShare cpu(api.pid());
-          LoadResult r = RunLoad(port, clients, seconds, next,
-                                 intake ? R"("status":"ok")" : R"("success":true)");
-          std::string cpu_text = cpu.Describe(r.count);
-          auto counters1 = WriteCounters(port);
-          next_order = order;
-          last_rate[kind] = r.rate();
-          if (!ids.empty()) {  // what was not confirmed or rejected: made final, out of the way
-            sqlite3* db = nullptr;
-            sqlite3_open(db_path.c_str(), &db);
-            std::string range =
-                " BETWEEN " + std::to_string(ids.front()) + " AND " + std::to_string(ids.back());
-            Check(sqlite3_exec(db,
-                               ("PRAGMA busy_timeout=10000; BEGIN IMMEDIATE; "
-                                "UPDATE allocation_requests SET status = 'outdated', pending = "
-                                "NULL WHERE pending = 1 AND id" +
-                                range +
-                                "; UPDATE allocations SET state = 'exhausted' WHERE state = "
-                                "'open' AND id" +
-                                range + "; COMMIT; PRAGMA wal_checkpoint(TRUNCATE)")
-                                   .c_str(),
-                               nullptr, nullptr, nullptr),
-                  db, "outdate leftovers");
-            sqlite3_close(db);
-          }
-          double raw_after = raw();
-          double baseline = (raw_before + raw_after) / 2;
-          std::string what = std::string(intake ? "POST /allocations" : "PUT ") +
-                             (intake ? "" : kind) + ", " + std::to_string(clients) + " clients";
-          Row(what.c_str(), r,
-              intake ? "creates/s" : (status == "confirmed" ? "confirms/s" : "rejects/s"));
-          std::printf(
-              "  baseline: raw single-row commits %8.0f before, %8.0f after: mean %8.0f "
-              "commits/s\n",
-              raw_before, raw_after, baseline);
-          const double ratio = r.rate() / baseline;
-          std::printf("  ratio %.2f%s\n", ratio,
-                      clients == 8    ? " (target >= 0.7 at 8 clients)"
-                      : clients == 16 ? " (target >= 0.9 at 16 clients)"
-                                      : "");
-          if (std::min(raw_before, raw_after) < 0.8 * std::max(raw_before, raw_after)) {
-            std::printf("  NOISY: the baseline moved by more than 20 %% across the figure\n");
-          }
-          summary.push_back({what, r.rate(), baseline, ratio});
-          std::printf("  %s; api RSS %.1f MiB", cpu_text.c_str(),
-                      static_cast<double>(RssKb(api.pid())) / 1024);
-          auto delta = [&](const char* name) {
-            std::string key = std::string("allocation_relay_write_") + name;
-            return counters1[key] - counters0[key];
-          };
-          if (double commits = delta("commits_total"); commits > 0) {
+            const bool intake = std::string_view(kind) == "intake";
+            std::vector<std::vector<std::int64_t>> shares(static_cast<std::size_t>(clients));
+            std::vector<std::size_t> next_index(shares.size(), 0);
+            std::vector<std::int64_t> ids;
+            if (!intake) {
+              // Enough for 2.5 times the fastest of the raw commit rate, this kind's last rate
+              // and 8,000/s; a client that runs out all the same is reported.
+              double rate = std::max({t.raw_before, t.last_rate[kind], 8000.0});
+              auto count = static_cast<std::int64_t>(2.5 * rate * seconds);
+              ids = t.postgresql ? PgAddPending(t.pg_options, count) : AddPending(t.db_path, count);
+              for (std::size_t i = 0; i < ids.size(); ++i)
+                shares[i % shares.size()].push_back(ids[i]);
+            }
+            const std::string status =
+                std::string_view(kind) == "confirm" ? "confirmed" : "rejected";
+            std::atomic<std::int64_t> order{next_order};
+            auto next = [&](int c, std::mt19937& rng) -> LoadRequest {
+              if (intake) {
+                return {"POST", "/allocations",
+                        R"({"order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":)" +
+                            std::to_string(order++) +
+                            R"(},"lines":[{"lineId":1,"quantity":1,"stockItemId":1}],)"
+                            R"("warehouses":[[)" +
+                            std::to_string(1 + rng() % 50) + "]]}"};
+              }
+              auto& share = shares[static_cast<std::size_t>(c)];
+              std::size_t& i = next_index[static_cast<std::size_t>(c)];
+              if (i >= share.size()) return {"", "", ""};
+              return {"PUT", "/allocation-request",
+                      R"({"id":)" + std::to_string(share[i++]) + R"(,"status":")" + status +
+                          "\"}"};
+            };
+            auto counters0 = WriteCounters(t.port);
+            testing::PgCounters pg0, pg1;
+            if (t.postgresql) pg0 = testing::ReadPgCounters(t.pg->url());
+            CpuShare cpu(t.api->pid());
+            LoadResult r = RunLoad(t.port, clients, seconds, next,
+                                   intake ? R"("status":"ok")" : R"("success":true)");
+            std::string cpu_text = cpu.Describe(r.count);
+            if (t.postgresql) pg1 = testing::ReadPgCounters(t.pg->url());
+            auto counters1 = WriteCounters(t.port);
+            next_order = order;
+            t.last_rate[kind] = r.rate();
+            if (!ids.empty()) {  // what was not confirmed or rejected: made final, out of the way
+              if (t.postgresql) {
+                PgOutdate(t.pg_options, ids.front(), ids.back());
+              } else {
+                sqlite3* db = nullptr;
+                sqlite3_open(t.db_path.c_str(), &db);
+                std::string range = " BETWEEN " + std::to_string(ids.front()) + " AND " +
+                                    std::to_string(ids.back());
+                Check(sqlite3_exec(db,
+                                   ("PRAGMA busy_timeout=10000; BEGIN IMMEDIATE; "
+                                    "UPDATE allocation_requests SET status = 'outdated', "
+                                    "pending = NULL WHERE pending = 1 AND id" +
+                                    range +
+                                    "; UPDATE allocations SET state = 'exhausted' WHERE state = "
+                                    "'open' AND id" +
+                                    range + "; COMMIT; PRAGMA wal_checkpoint(TRUNCATE)")
+                                       .c_str(),
+                                   nullptr, nullptr, nullptr),
+                      db, "outdate leftovers");
+                sqlite3_close(db);
+              }
+            }
+            double raw_after = RawCommits(t, dir, clients, seconds);
+            double baseline = (t.raw_before + raw_after) / 2;
+            std::string what = t.prefix + (intake ? "POST /allocations" : "PUT ") +
+                               (intake ? "" : kind) + ", " + std::to_string(clients) + " clients";
+            Row(what.c_str(), r,
+                intake ? "creates/s" : (status == "confirmed" ? "confirms/s" : "rejects/s"));
             std::printf(
-                "\n  group commit: %.2f writes per commit; per commit %.0f us running writes, "
-                "%.0f us in COMMIT; a write waited %.0f us for its batch",
-                delta("ops_total") / commits, delta("execute_seconds_total") / commits * 1e6,
-                delta("commit_seconds_total") / commits * 1e6,
-                delta("wait_seconds_total") / std::max(1.0, delta("ops_total")) * 1e6);
-            std::printf("\n  %.1f log pages per commit; %.0f checkpoints taking %.0f ms in all",
-                        delta("wal_frames_total") / commits, delta("checkpoints_total"),
-                        delta("checkpoint_seconds_total") * 1e3);
+                "  baseline: raw single-row commits %8.0f before, %8.0f after: mean %8.0f "
+                "commits/s\n",
+                t.raw_before, raw_after, baseline);
+            const double ratio = r.rate() / baseline;
+            const char* target = t.postgresql ? (clients == 16 ? " (target >= 0.7 at 16 clients)"
+                                                               : "")
+                                 : clients == 8  ? " (target >= 0.7 at 8 clients)"
+                                 : clients == 16 ? " (target >= 0.9 at 16 clients)"
+                                                 : "";
+            std::printf("  ratio %.2f%s\n", ratio, target);
+            if (std::min(t.raw_before, raw_after) < 0.8 * std::max(t.raw_before, raw_after)) {
+              std::printf("  NOISY: the baseline moved by more than 20 %% across the figure\n");
+            }
+            summary.push_back({what, r.rate(), baseline, ratio});
+            std::printf("  %s; api RSS %.1f MiB", cpu_text.c_str(),
+                        static_cast<double>(RssKb(t.api->pid())) / 1024);
+            auto delta = [&](const char* name) {
+              std::string key = std::string("allocation_relay_write_") + name;
+              return counters1[key] - counters0[key];
+            };
+            if (double commits = delta("commits_total"); commits > 0) {
+              std::printf(
+                  "\n  group commit: %.2f writes per commit; per commit %.0f us running writes, "
+                  "%.0f us in COMMIT; a write waited %.0f us for its batch",
+                  delta("ops_total") / commits, delta("execute_seconds_total") / commits * 1e6,
+                  delta("commit_seconds_total") / commits * 1e6,
+                  delta("wait_seconds_total") / std::max(1.0, delta("ops_total")) * 1e6);
+              std::printf("\n  %.1f log pages per commit; %.0f checkpoints taking %.0f ms in all",
+                          delta("wal_frames_total") / commits, delta("checkpoints_total"),
+                          delta("checkpoint_seconds_total") * 1e3);
+            }
+            if (t.postgresql && pg0.statements >= 0 && pg1.statements >= 0 && r.count > 0) {
+              std::printf("\n  %.1f statements per call (pg_stat_statements)",
+                          (pg1.statements - pg0.statements) / static_cast<double>(r.count));
+            }
+            std::printf("\n");
+            if (r.ran_out > 0) {
+              std::printf("  WARNING: %d clients ran out of pending requests before the end\n",
+                          r.ran_out);
+            }
+            std::printf("\n");
+            std::fflush(stdout);
+            t.raw_before = raw_after;
           }
-          std::printf("\n");
-          if (r.ran_out > 0) {
-            std::printf("  WARNING: %d clients ran out of pending requests before the end\n",
-                        r.ran_out);
-          }
-          std::printf("\n");
-          std::fflush(stdout);
-          raw_before = raw_after;
         }
       }
     }
     std::printf("write path summary (ops/s / raw commits/s measured around it = ratio):\n");
     for (const Figure& f : summary) {
-      std::printf("  %-32s %8.0f / %8.0f = %.2f\n", f.what.c_str(), f.rate, f.baseline, f.ratio);
+      std::printf("  %-45s %8.0f / %8.0f = %.2f\n", f.what.c_str(), f.rate, f.baseline, f.ratio);
     }
     std::printf("\n");
   }
 
-  print_peak_rss(writes ? " (with the write part's /metrics reads)" : "");
-  api.Signal(SIGTERM);
-  auto code = api.Wait(std::chrono::seconds(20));
-  std::printf("allocation-api exit status after SIGTERM: %d\n", code.value_or(-1));
+  for (Target& t : targets) {
+    print_peak_rss(t, writes ? " (with the write part's /metrics reads)" : "");
+    t.api->Signal(SIGTERM);
+    auto code = t.api->Wait(std::chrono::seconds(20));
+    std::printf("%sallocation-api exit status after SIGTERM: %d\n", t.prefix.c_str(),
+                code.value_or(-1));
+  }
   return 0;
 }

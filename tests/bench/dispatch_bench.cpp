@@ -20,7 +20,11 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,8 +34,10 @@
 #include "support/curl_loop.h"
 #include "support/epoll_receiver.h"
 #include "support/outbox_seed.h"
+#include "support/pg_bench.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
+#include "support/test_database.h"
 
 using namespace allocation_relay;
 using Steady = std::chrono::steady_clock;
@@ -66,19 +72,53 @@ class CountingReceiver {
 struct Drain {
   double seconds = 0;
   std::size_t calls = 0;
-  long rss_kb = 0;
+  std::vector<long> rss_kb;              // peak RSS of each dispatcher
+  std::vector<long long> succeeded;      // succeeded calls of each (its /metrics), -1: unknown
 };
 
 // Extra keys of the dispatcher's config section (e.g. ", send_thread_nice: 0").
 std::string g_dispatcher_keys;
 
+// Succeeded calls so far of a dispatcher, from its status port's /metrics; -1 if unknown.
+long long SucceededCalls(const testing::Process& dispatcher) {
+  std::smatch match;
+  std::string err = dispatcher.Stderr();
+  if (!std::regex_search(err, match, std::regex(R"(dispatcher status on 127\.0\.0\.1:(\d+))"))) {
+    return -1;
+  }
+  httplib::Client client("127.0.0.1", std::stoi(match[1]));
+  auto r = client.Get("/metrics");
+  if (!r) return -1;
+  std::smatch value;
+  if (!std::regex_search(
+          r->body, value,
+          std::regex(R"(allocation_relay_delivery_attempts_total\{outcome="succeeded"\} (\d+))"))) {
+    return -1;
+  }
+  return std::stoll(value[1]);
+}
+
+// Drains a pre-filled outbox with `dispatchers` processes on one database: SQLite (a file in
+// `dir`) when `pg_admin_url` is empty, else a new database on that PostgreSQL cluster.
 Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingReceiver& receiver,
-                    int events, int warehouses, int per_call) {
+                    int events, int warehouses, int per_call, const std::string& pg_admin_url = "",
+                    int dispatchers = 1) {
   receiver.Reset();
-  std::string db = "drain" + std::to_string(per_call) + ".db";
-  testing::SeedOutbox(dir.File(db), events, warehouses);
-  std::string config = "timezone: Europe/Stockholm\nlog_level: warn\nstore: {path: " + db +
-                       ", synchronous: full}\ndispatcher: {listen: '127.0.0.1:0', "
+  static int run = 0;
+  const std::string name = "drain" + std::to_string(++run);
+  std::unique_ptr<testing::PgBenchDatabase> pg;
+  std::string store_yaml;
+  if (pg_admin_url.empty()) {
+    testing::SeedOutbox(dir.File(name + ".db"), events, warehouses);
+    store_yaml = "{path: " + name + ".db, synchronous: full}";
+  } else {
+    pg = std::make_unique<testing::PgBenchDatabase>(pg_admin_url, "dispatch_bench");
+    testing::SeedOutboxPg(pg->Options(4), events, warehouses);
+    store_yaml = testing::StoreYaml(pg->Options(4));
+  }
+  // log_level info: the status port's address is logged (nothing is logged per delivery).
+  std::string config = "timezone: Europe/Stockholm\nlog_level: info\nstore: " + store_yaml +
+                       "\ndispatcher: {listen: '127.0.0.1:0', "
                        "concurrency: 64, allow_private_networks: true" +
                        g_dispatcher_keys + "}\nwarehouses:\n";
   for (int w = 1; w <= warehouses; ++w) {
@@ -88,18 +128,43 @@ Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingRe
               "standard-webhooks, max_events_per_call: " +
               std::to_string(per_call) + "}}\n";
   }
-  std::string config_path = dir.Write("drain" + std::to_string(per_call) + ".yaml", config);
+  std::string config_path = dir.Write(name + ".yaml", config);
   auto start = Steady::now();
-  testing::Process dispatcher({binary, "--config", config_path}, dir.path());
+  std::vector<std::unique_ptr<testing::Process>> processes;
+  for (int i = 0; i < dispatchers; ++i) {
+    processes.push_back(std::make_unique<testing::Process>(
+        std::vector<std::string>{binary, "--config", config_path}, dir.path()));
+  }
   testing::WaitFor([&] { return receiver.events() >= static_cast<std::size_t>(events); },
                    std::chrono::minutes(10));
   Drain d;
   d.seconds = std::chrono::duration<double>(Steady::now() - start).count();
   d.calls = receiver.calls();
-  d.rss_kb = testing::PeakRssKb(dispatcher.pid());
-  dispatcher.Signal(SIGTERM);
-  dispatcher.Wait(std::chrono::seconds(30));
+  for (auto& p : processes) {
+    d.rss_kb.push_back(testing::PeakRssKb(p->pid()));
+    d.succeeded.push_back(SucceededCalls(*p));
+  }
+  for (auto& p : processes) p->Signal(SIGTERM);
+  for (auto& p : processes) p->Wait(std::chrono::seconds(30));
   return d;
+}
+
+// One line for a drain: events/s, calls, seconds, and each dispatcher's peak RSS (and its
+// share of the calls when there are several).
+void PrintDrain(const std::string& what, int events, const Drain& d) {
+  std::printf("%-44s %8.0f events/s  (%zu calls, %.1f s; peak RSS", what.c_str(),
+              events / d.seconds, d.calls, d.seconds);
+  for (std::size_t i = 0; i < d.rss_kb.size(); ++i) {
+    std::printf("%s %.1f MiB", i ? "," : "", d.rss_kb[i] / 1024.0);
+  }
+  if (d.rss_kb.size() > 1) {
+    std::printf("; calls each");
+    for (std::size_t i = 0; i < d.succeeded.size(); ++i) {
+      std::printf("%s %lld", i ? "," : "", d.succeeded[i]);
+    }
+  }
+  std::printf(")\n");
+  std::fflush(stdout);
 }
 
 // Latency from the API's commit to receipt: the real API and dispatcher on one database,
@@ -107,7 +172,8 @@ Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingRe
 // event) for warehouse 3, whose webhook is a local receiver. Measured per event from the moment
 // its POST /allocations is sent (an upper bound: the commit happens inside that call) to the
 // webhook's arrival, on one steady clock in this process.
-void MeasureLatency(const std::string& binary, int rate, int seconds) {
+void MeasureLatency(const std::string& binary, int rate, int seconds,
+                    const std::optional<StoreOptions>& store = std::nullopt) {
   using Micro = std::chrono::microseconds;
   std::mutex mu;
   std::map<long, Steady::time_point> arrived;  // order number -> webhook arrival
@@ -124,6 +190,7 @@ void MeasureLatency(const std::string& binary, int rate, int seconds) {
                         "/hook', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', "
                         "signature: standard-webhooks}";
   options.dispatcher = "{listen: '127.0.0.1:0', allow_private_networks: true}";
+  options.store = store;
   testing::ApiProcess api(options);
   testing::Process dispatcher({binary, "--config", api.ConfigPath()}, api.dir().path());
   testing::WaitFor(
@@ -184,17 +251,19 @@ void MeasureLatency(const std::string& binary, int rate, int seconds) {
     return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
   };
   std::printf(
-      "latency at %d events/s for %d s (%zu of %d received, %d POSTs failed): POST sent -> "
+      "%slatency at %d events/s for %d s (%zu of %d received, %d POSTs failed): POST sent -> "
       "webhook received p50 %.1f ms, p99 %.1f ms, max %.1f ms (targets 20 / 100 ms); the POST's "
       "own answer time p50 %.1f ms, p99 %.1f ms\n",
-      rate, seconds, latency.size(), total, failures.load(), pct(latency, 0.5), pct(latency, 0.99),
+      store && store->backend == StoreBackendKind::kPostgresql ? "[postgresql] " : "", rate,
+      seconds, latency.size(), total, failures.load(), pct(latency, 0.5), pct(latency, 0.99),
       pct(latency, 1.0), pct(answer, 0.5), pct(answer, 0.99));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string binary;
+  std::string binary, pg_url;
+  std::vector<std::string> backends = {"sqlite"};
   int events = 200000, warehouses = 50, rate = 500, latency_seconds = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -210,50 +279,90 @@ int main(int argc, char** argv) {
       latency_seconds = std::stoi(argv[i + 1]);
     else if (flag == "--send-thread-nice")
       g_dispatcher_keys = ", send_thread_nice: " + std::to_string(std::stoi(argv[i + 1]));
+    else if (flag == "--backend") {
+      backends.clear();
+      std::istringstream list(argv[i + 1]);
+      for (std::string item; std::getline(list, item, ',');) backends.push_back(item);
+    } else if (flag == "--pg-url")
+      pg_url = argv[i + 1];
   }
-  if (binary.empty()) {
+  bool bad_backend = backends.empty();
+  for (const std::string& b : backends) {
+    if (b != "sqlite" && b != "postgresql") bad_backend = true;
+    if (b == "postgresql" && pg_url.empty()) bad_backend = true;
+  }
+  if (binary.empty() || bad_backend) {
     std::fprintf(stderr,
                  "usage: dispatch_bench --dispatcher <allocation-dispatcherd> "
                  "[--events N] [--warehouses W] [--rate R] [--latency-seconds S (0: skip)] "
-                 "[--send-thread-nice N]\n");
+                 "[--send-thread-nice N] [--backend sqlite|postgresql|sqlite,postgresql "
+                 "--pg-url <admin URL>]\n");
     return 2;
   }
   testing::TempDir dir;
   CountingReceiver receiver;
-  std::printf("draining %d pre-filled events over %d warehouses to a local receiver%s\n\n", events,
+  std::printf("draining %d pre-filled events over %d warehouses to a local receiver%s\n", events,
               warehouses,
               g_dispatcher_keys.empty() ? " (send_thread_nice: default)"
                                         : (" (" + g_dispatcher_keys.substr(2) + ")").c_str());
+  if (!pg_url.empty()) {
+    std::printf("PostgreSQL settings: %s\n", testing::PgDurability(pg_url).c_str());
+  }
+  std::printf("\n");
 
   // The same single-event bodies (the size of one standard-webhooks event) from a plain loop,
-  // before and after the dispatcher runs; the ratio uses the faster of the two.
+  // before and after each backend's drains; each backend's ratio uses the faster of the two
+  // measured around its drains.
   std::string body =
       R"({"events":[{"type":"allocation_request","action":"create","date":"2026-11-26 19:00:00.000000","id":1,"data":{"status":"allocated","warehouseId":1,"expirationDate":{"date":"2026-11-26 20:00:00.000000","timezone_type":3,"timezone":"Europe/Stockholm"},"order":{"id":"ab12","number":1},"lines":{"73":{"lineId":73,"quantity":5,"stockItemId":1}}}}]})";
   std::vector<std::string> bodies(static_cast<std::size_t>(events), body);
+  receiver.Reset();
   double baseline_before = testing::PlainCurlLoop(receiver.Url(), bodies, warehouses);
 
-  Drain batched = RunDispatcher(binary, dir, receiver, events, warehouses, 100);
-  std::printf(
-      "batched (100 per call):   %8.0f events/s  (%zu calls, %.1f s; dispatcher peak RSS "
-      "%.1f MiB)\n",
-      events / batched.seconds, batched.calls, batched.seconds, batched.rss_kb / 1024.0);
-
-  Drain single = RunDispatcher(binary, dir, receiver, events, warehouses, 1);
-  std::printf(
-      "unbatched (1 per call):   %8.0f events/s  (%zu calls, %.1f s; dispatcher peak RSS "
-      "%.1f MiB)\n",
-      events / single.seconds, single.calls, single.seconds, single.rss_kb / 1024.0);
-
-  receiver.Reset();
-  double baseline_after = testing::PlainCurlLoop(receiver.Url(), bodies, warehouses);
-  double baseline = std::max(baseline_before, baseline_after);
-  std::printf(
-      "  baseline: plain libcurl multi loop, %d in flight: %8.0f events/s before, %8.0f after\n",
-      warehouses, baseline_before, baseline_after);
-  std::printf(
-      "  unbatched ratio %.2f of the faster baseline (target >= 0.5); batched target >= "
-      "20000 events/s\n",
-      (events / single.seconds) / baseline);
-  if (latency_seconds > 0) MeasureLatency(binary, rate, latency_seconds);
+  for (const std::string& backend : backends) {
+    const bool pg = backend == "postgresql";
+    const std::string admin = pg ? pg_url : "";
+    const std::string prefix = backends.size() > 1 || pg ? "[" + backend + "] " : "";
+    Drain batched = RunDispatcher(binary, dir, receiver, events, warehouses, 100, admin);
+    PrintDrain(prefix + "batched (100 per call):", events, batched);
+    Drain single = RunDispatcher(binary, dir, receiver, events, warehouses, 1, admin);
+    PrintDrain(prefix + "unbatched (1 per call):", events, single);
+    Drain batched2, single2;
+    if (pg) {
+      // Two dispatchers on the same database: they divide the warehouses with leases.
+      batched2 = RunDispatcher(binary, dir, receiver, events, warehouses, 100, admin, 2);
+      PrintDrain(prefix + "batched, two dispatchers:", events, batched2);
+      single2 = RunDispatcher(binary, dir, receiver, events, warehouses, 1, admin, 2);
+      PrintDrain(prefix + "unbatched, two dispatchers:", events, single2);
+    }
+    receiver.Reset();
+    double baseline_after = testing::PlainCurlLoop(receiver.Url(), bodies, warehouses);
+    double baseline = std::max(baseline_before, baseline_after);
+    std::printf(
+        "  baseline: plain libcurl multi loop, %d in flight: %8.0f events/s before, %8.0f "
+        "after\n",
+        warehouses, baseline_before, baseline_after);
+    std::printf(
+        "  %sunbatched ratio %.2f of the faster baseline (target >= %s); batched target >= "
+        "20000 events/s\n",
+        prefix.c_str(), (events / single.seconds) / baseline, pg ? "0.3" : "0.5");
+    if (pg) {
+      std::printf("  %sunbatched ratio, two dispatchers: %.2f\n", prefix.c_str(),
+                  (events / single2.seconds) / baseline);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+    baseline_before = baseline_after;
+  }
+  if (latency_seconds > 0) {
+    for (const std::string& backend : backends) {
+      if (backend == "postgresql") {
+        testing::PgBenchDatabase db(pg_url, "dispatch_latency");
+        MeasureLatency(binary, rate, latency_seconds, db.Options(8));
+      } else {
+        MeasureLatency(binary, rate, latency_seconds);
+      }
+    }
+  }
   return 0;
 }

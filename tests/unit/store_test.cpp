@@ -722,3 +722,69 @@ TEST_F(StoreSchema, LockedDatabaseIsABusyErrorValueAndRecovers) {
 
 }  // namespace
 }  // namespace allocation_relay
+
+namespace allocation_relay {
+namespace {
+
+using StoreSchemaPostgresql = testing::StoreTest;
+
+// A database migrated by a newer build is refused with a clear message, as on SQLite.
+TEST_F(StoreSchemaPostgresql, RefusesADatabaseFromANewerBuild) {
+  ASSERT_TRUE(testing::TestOnPostgresql()) << "registered for the PostgreSQL run only";
+  store_.reset();
+  testing::ExecSql(Options(), "UPDATE store_schema SET version = 999");
+  try {
+    Store::Open(Options());
+    FAIL() << "opened a newer schema";
+  } catch (const StoreError& e) {
+    EXPECT_EQ(e.kind(), StoreError::Kind::kUnavailable);
+    EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("schema version 999"));
+    EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("upgrade allocation-relay"));
+  }
+}
+
+// A server that does not answer is a start-up error naming the URL (with any password masked),
+// and the error is kUnavailable.
+TEST_F(StoreSchemaPostgresql, AnUnreachableServerIsUnavailableAndNamesTheUrl) {
+  ASSERT_TRUE(testing::TestOnPostgresql()) << "registered for the PostgreSQL run only";
+  StoreOptions o = Options();
+  o.url = "postgresql://relay:hunter2@127.0.0.1:1/relay?connect_timeout=2";
+  try {
+    Store::Open(o);
+    FAIL() << "connected to nothing";
+  } catch (const StoreError& e) {
+    EXPECT_EQ(e.kind(), StoreError::Kind::kUnavailable);
+    EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("postgresql://relay:***@127.0.0.1:1"));
+    EXPECT_THAT(std::string(e.what()), ::testing::Not(::testing::HasSubstr("hunter2")));
+  }
+}
+
+}  // namespace
+}  // namespace allocation_relay
+
+namespace allocation_relay {
+namespace {
+
+using EventSignalPostgresql = testing::StoreTest;
+using EventSignalSqlite = testing::StoreTest;
+
+// A write that queues outbox events wakes a dispatcher waiting on the database's EventSignal
+// (LISTEN/NOTIFY); a write that queues none does not.
+TEST_F(EventSignalPostgresql, AWriteThatQueuesEventsWakesTheListener) {
+  ASSERT_TRUE(testing::TestOnPostgresql()) << "registered for the PostgreSQL run only";
+  std::unique_ptr<EventSignal> signal = EventSignal::Open(Options());
+  ASSERT_NE(signal, nullptr);
+  EXPECT_FALSE(signal->Wait(50ms));  // nothing yet
+  Create(15, {{3}});                 // a create event
+  EXPECT_TRUE(signal->Wait(10s));
+  EXPECT_FALSE(signal->Wait(50ms));                   // taken
+  ASSERT_TRUE(store_->EnableWebhook(3).has_value());  // a write without events
+  EXPECT_FALSE(signal->Wait(200ms));
+}
+
+TEST_F(EventSignalSqlite, SqliteHasNoSignalTheDispatcherPolls) {
+  EXPECT_EQ(EventSignal::Open(Options()), nullptr);
+}
+
+}  // namespace
+}  // namespace allocation_relay
