@@ -43,8 +43,14 @@ std::string DescribePruneCounts(const PruneCounts& c) {
          " deliveries, " + std::to_string(c.attempts) + " attempts";
 }
 
+Pruner::Options Pruner::DefaultsFor(const StoreOptions& store) {
+  Options options;
+  if (store.backend == StoreBackendKind::kPostgresql) options.target_step = kTargetStepPostgresql;
+  return options;
+}
+
 Pruner::Pruner(StoreOptions store, const Clock& clock, RetentionConfig retention)
-    : Pruner(std::move(store), clock, retention, Options()) {}
+    : Pruner(store, clock, retention, DefaultsFor(store)) {}
 
 Pruner::Pruner(StoreOptions store, const Clock& clock, RetentionConfig retention, Options options)
     : options_(ExistingDatabase(std::move(store))),

@@ -37,6 +37,10 @@ class Pruner {
   static constexpr std::chrono::milliseconds kTargetStep{2};
   // The pause after each step, in which waiting writers of other processes get the lock.
   static constexpr std::chrono::milliseconds kPauseBetweenSteps{4};
+  // The same on PostgreSQL: a step there locks only the rows it deletes (no writer waits for it
+  // unless it writes those very rows) and costs a dozen round trips whatever its size, so a
+  // 2 ms target would keep every step at one allocation.
+  static constexpr std::chrono::milliseconds kTargetStepPostgresql{50};
   // Batch sizes of a step: where a pass starts, and the bounds the adaptation keeps them in.
   static constexpr int kStartAllocations = 50, kMinAllocations = 1, kMaxAllocations = 5000;
   static constexpr int kStartAttempts = 500, kMinAttempts = 10, kMaxAttempts = 50000;
@@ -46,6 +50,8 @@ class Pruner {
     std::chrono::microseconds target_step = kTargetStep;
     std::chrono::microseconds pause_between_steps = kPauseBetweenSteps;
   };
+  // The defaults for the backend of `store`.
+  static Options DefaultsFor(const StoreOptions& store);
 
   // What one pass did.
   struct PassResult {

@@ -13,12 +13,23 @@
 // warehouses, 2 % of them pending and the rest final, as in a live system (the pending ones are
 // among the newest, since older requests have been answered or have timed out).
 //
+// On PostgreSQL (--backend postgresql, a database of its own on the cluster of --pg-url, the API
+// with store.pool --pool) the same database is seeded with server-side SQL, and the raw-commit
+// baseline is one autocommit single-row INSERT per call from as many client threads (own
+// connections) as the figure has clients, on the same cluster. With --backend sqlite,postgresql
+// both run in one process: both APIs are started, and each figure runs on one backend, then the
+// other, each beside its own baseline.
+//
 // Usage: api_bench --api <allocation-api binary> [--requests N] [--seconds S] [--connections C]
 //                  [--only get,all,put,write,confirm,reject,intake] [--clients 8,16]
 //                  [--write-seconds S] [--repeat R]
+//                  [--backend sqlite|postgresql|sqlite,postgresql] [--pg-url <admin URL>]
+//                  [--pool N]
 //   --only: comma-separated parts (write = confirm, reject and intake); default: all of them.
 //   --clients: client counts of the write part; --write-seconds: per write figure (default 3);
 //   --repeat: the write part's figures, each this many times (a summary closes the part).
+//   --backend: default sqlite; postgresql needs --pg-url (e.g. DIR/url of tests/pg_cluster.sh,
+//   started with PG_CLUSTER_DURABLE=1 so that commits are durable); --pool: default 16.
 //        api_bench --seed-only <path> [--requests N]   (just seed a database, for experiments)
 #include <httplib.h>
 #include <signal.h>
@@ -266,21 +277,6 @@ double RawCommitsPerSecond(const std::string& path, double seconds) {
   return static_cast<double>(n) / elapsed;
 }
 
-// CPU time (user + system) of a process, all its threads, in seconds (/proc/<pid>/stat).
-double ProcessCpuSeconds(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::size_t close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(text.substr(close + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
-  }
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 // The machine's CPU time: all of it and the idle part (idle + iowait), in ticks (/proc/stat).
 std::pair<double, double> MachineTicks() {
   std::ifstream in("/proc/stat");
@@ -296,28 +292,38 @@ std::pair<double, double> MachineTicks() {
 
 // Where the CPU went during a figure: the API's and this process's (the load generator's)
 // CPU time per answered call, and the machine's idle share.
+// With `postgres_url`, also the CPU time per call of that PostgreSQL cluster's processes.
 class CpuShare {
  public:
-  explicit CpuShare(pid_t api) : api_(std::to_string(api)) {
-    api0_ = ProcessCpuSeconds(api_);
-    self0_ = ProcessCpuSeconds("self");
+  explicit CpuShare(pid_t api, std::string postgres_url = "")
+      : api_(std::to_string(api)), postgres_(std::move(postgres_url)) {
+    api0_ = testing::ProcessCpuSeconds(api_);
+    self0_ = testing::ProcessCpuSeconds("self");
+    if (!postgres_.empty()) postgres0_ = testing::PostgresServerCpuSeconds(postgres_);
     machine0_ = MachineTicks();
   }
   std::string Describe(std::int64_t ops) const {
-    double api = ProcessCpuSeconds(api_) - api0_, self = ProcessCpuSeconds("self") - self0_;
+    double api = testing::ProcessCpuSeconds(api_) - api0_,
+           self = testing::ProcessCpuSeconds("self") - self0_;
     auto [total, idle] = MachineTicks();
     double n = static_cast<double>(std::max<std::int64_t>(1, ops));
-    char out[160];
+    char server[64] = "";
+    if (!postgres_.empty()) {
+      std::snprintf(server, sizeof server, ", postgres %.0f us",
+                    (testing::PostgresServerCpuSeconds(postgres_) - postgres0_) / n * 1e6);
+    }
+    char out[200];
     std::snprintf(out, sizeof out,
-                  "cpu per call: api %.0f us, load generator %.0f us; machine idle %.0f %%",
-                  api / n * 1e6, self / n * 1e6,
+                  "cpu per call: api %.0f us%s, load generator %.0f us; machine idle %.0f %%",
+                  api / n * 1e6, server, self / n * 1e6,
                   100 * (idle - machine0_.second) / std::max(1.0, total - machine0_.first));
     return out;
   }
 
  private:
   std::string api_;
-  double api0_, self0_;
+  std::string postgres_;  // the cluster's URL, or empty
+  double api0_, self0_, postgres0_ = 0;
   std::pair<double, double> machine0_;
 };
 
@@ -357,7 +363,8 @@ void Row(const char* what, const LoadResult& r, const char* unit) {
 
 // The benchmark database on PostgreSQL: n requests over 50 warehouses, as Seed makes them
 // (schema through Store::Open, then INSERT ... SELECT from generate_series, one transaction),
-// vacuumed and analysed as autovacuum would leave a live database. Returns the pending ids.
+// its two tables vacuumed and analysed as autovacuum would leave a live database (the empty
+// ones stay never analysed, see SeedOutboxPg). Returns the pending ids.
 std::vector<std::int64_t> PgSeed(const StoreOptions& options, std::int64_t n) {
   Store::Open(options);  // schema
   const std::string now = std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -368,7 +375,8 @@ std::vector<std::int64_t> PgSeed(const StoreOptions& options, std::int64_t n) {
       options.url,
       "SELECT setseed(0.42); "
       "CREATE TEMP TABLE seed AS SELECT id, (id % 50) + 1 AS w, "
-      "CASE WHEN id > " + std::to_string(n - n * 3 / 100) +
+      "CASE WHEN id > " +
+          std::to_string(n - n * 3 / 100) +
           " AND random() < 2.0 / 3 THEN 'sent' ELSE (ARRAY['confirmed', 'rejected', "
           "'outdated', 'timed-out'])[1 + floor(random() * 4)::int] END AS status, "
           "'[{\"lineId\":73,\"quantity\":' || (1 + floor(random() * 5)::int) || "
@@ -384,12 +392,13 @@ std::vector<std::int64_t> PgSeed(const StoreOptions& options, std::int64_t n) {
           "group_index, status, pending, created_at, expires_at, updated_at, order_id, "
           "order_number, lines_json) SELECT id, id, w, 'Warehouse ' || w, 0, status, CASE WHEN "
           "status = 'sent' THEN 1 END, created, CASE WHEN status = 'sent' THEN " +
-          now + " + 3600000000 ELSE created + 3600000000 END, created, "
+          now +
+          " + 3600000000 ELSE created + 3600000000 END, created, "
           "'486e13eaaa65d5ff1e87c997b5dce54e', id, lines FROM seed; "
-          "SELECT setval(pg_get_serial_sequence('allocations', 'id'), " + count +
-          "); SELECT setval(pg_get_serial_sequence('allocation_requests', 'id'), " + count +
+          "SELECT setval(pg_get_serial_sequence('allocations', 'id'), " +
+          count + "); SELECT setval(pg_get_serial_sequence('allocation_requests', 'id'), " + count +
           ")");
-  testing::PgRun(options.url, "VACUUM ANALYZE");
+  testing::PgRun(options.url, "VACUUM ANALYZE allocations, allocation_requests");
   std::vector<std::int64_t> ids;
   for (const auto& row : testing::PgRun(
            options.url, "SELECT id FROM allocation_requests WHERE pending = 1 ORDER BY id")) {
@@ -443,7 +452,7 @@ void PgOutdate(const StoreOptions& options, std::int64_t first, std::int64_t las
 struct Target {
   std::string name;  // sqlite, postgresql
   bool postgresql = false;
-  std::string prefix;  // "[postgresql] " when more than one backend runs, else ""
+  std::string prefix;   // "[postgresql] " when more than one backend runs, else ""
   std::string db_path;  // SQLite
   std::unique_ptr<testing::PgBenchDatabase> pg;
   StoreOptions pg_options;  // PostgreSQL
@@ -452,7 +461,8 @@ struct Target {
   std::vector<std::int64_t> pending;
   std::map<std::string, double> last_rate;  // of each write kind, to size the next one's work
   double raw_before = 0;
-  int raw_clients = 0;  // the client count raw_before was measured at
+  int raw_clients = 0;      // the client count raw_before was measured at
+  testing::RawCpu raw_cpu;  // PostgreSQL: CPU per commit of the last raw baseline
   int raw_files = 0;
 };
 
@@ -460,7 +470,8 @@ struct Target {
 // beside the database; PostgreSQL, `clients` threads of autocommit single-row INSERTs on the
 // same cluster.
 double RawCommits(Target& t, const testing::TempDir& dir, int clients, double seconds) {
-  if (t.postgresql) return testing::RawPgCommitsPerSecond(t.pg->url(), clients, seconds);
+  if (t.postgresql)
+    return testing::RawPgCommitsPerSecond(t.pg->url(), clients, seconds, &t.raw_cpu);
   return RawCommitsPerSecond(dir.File("raw" + std::to_string(t.raw_files++) + ".db"), seconds);
 }
 
@@ -576,8 +587,8 @@ int main(int argc, char** argv) {
         store_yaml +
         "\n"
         "api:\n  listen: 127.0.0.1:0\n  threads: " +
-        std::to_string(o.threads) + "\n  keys:\n    - {name: bench, sha256: " +
-        Sha256Hex("bench-token") +
+        std::to_string(o.threads) +
+        "\n  keys:\n    - {name: bench, sha256: " + Sha256Hex("bench-token") +
         ", endpoints: [GET /allocation-requests, PUT /allocation-request, POST /allocations]}\n" +
         warehouses_yaml;
     std::string config_file = "bench-" + t.name + ".yaml";
@@ -625,7 +636,9 @@ int main(int argc, char** argv) {
       return {"GET", "/allocation-requests?warehouse=" + std::to_string(1 + rng() % 50), ""};
     };
     for (Target& t : targets) {
+      CpuShare cpu(t.api->pid(), t.postgresql ? t.pg->url() : "");
       LoadResult api_default = RunLoad(t.port, o.connections, o.seconds, by_warehouse);
+      std::string cpu_text = cpu.Describe(api_default.count);
       LoadResult static_default;
       {
         StaticServer baseline(api_default.bytes, o.threads);
@@ -633,7 +646,8 @@ int main(int argc, char** argv) {
       }
       Row(label(t, "GET ?warehouse=W (pending, random W)").c_str(), api_default, "pages/s");
       Row("  baseline: static httplib, same body size", static_default, "pages/s");
-      std::printf("  ratio %.2f (target >= 0.25)\n\n", api_default.rate() / static_default.rate());
+      std::printf("  ratio %.2f (target >= 0.25)\n  %s\n\n",
+                  api_default.rate() / static_default.rate(), cpu_text.c_str());
       std::fflush(stdout);
     }
   }
@@ -718,8 +732,8 @@ int main(int argc, char** argv) {
   // each.
   const bool writes = runs("confirm") || runs("reject") || runs("intake");
   const auto print_peak_rss = [&](const Target& t, const char* when) {
-    std::printf("%sallocation-api peak RSS%s: %.1f MiB (target < 64 MiB)\n", t.prefix.c_str(),
-                when, static_cast<double>(testing::PeakRssKb(t.api->pid())) / 1024);
+    std::printf("%sallocation-api peak RSS%s: %.1f MiB (target < 64 MiB)\n", t.prefix.c_str(), when,
+                static_cast<double>(testing::PeakRssKb(t.api->pid())) / 1024);
   };
   if (writes) {
     // The write part reads /metrics around each figure for the group commit's counters; at a
@@ -781,13 +795,12 @@ int main(int argc, char** argv) {
               std::size_t& i = next_index[static_cast<std::size_t>(c)];
               if (i >= share.size()) return {"", "", ""};
               return {"PUT", "/allocation-request",
-                      R"({"id":)" + std::to_string(share[i++]) + R"(,"status":")" + status +
-                          "\"}"};
+                      R"({"id":)" + std::to_string(share[i++]) + R"(,"status":")" + status + "\"}"};
             };
             auto counters0 = WriteCounters(t.port);
             testing::PgCounters pg0, pg1;
             if (t.postgresql) pg0 = testing::ReadPgCounters(t.pg->url());
-            CpuShare cpu(t.api->pid());
+            CpuShare cpu(t.api->pid(), t.postgresql ? t.pg->url() : "");
             LoadResult r = RunLoad(t.port, clients, seconds, next,
                                    intake ? R"("status":"ok")" : R"("success":true)");
             std::string cpu_text = cpu.Describe(r.count);
@@ -828,8 +841,8 @@ int main(int argc, char** argv) {
                 "commits/s\n",
                 t.raw_before, raw_after, baseline);
             const double ratio = r.rate() / baseline;
-            const char* target = t.postgresql ? (clients == 16 ? " (target >= 0.7 at 16 clients)"
-                                                               : "")
+            const char* target = t.postgresql
+                                     ? (clients == 16 ? " (target >= 0.7 at 16 clients)" : "")
                                  : clients == 8  ? " (target >= 0.7 at 8 clients)"
                                  : clients == 16 ? " (target >= 0.9 at 16 clients)"
                                                  : "";
@@ -858,6 +871,11 @@ int main(int argc, char** argv) {
             if (t.postgresql && pg0.statements >= 0 && pg1.statements >= 0 && r.count > 0) {
               std::printf("\n  %.1f statements per call (pg_stat_statements)",
                           (pg1.statements - pg0.statements) / static_cast<double>(r.count));
+            }
+            if (t.postgresql) {
+              std::printf(
+                  "\n  raw commits (after): cpu per commit postgres %.0f us, client %.0f us",
+                  t.raw_cpu.server_us, t.raw_cpu.client_us);
             }
             std::printf("\n");
             if (r.ran_out > 0) {

@@ -5,6 +5,13 @@
 //
 // Usage: dispatch_bench --dispatcher <allocation-dispatcherd> [--events N] [--warehouses W]
 //                       [--rate R] [--latency-seconds S] [--send-thread-nice N]
+//                       [--backend sqlite|postgresql|sqlite,postgresql] [--pg-url <admin URL>]
+//
+// --backend postgresql drains the same outbox from a new database on the cluster of --pg-url
+// (tests/pg_cluster.sh with PG_CLUSTER_DURABLE=1), with one dispatcher and then with two on the
+// same database (they divide the warehouses between them with leases); each drain prints the
+// CPU per event of the dispatchers and of the cluster, and with two the calls each one made.
+// With several backends, each one's drains sit between two runs of the plain loop.
 //
 // --send-thread-nice sets dispatcher.send_thread_nice (without it: the product's default, -5,
 // which needs root or CAP_SYS_NICE here; the dispatcher logs it when it cannot apply it).
@@ -72,8 +79,10 @@ class CountingReceiver {
 struct Drain {
   double seconds = 0;
   std::size_t calls = 0;
-  std::vector<long> rss_kb;              // peak RSS of each dispatcher
-  std::vector<long long> succeeded;      // succeeded calls of each (its /metrics), -1: unknown
+  std::vector<long> rss_kb;          // peak RSS of each dispatcher
+  std::vector<long long> succeeded;  // succeeded calls of each (its /metrics), -1: unknown
+  double dispatcher_cpu = 0;         // CPU seconds of the dispatchers (all together)
+  double postgres_cpu = -1;          // CPU seconds of the PostgreSQL cluster; -1: SQLite
 };
 
 // Extra keys of the dispatcher's config section (e.g. ", send_thread_nice: 0").
@@ -129,6 +138,7 @@ Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingRe
               std::to_string(per_call) + "}}\n";
   }
   std::string config_path = dir.Write(name + ".yaml", config);
+  const double postgres0 = pg ? testing::PostgresServerCpuSeconds(pg_admin_url) : 0;
   auto start = Steady::now();
   std::vector<std::unique_ptr<testing::Process>> processes;
   for (int i = 0; i < dispatchers; ++i) {
@@ -142,8 +152,22 @@ Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingRe
   d.calls = receiver.calls();
   for (auto& p : processes) {
     d.rss_kb.push_back(testing::PeakRssKb(p->pid()));
-    d.succeeded.push_back(SucceededCalls(*p));
+    d.dispatcher_cpu += testing::ProcessCpuSeconds(std::to_string(p->pid()));
   }
+  if (pg) d.postgres_cpu = testing::PostgresServerCpuSeconds(pg_admin_url) - postgres0;
+  // Each one's share: its succeeded calls, once all of them are recorded (a round after the
+  // receiver got them).
+  testing::WaitFor(
+      [&] {
+        d.succeeded.clear();
+        long long sum = 0;
+        for (auto& p : processes) {
+          d.succeeded.push_back(SucceededCalls(*p));
+          sum += std::max(0LL, d.succeeded.back());
+        }
+        return sum >= static_cast<long long>(d.calls);
+      },
+      std::chrono::seconds(3));
   for (auto& p : processes) p->Signal(SIGTERM);
   for (auto& p : processes) p->Wait(std::chrono::seconds(30));
   return d;
@@ -164,6 +188,10 @@ void PrintDrain(const std::string& what, int events, const Drain& d) {
     }
   }
   std::printf(")\n");
+  std::printf("    cpu per event: dispatcher%s %.1f us", d.rss_kb.size() > 1 ? "s" : "",
+              d.dispatcher_cpu / events * 1e6);
+  if (d.postgres_cpu >= 0) std::printf(", postgres %.1f us", d.postgres_cpu / events * 1e6);
+  std::printf("\n");
   std::fflush(stdout);
 }
 

@@ -12,6 +12,14 @@
 #                            [--clients C] [--confirm-rate R] [--step-target-us T]
 #                            [--step-pause-us P]  (retention: a prune of millions of old rows
 #                            beside the API's confirms; not part of "both")
+#   tests/bench/run.sh postgresql [api|dispatch] [flags]
+#                            (the PostgreSQL figures beside the SQLite ones, each beside its own
+#                            baseline, in one run: a throwaway cluster from tests/pg_cluster.sh
+#                            with PG_CLUSTER_DURABLE=1 (fsync, full_page_writes on), then api_bench
+#                            (default page, write path at 16 clients) and dispatch_bench (one and
+#                            two dispatchers) with --backend sqlite,postgresql; api or dispatch
+#                            runs only that one, with the flags passed on. PG_CLUSTER_STATEMENTS=1
+#                            adds statements per call from pg_stat_statements. Not part of "both")
 #   tests/bench/run.sh            (both, with their defaults)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,6 +43,29 @@ if [ "$which" = send ]; then
 fi
 if [ "$which" = connections ]; then
   build/default/tests/connections_bench --api build/default/api/allocation-api "$@"
+fi
+if [ "$which" = postgresql ]; then
+  part=both
+  if [ "${1:-}" = api ] || [ "${1:-}" = dispatch ]; then
+    part="$1"
+    shift
+  elif [ $# -gt 0 ]; then
+    echo "run.sh postgresql: flags go to one benchmark: run.sh postgresql api|dispatch FLAGS" >&2
+    exit 2
+  fi
+  cluster="$(mktemp -d /tmp/relay-bench-pg.XXXXXX)"
+  trap 'tests/pg_cluster.sh stop "$cluster"' EXIT
+  PG_CLUSTER_DURABLE=1 tests/pg_cluster.sh start "$cluster"
+  url="$(cat "$cluster/url")"
+  if [ "$part" = api ] || [ "$part" = both ]; then
+    build/default/tests/api_bench --api build/default/api/allocation-api \
+      --backend sqlite,postgresql --pg-url "$url" --pool 16 --requests 1000000 --only get,write \
+      --clients 16 --seconds 4 --write-seconds 3 "$@"
+  fi
+  if [ "$part" = dispatch ] || [ "$part" = both ]; then
+    build/default/tests/dispatch_bench --dispatcher build/default/daemon/allocation-dispatcherd \
+      --backend sqlite,postgresql --pg-url "$url" --events 50000 --latency-seconds 5 "$@"
+  fi
 fi
 if [ "$which" = prune ]; then
   build/default/tests/prune_bench --api build/default/api/allocation-api \

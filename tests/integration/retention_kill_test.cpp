@@ -1,17 +1,19 @@
 // Retention (SPEC section 9): `allocation-dispatcherd prune` killed with SIGKILL in the middle
-// of a pass over many seeded rows leaves a consistent file, and a second pass finishes the job.
+// of a pass over many seeded rows leaves a consistent database, and a second pass finishes the
+// job. On both backends: the rows are seeded and checked with plain SQL (support/test_database.h).
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sqlite3.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "support/api_process.h"
-#include "support/database_file.h"
+#include "support/database_checks.h"
 #include "support/process.h"
+#include "support/test_database.h"
 
 namespace allocation_relay {
 namespace {
@@ -24,7 +26,7 @@ using testing::ExpectConsistent;
 using testing::NowMicros;
 using testing::ParseCounts;
 using testing::Process;
-using testing::Sql;
+using testing::QueryInt;
 
 constexpr const char* kNotFound =
     R"({"status":"no","errorMessages":{"order":"Allocation not found"}})";
@@ -32,119 +34,85 @@ constexpr const char* kNotFound =
 // Seeds, in one transaction: `old` confirmed allocations changed 10 days ago (a request and a
 // delivered create event each, 100 events a succeeded delivery with one attempt), then 100 such
 // allocations whose events are still unbatched, then 100 open ones (50 events in a pending
-// delivery, 50 unbatched). Ids are dense from 1 in that order.
-void SeedForKill(const std::string& path, int old) {
-  Sql db(path);
-  db.Exec("PRAGMA synchronous=OFF");
-  db.Exec("BEGIN IMMEDIATE");
+// delivery, 50 unbatched). Ids are dense from 1 in that order. Set-based, the same SQL on both
+// backends: the allocations from a recursive series, their requests and events from the rows
+// before; only the deliveries (1 per 100 allocations, with their request id lists) are written
+// out row by row.
+void SeedForKill(const StoreOptions& db, int old) {
+  const bool postgresql = db.backend == StoreBackendKind::kPostgresql;
   const std::int64_t now = NowMicros();
   const std::int64_t ago = now - 10LL * 86400 * 1000000;
-  auto prepare = [&](const char* sql) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db.get(), sql, -1, &s, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string(sql) + ": " + sqlite3_errmsg(db.get()));
-    }
-    return s;
+  const std::string s_now = std::to_string(now), s_ago = std::to_string(ago);
+  const int succeeded = (old + 99) / 100, pending_id = succeeded + 1;
+  // SQL for `open` when row `id` is one of the 100 open allocations (the last ones), else `final`.
+  auto by_state = [&](const std::string& id, const std::string& open, const std::string& final) {
+    return "CASE WHEN " + id + " > " + std::to_string(old + 100) + " THEN " + open + " ELSE " +
+           final + " END";
   };
-  auto step = [&](sqlite3_stmt* s) {
-    if (sqlite3_step(s) != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db.get()));
-    sqlite3_reset(s);
+  auto ids = [](int from, int to) {
+    std::string list;
+    for (int i = from; i <= to; ++i) list += (list.empty() ? "" : ",") + std::to_string(i);
+    return list;
   };
-  sqlite3_stmt* a = prepare(
-      "INSERT INTO allocations (id, order_id, order_number, groups_json, lines_json, "
-      "current_group, state, confirmed_warehouse_id, created_at, updated_at) VALUES "
-      "(?1, 'ab12', ?1, '[[3]]', '{\"1\":{\"lineId\":1,\"quantity\":1,\"stockItemId\":1}}', 0, ?2, "
-      "?3, "
-      "?4, ?4)");
-  sqlite3_stmt* r = prepare(
+
+  std::string sql = postgresql ? "BEGIN;\n" : "PRAGMA synchronous=OFF;\nBEGIN IMMEDIATE;\n";
+  sql += "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < " +
+         std::to_string(old + 200) +
+         ") INSERT INTO allocations (id, order_id, order_number, groups_json, lines_json, "
+         "current_group, state, confirmed_warehouse_id, created_at, updated_at) "
+         "SELECT i, 'ab12', i, '[[3]]', "
+         "'{\"1\":{\"lineId\":1,\"quantity\":1,\"stockItemId\":1}}', 0, " +
+         by_state("i", "'open'", "'confirmed'") + ", " + by_state("i", "NULL", "3") + ", " +
+         by_state("i", s_now, s_ago) + ", " + by_state("i", s_now, s_ago) + " FROM s;\n";
+  sql +=
       "INSERT INTO allocation_requests (id, allocation_id, order_id, order_number, lines_json, "
       "warehouse_id, warehouse_name, group_index, status, pending, created_at, expires_at, "
-      "updated_at) VALUES (?1, ?1, 'ab12', ?1, "
-      "'{\"1\":{\"lineId\":1,\"quantity\":1,\"stockItemId\":1}}', "
-      "3, 'Amsterdam', 0, ?2, ?3, ?4, ?4 + 3600000000, ?4)");
-  sqlite3_stmt* e = prepare(
+      "updated_at) SELECT id, id, order_id, order_number, lines_json, 3, 'Amsterdam', 0, " +
+      by_state("id", "'sent'", "'confirmed'") + ", " + by_state("id", "1", "NULL") +
+      ", created_at, created_at + 3600000000, updated_at FROM allocations;\n";
+  // The deliveries before their events (PostgreSQL checks the keys as they go in).
+  sql +=
+      "INSERT INTO deliveries (id, uid, warehouse_id, state, document, request_ids, "
+      "attempt_count, next_attempt_at, lease_until, created_at, finished_at) VALUES ";
+  for (int d = 1; d <= succeeded; ++d) {
+    const std::string n = std::to_string(d);
+    sql += "(" + n + ", 'msg_seed" + n + "', 3, 'succeeded', '', '" +
+           ids((d - 1) * 100 + 1, std::min(d * 100, old)) + "', 1, " + s_ago + ", NULL, " + s_ago +
+           ", " + s_ago + "), ";
+  }
+  const std::string pending = std::to_string(pending_id);
+  sql += "(" + pending + ", 'msg_seed" + pending + "', 3, 'pending', '{\"events\":[]}', '" +
+         ids(old + 101, old + 150) + "', 1, " + std::to_string(now + 3600000000LL) + ", NULL, " +
+         s_ago + ", NULL);\n";
+  sql +=
       "INSERT INTO outbox_events (id, warehouse_id, request_id, action, status, created_at, "
-      "delivery_id) VALUES (?1, 3, ?1, 'create', 'allocated', ?2, ?3)");
-  sqlite3_stmt* d = prepare(
-      "INSERT INTO deliveries (id, uid, warehouse_id, state, document, request_ids, attempt_count, "
-      "next_attempt_at, lease_until, created_at, finished_at) VALUES "
-      "(?1, 'msg_seed' || ?1, 3, ?2, ?3, ?4, 1, ?5, NULL, ?6, ?7)");
-  sqlite3_stmt* t = prepare(
-      "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, http_status, "
-      "error, response_head) VALUES (?1, 1, ?2, 1000, ?3, '', NULL)");
-  auto allocation = [&](int id, bool open, std::int64_t at, std::optional<int> delivery) {
-    sqlite3_bind_int(a, 1, id);
-    sqlite3_bind_text(a, 2, open ? "open" : "confirmed", -1, SQLITE_STATIC);
-    if (open) {
-      sqlite3_bind_null(a, 3);
-    } else {
-      sqlite3_bind_int(a, 3, 3);
-    }
-    sqlite3_bind_int64(a, 4, at);
-    step(a);
-    sqlite3_bind_int(r, 1, id);
-    sqlite3_bind_text(r, 2, open ? "sent" : "confirmed", -1, SQLITE_STATIC);
-    if (open) {
-      sqlite3_bind_int(r, 3, 1);
-    } else {
-      sqlite3_bind_null(r, 3);
-    }
-    sqlite3_bind_int64(r, 4, at);
-    step(r);
-    sqlite3_bind_int(e, 1, id);
-    sqlite3_bind_int64(e, 2, at);
-    if (delivery) {
-      sqlite3_bind_int(e, 3, *delivery);
-    } else {
-      sqlite3_bind_null(e, 3);
-    }
-    step(e);
-  };
-  auto delivery = [&](int id, bool pending, const std::string& request_ids) {
-    sqlite3_bind_int(d, 1, id);
-    sqlite3_bind_text(d, 2, pending ? "pending" : "succeeded", -1, SQLITE_STATIC);
-    sqlite3_bind_text(d, 3, pending ? "{\"events\":[]}" : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(d, 4, request_ids.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(d, 5, pending ? now + 3600000000LL : ago);
-    sqlite3_bind_int64(d, 6, ago);
-    if (pending) {
-      sqlite3_bind_null(d, 7);
-    } else {
-      sqlite3_bind_int64(d, 7, ago);
-    }
-    step(d);
-    sqlite3_bind_int(t, 1, id);
-    sqlite3_bind_int64(t, 2, ago);
-    sqlite3_bind_int(t, 3, pending ? 500 : 200);
-    step(t);
-  };
-  int id = 0, delivery_id = 0;
-  std::string batch;
-  for (int i = 0; i < old; ++i) {
-    ++id;
-    allocation(id, false, ago, delivery_id + 1);
-    batch += (batch.empty() ? "" : ",") + std::to_string(id);
-    if (i % 100 == 99 || i == old - 1) {
-      delivery(++delivery_id, false, batch);
-      batch.clear();
+      "delivery_id) SELECT id, 3, id, 'create', 'allocated', created_at, CASE WHEN id <= " +
+      std::to_string(old) + " THEN (id - 1) / 100 + 1 WHEN id > " + std::to_string(old + 100) +
+      " AND id <= " + std::to_string(old + 150) + " THEN " + pending +
+      " END FROM allocation_requests;\n";
+  sql +=
+      "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, "
+      "http_status, error, response_head) SELECT id, 1, " +
+      s_ago +
+      ", 1000, CASE WHEN state = 'pending' THEN 500 ELSE 200 END, '', NULL "
+      "FROM deliveries;\n";
+  if (postgresql) {
+    // Explicit ids leave the identity columns' sequences behind: move them past the rows, as
+    // the store's own inserts would have.
+    for (const char* table :
+         {"allocations", "allocation_requests", "outbox_events", "deliveries"}) {
+      sql += std::string("SELECT setval(pg_get_serial_sequence('") + table + "', 'id'), " +
+             "(SELECT max(id) FROM " + table + "));\n";
     }
   }
-  for (int i = 0; i < 100; ++i) allocation(++id, false, ago, std::nullopt);
-  const int pending_id = delivery_id + 1;
-  for (int i = 0; i < 100; ++i) {
-    ++id;
-    allocation(id, true, now, i < 50 ? std::optional<int>(pending_id) : std::nullopt);
-    if (i < 50) batch += (batch.empty() ? "" : ",") + std::to_string(id);
-  }
-  delivery(pending_id, true, batch);
-  for (sqlite3_stmt* s : {a, r, e, d, t}) sqlite3_finalize(s);
-  db.Exec("COMMIT");
-  db.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  sql += "COMMIT;\n";
+  if (!postgresql) sql += "PRAGMA wal_checkpoint(TRUNCATE);\n";
+  testing::ExecSql(db, sql);
 }
 
-// 6. `prune` killed with SIGKILL in the middle of a pass over 200,000 old allocations: the file
-// is intact and consistent (every step all or nothing), nothing kept was touched, and a second
-// `prune` finishes the job.
+// 6. `prune` killed with SIGKILL in the middle of a pass over 200,000 old allocations: the
+// database is intact and consistent (every step all or nothing), nothing kept was touched, and a
+// second `prune` finishes the job.
 TEST(RetentionKill, APruneKilledMidPassLeavesAConsistentFileAndASecondOneFinishes) {
 #ifdef ALLOCATION_RELAY_SANITIZED
   constexpr int kOld = 20000;  // a sanitized build prunes ~10x slower
@@ -157,12 +125,12 @@ TEST(RetentionKill, APruneKilledMidPassLeavesAConsistentFileAndASecondOneFinishe
   // dispatcher runs here to send them).
   options.webhooks[3] = "{url: 'http://127.0.0.1:9/w3', secret: s}";
   ApiProcess api(options);
-  const std::string path = api.DatabasePath();
-  SeedForKill(path, kOld);
-  auto count = [&](const std::string& sql) { return Sql(path).Int(sql); };
+  const StoreOptions db = api.store_options();
+  SeedForKill(db, kOld);
+  auto count = [&](const std::string& sql) { return QueryInt(db, sql); };
   const std::int64_t total = count("SELECT count(*) FROM allocations");
   ASSERT_EQ(total, kOld + 200);
-  ExpectConsistent(path);
+  ExpectConsistent(db);
 
   std::vector<std::string> argv = {DISPATCHER_BINARY, "--config", api.ConfigPath(), "prune"};
   Process prune(argv, api.dir().path());
@@ -176,11 +144,25 @@ TEST(RetentionKill, APruneKilledMidPassLeavesAConsistentFileAndASecondOneFinishe
   if (running) {
     EXPECT_EQ(status, 128 + SIGKILL) << prune.Stdout() << prune.Stderr();
   }
+  if (testing::TestOnPostgresql()) {
+    // On SQLite the file is final once the process is dead. A PostgreSQL session goes on with
+    // what it was sent (a statement, a COMMIT) until it sees its client gone: wait for the killed
+    // one to end before counting. Catalog SQL, PostgreSQL only: no client session of this
+    // database busy but ours (the API's pooled ones are idle).
+    ASSERT_TRUE(testing::WaitFor(
+        [&] {
+          return count(
+                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND "
+                     "state <> 'idle'") == 0;
+        },
+        30s));
+  }
   const std::int64_t left = count("SELECT count(*) FROM allocations WHERE state != 'open'");
   std::printf("prune killed %s the pass: %lld of %d old final allocations deleted\n",
               running ? "during" : "after", static_cast<long long>(kOld + 100 - left), kOld);
 
-  ExpectConsistent(path);
+  ExpectConsistent(db);
   EXPECT_EQ(count("SELECT count(*) FROM allocations WHERE state = 'open'"), 100);
   EXPECT_EQ(count("SELECT count(*) FROM allocations WHERE id > " + std::to_string(kOld)), 200);
   EXPECT_EQ(count("SELECT count(*) FROM outbox_events WHERE delivery_id IS NULL"), 150);
@@ -196,7 +178,7 @@ TEST(RetentionKill, APruneKilledMidPassLeavesAConsistentFileAndASecondOneFinishe
   auto counts = ParseCounts(second.out);
   EXPECT_EQ(counts["allocations"], left - 100) << second.out;
   std::printf("second prune: %s", second.out.c_str());
-  ExpectConsistent(path);
+  ExpectConsistent(db);
   EXPECT_EQ(count("SELECT count(*) FROM allocations"), 200);
   EXPECT_EQ(count("SELECT count(*) FROM allocations WHERE id <= " + std::to_string(kOld)), 0);
   EXPECT_EQ(count("SELECT count(*) FROM allocation_requests"), 200);

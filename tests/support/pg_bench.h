@@ -38,8 +38,21 @@ std::string PgDurability(const std::string& url);
 // The raw baseline: `clients` threads, each on its own connection, each doing autocommit
 // single-row INSERTs (a prepared `INSERT INTO raw_commits (v) VALUES ($1)`) for `seconds`, into a
 // scratch table `raw_commits` in the database of `url` (created if missing, emptied first).
-// Returns commits per second, all threads together.
-double RawPgCommitsPerSecond(const std::string& url, int clients, double seconds);
+// Returns commits per second, all threads together; `cpu_us_per_commit`, when given, gets the
+// CPU time per commit of the server's processes and of this process (the client threads).
+struct RawCpu {
+  double server_us = 0, client_us = 0;
+};
+double RawPgCommitsPerSecond(const std::string& url, int clients, double seconds,
+                             RawCpu* cpu_us_per_commit = nullptr);
+
+// CPU time (user + system, seconds) of the server processes of the cluster of `url` (its
+// postmaster, found through data_directory/postmaster.pid, and every child of it; a backend that
+// exits between two readings takes its part with it). 0 when the cluster is not on this machine
+// or its files cannot be read.
+double PostgresServerCpuSeconds(const std::string& url);
+// The same for one process ("self" or a pid).
+double ProcessCpuSeconds(const std::string& pid);
 
 // SeedOutbox (support/outbox_seed.h) on PostgreSQL: the schema through Store::Open on
 // `options`, then `requests` requests (one allocation each) over warehouses 1..`warehouses` by
