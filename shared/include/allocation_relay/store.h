@@ -173,9 +173,9 @@ struct PruneCursor {
 };
 
 // EventSignal: tells a dispatcher at once that another process queued outbox events, where the
-// backend can (PostgreSQL: LISTEN/NOTIFY; every write that queues events notifies at commit).
-// Polling stays the backstop: a signal may be late or, across a reconnect, lost. Owns its own
-// connection; not thread-safe (one thread waits on it).
+// backend can (PostgreSQL: LISTEN/NOTIFY; every write that queues events notifies after its
+// commit). Polling stays the backstop: a signal may be late or, across a reconnect, lost. Owns its
+// own connection; not thread-safe (one thread waits on it).
 class EventSignal {
  public:
   virtual ~EventSignal() = default;

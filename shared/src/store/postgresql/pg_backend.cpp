@@ -100,9 +100,9 @@ std::optional<StoreError> PgBackend::Write(const std::function<bool(StoreTransac
       PgTransaction t(c_, salt_);
       c_.Queue("BEGIN");  // goes out with the first statement
       const bool keep = op(t);
-      if (keep && t.queued_events()) c_.Queue("NOTIFY allocation_relay_events");
       c_.Queue(keep ? "COMMIT" : "ROLLBACK");
       c_.Flush();
+      if (keep && t.queued_events()) Notify();
       return std::nullopt;
     } catch (const StatementError& e) {
       RollbackQuietly();
@@ -118,6 +118,22 @@ std::optional<StoreError> PgBackend::Write(const std::function<bool(StoreTransac
       RollbackQuietly();
       return StoreError(StoreError::Kind::kInternal, e.what());
     }
+  }
+}
+
+void PgBackend::Notify() {
+  // In a transaction of its own, after the write's commit, without waiting for its flush: a
+  // NOTIFY in the write's own transaction holds PostgreSQL's cluster-wide notify lock through
+  // that commit's fsync, so every write that queues events would commit one at a time. Its
+  // failure is not the write's (which is done): a lost notification costs a dispatcher one poll.
+  try {
+    c_.Queue("BEGIN");
+    c_.Queue("SET LOCAL synchronous_commit = off");
+    c_.Queue("NOTIFY allocation_relay_events");
+    c_.Queue("COMMIT");
+    c_.Flush();
+  } catch (const StoreError&) {
+    RollbackQuietly();
   }
 }
 

@@ -64,6 +64,8 @@ class PgBackend final : public StoreBackend {
   static void Migrate(Connection& c);
   static int VersionOf(Connection& c);
   void RollbackQuietly();
+  // Wakes the dispatchers listening (EventSignal) after a write that queued outbox events.
+  void Notify();
 
   Connection c_;
   std::string salt_;  // the delivery salt, read once

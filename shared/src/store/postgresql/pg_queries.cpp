@@ -207,17 +207,14 @@ StoreResult<std::vector<OutboxEvent>> PgBackend::ListUnbatchedEvents(
     std::optional<std::int64_t> warehouse, int limit) {
   return Guarded([&]() -> std::vector<OutboxEvent> {
     c_.EnsureOpen();
-    Params p;
-    if (warehouse) {
-      p.Add(*warehouse);
-    } else {
-      p.AddNull();
-    }
-    p.Add(limit);
-    Result r = c_.Exec(std::string(kEventColumns) +
-                           "WHERE delivery_id IS NULL AND ($1::bigint IS NULL OR warehouse_id = "
-                           "$1::bigint) ORDER BY id LIMIT $2",
-                       p);
+    Result r =
+        warehouse
+            ? c_.Exec(std::string(kEventColumns) +
+                          "WHERE delivery_id IS NULL AND warehouse_id = $1 "
+                          "ORDER BY id LIMIT $2",
+                      Params().Add(*warehouse).Add(limit))
+            : c_.Exec(std::string(kEventColumns) + "WHERE delivery_id IS NULL ORDER BY id LIMIT $1",
+                      Params().Add(limit));
     std::vector<OutboxEvent> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(EventFromRow(r, i));
     return out;

@@ -216,8 +216,8 @@ std::vector<std::int64_t> PgTransaction::DueDeliveries(std::int64_t warehouse_id
                                                        TimePoint lease_now, int limit) {
   return Ids(c_.Exec(
       "SELECT id FROM deliveries WHERE warehouse_id = $1 AND state = 'pending' AND "
-      "next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4 "
-      "FOR UPDATE SKIP LOCKED",
+      "next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $3) "
+      "ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED",
       Params().Add(warehouse_id).Add(ToUnixMicros(now)).Add(ToUnixMicros(lease_now)).Add(limit)));
 }
 
@@ -291,7 +291,8 @@ PgTransaction::UnbatchedWithRequests(std::int64_t warehouse_id, std::int64_t aft
       "e.delivery_id, r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, "
       "r.group_index, r.created_at, r.expires_at, r.updated_at, r.order_id, r.order_number, "
       "r.lines_json FROM outbox_events e LEFT JOIN allocation_requests r ON r.id = e.request_id "
-      "WHERE e.delivery_id IS NULL AND e.warehouse_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3",
+      "WHERE e.delivery_id IS NULL AND e.warehouse_id = $1 AND e.id > $2 "
+      "ORDER BY e.id LIMIT $3",
       Params().Add(warehouse_id).Add(after_event).Add(limit));
   std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> out;
   for (int i = 0; i < r.rows(); ++i) {
