@@ -46,7 +46,11 @@ std::string ListRequestsSql(const RequestQuery& query, bool skipping) {
   if (!query.order_numbers.empty()) {
     inner += " AND r.order_number IN (" + JoinIds(query.order_numbers) + ")";
   }
-  if (pending_only) {
+  const bool by_warehouse = !query.warehouse_ids.empty() || query.scope.only;
+  if (pending_only && by_warehouse) {
+    // requests_pending_by_warehouse's own predicate: no other pending index matches it.
+    inner += " AND r.status IN ('allocated', 'sent', 'failed')";
+  } else if (pending_only) {
     inner += " AND r.pending = 1";
   } else if (!statuses.empty()) {
     inner += " AND r.status IN (";

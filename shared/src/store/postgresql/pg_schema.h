@@ -59,8 +59,11 @@ CREATE TABLE allocation_requests (
   CHECK (expires_at >= created_at),
   UNIQUE (allocation_id, warehouse_id)
 );
+-- What every warehouse polls. Its predicate is the status list, not `pending = 1`: a query
+-- asking for the pending requests of one warehouse by status can then use no other pending index
+-- (the planner otherwise walked every warehouse's pending rows in id order and filtered).
 CREATE INDEX requests_pending_by_warehouse ON allocation_requests (warehouse_id, id)
-  WHERE pending = 1;
+  WHERE status IN ('allocated', 'sent', 'failed');
 CREATE INDEX requests_pending ON allocation_requests (id) WHERE pending = 1;
 CREATE INDEX requests_by_warehouse ON allocation_requests (warehouse_id, id);
 CREATE INDEX requests_by_order ON allocation_requests (order_number, id);
