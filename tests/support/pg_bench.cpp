@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/test_database.h"
+
 namespace allocation_relay::testing {
 namespace {
 
@@ -33,20 +35,6 @@ Conn Connect(const std::string& url) {
   PQsetNoticeProcessor(
       c.get(), [](void*, const char*) {}, nullptr);
   return c;
-}
-
-// `url` with its database replaced (a libpq URI, postgresql://user@host:port/db?params).
-std::string WithDatabase(const std::string& url, const std::string& database) {
-  std::size_t scheme = url.find("://");
-  std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  std::size_t query = url.find('?', start);
-  std::size_t slash = url.find('/', start);
-  std::size_t end_of_authority =
-      slash != std::string::npos && (query == std::string::npos || slash < query)
-          ? slash
-          : (query == std::string::npos ? url.size() : query);
-  std::string params = query == std::string::npos ? "" : url.substr(query);
-  return url.substr(0, end_of_authority) + "/" + database + params;
 }
 
 }  // namespace

@@ -39,20 +39,6 @@ std::string AdminUrl() {
   return url;
 }
 
-// `url` (a libpq URI, postgresql://user@host:port/db?params) with its database replaced.
-std::string WithDatabase(const std::string& url, const std::string& database) {
-  std::size_t scheme = url.find("://");
-  std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  std::size_t query = url.find('?', start);
-  std::size_t slash = url.find('/', start);
-  std::size_t end_of_authority =
-      slash != std::string::npos && (query == std::string::npos || slash < query)
-          ? slash
-          : (query == std::string::npos ? url.size() : query);
-  std::string params = query == std::string::npos ? "" : url.substr(query);
-  return url.substr(0, end_of_authority) + "/" + database + params;
-}
-
 struct PgConnectionCloser {
   void operator()(PGconn* c) const { PQfinish(c); }
 };
@@ -149,6 +135,19 @@ std::string NewDatabaseName() {
 }
 
 }  // namespace
+
+std::string WithDatabase(const std::string& url, const std::string& database) {
+  std::size_t scheme = url.find("://");
+  std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  std::size_t query = url.find('?', start);
+  std::size_t slash = url.find('/', start);
+  std::size_t end_of_authority =
+      slash != std::string::npos && (query == std::string::npos || slash < query)
+          ? slash
+          : (query == std::string::npos ? url.size() : query);
+  std::string params = query == std::string::npos ? "" : url.substr(query);
+  return url.substr(0, end_of_authority) + "/" + database + params;
+}
 
 bool TestOnPostgresql() {
   const char* backend = std::getenv(kBackendVariable);

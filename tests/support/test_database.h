@@ -77,6 +77,9 @@ std::string StoreYaml(const StoreOptions& options, const std::string& sqlite_key
 // and `pool`. Everything else in `config` is left as it is.
 void UseDatabase(StoreConfig& config, const StoreOptions& options);
 
+// `url` (a libpq URI, postgresql://user@host:port/db?params) with its database replaced.
+std::string WithDatabase(const std::string& url, const std::string& database);
+
 // Raw SQL on the database of `options`, on a connection of its own opened for the call (as
 // another process would have it), for checks that read the same on both backends. Throws
 // std::runtime_error naming the statement on any error. Write SQL both dialects accept.
