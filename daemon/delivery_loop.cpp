@@ -39,6 +39,23 @@ std::string NewClaimant() {
   return std::string(host) + ":" + std::to_string(getpid()) + ":" + random;
 }
 
+// FNV-1a over the claimant, then the warehouse mixed in (splitmix64's finaliser): fixed, so
+// that every dispatcher computes the same assignment.
+std::uint64_t AssignmentScore(const std::string& dispatcher, std::int64_t warehouse_id) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : dispatcher) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  h ^= static_cast<std::uint64_t>(warehouse_id) + 0x9e3779b97f4a7c15ULL;
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  return h;
+}
+
 std::int64_t UnixSeconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
@@ -59,6 +76,44 @@ DeliveryLoop::DeliveryLoop(StoreOptions options, const Clock& clock,
       }()) {}
 
 DeliveryLoop::~DeliveryLoop() { Stop(); }
+
+const std::string& DeliveryLoop::AssignedDispatcher(std::int64_t warehouse_id,
+                                                    const std::vector<std::string>& dispatchers) {
+  const std::string* best = &dispatchers.front();
+  std::uint64_t best_score = AssignmentScore(*best, warehouse_id);
+  for (const std::string& d : dispatchers) {
+    const std::uint64_t score = AssignmentScore(d, warehouse_id);
+    if (score > best_score || (score == best_score && d < *best)) {
+      best = &d;
+      best_score = score;
+    }
+  }
+  return *best;
+}
+
+bool DeliveryLoop::Assigned(std::int64_t warehouse_id) const {
+  return dispatchers_.size() <= 1 || AssignedDispatcher(warehouse_id, dispatchers_) == claimant_;
+}
+
+bool DeliveryLoop::Heartbeat(TimePoint now) {
+  if (now < next_heartbeat_) return true;
+  auto live = store_->LiveDispatchers(claimant_, now, kDispatcherTtl);
+  if (!live) return false;
+  next_heartbeat_ = now + std::chrono::duration_cast<Micros>(kHeartbeatInterval);
+  std::vector<std::string> dispatchers = std::move(*live);
+  if (std::find(dispatchers.begin(), dispatchers.end(), claimant_) == dispatchers.end()) {
+    dispatchers.push_back(claimant_);  // taken out meanwhile (a clock jump): counts itself
+    std::sort(dispatchers.begin(), dispatchers.end());
+  }
+  if (dispatchers != dispatchers_) {
+    if (!dispatchers_.empty() || dispatchers.size() > 1) {
+      spdlog::info("delivery: {} dispatcher(s) share the warehouses", dispatchers.size());
+    }
+    dispatchers_ = std::move(dispatchers);
+    next_scan_ = now;  // look at every warehouse: some may be this one's now
+  }
+  return true;
+}
 
 void DeliveryLoop::Start() {
   errno = 0;
@@ -246,6 +301,7 @@ bool DeliveryLoop::Round(const Config& config) {
   const TimePoint now = clock_.Now();
   if (now < write_again_at_) return false;
   const bool stopping = stopping_;
+  if (!stopping && !Heartbeat(now)) return false;
   const Scan scan = NoticeNewWork(config, now, stopping);
   if (scan == Scan::kFailed) return false;
   if (!TakeFinishedCalls(config)) return false;
@@ -332,7 +388,10 @@ DeliveryLoop::LaneReview DeliveryLoop::ReviewLanes(const Config& config, TimePoi
     const WebhookConfig* hook = UsableWebhook(config, warehouse_id, stopping);
     // Claimed under the other order rule (max_in_flight changed by a reload): claim again.
     const bool rule_changed = hook && lane.strict != (hook->max_in_flight == 1);
-    if (lane.halted || !hook || rule_changed) {
+    // Another live dispatcher's share now: what is claimed ahead goes back, so the warehouse is
+    // handed over once its calls in flight end (PlanWants releases its lease then).
+    const bool reassigned = !lane.ready.empty() && !Assigned(warehouse_id);
+    if (lane.halted || !hook || rule_changed || reassigned) {
       for (const Delivery& d : lane.ready) {
         if (!IsStored(d)) continue;  // its events simply stay unbatched
         lease_changes_.push_back({d.id, std::nullopt});
@@ -384,7 +443,17 @@ void DeliveryLoop::PlanWants(const Config& config, TimePoint now, bool stopping,
       continue;
     }
     const WebhookConfig* hook = UsableWebhook(config, warehouse_id, stopping);
-    if (!hook || (lane.ready.empty() && lane.sending.empty() && !lane.renew_lease)) continue;
+    const bool idle = lane.ready.empty() && lane.sending.empty() && !lane.renew_lease;
+    if (idle && !Assigned(warehouse_id)) {
+      // Another live dispatcher's share now: handed over as soon as nothing is in flight.
+      Store::DeliveryWant release;
+      release.warehouse_id = warehouse_id;
+      release.release = true;
+      plan.wants.push_back(release);
+      wanted.insert(warehouse_id);
+      continue;
+    }
+    if (!hook || idle) continue;
     const Micros left = *lane.lease_until - now;
     if (!lane.renew_lease &&
         left >= std::chrono::duration_cast<Micros>(hook->timeout) + kRenewMargin) {
@@ -406,6 +475,10 @@ void DeliveryLoop::PlanWants(const Config& config, TimePoint now, bool stopping,
     const WebhookConfig* hook = UsableWebhook(config, *it, stopping);
     if (!hook) {
       it = stopping ? std::next(it) : dirty_.erase(it);
+      continue;
+    }
+    if (!Assigned(*it)) {  // another live dispatcher's (a rescan looks again)
+      it = dirty_.erase(it);
       continue;
     }
     // Its failure may have come after the finished calls were taken: the next round records it
@@ -640,6 +713,10 @@ void DeliveryLoop::RoundLoop() {
         claims_left |= !lane.ready.empty() || lane.lease_until.has_value();
       }
       if (stopping_round && ok && !claims_left && unrecorded_.empty() && lease_changes_.empty()) {
+        // Out of the live dispatchers at once: the others take this one's warehouses now.
+        if (!dispatchers_.empty()) {
+          (void)store_->LiveDispatchers(claimant_, clock_.Now(), Micros(0));
+        }
         return;
       }
       TimePoint now = clock_.Now();

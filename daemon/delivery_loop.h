@@ -77,6 +77,17 @@ class DeliveryLoop {
   static constexpr std::chrono::milliseconds kBusyRoundInterval{20};
   // At most this many deliveries held (claimed, not recorded) over all lanes: bounds memory.
   static constexpr int kMaxHeld = 4096;
+  // Dispatchers on one database divide the warehouses: each marks itself live (for
+  // kDispatcherTtl) every kHeartbeatInterval, and claims only the warehouses AssignedDispatcher
+  // gives it among the live ones. A dead one's warehouses pass to the others within
+  // kDispatcherTtl, and are sent by them once its leases run out.
+  static constexpr std::chrono::milliseconds kHeartbeatInterval{1000};
+  static constexpr std::chrono::milliseconds kDispatcherTtl{5000};
+  // The dispatcher (of `dispatchers`, not empty) that sends `warehouse_id`'s deliveries:
+  // rendezvous hashing, so each gets about an equal share, and one leaving or joining moves only
+  // the warehouses it had or takes. The same on every host and build.
+  static const std::string& AssignedDispatcher(std::int64_t warehouse_id,
+                                               const std::vector<std::string>& dispatchers);
 
   // Makes the transport the send thread calls through; Start() calls it once.
   using TransportFactory = std::function<std::unique_ptr<WebhookTransport>()>;
@@ -170,13 +181,19 @@ class DeliveryLoop {
   bool TakeFinishedCalls(const Config& config);
   // Gathers the lease changes and the claims (DeliveryWant per dirty warehouse) of the round.
   ClaimPlan PlanClaims(const Config& config, TimePoint now, bool stopping, Scan scan);
-  // Gives back the ready deliveries of lanes that halted or may no longer send, and plans the
+  // Gives back the ready deliveries of lanes that halted, may no longer send or are another live
+  // dispatcher's now, and plans the
   // lease renewals of fronts waiting for one.
   LaneReview ReviewLanes(const Config& config, TimePoint now, bool stopping, ClaimPlan& plan)
       REQUIRES(pipe_mu_);
   // Adds a claim for each dirty warehouse whose lane has room.
   void PlanWants(const Config& config, TimePoint now, bool stopping, Scan scan,
                  const LaneReview& review, ClaimPlan& plan) REQUIRES(pipe_mu_);
+  // Marks this dispatcher live and reads the others, every kHeartbeatInterval. False on a
+  // database error.
+  bool Heartbeat(TimePoint now);
+  // Whether this dispatcher is the one to claim `warehouse_id`'s deliveries.
+  bool Assigned(std::int64_t warehouse_id) const;
   // Records the decided attempts, applies the lease changes and claims, in one transaction.
   StoreResult<std::vector<Store::DeliveryTake>> WriteRound(const Config& config, TimePoint now,
                                                            const ClaimPlan& plan);
@@ -239,10 +256,12 @@ class DeliveryLoop {
   std::optional<std::vector<std::int64_t>> disabled_;  // webhooks off; read at each rescan
   std::int64_t last_event_id_ = -1;
   std::size_t last_round_records_ = 0;
-  TimePoint next_scan_;       // every warehouse is looked at then
-  TimePoint write_again_at_;  // after a database error, the next try
-  std::int64_t formed_ = 0;   // new deliveries so far: their ids here are -1, -2, ...
-  std::mt19937_64 random_;    // retry jitter; seeded from the OS
+  TimePoint next_scan_;                   // every warehouse is looked at then
+  TimePoint write_again_at_;              // after a database error, the next try
+  std::int64_t formed_ = 0;               // new deliveries so far: their ids here are -1, -2, ...
+  std::mt19937_64 random_;                // retry jitter; seeded from the OS
+  std::vector<std::string> dispatchers_;  // the live ones at the last heartbeat, sorted
+  TimePoint next_heartbeat_;
 };
 
 }  // namespace allocation_relay

@@ -540,5 +540,100 @@ TEST_F(Delivery, OperatorCommandsListResendEnableShowHistoryAndBackUp) {
   EXPECT_EQ(run({"backup", "--to", copy}).exit_code, 1);  // never overwrites
 }
 
+// Succeeded calls so far of a dispatcher, from its status port's /metrics; -1 if unknown.
+long long SucceededCalls(const Process& dispatcher) {
+  std::smatch m;
+  const std::string err = dispatcher.Stderr();
+  if (!std::regex_search(err, m, std::regex(R"(dispatcher status on 127\.0\.0\.1:(\d+))"))) {
+    return -1;
+  }
+  httplib::Client client("127.0.0.1", std::stoi(m[1]));
+  auto r = client.Get("/metrics");
+  if (!r) return -1;
+  std::smatch value;
+  if (!std::regex_search(
+          r->body, value,
+          std::regex(R"(allocation_relay_delivery_attempts_total\{outcome="succeeded"\} (\d+))"))) {
+    return -1;
+  }
+  return std::stoll(value[1]);
+}
+
+// Two dispatchers on one database divide the warehouses (SPEC section 10): the second one,
+// started while the first is sending a backlog, gets a share of them, and every event is
+// received once (nothing failed, so there is no reason for a second copy) and in order per
+// warehouse.
+TEST(Dispatchers, TwoDispatchersDivideTheWarehousesBetweenThem) {
+  testing::TempDir dir;
+  testing::TestDatabase database(dir);
+  Receiver receiver;
+  receiver.Delay(50ms,
+                 1000000);  // the backlog lasts a few seconds (strict order: 1 call at a time)
+  constexpr int kWarehouses = 16, kPerWarehouse = 50;
+  std::vector<WarehouseInfo> infos;
+  std::string config =
+      "timezone: Europe/Stockholm\nlog_level: info\nstore: " +
+      testing::StoreYaml(database.options()) +
+      "\ndispatcher: {listen: '127.0.0.1:0', allow_private_networks: true}\nwarehouses:\n";
+  for (int w = 1; w <= kWarehouses; ++w) {
+    infos.push_back({w, "W" + std::to_string(w)});
+    config += "  - {id: " + std::to_string(w) + ", name: W" + std::to_string(w) +
+              ", webhook: {url: '" + receiver.Url("/w" + std::to_string(w)) +
+              "', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', signature: "
+              "standard-webhooks, max_events_per_call: 1}}\n";
+  }
+  const std::string config_path = dir.Write("relay.yaml", config);
+  {
+    auto store = Store::Open(database.options());
+    const WarehouseCatalog catalog(infos);
+    for (int i = 0; i < kWarehouses * kPerWarehouse; ++i) {
+      NewAllocation a{{"o" + std::to_string(i), 1000 + i}, {{1, 1, 1}}, {{1 + i % kWarehouses}}};
+      ASSERT_TRUE(store->CreateAllocation(a, SystemClock().Now(), catalog).has_value());
+    }
+  }
+  auto start = [&] {
+    auto p = std::make_unique<Process>(
+        std::vector<std::string>{DISPATCHER_BINARY, "--config", config_path}, dir.path());
+    EXPECT_TRUE(testing::WaitFor(
+        [&] { return p->Stderr().find("dispatcher ready") != std::string::npos; }, 15s))
+        << p->Stderr();
+    return p;
+  };
+  auto first = start();
+  ASSERT_TRUE(receiver.WaitForCalls(20, 15s)) << first->Stderr();
+  auto second = start();
+  const std::size_t total = kWarehouses * kPerWarehouse;
+  ASSERT_TRUE(receiver.WaitForCalls(total, 60s)) << first->Stderr() << second->Stderr();
+  long long a = -1, b = -1;
+  testing::WaitFor(
+      [&] {
+        a = SucceededCalls(*first);
+        b = SucceededCalls(*second);
+        return a >= 0 && b >= 0 && static_cast<std::size_t>(a + b) >= total;
+      },
+      10s);
+  std::cout << "[ dispatchers ] calls by the first: " << a << ", by the second: " << b << "\n";
+  EXPECT_GT(b, 0) << "the second dispatcher got no warehouse\n" << second->Stderr();
+  EXPECT_GT(a, 0);
+  EXPECT_THAT(second->Stderr(), HasSubstr("2 dispatcher(s) share the warehouses"));
+  // Each warehouse's events arrived once each, in the order they were queued (request ids).
+  std::map<std::string, std::vector<std::int64_t>> by_warehouse;
+  for (const Receiver::Call& c : receiver.Calls()) {
+    EXPECT_EQ(c.status, 200);
+    const json doc = json::parse(c.body);
+    for (const auto& e : doc["events"]) by_warehouse[c.path].push_back(e["id"].get<std::int64_t>());
+  }
+  EXPECT_EQ(by_warehouse.size(), static_cast<std::size_t>(kWarehouses));
+  for (const auto& [path, ids] : by_warehouse) {
+    EXPECT_EQ(ids.size(), static_cast<std::size_t>(kPerWarehouse)) << path;
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << path;
+    EXPECT_EQ(std::set<std::int64_t>(ids.begin(), ids.end()).size(), ids.size()) << path;
+  }
+  for (auto* p : {first.get(), second.get()}) {
+    p->Signal(SIGTERM);
+    EXPECT_EQ(p->Wait(20s), 0) << p->Stderr();
+  }
+}
+
 }  // namespace
 }  // namespace allocation_relay

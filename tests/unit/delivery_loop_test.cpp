@@ -440,5 +440,32 @@ TEST_F(DeliveryLoopTest, StopRecordsACallInFlightThatSucceeds) {
   EXPECT_EQ(StatusOf(15, 3), RequestStatus::kSent);
 }
 
+// Dispatchers divide the warehouses by rendezvous hashing: every warehouse has exactly one
+// dispatcher, each gets about an equal share, and one leaving moves only its own warehouses
+// (the others keep theirs, and their leases).
+TEST(AssignedDispatcher, SharesAreEvenAndALeavingDispatcherMovesOnlyItsOwn) {
+  const std::vector<std::string> three = {
+      "host-a:101:5f3a9c0e11d2b7a4", "host-b:2202:09be71c3aa4d6f10", "host-c:33:c4d2e8f1a0b9c7d6"};
+  const std::vector<std::string> two = {three[0], three[2]};
+  std::map<std::string, int> share;
+  constexpr int kWarehouses = 3000;
+  for (int w = 1; w <= kWarehouses; ++w) {
+    const std::string& of_three = DeliveryLoop::AssignedDispatcher(w, three);
+    ++share[of_three];
+    EXPECT_EQ(&DeliveryLoop::AssignedDispatcher(w, three), &of_three);  // stable
+    const std::string& of_two = DeliveryLoop::AssignedDispatcher(w, two);
+    if (of_three != three[1]) {
+      EXPECT_EQ(of_two, of_three) << "warehouse " << w << " moved";
+    }
+  }
+  ASSERT_EQ(share.size(), 3u);
+  for (const auto& [d, n] : share) {
+    EXPECT_GT(n, kWarehouses / 3 * 8 / 10) << d;  // within 20 % of an equal share
+    EXPECT_LT(n, kWarehouses / 3 * 12 / 10) << d;
+  }
+  // One dispatcher alone has every warehouse.
+  EXPECT_EQ(DeliveryLoop::AssignedDispatcher(7, {three[1]}), three[1]);
+}
+
 }  // namespace
 }  // namespace allocation_relay

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "support/store_fixture.h"
 #include "support/test_database.h"
 
@@ -410,6 +412,82 @@ TEST_F(StoreDeliveries, DeliveriesAreCountedByState) {
   EXPECT_EQ(CountByState(), (std::vector<std::int64_t>{1, 2, 1}));
   EXPECT_EQ(*store_->ResendDead(3, clock_.Now()), 1);
   EXPECT_EQ(CountByState(), (std::vector<std::int64_t>{2, 2, 0}));
+}
+
+// A round's new deliveries are stored together (one statement each for the rows, their events
+// and their attempts on PostgreSQL): ids in the order of the records, each with its own events,
+// its document and attempt byte for byte (text with quotes, backslashes, braces, commas and
+// non-ASCII), and an event already in another delivery left there.
+TEST_F(StoreDeliveries, ARoundsNewDeliveriesAreStoredTogetherEachWithItsOwnEvents) {
+  for (int n = 15; n < 19; ++n) Create(n, {{3}});
+  Create(19, {{4}});
+  auto formed = Take({Want(3, 3, 1, false), Want(4, 1, 1, false)});
+  std::vector<Delivery> d = formed[0].claimed;
+  ASSERT_EQ(d.size(), 3u);
+  d.push_back(formed[1].claimed.at(0));
+  const std::string tricky = "{\"a\": \"b,\\\\c\", \"d\": [NULL, \"}\"]} caf\xc3\xa9 ,{}";
+  d[1].document = tricky;
+  d[3].document = tricky + " 4";
+  Delivery duplicate = d[2];  // the same event again, in a delivery of its own
+  duplicate.uid = "msg_duplicate";
+  Store::AttemptRecord dead = Rec(d[1], 410, AttemptOutcome::kDead, clock_.Now());
+  dead.attempt.error = "said \"no\", \\ twice";
+  dead.attempt.response_head = "HTTP/1.1 410 Gone\r\nX: \"{,}\"\r\n";
+  Take({}, {Rec(d[0], 200, AttemptOutcome::kSucceeded, clock_.Now()), dead,
+            Rec(d[2], 500, AttemptOutcome::kRetry, clock_.Now() + 5s),
+            Rec(d[3], 500, AttemptOutcome::kRetry, clock_.Now() + 7s),
+            Rec(duplicate, 200, AttemptOutcome::kSucceeded, clock_.Now())});
+  std::vector<Delivery> stored;
+  for (const Delivery& x : d) stored.push_back(Stored(x));
+  const Delivery dup = Stored(duplicate);
+  for (std::size_t i = 1; i < stored.size(); ++i) EXPECT_GT(stored[i].id, stored[i - 1].id);
+  EXPECT_GT(dup.id, stored[3].id);
+  EXPECT_EQ(stored[0].state, DeliveryState::kSucceeded);
+  EXPECT_EQ(stored[0].document, "");
+  EXPECT_EQ(stored[1].state, DeliveryState::kDead);
+  EXPECT_EQ(stored[1].document, tricky);
+  EXPECT_EQ(stored[2].state, DeliveryState::kPending);
+  EXPECT_EQ(stored[2].next_attempt_at, clock_.Now() + 5s);
+  EXPECT_EQ(stored[3].document, tricky + " 4");
+  EXPECT_EQ(stored[3].warehouse_id, 4);
+  EXPECT_EQ(stored[3].next_attempt_at, clock_.Now() + 7s);
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    EXPECT_EQ(stored[i].attempt_count, 1) << i;
+    EXPECT_EQ(stored[i].request_ids, d[i].request_ids) << i;
+    auto events = store_->EventsOfRequests(d[i].request_ids);
+    ASSERT_TRUE(events.has_value());
+    ASSERT_EQ(events->size(), 1u) << i;
+    EXPECT_EQ(events->at(0).id, d[i].event_ids.at(0)) << i;
+    EXPECT_EQ(events->at(0).delivery_id, stored[i].id) << i;  // the duplicate did not take it
+  }
+  auto attempts = store_->ListAttempts(stored[1].id);
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ(attempts->at(0).http_status, 410);
+  EXPECT_EQ(attempts->at(0).error, dead.attempt.error);
+  EXPECT_EQ(attempts->at(0).response_head, dead.attempt.response_head);
+  EXPECT_EQ(attempts->at(0).duration, 1500us);
+  EXPECT_EQ(Unbatched(3), std::vector<std::int64_t>{4});
+  EXPECT_TRUE(Unbatched(4).empty());
+  EXPECT_EQ(CountByState(), (std::vector<std::int64_t>{2, 2, 1}));
+}
+
+// The live dispatchers: each one marks itself live for a while and reads the others; one that
+// stops renewing drops out once its time is up, and one stopping takes itself out at once.
+TEST_F(StoreDeliveries, LiveDispatchersAreThoseThatRenewedAndNotTakenOut) {
+  auto live = [&](const std::string& who, Micros ttl) {
+    auto r = store_->LiveDispatchers(who, clock_.Now(), ttl);
+    EXPECT_TRUE(r.has_value()) << r.error().what();
+    return r ? *r : std::vector<std::string>{};
+  };
+  EXPECT_EQ(live("b", 30s), std::vector<std::string>{"b"});
+  EXPECT_EQ(live("a", 30s), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(live("c", 1ms), (std::vector<std::string>{"a", "b", "c"}));
+  // c's time runs out (SQLite judges by the caller's clock, PostgreSQL by its own).
+  clock_.Advance(50ms);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(live("a", 30s), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(live("b", 0s), std::vector<std::string>{"a"});  // b stops
+  EXPECT_EQ(live("a", 30s), std::vector<std::string>{"a"});
 }
 
 TEST_F(StoreDeliveries, SeveralAttemptsAreRecordedInOneWrite) {

@@ -743,6 +743,61 @@ TEST_F(StoreSchemaPostgresql, RefusesADatabaseFromANewerBuild) {
   }
 }
 
+// Version 7 counts deliveries per statement instead of per row. A database of version 6 (made
+// here as version 6 shipped: its row trigger, the foreign keys to deliveries, no dispatchers
+// table) keeps its count through the upgrade, and the new triggers count multi-row inserts and
+// deletes.
+TEST_F(StoreSchemaPostgresql, UpgradeFromVersion6KeepsTheDeliveryCount) {
+  ASSERT_TRUE(testing::TestOnPostgresql()) << "registered for the PostgreSQL run only";
+  store_.reset();
+  testing::ExecSql(Options(), R"sql(
+DROP TABLE dispatchers;
+CREATE INDEX outbox_by_delivery ON outbox_events (delivery_id) WHERE delivery_id IS NOT NULL;
+ALTER TABLE outbox_events ADD CONSTRAINT outbox_events_delivery_id_fkey
+  FOREIGN KEY (delivery_id) REFERENCES deliveries (id);
+ALTER TABLE delivery_attempts ADD CONSTRAINT delivery_attempts_delivery_id_fkey
+  FOREIGN KEY (delivery_id) REFERENCES deliveries (id);
+DROP TRIGGER deliveries_count_insert ON deliveries;
+DROP TRIGGER deliveries_count_delete ON deliveries;
+DROP FUNCTION count_deliveries();
+CREATE FUNCTION count_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO row_counts (name, shard, value)
+    VALUES ('deliveries', pg_backend_pid() % 16, CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END)
+    ON CONFLICT (name, shard) DO UPDATE SET value = row_counts.value + excluded.value;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER deliveries_count AFTER INSERT OR DELETE ON deliveries
+  FOR EACH ROW EXECUTE FUNCTION count_deliveries();
+UPDATE store_schema SET version = 6;
+INSERT INTO deliveries (uid, warehouse_id, state, document, next_attempt_at, created_at)
+  SELECT 'msg_' || g, 3, 'succeeded', '', 0, 0 FROM generate_series(1, 5) g;
+)sql");
+  store_ = Store::Open(Options());
+  EXPECT_EQ(*store_->SchemaVersion(), Store::LatestSchemaVersion());
+  EXPECT_EQ(
+      testing::QueryOne(Options(),
+                        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'deliveries'::regclass "
+                        "AND NOT tgisinternal"),
+      "2");
+  EXPECT_EQ(testing::QueryOne(Options(),
+                              "SELECT count(*) FROM pg_constraint WHERE confrelid = "
+                              "'deliveries'::regclass"),
+            "0");
+  EXPECT_EQ(testing::QueryOne(Options(), "SELECT count(*) FROM dispatchers"), "0");
+  testing::ExecSql(Options(), R"sql(
+INSERT INTO deliveries (uid, warehouse_id, state, document, next_attempt_at, created_at)
+  SELECT 'msg_b' || g, 4, 'succeeded', '', 0, 0 FROM generate_series(1, 4) g;
+DELETE FROM deliveries WHERE uid IN ('msg_1', 'msg_2', 'msg_b1');
+)sql");
+  auto counts = store_->CountDeliveriesByState();
+  ASSERT_TRUE(counts.has_value());
+  std::int64_t total = 0;
+  for (auto [state, n] : *counts) total += n;
+  EXPECT_EQ(total, 6);
+  EXPECT_EQ(testing::QueryOne(Options(), "SELECT count(*) FROM deliveries"), "6");
+}
+
 // A server that does not answer is a start-up error naming the URL (with any password masked),
 // and the error is kUnavailable.
 TEST_F(StoreSchemaPostgresql, AnUnreachableServerIsUnavailableAndNamesTheUrl) {

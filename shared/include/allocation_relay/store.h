@@ -314,6 +314,12 @@ class Store {
                                                        TimePoint now,
                                                        const DocumentRenderer& render,
                                                        const std::string& claimant = "dispatcher");
+  // The dispatchers on this database divide the warehouses between them: each marks itself
+  // live for `ttl` from `now` (judged by the database's clock, like leases) every second or so,
+  // and gets back the live ones (claimants, sorted), itself included. A `ttl` of zero takes
+  // `claimant` out (a dispatcher stopping).
+  StoreResult<std::vector<std::string>> LiveDispatchers(const std::string& claimant, TimePoint now,
+                                                        Micros ttl);
   // Warehouses with outbox events newer than `event_id` (what a new event id is about).
   StoreResult<std::vector<std::int64_t>> WarehousesWithEventsAfter(std::int64_t event_id);
   // Deliveries by state and warehouse (any if nullopt), oldest first.

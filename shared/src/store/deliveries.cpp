@@ -18,37 +18,44 @@ std::string FormedUid(StoreTransaction& t, std::int64_t warehouse_id,
   return "msg_" + HmacSha256Hex(t.DeliverySalt(), text).substr(0, 24);
 }
 
-// Records one finished call; false (nothing written) unless it is the pending delivery's next
-// attempt or the first of a delivery not yet stored (which it stores, with its events). The
-// caller then moves the delivery's requests.
-bool RecordOneAttempt(StoreTransaction& t, const Store::AttemptRecord& record, TimePoint now) {
+// What a finished call makes of its delivery.
+struct CallOutcome {
+  DeliveryState state;
+  TimePoint next_attempt_at;
+  const TimePoint* finished_at;  // null while pending (a plain pointer: GCC warns wrongly about
+                                 // an optional here); else points at the round's `now`
+};
+
+CallOutcome OutcomeOf(const Store::AttemptRecord& record, const TimePoint& now) {
   const AttemptOutcome outcome = record.outcome;
   const DeliveryState state = outcome == AttemptOutcome::kSucceeded ? DeliveryState::kSucceeded
                               : outcome == AttemptOutcome::kDead    ? DeliveryState::kDead
                                                                     : DeliveryState::kPending;
-  const TimePoint next = outcome == AttemptOutcome::kRetry ? record.next_attempt_at : now;
-  // Null while pending (a plain pointer: GCC warns wrongly about an optional here).
-  const TimePoint* finished_at = outcome == AttemptOutcome::kRetry ? nullptr : &now;
-  // A succeeded delivery's document is never read again (only pending and dead ones are sent
-  // again), and its events and requests render it again if anyone asks: not kept.
-  const bool succeeded = state == DeliveryState::kSucceeded;
-  const DeliveryAttempt& attempt = record.attempt;
-  std::int64_t delivery_id = attempt.delivery_id;
-  if (delivery_id == 0) {
-    if (attempt.attempt != 1) return false;
-    const Delivery& formed = record.formed;
-    delivery_id = t.InsertDelivery(formed, state, succeeded ? std::string() : formed.document, next,
-                                   finished_at);
-    // An event already in another delivery stays there (only a second dispatcher on the same
-    // database could have sent it too).
-    t.AssignEvents(delivery_id, formed.warehouse_id, formed.event_ids);
-  } else if (!t.AdvanceDelivery(delivery_id, attempt.attempt, state, next, finished_at,
-                                succeeded)) {
-    return false;  // not the next attempt: a late duplicate, or the delivery is final
-  }
+  const bool retry = outcome == AttemptOutcome::kRetry;
+  return {state, retry ? record.next_attempt_at : now, retry ? nullptr : &now};
+}
+
+DeliveryAttempt KeptAttempt(const DeliveryAttempt& attempt) {
   DeliveryAttempt kept = attempt;
   kept.response_head = ResponseHeadText(attempt.response_head);
-  t.InsertAttempt(delivery_id, kept);
+  return kept;
+}
+
+// A succeeded delivery's document is never read again (only pending and dead ones are sent
+// again), and its events and requests render it again if anyone asks: not kept.
+bool KeepsDocument(DeliveryState state) { return state != DeliveryState::kSucceeded; }
+
+// Records a finished call of a stored delivery; false (nothing written) unless it is the
+// pending delivery's next attempt. The caller then moves the delivery's requests.
+bool RecordLaterAttempt(StoreTransaction& t, const Store::AttemptRecord& record,
+                        const TimePoint& now) {
+  const CallOutcome o = OutcomeOf(record, now);
+  const DeliveryAttempt& attempt = record.attempt;
+  if (!t.AdvanceDelivery(attempt.delivery_id, attempt.attempt, o.state, o.next_attempt_at,
+                         o.finished_at, !KeepsDocument(o.state))) {
+    return false;  // not the next attempt: a late duplicate, or the delivery is final
+  }
+  t.InsertAttempt(attempt.delivery_id, KeptAttempt(attempt));
   return true;
 }
 
@@ -206,6 +213,12 @@ std::string ResponseHeadText(std::string_view in) {
   return out;
 }
 
+std::vector<std::string> LiveDispatchers(StoreTransaction& t, const std::string& claimant,
+                                         TimePoint now, Micros ttl) {
+  const TimePoint lease_now = t.LeaseClock(now);
+  return t.LiveDispatchers(claimant, lease_now, lease_now + ttl);
+}
+
 bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> records,
                    std::span<const Store::LeaseChange> leases,
                    std::span<const Store::DeliveryWant> wants, TimePoint now,
@@ -213,10 +226,30 @@ bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> re
                    std::vector<Store::DeliveryTake>& takes) {
   takes.clear();
   std::vector<std::int64_t> sent, failed;
-  for (const Store::AttemptRecord& r : records) {
-    if (!RecordOneAttempt(t, r, now)) continue;
+  auto moved = [&](const Store::AttemptRecord& r) {
     std::vector<std::int64_t>& to = r.outcome == AttemptOutcome::kSucceeded ? sent : failed;
     to.insert(to.end(), r.request_ids.begin(), r.request_ids.end());
+  };
+  // The first calls of deliveries formed in this round are stored together (they are most of
+  // the records when every event is its own delivery).
+  std::vector<StoreTransaction::FirstAttempt> firsts;
+  std::vector<const Store::AttemptRecord*> first_records;
+  for (const Store::AttemptRecord& r : records) {
+    if (r.attempt.delivery_id != 0) {
+      if (RecordLaterAttempt(t, r, now)) moved(r);
+      continue;
+    }
+    if (r.attempt.attempt != 1) continue;
+    const CallOutcome o = OutcomeOf(r, now);
+    firsts.push_back({&r.formed, o.state, KeepsDocument(o.state), o.next_attempt_at, o.finished_at,
+                      KeptAttempt(r.attempt)});
+    first_records.push_back(&r);
+  }
+  if (!firsts.empty()) {
+    // An event already in another delivery stays there (only a second dispatcher on the same
+    // database could have sent it too).
+    t.InsertDeliveries(firsts);
+    for (const Store::AttemptRecord* r : first_records) moved(*r);
   }
   // Conditional: a request already confirmed, rejected, timed out or outdated keeps its status
   // whatever the webhook's fate. Failures first: applied one by one in any order, a request

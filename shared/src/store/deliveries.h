@@ -22,6 +22,11 @@ bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> re
                    const Store::DocumentRenderer& render, const std::string& claimant,
                    std::vector<Store::DeliveryTake>& takes);
 
+// Marks `claimant` live for `ttl` from `now` (the lease clock's translation of it) and returns
+// the live dispatchers (Store::LiveDispatchers). A `ttl` of zero takes `claimant` out.
+std::vector<std::string> LiveDispatchers(StoreTransaction& t, const std::string& claimant,
+                                         TimePoint now, Micros ttl);
+
 // A response head as the store keeps it, text on both backends (SPEC section 10): valid UTF-8
 // with every NUL byte and every invalid sequence replaced by U+FFFD.
 std::string ResponseHeadText(std::string_view bytes);

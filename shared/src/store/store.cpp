@@ -112,6 +112,15 @@ StoreResult<std::vector<Store::DeliveryTake>> Store::RecordAndTake(
       });
 }
 
+StoreResult<std::vector<std::string>> Store::LiveDispatchers(const std::string& claimant,
+                                                             TimePoint now, Micros ttl) {
+  return WriteResult<std::vector<std::string>>(
+      *backend_, [&](StoreTransaction& t, std::vector<std::string>& live) {
+        live = deliveries::LiveDispatchers(t, claimant, now, ttl);
+        return true;
+      });
+}
+
 StoreResult<bool> Store::DisableWebhook(std::int64_t warehouse_id, const std::string& reason,
                                         TimePoint now) {
   return WriteResult<bool>(*backend_, [&](StoreTransaction& t, bool& changed) {

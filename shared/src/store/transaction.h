@@ -125,6 +125,10 @@ class StoreTransaction {
                               TimePoint until) = 0;
   // Gives the warehouse's lease up if `owner` holds it.
   virtual void ReleaseWarehouse(std::int64_t warehouse_id, const std::string& owner) = 0;
+  // Marks `owner` live until `until` (the lease clock), forgets dispatchers not seen live at
+  // `now`, and returns the live ones' owners, sorted. An `until` of `now` takes `owner` out.
+  virtual std::vector<std::string> LiveDispatchers(const std::string& owner, TimePoint now,
+                                                   TimePoint until) = 0;
   // Leases a pending delivery to `owner` until `until` unless another owner's lease runs past
   // `now`; false if it does.
   virtual bool ClaimLease(std::int64_t delivery_id, const std::string& owner, TimePoint now,
@@ -137,14 +141,19 @@ class StoreTransaction {
   // each with its request.
   virtual std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>>
   UnbatchedWithRequests(std::int64_t warehouse_id, std::int64_t after_event, int limit) = 0;
-  // Stores a formed delivery after its first attempt: `state`, the document to keep, the next
-  // attempt's time, the finish time (nullptr while pending). Returns its id.
-  virtual std::int64_t InsertDelivery(const Delivery& formed, DeliveryState state,
-                                      const std::string& document, TimePoint next_attempt_at,
-                                      const TimePoint* finished_at) = 0;
-  // Puts those of `event_ids` that are in no delivery yet into this one.
-  virtual void AssignEvents(std::int64_t delivery_id, std::int64_t warehouse_id,
-                            std::span<const std::int64_t> event_ids) = 0;
+  // A delivery formed in this round, after its first call: what InsertDeliveries stores.
+  struct FirstAttempt {
+    const Delivery* formed = nullptr;  // its uid, warehouse, events, requests and creation time
+    DeliveryState state = DeliveryState::kPending;
+    bool keep_document = true;  // false: stored without its document
+    TimePoint next_attempt_at;
+    const TimePoint* finished_at = nullptr;  // null while pending
+    DeliveryAttempt attempt;                 // the first (response head already text)
+  };
+  // Stores each delivery with its first attempt, and puts those of its events that are in no
+  // delivery yet into it. Returns their ids, in order. All of a round's new deliveries come in
+  // one call, so that a backend with round trips can write them together.
+  virtual std::vector<std::int64_t> InsertDeliveries(std::span<const FirstAttempt> firsts) = 0;
   // Sets a stored pending delivery with attempt_count `number` - 1 to attempt `number`'s outcome
   // (the lease released; the document dropped if `drop_document`); false if it was not so.
   virtual bool AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,

@@ -50,6 +50,33 @@ Params& Params::AddIds(std::span<const std::int64_t> ids) {
   return Add(std::move(text));
 }
 
+void ArrayLiteral::Separate() {
+  if (text_.size() > 1) text_ += ',';
+}
+
+ArrayLiteral& ArrayLiteral::Add(std::int64_t v) {
+  Separate();
+  text_ += std::to_string(v);
+  return *this;
+}
+
+ArrayLiteral& ArrayLiteral::Add(std::string_view text) {
+  Separate();
+  text_ += '"';
+  for (char c : text) {
+    if (c == '"' || c == '\\') text_ += '\\';
+    text_ += c;
+  }
+  text_ += '"';
+  return *this;
+}
+
+ArrayLiteral& ArrayLiteral::AddNull() {
+  Separate();
+  text_ += "NULL";
+  return *this;
+}
+
 std::vector<const char*> Params::Pointers() const {
   std::vector<const char*> out;
   out.reserve(values_.size());

@@ -78,6 +78,21 @@ class Params {
   std::vector<bool> nulls_;
 };
 
+// The text of a one-dimensional array parameter (bigint[], integer[], text[]): {1,NULL,"a\"b"}.
+// For statements that write many rows at once from unnest().
+class ArrayLiteral {
+ public:
+  ArrayLiteral& Add(std::int64_t v);
+  ArrayLiteral& Add(int v) { return Add(static_cast<std::int64_t>(v)); }
+  ArrayLiteral& Add(std::string_view text);  // quoted: any text, commas and quotes included
+  ArrayLiteral& AddNull();
+  std::string Text() const { return text_ + '}'; }
+
+ private:
+  void Separate();
+  std::string text_ = "{";
+};
+
 // A statement's result (text format). Row and column numbers are 0-based.
 class Result {
  public:

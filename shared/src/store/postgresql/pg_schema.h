@@ -157,6 +157,41 @@ CREATE TABLE warehouse_leases (
   lease_until  bigint NOT NULL
 );
 )sql",
+
+    // 7: the live dispatchers (as SQLite's migration 7), and the dispatcher's round writes less
+    // per event.
+    //  - `dispatchers`: each renews its row while it runs, so that they divide the warehouses.
+    //  - Deliveries are counted once per statement, not per row: a round stores its new
+    //    deliveries in one INSERT, and a row trigger upserted the same counter row once for each.
+    //  - No foreign keys to deliveries (from an event's delivery_id and from an attempt): their
+    //    checks were a third of the cost of putting an event into its delivery. The rules write
+    //    both only with the delivery they name, and retention deletes a delivery only without
+    //    events and with its attempts; SQLite, which never enforced them, relies on the same.
+    //    outbox_by_delivery served only the check on deleting a delivery: dropped too.
+    R"sql(
+CREATE TABLE dispatchers (
+  owner      text   PRIMARY KEY,
+  seen_until bigint NOT NULL
+);
+ALTER TABLE outbox_events DROP CONSTRAINT outbox_events_delivery_id_fkey;
+ALTER TABLE delivery_attempts DROP CONSTRAINT delivery_attempts_delivery_id_fkey;
+DROP INDEX outbox_by_delivery;
+DROP TRIGGER deliveries_count ON deliveries;
+DROP FUNCTION count_deliveries();
+CREATE FUNCTION count_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO row_counts (name, shard, value)
+    SELECT 'deliveries', pg_backend_pid() % 16,
+           CASE WHEN TG_OP = 'INSERT' THEN count(*) ELSE -count(*) END
+    FROM changed HAVING count(*) > 0
+    ON CONFLICT (name, shard) DO UPDATE SET value = row_counts.value + excluded.value;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER deliveries_count_insert AFTER INSERT ON deliveries
+  REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION count_deliveries();
+CREATE TRIGGER deliveries_count_delete AFTER DELETE ON deliveries
+  REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION count_deliveries();
+)sql",
 };
 
 }  // namespace allocation_relay::postgresql::schema

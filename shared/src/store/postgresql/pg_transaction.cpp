@@ -1,6 +1,7 @@
 #include "pg_transaction.h"
 
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "../id_list.h"
 #include "pg_rows.h"
@@ -258,6 +259,19 @@ void PgTransaction::ReleaseWarehouse(std::int64_t warehouse_id, const std::strin
            Params().Add(warehouse_id).Add(owner));
 }
 
+std::vector<std::string> PgTransaction::LiveDispatchers(const std::string& owner, TimePoint now,
+                                                        TimePoint until) {
+  c_.Queue(
+      "INSERT INTO dispatchers (owner, seen_until) VALUES ($1, $2) "
+      "ON CONFLICT (owner) DO UPDATE SET seen_until = excluded.seen_until",
+      Params().Add(owner).Add(ToUnixMicros(until)));
+  c_.Queue("DELETE FROM dispatchers WHERE seen_until <= $1", Params().Add(ToUnixMicros(now)));
+  Result r = c_.Exec("SELECT owner FROM dispatchers ORDER BY owner COLLATE \"C\"");
+  std::vector<std::string> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(r.str(i, 0));
+  return out;
+}
+
 bool PgTransaction::ClaimLease(std::int64_t delivery_id, const std::string& owner, TimePoint now,
                                TimePoint until) {
   return c_.Exec(
@@ -303,34 +317,94 @@ PgTransaction::UnbatchedWithRequests(std::int64_t warehouse_id, std::int64_t aft
   return out;
 }
 
-std::int64_t PgTransaction::InsertDelivery(const Delivery& d, DeliveryState state,
-                                           const std::string& document, TimePoint next_attempt_at,
-                                           const TimePoint* finished_at) {
-  Params p;
-  p.Add(d.uid)
-      .Add(d.warehouse_id)
-      .Add(std::string(ToString(state)))
-      .Add(document)
-      .Add(JoinIds(d.request_ids))
-      .Add(ToUnixMicros(next_attempt_at))
-      .Add(ToUnixMicros(d.created_at));
-  AddTime(p, finished_at);
-  return c_
-      .Exec(
-          "INSERT INTO deliveries (uid, warehouse_id, state, document, request_ids, "
-          "attempt_count, next_attempt_at, created_at, finished_at) "
-          "VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8::bigint) RETURNING id",
-          p)
-      .i64(0, 0);
-}
-
-void PgTransaction::AssignEvents(std::int64_t delivery_id, std::int64_t warehouse_id,
-                                 std::span<const std::int64_t> event_ids) {
-  if (event_ids.empty()) return;
+std::vector<std::int64_t> PgTransaction::InsertDeliveries(std::span<const FirstAttempt> firsts) {
+  if (firsts.empty()) return {};
+  // The ids first, in one round trip; the rows, their events and their attempts then go out as
+  // three statements queued with the rest of the round, not a round trip per delivery. The ids
+  // are taken in ascending order, so a warehouse's deliveries keep their order of formation.
+  Result r = c_.Exec(
+      "SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) "
+      "FROM generate_series(1, $1) ORDER BY 1",
+      Params().Add(static_cast<std::int64_t>(firsts.size())));
+  std::vector<std::int64_t> ids;
+  ids.reserve(firsts.size());
+  for (int i = 0; i < r.rows(); ++i) ids.push_back(r.i64(i, 0));
+  if (ids.size() != firsts.size()) {
+    throw StoreError(StoreError::Kind::kInternal, "delivery ids: asked for " +
+                                                      std::to_string(firsts.size()) + ", got " +
+                                                      std::to_string(ids.size()));
+  }
+  ArrayLiteral id, uid, warehouse, state, document, requests, next, created, finished;
+  ArrayLiteral event, event_delivery, event_warehouse;
+  ArrayLiteral attempt, started, duration, http_status, error, head;
+  std::unordered_set<std::int64_t> assigned;
+  for (std::size_t i = 0; i < firsts.size(); ++i) {
+    const FirstAttempt& f = firsts[i];
+    const Delivery& d = *f.formed;
+    id.Add(ids[i]);
+    uid.Add(d.uid);
+    warehouse.Add(d.warehouse_id);
+    state.Add(ToString(f.state));
+    document.Add(f.keep_document ? std::string_view(d.document) : std::string_view());
+    requests.Add(JoinIds(d.request_ids));
+    next.Add(ToUnixMicros(f.next_attempt_at));
+    created.Add(ToUnixMicros(d.created_at));
+    if (f.finished_at) {
+      finished.Add(ToUnixMicros(*f.finished_at));
+    } else {
+      finished.AddNull();
+    }
+    for (std::int64_t e : d.event_ids) {
+      // Once each: an UPDATE joined to two rows of one event would take either delivery, and
+      // the first keeps it (as when another delivery already has it).
+      if (!assigned.insert(e).second) continue;
+      event.Add(e);
+      event_delivery.Add(ids[i]);
+      event_warehouse.Add(d.warehouse_id);
+    }
+    attempt.Add(f.attempt.attempt);
+    started.Add(ToUnixMicros(f.attempt.started_at));
+    duration.Add(static_cast<std::int64_t>(f.attempt.duration.count()));
+    http_status.Add(f.attempt.http_status);
+    error.Add(f.attempt.error);
+    head.Add(f.attempt.response_head);
+  }
   c_.Queue(
-      "UPDATE outbox_events SET delivery_id = $1 WHERE id = ANY($2::bigint[]) AND "
-      "warehouse_id = $3 AND delivery_id IS NULL",
-      Params().Add(delivery_id).AddIds(event_ids).Add(warehouse_id));
+      "INSERT INTO deliveries (id, uid, warehouse_id, state, document, request_ids, "
+      "attempt_count, next_attempt_at, created_at, finished_at) "
+      "SELECT id, uid, warehouse_id, state, document, request_ids, 1, next_attempt_at, "
+      "created_at, finished_at FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], "
+      "$5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[]) AS f(id, uid, "
+      "warehouse_id, state, document, request_ids, next_attempt_at, created_at, finished_at)",
+      Params()
+          .Add(id.Text())
+          .Add(uid.Text())
+          .Add(warehouse.Text())
+          .Add(state.Text())
+          .Add(document.Text())
+          .Add(requests.Text())
+          .Add(next.Text())
+          .Add(created.Text())
+          .Add(finished.Text()));
+  // An event already in another delivery stays there.
+  c_.Queue(
+      "UPDATE outbox_events e SET delivery_id = f.delivery_id FROM unnest($1::bigint[], "
+      "$2::bigint[], $3::bigint[]) AS f(event_id, delivery_id, warehouse_id) "
+      "WHERE e.id = f.event_id AND e.warehouse_id = f.warehouse_id AND e.delivery_id IS NULL",
+      Params().Add(event.Text()).Add(event_delivery.Text()).Add(event_warehouse.Text()));
+  c_.Queue(
+      "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, "
+      "http_status, error, response_head) SELECT * FROM unnest($1::bigint[], $2::integer[], "
+      "$3::bigint[], $4::bigint[], $5::integer[], $6::text[], $7::text[])",
+      Params()
+          .Add(id.Text())
+          .Add(attempt.Text())
+          .Add(started.Text())
+          .Add(duration.Text())
+          .Add(http_status.Text())
+          .Add(error.Text())
+          .Add(head.Text()));
+  return ids;
 }
 
 bool PgTransaction::AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,

@@ -326,6 +326,15 @@ CREATE TABLE warehouse_leases (
   lease_until  INTEGER NOT NULL
 );
 )sql",
+
+    // 7: the live dispatchers, each renewing its row while it runs, so that they divide the
+    // warehouses between them (SPEC section 10).
+    R"sql(
+CREATE TABLE dispatchers (
+  owner      TEXT    PRIMARY KEY,
+  seen_until INTEGER NOT NULL
+);
+)sql",
 };
 
 }  // namespace allocation_relay::schema

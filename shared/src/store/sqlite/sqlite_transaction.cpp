@@ -274,6 +274,23 @@ void SqliteTransaction::ReleaseWarehouse(std::int64_t warehouse_id, const std::s
   s->exec();
 }
 
+std::vector<std::string> SqliteTransaction::LiveDispatchers(const std::string& owner, TimePoint now,
+                                                            TimePoint until) {
+  Borrowed up = c_.Prepared(
+      "INSERT INTO dispatchers (owner, seen_until) VALUES (?1, ?2) "
+      "ON CONFLICT (owner) DO UPDATE SET seen_until = excluded.seen_until");
+  up->bind(1, owner);
+  up->bind(2, ToUnixMicros(until));
+  up->exec();
+  Borrowed gone = c_.Prepared("DELETE FROM dispatchers WHERE seen_until <= ?");
+  gone->bind(1, ToUnixMicros(now));
+  gone->exec();
+  Borrowed live = c_.Prepared("SELECT owner FROM dispatchers ORDER BY owner");
+  std::vector<std::string> out;
+  while (live->executeStep()) out.push_back(live->getColumn(0).getString());
+  return out;
+}
+
 bool SqliteTransaction::ClaimLease(std::int64_t delivery_id, const std::string& owner,
                                    TimePoint now, TimePoint until) {
   Borrowed s = c_.Prepared(
@@ -324,22 +341,34 @@ SqliteTransaction::UnbatchedWithRequests(std::int64_t warehouse_id, std::int64_t
   return out;
 }
 
-std::int64_t SqliteTransaction::InsertDelivery(const Delivery& d, DeliveryState state,
-                                               const std::string& document,
-                                               TimePoint next_attempt_at,
-                                               const TimePoint* finished_at) {
+std::vector<std::int64_t> SqliteTransaction::InsertDeliveries(
+    std::span<const FirstAttempt> firsts) {
+  std::vector<std::int64_t> ids;
+  ids.reserve(firsts.size());
+  for (const FirstAttempt& first : firsts) {
+    const std::int64_t id = InsertDelivery(first);
+    AssignEvents(id, first.formed->warehouse_id, first.formed->event_ids);
+    InsertAttempt(id, first.attempt);
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+std::int64_t SqliteTransaction::InsertDelivery(const FirstAttempt& first) {
+  const Delivery& d = *first.formed;
   Borrowed s = c_.Prepared(
       "INSERT INTO deliveries (uid, warehouse_id, state, document, request_ids, "
       "attempt_count, next_attempt_at, created_at, finished_at) "
       "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)");
   s->bind(1, d.uid);
   s->bind(2, d.warehouse_id);
-  s->bind(3, std::string(ToString(state)));
-  s->bind(4, document);
+  s->bind(3, std::string(ToString(first.state)));
+  static const std::string kNoDocument;
+  s->bind(4, first.keep_document ? d.document : kNoDocument);
   s->bind(5, JoinIds(d.request_ids));
-  s->bind(6, ToUnixMicros(next_attempt_at));
+  s->bind(6, ToUnixMicros(first.next_attempt_at));
   s->bind(7, ToUnixMicros(d.created_at));
-  BindOptionalTime(s, 8, finished_at);
+  BindOptionalTime(s, 8, first.finished_at);
   s->exec();
   return c_.db().getLastInsertRowid();
 }

@@ -47,6 +47,8 @@ class SqliteTransaction final : public StoreTransaction {
   bool ClaimWarehouse(std::int64_t warehouse_id, const std::string& owner, TimePoint now,
                       TimePoint until) override;
   void ReleaseWarehouse(std::int64_t warehouse_id, const std::string& owner) override;
+  std::vector<std::string> LiveDispatchers(const std::string& owner, TimePoint now,
+                                           TimePoint until) override;
   bool ClaimLease(std::int64_t delivery_id, const std::string& owner, TimePoint now,
                   TimePoint until) override;
   void SetLease(std::int64_t delivery_id, const std::string& owner,
@@ -54,11 +56,7 @@ class SqliteTransaction final : public StoreTransaction {
   std::optional<Delivery> ReadDelivery(std::int64_t delivery_id) override;
   std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> UnbatchedWithRequests(
       std::int64_t warehouse_id, std::int64_t after_event, int limit) override;
-  std::int64_t InsertDelivery(const Delivery& formed, DeliveryState state,
-                              const std::string& document, TimePoint next_attempt_at,
-                              const TimePoint* finished_at) override;
-  void AssignEvents(std::int64_t delivery_id, std::int64_t warehouse_id,
-                    std::span<const std::int64_t> event_ids) override;
+  std::vector<std::int64_t> InsertDeliveries(std::span<const FirstAttempt> firsts) override;
   bool AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,
                        TimePoint next_attempt_at, const TimePoint* finished_at,
                        bool drop_document) override;
@@ -85,6 +83,10 @@ class SqliteTransaction final : public StoreTransaction {
   int ResendDead(std::optional<std::int64_t> warehouse_id, TimePoint now) override;
 
  private:
+  std::int64_t InsertDelivery(const FirstAttempt& first);
+  void AssignEvents(std::int64_t delivery_id, std::int64_t warehouse_id,
+                    std::span<const std::int64_t> event_ids);
+
   Connection& c_;
   std::string salt_;  // DeliverySalt(), read once
 };
