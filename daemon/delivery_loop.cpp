@@ -99,7 +99,9 @@ bool DeliveryLoop::Heartbeat(TimePoint now) {
   if (now < next_heartbeat_) return true;
   auto live = store_->LiveDispatchers(claimant_, now, kDispatcherTtl);
   if (!live) return false;
-  next_heartbeat_ = now + std::chrono::duration_cast<Micros>(kHeartbeatInterval);
+  next_heartbeat_ = now + std::chrono::duration_cast<Micros>(++heartbeats_ < kStartupHeartbeats
+                                                                 ? kStartupHeartbeatInterval
+                                                                 : kHeartbeatInterval);
   std::vector<std::string> dispatchers = std::move(*live);
   if (std::find(dispatchers.begin(), dispatchers.end(), claimant_) == dispatchers.end()) {
     dispatchers.push_back(claimant_);  // taken out meanwhile (a clock jump): counts itself

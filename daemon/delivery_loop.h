@@ -82,6 +82,10 @@ class DeliveryLoop {
   // gives it among the live ones. A dead one's warehouses pass to the others within
   // kDispatcherTtl, and are sent by them once its leases run out.
   static constexpr std::chrono::milliseconds kHeartbeatInterval{1000};
+  // For its first kStartupHeartbeats, a new dispatcher looks every kStartupHeartbeatInterval:
+  // dispatchers started together find each other before they have claimed much.
+  static constexpr std::chrono::milliseconds kStartupHeartbeatInterval{100};
+  static constexpr int kStartupHeartbeats = 20;
   static constexpr std::chrono::milliseconds kDispatcherTtl{5000};
   // The dispatcher (of `dispatchers`, not empty) that sends `warehouse_id`'s deliveries:
   // rendezvous hashing, so each gets about an equal share, and one leaving or joining moves only
@@ -262,6 +266,7 @@ class DeliveryLoop {
   std::mt19937_64 random_;                // retry jitter; seeded from the OS
   std::vector<std::string> dispatchers_;  // the live ones at the last heartbeat, sorted
   TimePoint next_heartbeat_;
+  int heartbeats_ = 0;
 };
 
 }  // namespace allocation_relay
