@@ -30,7 +30,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -39,6 +38,7 @@
 #include "allocation_relay/store.h"
 #include "support/api_process.h"
 #include "support/curl_loop.h"
+#include "support/dispatcher_status.h"
 #include "support/epoll_receiver.h"
 #include "support/outbox_seed.h"
 #include "support/pg_bench.h"
@@ -87,25 +87,6 @@ struct Drain {
 
 // Extra keys of the dispatcher's config section (e.g. ", send_thread_nice: 0").
 std::string g_dispatcher_keys;
-
-// Succeeded calls so far of a dispatcher, from its status port's /metrics; -1 if unknown.
-long long SucceededCalls(const testing::Process& dispatcher) {
-  std::smatch match;
-  std::string err = dispatcher.Stderr();
-  if (!std::regex_search(err, match, std::regex(R"(dispatcher status on 127\.0\.0\.1:(\d+))"))) {
-    return -1;
-  }
-  httplib::Client client("127.0.0.1", std::stoi(match[1]));
-  auto r = client.Get("/metrics");
-  if (!r) return -1;
-  std::smatch value;
-  if (!std::regex_search(
-          r->body, value,
-          std::regex(R"(allocation_relay_delivery_attempts_total\{outcome="succeeded"\} (\d+))"))) {
-    return -1;
-  }
-  return std::stoll(value[1]);
-}
 
 // Drains a pre-filled outbox with `dispatchers` processes on one database: SQLite (a file in
 // `dir`) when `pg_admin_url` is empty, else a new database on that PostgreSQL cluster.
@@ -162,7 +143,7 @@ Drain RunDispatcher(const std::string& binary, testing::TempDir& dir, CountingRe
         d.succeeded.clear();
         long long sum = 0;
         for (auto& p : processes) {
-          d.succeeded.push_back(SucceededCalls(*p));
+          d.succeeded.push_back(testing::SucceededCalls(*p));
           sum += std::max(0LL, d.succeeded.back());
         }
         return sum >= static_cast<long long>(d.calls);

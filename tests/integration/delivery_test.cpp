@@ -17,6 +17,7 @@
 #include "allocation_relay/signature.h"
 #include "allocation_relay/store.h"
 #include "support/api_process.h"
+#include "support/dispatcher_status.h"
 #include "support/form.h"
 #include "support/receiver.h"
 #include "support/services_test.h"
@@ -540,25 +541,6 @@ TEST_F(Delivery, OperatorCommandsListResendEnableShowHistoryAndBackUp) {
   EXPECT_EQ(run({"backup", "--to", copy}).exit_code, 1);  // never overwrites
 }
 
-// Succeeded calls so far of a dispatcher, from its status port's /metrics; -1 if unknown.
-long long SucceededCalls(const Process& dispatcher) {
-  std::smatch m;
-  const std::string err = dispatcher.Stderr();
-  if (!std::regex_search(err, m, std::regex(R"(dispatcher status on 127\.0\.0\.1:(\d+))"))) {
-    return -1;
-  }
-  httplib::Client client("127.0.0.1", std::stoi(m[1]));
-  auto r = client.Get("/metrics");
-  if (!r) return -1;
-  std::smatch value;
-  if (!std::regex_search(
-          r->body, value,
-          std::regex(R"(allocation_relay_delivery_attempts_total\{outcome="succeeded"\} (\d+))"))) {
-    return -1;
-  }
-  return std::stoll(value[1]);
-}
-
 // Two dispatchers on one database divide the warehouses (SPEC section 10): the second one,
 // started while the first is sending a backlog, gets a share of them, and every event is
 // received once (nothing failed, so there is no reason for a second copy) and in order per
@@ -607,8 +589,8 @@ TEST(Dispatchers, TwoDispatchersDivideTheWarehousesBetweenThem) {
   long long a = -1, b = -1;
   testing::WaitFor(
       [&] {
-        a = SucceededCalls(*first);
-        b = SucceededCalls(*second);
+        a = testing::SucceededCalls(*first);
+        b = testing::SucceededCalls(*second);
         return a >= 0 && b >= 0 && static_cast<std::size_t>(a + b) >= total;
       },
       10s);
