@@ -107,13 +107,13 @@ std::optional<RequestHead> PgTransaction::ReadRequestHead(std::int64_t request_i
   // The allocation is locked first: every change to one allocation's flow (a confirm, a reject,
   // an expiry moving it on, a cancel) waits for the one before it, as SQLite's single writer
   // does. The request is read after the lock, by a statement of its own: one that waited for
-  // the lock would see the request as it was before the change it waited for.
-  if (c_.Exec("SELECT 1 FROM allocations WHERE id = (SELECT allocation_id FROM "
-              "allocation_requests WHERE id = $1) FOR UPDATE",
-              Params().Add(request_id))
-          .rows() == 0) {
-    return std::nullopt;
-  }
+  // the lock would see the request as it was before the change it waited for. The two go out
+  // together (pipelined, one round trip): the server runs the read only once the lock is held,
+  // and the read's snapshot is taken then. No request, no lock: the read finds nothing too.
+  c_.Queue(
+      "SELECT 1 FROM allocations WHERE id = (SELECT allocation_id FROM "
+      "allocation_requests WHERE id = $1) FOR UPDATE",
+      Params().Add(request_id));
   Result r = c_.Exec(
       "SELECT r.status, r.warehouse_id, r.allocation_id, r.group_index, a.state, "
       "a.current_group FROM allocation_requests r JOIN allocations a ON a.id = r.allocation_id "
