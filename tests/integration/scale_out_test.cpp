@@ -139,9 +139,15 @@ TEST_F(ScaleOutPostgresql, TwoApisThreeDispatchersKilledUnderLoad) {
                 {4, Hook(receiver, 4, ", max_events_per_call: 1")},
                 {7, Hook(receiver, 7, ", max_events_per_call: 3, max_in_flight: 4")},
                 {9, Hook(receiver, 9, ", max_events_per_call: 2")}};
+  // Retries for ~40 s: on a loaded machine the 500 failing calls below can take many seconds to
+  // get through, and a delivery that ran out of retries would be dead (correctly, but then the
+  // test could not check that everything arrived).
+  std::string retries = "100ms, 200ms, 400ms, 800ms";
+  for (int i = 0; i < 36; ++i) retries += ", 1s";
   o.dispatcher =
       "{listen: '127.0.0.1:0', allow_private_networks: true, concurrency: 16, "
-      "retry_schedule: [100ms, 200ms, 400ms, 800ms, 1s, 1s, 1s, 1s, 1s, 1s]}";
+      "retry_schedule: [" +
+      retries + "]}";
   ApiProcess api1(o);
   ApiProcessOptions o2 = api1.options();
   o2.store = api1.store_options();
@@ -245,7 +251,31 @@ TEST_F(ScaleOutPostgresql, TwoApisThreeDispatchersKilledUnderLoad) {
       },
       90s))
       << QueryOne(db, "SELECT count(*) FROM outbox_events WHERE delivery_id IS NULL")
-      << " unbatched; " << dispatchers[0]->Stderr();
+      << " unbatched; not succeeded (id, warehouse, state, attempts, next attempt, lease owner, "
+         "lease until, now): "
+      <<
+      [&] {
+        std::string out;
+        for (const auto& row :
+             QueryRows(db,
+                       "SELECT id, warehouse_id, state, attempt_count, next_attempt_at, "
+                       "coalesce(lease_owner, '-'), coalesce(lease_until, 0), "
+                       "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint FROM deliveries "
+                       "WHERE state <> 'succeeded' ORDER BY id LIMIT 10")) {
+          for (const std::string& v : row) out += v + " ";
+          out += "; ";
+        }
+        for (const auto& row : QueryRows(db, "SELECT owner, seen_until FROM dispatchers")) {
+          out += "dispatcher " + row[0] + " until " + row[1] + "; ";
+        }
+        for (const auto& row :
+             QueryRows(db, "SELECT warehouse_id, owner, lease_until FROM warehouse_leases")) {
+          out += "lease " + row[0] + " " + row[1] + " " + row[2] + "; ";
+        }
+        return out;
+      }()
+      << "\n"
+      << dispatchers[0]->Stderr() << dispatchers[1]->Stderr() << dispatchers[2]->Stderr();
 
   std::map<int, std::vector<std::int64_t>> received = ReceivedByWarehouse(receiver, db);
   std::size_t total = 0, unique = 0;

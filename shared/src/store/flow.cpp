@@ -29,10 +29,10 @@ bool InsertRequest(StoreTransaction& t, const AllocationRow& allocation,
   return true;
 }
 
-// Outdates every non-final request of the allocation except `keep` (with update events).
-void OutdateOpenRequests(StoreTransaction& t, std::int64_t allocation_id, std::int64_t keep,
+// Outdates the requests a closed allocation left open (with update events).
+void OutdateOpenRequests(StoreTransaction& t, const StoreTransaction::OpenRequests& open,
                          TimePoint now) {
-  for (auto [request_id, warehouse_id] : t.ConfirmableRequests(allocation_id, keep)) {
+  for (auto [request_id, warehouse_id] : open) {
     if (t.MoveRequest(request_id, RequestStatus::kOutdated, StatusSet::kConfirmable, now)) {
       t.QueueEvent(warehouse_id, request_id, EventAction::kUpdate, RequestStatus::kOutdated, now);
     }
@@ -57,8 +57,8 @@ FlowStep StartGroupFrom(StoreTransaction& t, const AllocationRow& allocation, in
     if (g != allocation.current_group) t.SetCurrentGroup(allocation.id, g, now);
     return FlowStep::kNextGroup;
   }
-  if (t.CloseAllocation(allocation.id, AllocationState::kExhausted, 0, now)) {
-    OutdateOpenRequests(t, allocation.id, 0, now);
+  if (auto open = t.CloseAllocation(allocation.id, AllocationState::kExhausted, 0, 0, now)) {
+    OutdateOpenRequests(t, *open, now);
   }
   return FlowStep::kExhausted;
 }
@@ -136,13 +136,14 @@ bool ConfirmRequest(StoreTransaction& t, std::int64_t request_id, const Warehous
   std::optional<RequestHead> head =
       ApplyUpdate(t, request_id, scope, RequestStatus::kConfirmed, now, result);
   if (!head) return false;
-  if (!t.CloseAllocation(head->allocation_id, AllocationState::kConfirmed, head->warehouse_id,
-                         now)) {
+  auto open = t.CloseAllocation(head->allocation_id, AllocationState::kConfirmed,
+                                head->warehouse_id, request_id, now);
+  if (!open) {
     // The allocation is no longer open: the request's change is undone.
     result = UpdateResult{UpdateResult::Outcome::kWrongStatus, head->status};
     return false;
   }
-  OutdateOpenRequests(t, head->allocation_id, request_id, now);
+  OutdateOpenRequests(t, *open, now);
   result = UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kConfirmed};
   return true;
 }
@@ -193,12 +194,15 @@ bool CancelAllocation(StoreTransaction& t, std::int64_t order_number, TimePoint 
     return false;
   }
   auto [allocation_id, state] = *found;
-  if (state != AllocationState::kOpen ||
-      !t.CloseAllocation(allocation_id, AllocationState::kCancelled, 0, now)) {
+  std::optional<StoreTransaction::OpenRequests> open;
+  if (state == AllocationState::kOpen) {
+    open = t.CloseAllocation(allocation_id, AllocationState::kCancelled, 0, 0, now);
+  }
+  if (!open) {
     result = CancelResult{CancelResult::Outcome::kNotOpen, state};
     return false;
   }
-  OutdateOpenRequests(t, allocation_id, 0, now);
+  OutdateOpenRequests(t, *open, now);
   result = CancelResult{CancelResult::Outcome::kCancelled, AllocationState::kCancelled};
   return true;
 }

@@ -66,10 +66,15 @@ class StoreTransaction {
   virtual AllocationRow ReadAllocation(std::int64_t allocation_id) = 0;
   // Moves an open allocation's flow to `group`. Nothing if it is not open.
   virtual void SetCurrentGroup(std::int64_t allocation_id, int group, TimePoint now) = 0;
-  // Moves an open allocation to `to` (confirmed: by `confirmed_warehouse_id`); false if it was
-  // not open.
-  virtual bool CloseAllocation(std::int64_t allocation_id, AllocationState to,
-                               std::int64_t confirmed_warehouse_id, TimePoint now) = 0;
+  // The requests the flow outdates when an allocation closes: (request id, warehouse id).
+  using OpenRequests = std::vector<std::pair<std::int64_t, std::int64_t>>;
+  // Moves an open allocation to `to` (confirmed: by `confirmed_warehouse_id`). nullopt if it was
+  // not open; else its confirmable requests other than `keep`, oldest first. One operation, so
+  // that a backend with round trips reads them as it closes.
+  virtual std::optional<OpenRequests> CloseAllocation(std::int64_t allocation_id,
+                                                      AllocationState to,
+                                                      std::int64_t confirmed_warehouse_id,
+                                                      std::int64_t keep, TimePoint now) = 0;
 
   // Inserts an `allocated` request, pending until `expires`; nullopt (nothing written) if the
   // warehouse already has a request in this allocation.
@@ -78,9 +83,6 @@ class StoreTransaction {
                                                     TimePoint now, TimePoint expires) = 0;
   virtual std::optional<RequestHead> ReadRequestHead(std::int64_t request_id) = 0;
   virtual int CountPendingInGroup(std::int64_t allocation_id, int group_index) = 0;
-  // The allocation's confirmable requests other than `keep`: (request id, warehouse id).
-  virtual std::vector<std::pair<std::int64_t, std::int64_t>> ConfirmableRequests(
-      std::int64_t allocation_id, std::int64_t keep) = 0;
   // Pending requests whose expiration is <= now, soonest first.
   struct ExpiredRequest {
     std::int64_t id, allocation_id, warehouse_id;

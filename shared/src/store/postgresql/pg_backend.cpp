@@ -100,6 +100,7 @@ std::optional<StoreError> PgBackend::Write(const std::function<bool(StoreTransac
       PgTransaction t(c_, salt_);
       c_.Queue("BEGIN");  // goes out with the first statement
       const bool keep = op(t);
+      if (keep) t.AppendEvents();
       c_.Queue(keep ? "COMMIT" : "ROLLBACK");
       c_.Flush();
       if (keep && t.queued_events()) Notify();

@@ -12,6 +12,10 @@ namespace allocation_relay::postgresql::schema {
 
 // The key of the advisory lock every process takes to migrate ("allocrel" in ASCII).
 inline constexpr long long kMigrationLock = 0x616c6c6f6372656cLL;
+// The first key of the transaction advisory locks (pg_advisory_xact_lock(int, int), a key space
+// apart from kMigrationLock's) that order one warehouse's outbox events ("outb"); the second is
+// the warehouse id's low 31 bits.
+inline constexpr int kOutboxLockClass = 0x6f757462;
 
 // Migration N (1-based) brings a database from version N-1 to N. Append only.
 inline constexpr const char* kMigrations[] = {

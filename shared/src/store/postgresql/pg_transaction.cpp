@@ -1,10 +1,12 @@
 #include "pg_transaction.h"
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <unordered_set>
 
 #include "../id_list.h"
 #include "pg_rows.h"
+#include "pg_schema.h"
 
 namespace allocation_relay::postgresql {
 namespace {
@@ -64,8 +66,9 @@ void PgTransaction::SetCurrentGroup(std::int64_t allocation_id, int group, TimeP
       Params().Add(group).Add(ToUnixMicros(now)).Add(allocation_id));
 }
 
-bool PgTransaction::CloseAllocation(std::int64_t allocation_id, AllocationState to,
-                                    std::int64_t confirmed_warehouse_id, TimePoint now) {
+std::optional<StoreTransaction::OpenRequests> PgTransaction::CloseAllocation(
+    std::int64_t allocation_id, AllocationState to, std::int64_t confirmed_warehouse_id,
+    std::int64_t keep, TimePoint now) {
   Params p;
   p.Add(std::string(ToString(to))).Add(ToUnixMicros(now)).Add(allocation_id);
   if (to == AllocationState::kConfirmed) {
@@ -73,11 +76,24 @@ bool PgTransaction::CloseAllocation(std::int64_t allocation_id, AllocationState 
   } else {
     p.AddNull();
   }
-  return c_.Exec(
-               "UPDATE allocations SET state = $1, updated_at = $2, confirmed_warehouse_id = "
-               "$4::bigint WHERE id = $3 AND state = 'open'",
-               p)
-             .affected() == 1;
+  p.Add(keep);
+  // One round trip: no row, not open; one row with NULLs, closed with nothing left open. The
+  // requests are read in the statement's snapshot, after the allocation's lock was taken (the
+  // flow locks it first), so none can have moved in between.
+  Result r = c_.Exec(
+      std::string(
+          "WITH closed AS (UPDATE allocations SET state = $1, updated_at = $2, "
+          "confirmed_warehouse_id = $4::bigint WHERE id = $3 AND state = 'open' RETURNING id) "
+          "SELECT r.id, r.warehouse_id FROM closed LEFT JOIN allocation_requests r ON "
+          "r.allocation_id = closed.id AND r.id <> $5 AND r.") +
+          StatusSetSql(StatusSet::kConfirmable) + " ORDER BY r.id",
+      p);
+  if (r.rows() == 0) return std::nullopt;
+  OpenRequests open;
+  for (int i = 0; i < r.rows(); ++i) {
+    if (!r.null(i, 0)) open.emplace_back(r.i64(i, 0), r.i64(i, 1));
+  }
+  return open;
 }
 
 std::optional<std::int64_t> PgTransaction::InsertRequest(const AllocationRow& allocation,
@@ -133,17 +149,6 @@ int PgTransaction::CountPendingInGroup(std::int64_t allocation_id, int group_ind
       .i32(0, 0);
 }
 
-std::vector<std::pair<std::int64_t, std::int64_t>> PgTransaction::ConfirmableRequests(
-    std::int64_t allocation_id, std::int64_t keep) {
-  Result r = c_.Exec(std::string("SELECT id, warehouse_id FROM allocation_requests "
-                                 "WHERE allocation_id = $1 AND id <> $2 AND ") +
-                         StatusSetSql(StatusSet::kConfirmable) + " ORDER BY id",
-                     Params().Add(allocation_id).Add(keep));
-  std::vector<std::pair<std::int64_t, std::int64_t>> out;
-  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.i64(i, 0), r.i64(i, 1));
-  return out;
-}
-
 std::vector<StoreTransaction::ExpiredRequest> PgTransaction::ExpiredRequests(TimePoint now,
                                                                              int limit) {
   // SKIP LOCKED: two dispatchers expiring at once take different rows; a row a confirm holds is
@@ -179,16 +184,41 @@ int PgTransaction::MoveRequests(std::span<const std::int64_t> ids, RequestStatus
 
 void PgTransaction::QueueEvent(std::int64_t warehouse_id, std::int64_t request_id,
                                EventAction action, RequestStatus status, TimePoint now) {
+  events_.push_back({warehouse_id, request_id, action, status, now});
+}
+
+void PgTransaction::AppendEvents() {
+  if (events_.empty()) return;
+  // Each warehouse's lock first, in warehouse order (no two writes wait for each other the
+  // other way round), held to the commit: the next write with events for that warehouse takes
+  // its ids only after this one's are visible, so a warehouse's event ids follow the order its
+  // events became visible, as on SQLite. Otherwise an event could take an id, wait for its
+  // commit, and be read after a later one of the same warehouse was sent.
+  std::set<std::int64_t> warehouses;
+  for (const Event& e : events_) warehouses.insert(e.warehouse_id);
+  for (std::int64_t w : warehouses) {
+    c_.Queue("SELECT pg_advisory_xact_lock($1::integer, $2::integer)",
+             Params().Add(schema::kOutboxLockClass).Add(w & 0x7fffffff));
+  }
+  ArrayLiteral warehouse, request, action, status, created;
+  for (const Event& e : events_) {
+    warehouse.Add(e.warehouse_id);
+    request.Add(e.request_id);
+    action.Add(ToString(e.action));
+    status.Add(ToString(e.status));
+    created.Add(ToUnixMicros(e.at));
+  }
+  // Ids in the order the rules queued them.
   c_.Queue(
       "INSERT INTO outbox_events (warehouse_id, request_id, action, status, created_at) "
-      "VALUES ($1, $2, $3, $4, $5)",
+      "SELECT w, r, a, s, c FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], "
+      "$5::bigint[]) WITH ORDINALITY AS e(w, r, a, s, c, n) ORDER BY n",
       Params()
-          .Add(warehouse_id)
-          .Add(request_id)
-          .Add(std::string(ToString(action)))
-          .Add(std::string(ToString(status)))
-          .Add(ToUnixMicros(now)));
-  queued_events_ = true;
+          .Add(warehouse.Text())
+          .Add(request.Text())
+          .Add(action.Text())
+          .Add(status.Text())
+          .Add(created.Text()));
 }
 
 const std::string& PgTransaction::DeliverySalt() {

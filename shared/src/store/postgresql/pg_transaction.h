@@ -2,11 +2,14 @@
 // transaction PgBackend::Write opened. Rows a rule reads and then decides on are locked as they
 // are read (an allocation with FOR UPDATE), so concurrent writers of other processes wait for
 // each other where SQLite would serialise them; statements whose result the rules do not need
-// are queued (pipeline mode) and cost no round trip of their own. Not thread-safe.
+// are queued (pipeline mode) and cost no round trip of their own. Outbox events are kept until
+// the commit and inserted then, behind a lock per warehouse (AppendEvents). Not thread-safe.
 #ifndef ALLOCATION_RELAY_SHARED_SRC_STORE_POSTGRESQL_PG_TRANSACTION_H_
 #define ALLOCATION_RELAY_SHARED_SRC_STORE_POSTGRESQL_PG_TRANSACTION_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "../transaction.h"
 #include "pg_connection.h"
@@ -17,7 +20,10 @@ class PgTransaction final : public StoreTransaction {
  public:
   PgTransaction(Connection& connection, std::string& salt) : c_(connection), salt_(salt) {}
   // Whether the write queued an outbox event (then its commit notifies the dispatchers).
-  bool queued_events() const { return queued_events_; }
+  bool queued_events() const { return !events_.empty(); }
+  // Queues the write's outbox events (QueueEvent keeps them until here), each warehouse's
+  // behind its lock: called last, right before COMMIT.
+  void AppendEvents();
 
   std::optional<std::pair<std::int64_t, AllocationState>> AllocationByOrder(
       std::int64_t order_number) override;
@@ -25,15 +31,14 @@ class PgTransaction final : public StoreTransaction {
                                 const std::string& lines_json, TimePoint now) override;
   AllocationRow ReadAllocation(std::int64_t allocation_id) override;
   void SetCurrentGroup(std::int64_t allocation_id, int group, TimePoint now) override;
-  bool CloseAllocation(std::int64_t allocation_id, AllocationState to,
-                       std::int64_t confirmed_warehouse_id, TimePoint now) override;
+  std::optional<OpenRequests> CloseAllocation(std::int64_t allocation_id, AllocationState to,
+                                              std::int64_t confirmed_warehouse_id,
+                                              std::int64_t keep, TimePoint now) override;
   std::optional<std::int64_t> InsertRequest(const AllocationRow& allocation,
                                             const WarehouseInfo& warehouse, int group_index,
                                             TimePoint now, TimePoint expires) override;
   std::optional<RequestHead> ReadRequestHead(std::int64_t request_id) override;
   int CountPendingInGroup(std::int64_t allocation_id, int group_index) override;
-  std::vector<std::pair<std::int64_t, std::int64_t>> ConfirmableRequests(
-      std::int64_t allocation_id, std::int64_t keep) override;
   std::vector<ExpiredRequest> ExpiredRequests(TimePoint now, int limit) override;
   bool MoveRequest(std::int64_t request_id, RequestStatus to, StatusSet from,
                    TimePoint now) override;
@@ -90,7 +95,13 @@ class PgTransaction final : public StoreTransaction {
  private:
   Connection& c_;
   std::string& salt_;  // DeliverySalt(), read once per connection
-  bool queued_events_ = false;
+  struct Event {
+    std::int64_t warehouse_id, request_id;
+    EventAction action;
+    RequestStatus status;
+    TimePoint at;
+  };
+  std::vector<Event> events_;  // queued by the rules, appended by AppendEvents
 };
 
 }  // namespace allocation_relay::postgresql

@@ -75,23 +75,22 @@ void SqliteTransaction::SetCurrentGroup(std::int64_t allocation_id, int group, T
   s->exec();
 }
 
-bool SqliteTransaction::CloseAllocation(std::int64_t allocation_id, AllocationState to,
-                                        std::int64_t confirmed_warehouse_id, TimePoint now) {
-  if (to == AllocationState::kConfirmed) {
-    Borrowed s = c_.Prepared(
-        "UPDATE allocations SET state = 'confirmed', confirmed_warehouse_id = ?, updated_at = ? "
-        "WHERE id = ? AND state = 'open'");
-    s->bind(1, confirmed_warehouse_id);
-    s->bind(2, ToUnixMicros(now));
-    s->bind(3, allocation_id);
-    return s->exec() == 1;
-  }
+std::optional<StoreTransaction::OpenRequests> SqliteTransaction::CloseAllocation(
+    std::int64_t allocation_id, AllocationState to, std::int64_t confirmed_warehouse_id,
+    std::int64_t keep, TimePoint now) {
   Borrowed s = c_.Prepared(
-      "UPDATE allocations SET state = ?, updated_at = ? WHERE id = ? AND state = 'open'");
+      "UPDATE allocations SET state = ?1, updated_at = ?2, confirmed_warehouse_id = ?4 "
+      "WHERE id = ?3 AND state = 'open'");
   s->bind(1, std::string(ToString(to)));
   s->bind(2, ToUnixMicros(now));
   s->bind(3, allocation_id);
-  return s->exec() == 1;
+  if (to == AllocationState::kConfirmed) {
+    s->bind(4, confirmed_warehouse_id);
+  } else {
+    s->bind(4);  // NULL
+  }
+  if (s->exec() != 1) return std::nullopt;
+  return ConfirmableRequests(allocation_id, keep);
 }
 
 std::optional<std::int64_t> SqliteTransaction::InsertRequest(const AllocationRow& allocation,
@@ -139,11 +138,11 @@ int SqliteTransaction::CountPendingInGroup(std::int64_t allocation_id, int group
   return s->getColumn(0).getInt();
 }
 
-std::vector<std::pair<std::int64_t, std::int64_t>> SqliteTransaction::ConfirmableRequests(
-    std::int64_t allocation_id, std::int64_t keep) {
+StoreTransaction::OpenRequests SqliteTransaction::ConfirmableRequests(std::int64_t allocation_id,
+                                                                      std::int64_t keep) {
   Borrowed s = c_.Prepared(std::string("SELECT id, warehouse_id FROM allocation_requests "
                                        "WHERE allocation_id = ? AND id != ? AND ") +
-                           StatusSetSql(StatusSet::kConfirmable));
+                           StatusSetSql(StatusSet::kConfirmable) + " ORDER BY id");
   s->bind(1, allocation_id);
   s->bind(2, keep);
   std::vector<std::pair<std::int64_t, std::int64_t>> out;

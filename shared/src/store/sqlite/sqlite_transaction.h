@@ -20,15 +20,14 @@ class SqliteTransaction final : public StoreTransaction {
                                 const std::string& lines_json, TimePoint now) override;
   AllocationRow ReadAllocation(std::int64_t allocation_id) override;
   void SetCurrentGroup(std::int64_t allocation_id, int group, TimePoint now) override;
-  bool CloseAllocation(std::int64_t allocation_id, AllocationState to,
-                       std::int64_t confirmed_warehouse_id, TimePoint now) override;
+  std::optional<OpenRequests> CloseAllocation(std::int64_t allocation_id, AllocationState to,
+                                              std::int64_t confirmed_warehouse_id,
+                                              std::int64_t keep, TimePoint now) override;
   std::optional<std::int64_t> InsertRequest(const AllocationRow& allocation,
                                             const WarehouseInfo& warehouse, int group_index,
                                             TimePoint now, TimePoint expires) override;
   std::optional<RequestHead> ReadRequestHead(std::int64_t request_id) override;
   int CountPendingInGroup(std::int64_t allocation_id, int group_index) override;
-  std::vector<std::pair<std::int64_t, std::int64_t>> ConfirmableRequests(
-      std::int64_t allocation_id, std::int64_t keep) override;
   std::vector<ExpiredRequest> ExpiredRequests(TimePoint now, int limit) override;
   bool MoveRequest(std::int64_t request_id, RequestStatus to, StatusSet from,
                    TimePoint now) override;
@@ -83,6 +82,7 @@ class SqliteTransaction final : public StoreTransaction {
   int ResendDead(std::optional<std::int64_t> warehouse_id, TimePoint now) override;
 
  private:
+  OpenRequests ConfirmableRequests(std::int64_t allocation_id, std::int64_t keep);
   std::int64_t InsertDelivery(const FirstAttempt& first);
   void AssignEvents(std::int64_t delivery_id, std::int64_t warehouse_id,
                     std::span<const std::int64_t> event_ids);
