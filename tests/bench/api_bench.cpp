@@ -72,6 +72,10 @@ using testing::Seed;
 
 namespace {
 
+// Intake orders go to warehouses 1..N at random (--intake-warehouses; 1: every order to one
+// warehouse, whose writes then wait for each other's commits on PostgreSQL).
+int g_intake_warehouses = 50;
+
 struct Options {
   std::string api;
   std::int64_t requests = 1'000'000;
@@ -297,6 +301,8 @@ int main(int argc, char** argv) {
       o.pg_url = value;
     else if (flag == "--pool")
       o.pool = std::stoi(value);
+    else if (flag == "--intake-warehouses")
+      g_intake_warehouses = std::max(1, std::min(50, std::stoi(value)));
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -320,7 +326,7 @@ int main(int argc, char** argv) {
                  "[--connections C] [--only get,all,put,write,confirm,reject,intake] "
                  "[--clients 8,16] [--write-seconds S] [--repeat R] "
                  "[--backend sqlite|postgresql|sqlite,postgresql --pg-url <admin URL> "
-                 "[--pool N]]\n");
+                 "[--pool N]] [--intake-warehouses N (1-50, default 50)]\n");
     return 2;
   }
   testing::TempDir dir;
@@ -570,7 +576,7 @@ int main(int argc, char** argv) {
                             std::to_string(order++) +
                             R"(},"lines":[{"lineId":1,"quantity":1,"stockItemId":1}],)"
                             R"("warehouses":[[)" +
-                            std::to_string(1 + rng() % 50) + "]]}"};
+                            std::to_string(1 + rng() % g_intake_warehouses) + "]]}"};
               }
               auto& share = shares[static_cast<std::size_t>(c)];
               std::size_t& i = next_index[static_cast<std::size_t>(c)];
