@@ -177,6 +177,41 @@ TEST_F(StoreRace, GroupedWritesFromManyThreadsKeepTheirOwnOutcomes) {
             static_cast<std::size_t>(created.load()) * 2);
 }
 
+// The same orders sent by many threads at once (a client retrying on several connections):
+// each order gets exactly one allocation, its requests and create events once, and every other
+// attempt answers "duplicate" (on PostgreSQL the later inserts wait for the first one's commit,
+// then do nothing).
+TEST_F(StoreRace, ConcurrentIntakesOfOneOrderCreateItOnce) {
+  constexpr int kThreads = 6, kOrders = 40;
+  std::atomic<int> created{0}, duplicates{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      std::unique_ptr<Store> store = Store::Open(Options());
+      for (int i = 0; i < kOrders; ++i) {
+        NewAllocation a{{"ab", 20000 + i}, {{1, 1, 1}}, {{4, 3}}};
+        auto r = store->CreateAllocation(a, clock_.Now(), catalog_);
+        if (r && r->outcome == CreateResult::Outcome::kCreated) {
+          ++created;
+        } else if (r && r->outcome == CreateResult::Outcome::kDuplicateOrder) {
+          ++duplicates;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), kOrders);
+  EXPECT_EQ(duplicates.load(), (kThreads - 1) * kOrders);
+  EXPECT_EQ(other.load(), 0);
+  RequestQuery all;
+  all.limit = 100000;
+  EXPECT_EQ(store_->ListRequests(all)->size(), static_cast<std::size_t>(kOrders) * 2);
+  EXPECT_EQ(store_->ListUnbatchedEvents(std::nullopt, 100000)->size(),
+            static_cast<std::size_t>(kOrders) * 2);
+}
+
 // SQLite: full.db under synchronous FULL; PostgreSQL: a database of the test's own.
 StoreOptions FullOptions(const testing::TestDatabase& database) { return database.options(); }
 

@@ -108,13 +108,14 @@ Intake::Intake(const NewAllocation& a)
 bool CreateAllocation(StoreTransaction& t, const Intake& intake, TimePoint now,
                       const WarehouseCatalog& catalog, CreateResult& result) {
   const NewAllocation& allocation = intake.allocation;
-  if (t.AllocationByOrder(allocation.order.number)) {
+  const std::optional<std::int64_t> id =
+      t.InsertAllocation(allocation.order, intake.groups_json, intake.lines_json, now);
+  if (!id) {
     result.outcome = CreateResult::Outcome::kDuplicateOrder;
     return false;
   }
   AllocationRow row{
-      0, AllocationState::kOpen, 0, allocation.groups, allocation.order, intake.lines_json};
-  row.id = t.InsertAllocation(allocation.order, intake.groups_json, intake.lines_json, now);
+      *id, AllocationState::kOpen, 0, allocation.groups, allocation.order, intake.lines_json};
   Allocation& made = result.allocation;
   made.requests.clear();  // a retried group runs the write again
   const FlowStep step = StartGroupFrom(t, row, 0, now, catalog, &made.requests);

@@ -59,9 +59,13 @@ class StoreTransaction {
   // The allocation of an order: its id and state.
   virtual std::optional<std::pair<std::int64_t, AllocationState>> AllocationByOrder(
       std::int64_t order_number) = 0;
-  // Inserts an open allocation at its first group; returns its id.
-  virtual std::int64_t InsertAllocation(const OrderRef& order, const std::string& groups_json,
-                                        const std::string& lines_json, TimePoint now) = 0;
+  // Inserts an open allocation at its first group and returns its id; nullopt (nothing written)
+  // if the order already has an allocation. One operation, so that a backend with round trips
+  // checks and inserts at once.
+  virtual std::optional<std::int64_t> InsertAllocation(const OrderRef& order,
+                                                       const std::string& groups_json,
+                                                       const std::string& lines_json,
+                                                       TimePoint now) = 0;
   // Throws StoreError (kCorrupt) if there is none: a request points at it.
   virtual AllocationRow ReadAllocation(std::int64_t allocation_id) = 0;
   // Moves an open allocation's flow to `group`. Nothing if it is not open.

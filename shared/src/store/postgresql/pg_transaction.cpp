@@ -30,18 +30,23 @@ std::optional<std::pair<std::int64_t, AllocationState>> PgTransaction::Allocatio
   return std::pair{r.i64(0, 0), StateValue(r.text(0, 1))};
 }
 
-std::int64_t PgTransaction::InsertAllocation(const OrderRef& order, const std::string& groups_json,
-                                             const std::string& lines_json, TimePoint now) {
+std::optional<std::int64_t> PgTransaction::InsertAllocation(const OrderRef& order,
+                                                            const std::string& groups_json,
+                                                            const std::string& lines_json,
+                                                            TimePoint now) {
+  // A concurrent intake of the same order makes this one wait for its commit, then do nothing
+  // (or insert, if that one rolled back).
   Result r = c_.Exec(
       "INSERT INTO allocations (order_id, order_number, groups_json, lines_json, "
       "current_group, state, created_at, updated_at) VALUES ($1, $2, $3, $4, 0, 'open', $5, $5) "
-      "RETURNING id",
+      "ON CONFLICT (order_number) DO NOTHING RETURNING id",
       Params()
           .Add(order.id)
           .Add(order.number)
           .Add(groups_json)
           .Add(lines_json)
           .Add(ToUnixMicros(now)));
+  if (r.rows() == 0) return std::nullopt;  // the order has one
   return r.i64(0, 0);
 }
 

@@ -27,8 +27,10 @@ class PgTransaction final : public StoreTransaction {
 
   std::optional<std::pair<std::int64_t, AllocationState>> AllocationByOrder(
       std::int64_t order_number) override;
-  std::int64_t InsertAllocation(const OrderRef& order, const std::string& groups_json,
-                                const std::string& lines_json, TimePoint now) override;
+  std::optional<std::int64_t> InsertAllocation(const OrderRef& order,
+                                               const std::string& groups_json,
+                                               const std::string& lines_json,
+                                               TimePoint now) override;
   AllocationRow ReadAllocation(std::int64_t allocation_id) override;
   void SetCurrentGroup(std::int64_t allocation_id, int group, TimePoint now) override;
   std::optional<OpenRequests> CloseAllocation(std::int64_t allocation_id, AllocationState to,

@@ -34,19 +34,21 @@ std::optional<std::pair<std::int64_t, AllocationState>> SqliteTransaction::Alloc
   return std::pair{s->getColumn(0).getInt64(), StateColumn(s->getColumn(1))};
 }
 
-std::int64_t SqliteTransaction::InsertAllocation(const OrderRef& order,
-                                                 const std::string& groups_json,
-                                                 const std::string& lines_json, TimePoint now) {
+std::optional<std::int64_t> SqliteTransaction::InsertAllocation(const OrderRef& order,
+                                                                const std::string& groups_json,
+                                                                const std::string& lines_json,
+                                                                TimePoint now) {
   Borrowed s = c_.Prepared(
       "INSERT INTO allocations (order_id, order_number, groups_json, lines_json, "
-      "current_group, state, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 'open', ?, ?)");
+      "current_group, state, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 'open', ?, ?) "
+      "ON CONFLICT (order_number) DO NOTHING");
   s->bind(1, order.id);
   s->bind(2, order.number);
   s->bind(3, groups_json);
   s->bind(4, lines_json);
   s->bind(5, ToUnixMicros(now));
   s->bind(6, ToUnixMicros(now));
-  s->exec();
+  if (s->exec() == 0) return std::nullopt;  // the order has one
   return c_.db().getLastInsertRowid();
 }
 
