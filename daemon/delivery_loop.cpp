@@ -56,6 +56,14 @@ std::uint64_t AssignmentScore(const std::string& dispatcher, std::int64_t wareho
   return h;
 }
 
+// A want that gives the warehouse's lease up.
+Store::DeliveryWant ReleaseOf(std::int64_t warehouse_id) {
+  Store::DeliveryWant release;
+  release.warehouse_id = warehouse_id;
+  release.release = true;
+  return release;
+}
+
 std::int64_t UnixSeconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
@@ -436,22 +444,14 @@ void DeliveryLoop::PlanWants(const Config& config, TimePoint now, bool stopping,
   for (auto& [warehouse_id, lane] : lanes_) {
     if (!lane.lease_until) continue;
     if (stopping) {
-      if (sender_done_) {
-        Store::DeliveryWant release;
-        release.warehouse_id = warehouse_id;
-        release.release = true;
-        plan.wants.push_back(release);
-      }
+      if (sender_done_) plan.wants.push_back(ReleaseOf(warehouse_id));
       continue;
     }
     const WebhookConfig* hook = UsableWebhook(config, warehouse_id, stopping);
     const bool idle = lane.ready.empty() && lane.sending.empty() && !lane.renew_lease;
     if (idle && !Assigned(warehouse_id)) {
       // Another live dispatcher's share now: handed over as soon as nothing is in flight.
-      Store::DeliveryWant release;
-      release.warehouse_id = warehouse_id;
-      release.release = true;
-      plan.wants.push_back(release);
+      plan.wants.push_back(ReleaseOf(warehouse_id));
       wanted.insert(warehouse_id);
       continue;
     }

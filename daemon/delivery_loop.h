@@ -186,8 +186,7 @@ class DeliveryLoop {
   // Gathers the lease changes and the claims (DeliveryWant per dirty warehouse) of the round.
   ClaimPlan PlanClaims(const Config& config, TimePoint now, bool stopping, Scan scan);
   // Gives back the ready deliveries of lanes that halted, may no longer send or are another live
-  // dispatcher's now, and plans the
-  // lease renewals of fronts waiting for one.
+  // dispatcher's now, and plans the lease renewals of fronts waiting for one.
   LaneReview ReviewLanes(const Config& config, TimePoint now, bool stopping, ClaimPlan& plan)
       REQUIRES(pipe_mu_);
   // Adds a claim for each dirty warehouse whose lane has room.

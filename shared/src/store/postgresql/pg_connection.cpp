@@ -41,13 +41,9 @@ bool Ok(pg_result* r) {
 }  // namespace
 
 Params& Params::AddIds(std::span<const std::int64_t> ids) {
-  std::string text = "{";
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (i) text += ',';
-    text += std::to_string(ids[i]);
-  }
-  text += '}';
-  return Add(std::move(text));
+  ArrayLiteral array;
+  for (std::int64_t id : ids) array.Add(id);
+  return Add(array.Text());
 }
 
 void ArrayLiteral::Separate() {
