@@ -335,6 +335,10 @@ CREATE TABLE dispatchers (
   seen_until INTEGER NOT NULL
 );
 )sql",
+
+    // 8: PostgreSQL's polled index covers the page's columns (postgresql/pg_schema.h); SQLite's
+    // has since version 2.
+    "",
 };
 
 }  // namespace allocation_relay::schema
