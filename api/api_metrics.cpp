@@ -18,7 +18,8 @@ std::string ApiMetrics::Render(
     bool database_up,
     const std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>>& requests,
     const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations,
-    const std::optional<WriteGroupStats>& writes) const {
+    const std::optional<WriteGroupStats>& writes,
+    const std::optional<std::vector<std::pair<CheckStatus, std::int64_t>>>& checks) const {
   std::ostringstream out;
   out << "# HELP allocation_relay_database_up Whether the database answers at its path (as "
          "/health).\n"
@@ -37,6 +38,14 @@ std::string ApiMetrics::Render(
            "# TYPE allocation_relay_allocations gauge\n";
     for (const auto& [state, n] : *allocations) {
       out << "allocation_relay_allocations{state=\"" << ToString(state) << "\"} " << n << "\n";
+    }
+  }
+  if (checks) {
+    out << "# HELP allocation_relay_checks Checks of check-first warehouses by status (asked, or "
+           "its outcome).\n"
+           "# TYPE allocation_relay_checks gauge\n";
+    for (const auto& [status, n] : *checks) {
+      out << "allocation_relay_checks{status=\"" << ToString(status) << "\"} " << n << "\n";
     }
   }
   if (writes) {

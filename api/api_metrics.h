@@ -30,7 +30,9 @@ class ApiMetrics {
       bool database_up,
       const std::optional<std::vector<std::pair<RequestStatus, std::int64_t>>>& requests,
       const std::optional<std::vector<std::pair<AllocationState, std::int64_t>>>& allocations,
-      const std::optional<WriteGroupStats>& writes = std::nullopt) const;
+      const std::optional<WriteGroupStats>& writes = std::nullopt,
+      const std::optional<std::vector<std::pair<CheckStatus, std::int64_t>>>& checks =
+          std::nullopt) const;
 
  private:
   static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

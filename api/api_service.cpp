@@ -75,7 +75,7 @@ ApiResponse UpdateAnswer(bool success, ordered_json messages) {
 }
 
 struct Route {
-  enum class Kind { kNone, kHealth, kMetrics, kList, kUpdate, kCreate, kGet, kCancel };
+  enum class Kind { kNone, kHealth, kMetrics, kList, kUpdate, kCreate, kGet, kCancel, kCheck };
   Kind kind = Kind::kNone;
   const char* endpoint = "unknown";  // the name keys are granted by
   const char* method = "";           // the one method the path answers
@@ -91,6 +91,7 @@ Route Resolve(const std::string& path) {
   }
   if (path == "/allocation-request") return {K::kUpdate, "PUT /allocation-request", "PUT", {}};
   if (path == "/allocations") return {K::kCreate, "POST /allocations", "POST", {}};
+  if (path == "/check-first") return {K::kCheck, "POST /check-first", "POST", {}};
   constexpr std::string_view kPrefix = "/allocations/";
   if (path.starts_with(kPrefix)) {
     std::string rest = path.substr(kPrefix.size());
@@ -194,6 +195,9 @@ ApiResponse ApiService::Handle(const ApiRequest& req) {
       case Route::Kind::kCancel:
         res = CancelAllocation(*ctx, route.order_number, *key);
         break;
+      case Route::Kind::kCheck:
+        res = AnswerCheck(*ctx, req, *key);
+        break;
       default:
         break;
     }
@@ -263,6 +267,8 @@ ApiResponse ApiService::AllocationAnswer(const Context& ctx, Allocation allocati
                                          const ApiKey& key) {
   std::erase_if(allocation.requests,
                 [&](const AllocationRequest& r) { return !key.scope.Allows(r.warehouse_id); });
+  std::erase_if(allocation.checks,
+                [&](const Check& c) { return !key.scope.Allows(c.warehouse_id); });
   std::string body;
   body.reserve(400 + 300 * allocation.requests.size());
   body += R"({"status":"ok","allocation":)";
@@ -323,6 +329,35 @@ ApiResponse ApiService::CancelAllocation(const Context& ctx, const std::string& 
   });
 }
 
+ApiResponse ApiService::AnswerCheck(const Context& ctx, const ApiRequest& req, const ApiKey& key) {
+  // Centra's answers to this endpoint: {"status":"ok"} or {"status":"no","msg":...}.
+  auto no = [](ordered_json msg) {
+    ordered_json body = ordered_json::object();
+    body["status"] = "no";
+    body["msg"] = std::move(msg);
+    return Json(200, body);
+  };
+  std::variant<CheckAnswer, ordered_json> parsed = ParseCheckAnswer(req.body);
+  if (auto* msg = std::get_if<ordered_json>(&parsed)) return no(std::move(*msg));
+  const CheckAnswer& answer = std::get<CheckAnswer>(parsed);
+  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+    StoreResult<CheckResult> result =
+        store.AnswerCheck(answer, key.scope, clock_.Now(), ctx.catalog);
+    if (!result) return std::unexpected(result.error());
+    switch (result->outcome) {
+      case CheckResult::Outcome::kAnswered:
+        spdlog::info("check of order {} {} by warehouse {} (key {})", answer.order_number,
+                     answer.accepted ? "accepted" : "rejected", answer.warehouse_id, key.name);
+        return Json(200, ordered_json{{"status", "ok"}});
+      case CheckResult::Outcome::kUnknown:
+        return no(kOrderDoesNotExistMessage);
+      case CheckResult::Outcome::kFailed:
+        return no(kFailedToAllocateMessage);
+    }
+    return no(kFailedToAllocateMessage);
+  });
+}
+
 ApiResponse ApiService::Health() {
   return WithStore([](Store& store) -> StoreResult<ApiResponse> {
     if (auto ping = store.Ping(); !ping) return std::unexpected(ping.error());
@@ -338,7 +373,9 @@ ApiResponse ApiService::Metrics() {
         bool up = store.Ping().has_value();
         std::optional requests = ValueIfAny(store.CountRequestsByStatus());
         std::optional allocations = ValueIfAny(store.CountAllocationsByState());
-        return MetricsAnswer(metrics_.Render(up, requests, allocations, store.GroupStats()));
+        std::optional checks = ValueIfAny(store.CountChecksByStatus());
+        return MetricsAnswer(
+            metrics_.Render(up, requests, allocations, store.GroupStats(), checks));
       },
       [&](const StoreError&) {
         return MetricsAnswer(metrics_.Render(false, std::nullopt, std::nullopt));

@@ -79,6 +79,7 @@ class ApiService {
   ApiResponse CreateAllocation(const Context& ctx, const ApiRequest& req, const ApiKey& key);
   ApiResponse GetAllocation(const Context& ctx, const std::string& number, const ApiKey& key);
   ApiResponse CancelAllocation(const Context& ctx, const std::string& number, const ApiKey& key);
+  ApiResponse AnswerCheck(const Context& ctx, const ApiRequest& req, const ApiKey& key);
   ApiResponse Health();
   ApiResponse Metrics();
   // Runs `fn(Store&)`, which returns a StoreResult<ApiResponse>, on a connection borrowed from

@@ -227,6 +227,44 @@ std::variant<RequestUpdate, FieldErrors> ParseRequestUpdate(const std::string& b
   return update;
 }
 
+std::variant<CheckAnswer, nlohmann::ordered_json> ParseCheckAnswer(const std::string& body) {
+  std::optional<json> parsed = ParseObject(body);
+  if (!parsed) return nlohmann::ordered_json("invalid request body");
+  FieldErrors errors = FieldErrors::object();
+  CheckAnswer answer;
+  auto field = [&](const char* name) -> const json* {
+    auto it = parsed->find(name);
+    if (it == parsed->end() || it->is_null()) {
+      errors[name] = "required";
+      return nullptr;
+    }
+    return &*it;
+  };
+  if (const json* v = field("orderNumber")) {
+    if (auto n = JsonPositiveInt(*v)) {
+      answer.order_number = *n;
+    } else {
+      errors["orderNumber"] = "invalid value";
+    }
+  }
+  if (const json* v = field("warehouseId")) {
+    if (auto n = JsonPositiveInt(*v)) {
+      answer.warehouse_id = *n;
+    } else {
+      errors["warehouseId"] = "invalid value";
+    }
+  }
+  if (const json* v = field("accepted")) {
+    if (v->is_boolean()) {
+      answer.accepted = v->get<bool>();
+    } else {
+      errors["accepted"] = "invalid value";
+    }
+  }
+  if (!errors.empty()) return errors;
+  return answer;
+}
+
 std::variant<NewAllocation, FieldErrors> ParseNewAllocation(const std::string& body,
                                                             const Config& config) {
   std::optional<json> parsed = ParseObject(body);

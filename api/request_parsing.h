@@ -36,6 +36,12 @@ struct RequestUpdate {
 // PUT /allocation-request body {"id": <int>, "status": "confirmed"|"rejected"}.
 std::variant<RequestUpdate, FieldErrors> ParseRequestUpdate(const std::string& body);
 
+// POST /check-first body {"orderNumber": <int>, "warehouseId": <int>, "accepted": <bool>}.
+// On a problem, Centra's `msg`: the string "invalid request body" for a body that is not a JSON
+// object, else {"<field>": "required" | "invalid value"} for each field in error (a null field
+// is "required"), in the order orderNumber, warehouseId, accepted.
+std::variant<CheckAnswer, nlohmann::ordered_json> ParseCheckAnswer(const std::string& body);
+
 // POST /allocations body; `config` resolves "rule" and checks warehouses.
 std::variant<NewAllocation, FieldErrors> ParseNewAllocation(const std::string& body,
                                                             const Config& config);

@@ -527,8 +527,9 @@ StoreResult<std::vector<Store::DeliveryTake>> DeliveryLoop::WriteRound(const Con
   std::optional<TimeZone> zone = TimeZone::Find(config.timezone);
   if (!zone) zone = TimeZone::Utc();
   auto render = [&](std::span<const OutboxEvent> events,
-                    std::span<const AllocationRequest> requests) {
-    return RenderWebhookDocument(events, requests, *zone);
+                    std::span<const AllocationRequest> requests,
+                    std::span<const CheckEventSubject> checks) {
+    return RenderWebhookDocument(events, requests, checks, *zone);
   };
   auto taken = store_->RecordAndTake(unrecorded_, plan.leases, plan.wants, now, render, claimant_);
   if (!taken) {

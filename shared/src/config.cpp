@@ -272,7 +272,7 @@ class ConfigReader {
       const YAML::Node w = n[i];
       std::string path = "warehouses[" + std::to_string(i) + "]";
       ExpectMap(w, path);
-      CheckKeys(w, path, {"id", "name", "confirm_timeout", "webhook"});
+      CheckKeys(w, path, {"id", "name", "confirm_timeout", "policy", "webhook"});
       WarehouseConfig warehouse;
       if (!w["id"]) Fail(w, path + ".id", "missing (every warehouse needs an integer id)");
       warehouse.id = Int(w["id"], path + ".id", 1, std::numeric_limits<std::int64_t>::max());
@@ -283,6 +283,17 @@ class ConfigReader {
       warehouse.name = String(w["name"], path + ".name");
       if (auto t = w["confirm_timeout"]) {
         warehouse.confirm_timeout = Duration(t, path + ".confirm_timeout", false);
+      }
+      if (auto p = w["policy"]) {
+        std::string policy = String(p, path + ".policy");
+        if (policy == "direct-then-confirm") {
+          warehouse.policy = WarehousePolicy::kDirectThenConfirm;
+        } else if (policy == "check-first") {
+          warehouse.policy = WarehousePolicy::kCheckFirst;
+        } else {
+          Fail(p, path + ".policy",
+               "expected direct-then-confirm or check-first, got \"" + policy + "\"");
+        }
       }
       if (auto h = w["webhook"]) warehouse.webhook = ReadWebhook(h, path + ".webhook");
       config.warehouses.push_back(std::move(warehouse));
@@ -615,7 +626,8 @@ std::vector<std::string> StoreChangesForRestart(const StoreConfig& running,
 WarehouseCatalog Config::Catalog() const {
   std::vector<WarehouseInfo> infos;
   infos.reserve(warehouses.size());
-  for (const WarehouseConfig& w : warehouses) infos.push_back({w.id, w.name, w.confirm_timeout});
+  for (const WarehouseConfig& w : warehouses)
+    infos.push_back({w.id, w.name, w.confirm_timeout, w.policy});
   return WarehouseCatalog(infos);
 }
 

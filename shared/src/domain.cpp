@@ -64,12 +64,54 @@ std::optional<AllocationState> ParseAllocationState(std::string_view text) {
   return std::nullopt;
 }
 
-std::string_view ToString(EventAction a) { return a == EventAction::kCreate ? "create" : "update"; }
+std::string_view ToString(EventAction a) {
+  switch (a) {
+    case EventAction::kCreate:
+      return "create";
+    case EventAction::kUpdate:
+      return "update";
+    case EventAction::kAccepted:
+      return "accepted";
+    case EventAction::kRejected:
+      return "rejected";
+    case EventAction::kTimeout:
+      return "timeout";
+  }
+  return "unknown";
+}
 
 std::optional<EventAction> ParseEventAction(std::string_view text) {
-  if (text == "create") return EventAction::kCreate;
-  if (text == "update") return EventAction::kUpdate;
+  for (EventAction a : {EventAction::kCreate, EventAction::kUpdate, EventAction::kAccepted,
+                        EventAction::kRejected, EventAction::kTimeout}) {
+    if (ToString(a) == text) return a;
+  }
   return std::nullopt;
+}
+
+std::string_view ToString(CheckStatus s) {
+  switch (s) {
+    case CheckStatus::kAsked:
+      return "asked";
+    case CheckStatus::kAccepted:
+      return "accepted";
+    case CheckStatus::kRejected:
+      return "rejected";
+    case CheckStatus::kTimedOut:
+      return "timed-out";
+  }
+  return "unknown";
+}
+
+std::optional<CheckStatus> ParseCheckStatus(std::string_view text) {
+  for (CheckStatus s : {CheckStatus::kAsked, CheckStatus::kAccepted, CheckStatus::kRejected,
+                        CheckStatus::kTimedOut}) {
+    if (ToString(s) == text) return s;
+  }
+  return std::nullopt;
+}
+
+std::string_view ToString(WarehousePolicy p) {
+  return p == WarehousePolicy::kCheckFirst ? "check-first" : "direct-then-confirm";
 }
 
 std::string_view ToString(DeliveryState s) {

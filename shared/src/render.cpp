@@ -159,6 +159,17 @@ ordered_json RenderAllocation(const Allocation& allocation, const TimeZone& zone
     requests.push_back(RenderRequestEntry(r, zone));
   }
   a["allocation_requests"] = std::move(requests);
+  if (!allocation.checks.empty()) {
+    ordered_json checks = ordered_json::array();
+    for (const Check& c : allocation.checks) {
+      ordered_json entry = ordered_json::object();
+      entry["warehouseId"] = c.warehouse_id;
+      entry["status"] = ToString(c.status);
+      entry["expirationAt"] = zone.FormatIso8601(c.expires_at);
+      checks.push_back(std::move(entry));
+    }
+    a["checks"] = std::move(checks);
+  }
   return a;
 }
 
@@ -246,6 +257,33 @@ void AppendWebhookEvent(std::string& out, const OutboxEvent& event,
   out += "}}}";
 }
 
+// A check_first event: `id` is the order number; `create` lists every warehouse asked with it.
+void AppendCheckEvent(std::string& out, const OutboxEvent& event, const CheckEventSubject& check,
+                      const TimeZone& zone) {
+  out += "{\"type\":\"check_first\",\"action\":\"";
+  out += ToString(event.action);
+  out += "\",\"date\":\"";
+  out += zone.FormatLocalMicros(event.created_at);
+  out += "\",\"id\":";
+  AppendInt(out, check.order_number);
+  if (event.action == EventAction::kCreate) {
+    out += ",\"data\":{\"warehouses\":[";
+    for (std::size_t i = 0; i < check.asked.size(); ++i) {
+      if (i > 0) out += ',';
+      out += "{\"warehouseId\":";
+      AppendInt(out, check.asked[i].first);
+      out += ",\"expirationAt\":\"";
+      out += zone.FormatIso8601(check.asked[i].second);
+      out += "\"}";
+    }
+    out += "]}}";
+  } else {
+    out += ",\"data\":{\"warehouseId\":";
+    AppendInt(out, check.warehouse_id);
+    out += "}}";
+  }
+}
+
 }  // namespace
 
 void AppendAllocation(std::string& out, const Allocation& allocation, const TimeZone& zone) {
@@ -281,15 +319,40 @@ void AppendAllocation(std::string& out, const Allocation& allocation, const Time
     if (i > 0) out += ',';
     AppendRequestEntry(out, allocation.requests[i], zone);
   }
-  out += "]}";
+  out += ']';
+  if (!allocation.checks.empty()) {
+    out += ",\"checks\":[";
+    for (std::size_t i = 0; i < allocation.checks.size(); ++i) {
+      const Check& c = allocation.checks[i];
+      if (i > 0) out += ',';
+      out += "{\"warehouseId\":";
+      AppendInt(out, c.warehouse_id);
+      out += ",\"status\":\"";
+      out += ToString(c.status);
+      out += "\",\"expirationAt\":\"";
+      out += zone.FormatIso8601(c.expires_at);
+      out += "\"}";
+    }
+    out += ']';
+  }
+  out += '}';
 }
 
 std::string RenderWebhookDocument(std::span<const OutboxEvent> events,
                                   std::span<const AllocationRequest> requests,
-                                  const TimeZone& zone) {
+                                  std::span<const CheckEventSubject> checks, const TimeZone& zone) {
   std::string out = "{\"events\":[";
   bool first = true;
   for (const OutboxEvent& e : events) {
+    if (e.check_id != 0) {
+      auto c = std::find_if(checks.begin(), checks.end(),
+                            [&](const CheckEventSubject& s) { return s.check_id == e.check_id; });
+      if (c == checks.end()) continue;
+      if (!first) out += ',';
+      first = false;
+      AppendCheckEvent(out, e, *c, zone);
+      continue;
+    }
     auto r = std::find_if(requests.begin(), requests.end(),
                           [&](const AllocationRequest& q) { return q.id == e.request_id; });
     if (r == requests.end()) continue;

@@ -50,8 +50,9 @@ Figures DrainByRounds(const std::string& path, int warehouses, int per_round,
   auto store = Store::Open(testing::SqliteStoreOptions(path, sync));
   TimeZone zone = TimeZone::Find("Europe/Stockholm").value_or(TimeZone::Utc());
   auto render = [&](std::span<const OutboxEvent> events,
-                    std::span<const AllocationRequest> requests) {
-    return RenderWebhookDocument(events, requests, zone);
+                    std::span<const AllocationRequest> requests,
+                    std::span<const CheckEventSubject> checks) {
+    return RenderWebhookDocument(events, requests, checks, zone);
   };
   std::vector<Store::AttemptRecord> records;
   Figures f;

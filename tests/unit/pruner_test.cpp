@@ -43,9 +43,8 @@ class PrunerTest : public StoreTest {
   // Sends warehouse `w`'s unbatched events (up to `max_events`) in one delivery and records
   // its first attempt as a 200, as the dispatcher would.
   void Deliver(std::int64_t w, int max_events = 1000) {
-    auto render = [](std::span<const OutboxEvent>, std::span<const AllocationRequest>) {
-      return std::string("{}");
-    };
+    auto render = [](std::span<const OutboxEvent>, std::span<const AllocationRequest>,
+                     std::span<const CheckEventSubject>) { return std::string("{}"); };
     Store::DeliveryWant want{w, 1, max_events, true, clock_.Now() + 30s, {}, false, 0};
     auto taken = store_->RecordAndTake({}, {}, std::span(&want, 1), clock_.Now(), render);
     ASSERT_TRUE(taken.has_value()) << taken.error().what();

@@ -84,7 +84,7 @@ TEST(RenderWebhookDocument, ReproducesTheCentraCreateEvent) {
   e.status = RequestStatus::kAllocated;
   e.created_at = Utc(2023, 12, 29, 8, 44, 11, 505407);
   TimeZone zone = *TimeZone::Find("Europe/Stockholm");
-  EXPECT_EQ(RenderWebhookDocument(std::span(&e, 1), std::span(&r, 1), zone),
+  EXPECT_EQ(RenderWebhookDocument(std::span(&e, 1), std::span(&r, 1), {}, zone),
             R"({"events":[{"type":"allocation_request","action":"create",)"
             R"("date":"2023-12-29 09:44:11.505407","id":2131231241249,)"
             R"("data":{"status":"allocated","warehouseId":9,)"
@@ -106,12 +106,12 @@ TEST(RenderWebhookDocument, UpdateEventsReportTheNewStatusAndMissingRequestsAreL
   orphan.request_id = r.id + 1;
   std::vector<OutboxEvent> events{e, orphan, e};
   auto doc =
-      nlohmann::json::parse(RenderWebhookDocument(events, std::span(&r, 1), TimeZone::Utc()));
+      nlohmann::json::parse(RenderWebhookDocument(events, std::span(&r, 1), {}, TimeZone::Utc()));
   ASSERT_EQ(doc["events"].size(), 2u);
   EXPECT_EQ(doc["events"][0]["action"], "update");
   EXPECT_EQ(doc["events"][0]["data"]["status"], "timed-out");
   EXPECT_EQ(doc["events"][0]["data"]["expirationDate"]["timezone"], "UTC");
-  EXPECT_EQ(RenderWebhookDocument({}, {}, TimeZone::Utc()), R"({"events":[]})");
+  EXPECT_EQ(RenderWebhookDocument({}, {}, {}, TimeZone::Utc()), R"({"events":[]})");
 }
 
 // The direct writer against a JSON tree built independently with nlohmann::ordered_json, on
@@ -161,7 +161,8 @@ TEST(RenderWebhookDocument, MatchesAJsonTreeByteForByte) {
       OutboxEvent e;
       e.request_id = r.id;
       e.created_at = r.created_at;
-      EXPECT_EQ(RenderWebhookDocument(std::span(&e, 1), std::span(&r, 1), zone), tree(e, r, zone))
+      EXPECT_EQ(RenderWebhookDocument(std::span(&e, 1), std::span(&r, 1), {}, zone),
+                tree(e, r, zone))
           << id << " " << l;
     }
   }

@@ -30,7 +30,8 @@ class StoreDeliveries : public StoreTest {
                                           std::vector<Store::AttemptRecord> records = {},
                                           std::vector<Store::LeaseChange> leases = {}) {
     auto render = [](std::span<const OutboxEvent> events,
-                     std::span<const AllocationRequest> requests) {
+                     std::span<const AllocationRequest> requests,
+                     std::span<const CheckEventSubject>) {
       std::string doc;
       for (std::size_t i = 0; i < events.size(); ++i) {
         doc += std::to_string(events[i].id) + ":" + std::to_string(requests[i].order.number) + ";";

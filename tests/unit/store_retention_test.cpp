@@ -15,9 +15,8 @@ class StoreRetention : public StoreTest {
  protected:
   // Forms and records one delivery of warehouse `w`'s unbatched events with `outcome`.
   void Deliver(std::int64_t w, AttemptOutcome outcome) {
-    auto render = [](std::span<const OutboxEvent>, std::span<const AllocationRequest>) {
-      return std::string("doc");
-    };
+    auto render = [](std::span<const OutboxEvent>, std::span<const AllocationRequest>,
+                     std::span<const CheckEventSubject>) { return std::string("doc"); };
     const std::vector<Store::AttemptRecord> no_records;
     const std::vector<Store::LeaseChange> no_leases;
     const std::vector<Store::DeliveryWant> wants{

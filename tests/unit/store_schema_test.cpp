@@ -235,44 +235,6 @@ DELETE FROM deliveries WHERE uid IN ('msg_1', 'msg_2', 'msg_b1');
   EXPECT_EQ(testing::QueryOne(Options(), "SELECT count(*) FROM deliveries"), "6");
 }
 
-// Version 8: the index every warehouse polls covers the page's columns, so once vacuum has run
-// a default page is read from it alone, in id order, with no heap fetch and no sort.
-TEST_F(StoreSchemaPostgresql, DefaultPageIsReadFromThePolledIndexAlone) {
-  ASSERT_TRUE(testing::TestOnPostgresql()) << "registered for the PostgreSQL run only";
-  for (std::int64_t number = 1; number <= 400; ++number) Create(number, {{number % 4 + 1}});
-  // Warehouse 3 has orders 2, 6, 10, ... 398; every other one is confirmed.
-  for (std::int64_t number = 2; number <= 400; number += 8) Confirm(RequestOf(number, 3).id);
-  // A history of 20,000 final requests of other warehouses, as a live database has.
-  testing::ExecSql(Options(), R"sql(
-INSERT INTO allocations (order_id, order_number, groups_json, lines_json, state, created_at,
-                         updated_at)
-  SELECT 'o' || g, 100000 + g, '[[7]]', '[]', 'confirmed', 0, 0 FROM generate_series(1, 20000) g;
-INSERT INTO allocation_requests (allocation_id, order_id, order_number, lines_json, warehouse_id,
-                                 warehouse_name, group_index, status, created_at, expires_at,
-                                 updated_at)
-  SELECT id, order_id, order_number, lines_json, 7, 'Store 7', 0, 'confirmed', 0, 0, 0
-  FROM allocations WHERE order_number > 100000;
-)sql");
-  testing::ExecSql(Options(), "VACUUM ANALYZE allocation_requests");
-  RequestQuery q;
-  q.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
-  q.warehouse_ids = {3};
-  auto plan = *store_->ExplainListRequestsForTest(q);
-  EXPECT_TRUE(PlanUses(plan, "Index Only Scan using requests_pending_by_warehouse")) << Join(plan);
-  EXPECT_FALSE(PlanUses(plan, "Sort")) << Join(plan);
-  auto page = *store_->ListRequests(q);
-  ASSERT_EQ(page.size(), 50u);
-  for (std::size_t i = 0; i < page.size(); ++i) {
-    EXPECT_EQ(page[i].warehouse_id, 3);
-    EXPECT_EQ(page[i].status, RequestStatus::kAllocated);
-    if (i > 0) {
-      EXPECT_GT(page[i].id, page[i - 1].id);
-    }
-  }
-  EXPECT_EQ(page[0].order.number, 6);
-  EXPECT_EQ(page[49].order.number, 398);
-}
-
 // A server that does not answer is a start-up error naming the URL (with any password masked),
 // and the error is kUnavailable.
 TEST_F(StoreSchemaPostgresql, AnUnreachableServerIsUnavailableAndNamesTheUrl) {

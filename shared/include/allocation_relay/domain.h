@@ -1,5 +1,6 @@
-// The domain of the "Direct, then confirm" flow: statuses, allocations, allocation requests and
-// the outbox events that tell warehouses about them (SPEC section 2). Plain value types; the
+// The domain of the store flows, "Direct, then confirm" and "Check first, then allocate":
+// statuses, allocations, allocation requests, checks and the outbox events that tell warehouses
+// about them (SPEC sections 2 and 12). Plain value types; the
 // transitions themselves are Store methods, each one atomic SQLite transaction.
 #ifndef ALLOCATION_RELAY_DOMAIN_H_
 #define ALLOCATION_RELAY_DOMAIN_H_
@@ -10,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "allocation_relay/clock.h"
@@ -47,9 +49,26 @@ enum class AllocationState { kOpen, kConfirmed, kExhausted, kCancelled };
 std::string_view ToString(AllocationState s);
 std::optional<AllocationState> ParseAllocationState(std::string_view text);
 
-enum class EventAction { kCreate, kUpdate };
+// An allocation-request event is `create` or `update`; a check_first event `create`,
+// `accepted`, `rejected` or `timeout` (Centra's actions).
+enum class EventAction { kCreate, kUpdate, kAccepted, kRejected, kTimeout };
 std::string_view ToString(EventAction a);
 std::optional<EventAction> ParseEventAction(std::string_view text);
+
+// A check of a "Check first, then allocate" warehouse: asked until it answers (POST
+// /check-first) or its time runs out; the other three are final.
+enum class CheckStatus { kAsked, kAccepted, kRejected, kTimedOut };
+inline constexpr CheckStatus kAllCheckStatuses[] = {CheckStatus::kAsked, CheckStatus::kAccepted,
+                                                    CheckStatus::kRejected, CheckStatus::kTimedOut};
+std::string_view ToString(CheckStatus s);  // "asked", "accepted", "rejected", "timed-out"
+std::optional<CheckStatus> ParseCheckStatus(std::string_view text);
+
+// How a warehouse takes part in the flow (config `policy`).
+enum class WarehousePolicy {
+  kDirectThenConfirm,  // gets an allocation request and confirms or rejects it
+  kCheckFirst,         // is asked first, with the group's other check-first warehouses
+};
+std::string_view ToString(WarehousePolicy p);  // "direct-then-confirm", "check-first"
 
 struct OrderRef {
   std::string id;  // hex string, e.g. "486e13eaaa65d5ff1e87c997b5dce54e"
@@ -83,6 +102,18 @@ struct AllocationRequest {
   std::string lines_json;
 };
 
+// One check of one check-first warehouse in one allocation.
+struct Check {
+  std::int64_t id = 0;
+  std::int64_t allocation_id = 0;
+  std::int64_t warehouse_id = 0;
+  int group_index = 0;
+  CheckStatus status = CheckStatus::kAsked;
+  TimePoint created_at;
+  TimePoint expires_at;  // when an unanswered check times out
+  TimePoint updated_at;
+};
+
 // One allocation per order, with every request made for it (ordered by id).
 struct Allocation {
   std::int64_t id = 0;
@@ -95,6 +126,7 @@ struct Allocation {
   TimePoint created_at;
   TimePoint updated_at;
   std::vector<AllocationRequest> requests;
+  std::vector<Check> checks;  // of its check-first warehouses, ordered by id
 };
 
 // An allocation as submitted by the order system, before it is stored.
@@ -104,11 +136,13 @@ struct NewAllocation {
   PriorityGroups groups;
 };
 
-// A state change a warehouse must hear of, queued in the same transaction as the change.
+// A state change a warehouse must hear of, queued in the same transaction as the change. About
+// an allocation request (request_id), or about a check (check_id, a check_first event).
 struct OutboxEvent {
   std::int64_t id = 0;
   std::int64_t warehouse_id = 0;
-  std::int64_t request_id = 0;
+  std::int64_t request_id = 0;  // 0 for a check_first event
+  std::int64_t check_id = 0;    // 0 for an allocation-request event
   EventAction action = EventAction::kCreate;
   RequestStatus status = RequestStatus::kAllocated;  // the request's status the event reports
   TimePoint created_at;
@@ -154,11 +188,22 @@ enum class AttemptOutcome {
   kDead,       // failed and no retries left: kept as dead; allocated -> failed
 };
 
+// What a check_first event says: its order (the event's `id`) and, for `create`, every
+// warehouse asked with it (its group's checks, by check id) and when each check runs out.
+struct CheckEventSubject {
+  std::int64_t check_id = 0;
+  std::int64_t order_number = 0;
+  std::int64_t warehouse_id = 0;
+  std::vector<std::pair<std::int64_t, TimePoint>> asked;  // (warehouse, expires_at)
+};
+
 // What the flow needs to know of a configured warehouse.
 struct WarehouseInfo {
   std::int64_t id = 0;
   std::string name;
+  // A check-first warehouse's time to answer its check; a direct one's to confirm a request.
   std::chrono::milliseconds confirm_timeout{std::chrono::hours(1)};
+  WarehousePolicy policy = WarehousePolicy::kDirectThenConfirm;
 };
 
 // The configured warehouses by id. Immutable after construction; safe to share across threads.
@@ -184,6 +229,10 @@ struct WarehouseScope {
 inline constexpr const char* kRequestNotFoundMessage = "Allocation request not found";
 // "You can't update allocation request, which is in status <status>."
 std::string CannotUpdateMessage(RequestStatus current);
+
+// Centra's POST /check-first error strings, byte for byte.
+inline constexpr const char* kOrderDoesNotExistMessage = "order does not exist";
+inline constexpr const char* kFailedToAllocateMessage = "failed to allocate stock";
 
 // What the flow does once no request of the current group is pending any more.
 enum class FlowStep { kWait, kNextGroup, kExhausted };

@@ -27,7 +27,8 @@ nlohmann::ordered_json RenderRequestEntry(const AllocationRequest& request, cons
 void AppendRequestEntry(std::string& out, const AllocationRequest& request, const TimeZone& zone);
 
 // The allocation object of `GET /allocations/<number>`: order, lines, warehouses, state,
-// confirmedWarehouseId (or null), allocation_requests (entries as above).
+// confirmedWarehouseId (or null), allocation_requests (entries as above), and, for an
+// allocation with check-first warehouses, checks [{warehouseId, status, expirationAt}].
 nlohmann::ordered_json RenderAllocation(const Allocation& allocation, const TimeZone& zone);
 
 // Appends exactly RenderAllocation(allocation, zone).dump() to `out` without building a JSON
@@ -35,14 +36,16 @@ nlohmann::ordered_json RenderAllocation(const Allocation& allocation, const Time
 void AppendAllocation(std::string& out, const Allocation& allocation, const TimeZone& zone);
 
 // The JSON document of one webhook call, compact: {"events":[...]} with one Centra event per
-// entry of `events` about its request in `requests` (an event whose request is missing is left
-// out): {type, action, date, id, data {status, warehouseId, expirationDate {date,
-// timezone_type, timezone}, order {id, number}, lines keyed by line id}}. `date` is the event's
-// creation time with microseconds in the zone. Written directly, without a JSON tree: it is on
-// the dispatcher's hot path.
+// entry of `events` about its request in `requests` or its check in `checks` (an event whose
+// subject is missing is left out). An allocation_request event: {type, action, date, id, data
+// {status, warehouseId, expirationDate {date, timezone_type, timezone}, order {id, number},
+// lines keyed by line id}}. A check_first event: {type, action, date, id (the order number),
+// data}, data {warehouses [{warehouseId, expirationAt}]} for `create`, else {warehouseId}.
+// `date` is the event's creation time with microseconds in the zone. Written directly, without
+// a JSON tree: it is on the dispatcher's hot path.
 std::string RenderWebhookDocument(std::span<const OutboxEvent> events,
                                   std::span<const AllocationRequest> requests,
-                                  const TimeZone& zone);
+                                  std::span<const CheckEventSubject> checks, const TimeZone& zone);
 
 // `application/x-www-form-urlencoded` encoding of a value (space as '+', as PHP's
 // urlencode does and as Centra's payload= bodies are written).

@@ -105,10 +105,27 @@ struct CancelResult {
   AllocationState state = AllocationState::kOpen;  // the state found when kNotOpen
 };
 
+// A check-first warehouse's answer to its check (POST /check-first).
+struct CheckAnswer {
+  std::int64_t order_number = 0;
+  std::int64_t warehouse_id = 0;
+  bool accepted = false;
+};
+
+struct CheckResult {
+  enum class Outcome {
+    kAnswered,  // the check took the answer
+    kUnknown,   // no such order, the warehouse was not asked on it, or not in the caller's scope
+    kFailed,    // no longer possible: answered, timed out, or the allocation is not open
+  };
+  Outcome outcome = Outcome::kUnknown;
+};
+
 struct ExpiryResult {
-  int timed_out = 0;        // requests moved to timed-out
-  int groups_advanced = 0;  // allocations whose flow moved to the next group
-  int exhausted = 0;        // allocations that ran out of groups
+  int timed_out = 0;         // requests moved to timed-out
+  int checks_timed_out = 0;  // checks moved to timed-out
+  int groups_advanced = 0;   // allocations whose flow moved to the next group
+  int exhausted = 0;         // allocations that ran out of groups
 };
 
 // A filter for ListRequests; empty vectors mean "any".
@@ -219,12 +236,21 @@ class Store {
   StoreResult<UpdateResult> RejectRequest(std::int64_t request_id, const WarehouseScope& scope,
                                           TimePoint now, const WarehouseCatalog& catalog);
 
+  // Answers an asked check (SPEC section 12): accepting confirms the allocation by that
+  // warehouse (an accepted event), rejects the other asked checks and outdates the non-final
+  // requests; rejecting (a rejected event) moves the flow on once the group has no check asked
+  // (to its direct-then-confirm warehouses, else the next group). Exactly one of any number of
+  // racing acceptances wins.
+  StoreResult<CheckResult> AnswerCheck(const CheckAnswer& answer, const WarehouseScope& scope,
+                                       TimePoint now, const WarehouseCatalog& catalog);
+
   // Moves up to `limit` pending requests whose expiration is <= now to timed-out (with update
-  // events) and moves their allocations' flow on. Reads only expired rows (partial index).
+  // events), and up to `limit` asked checks to timed-out (with timeout events), and moves their
+  // allocations' flow on. Reads only expired rows (partial indexes).
   StoreResult<ExpiryResult> ExpireDue(TimePoint now, const WarehouseCatalog& catalog,
                                       int limit = 500);
 
-  // The earliest expiration among pending requests, if any.
+  // The earliest expiration among pending requests and asked checks, if any.
   StoreResult<std::optional<TimePoint>> NextExpiration();
 
   // Cancels an open allocation: state cancelled, every non-final request outdated.
@@ -306,8 +332,10 @@ class Store {
     std::vector<Delivery> claimed;      // in order; stored ones leased until lease_until
     std::optional<TimePoint> next_due;  // the earliest pending delivery not yet due
   };
+  // Renders a batch: its events, their requests and the subjects of its check_first events.
   using DocumentRenderer =
-      std::function<std::string(std::span<const OutboxEvent>, std::span<const AllocationRequest>)>;
+      std::function<std::string(std::span<const OutboxEvent>, std::span<const AllocationRequest>,
+                                std::span<const CheckEventSubject>)>;
   StoreResult<std::vector<DeliveryTake>> RecordAndTake(std::span<const AttemptRecord> records,
                                                        std::span<const LeaseChange> leases,
                                                        std::span<const DeliveryWant> wants,
@@ -359,6 +387,8 @@ class Store {
   // Counts for metrics: requests by status and allocations by state (every value present).
   StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> CountRequestsByStatus();
   StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>> CountAllocationsByState();
+  // Checks by status (every value present): asked, and each outcome.
+  StoreResult<std::vector<std::pair<CheckStatus, std::int64_t>>> CountChecksByStatus();
 
   // One step of a prune pass, one small write transaction: deletes up to `max_allocations`
   // prunable final allocations after `cursor` (oldest change first) with everything of theirs,

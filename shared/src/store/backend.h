@@ -61,6 +61,7 @@ class StoreBackend {
   virtual StoreResult<std::vector<std::string>> ExplainNextExpirationForTest() = 0;
   virtual StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>>
   CountRequestsByStatus() = 0;
+  virtual StoreResult<std::vector<std::pair<CheckStatus, std::int64_t>>> CountChecksByStatus() = 0;
   virtual StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>>
   CountAllocationsByState() = 0;
   virtual StoreResult<std::optional<TimePoint>> OldestFinishedAllocation() = 0;

@@ -136,22 +136,25 @@ Store::DeliveryTake TakeDeliveries(StoreTransaction& t, const Store::DeliveryWan
   const int wanted = want.slots - static_cast<int>(take.claimed.size());
   if (wanted <= 0) return take;
   const std::size_t per_delivery = static_cast<std::size_t>(std::max(1, want.max_events));
-  auto unbatched = t.UnbatchedWithRequests(want.warehouse_id, want.after_event,
+  auto unbatched = t.UnbatchedWithSubjects(want.warehouse_id, want.after_event,
                                            wanted * static_cast<int>(per_delivery));
   for (std::size_t first = 0; first < unbatched.size();) {
     const std::size_t count = std::min(unbatched.size() - first, per_delivery);
     std::vector<OutboxEvent> events;
     Delivery d;
     std::vector<AllocationRequest> requests;
+    std::vector<CheckEventSubject> checks;
     for (std::size_t i = first; i < first + count; ++i) {
-      auto& [e, r] = unbatched[i];
-      d.event_ids.push_back(e.id);
-      d.request_ids.push_back(e.request_id);
-      if (r) requests.push_back(std::move(*r));
-      events.push_back(std::move(e));
+      StoreTransaction::UnbatchedEvent& u = unbatched[i];
+      d.event_ids.push_back(u.event.id);
+      // Only requests change with a delivery's fate (sent, failed); checks do not.
+      if (u.event.check_id == 0) d.request_ids.push_back(u.event.request_id);
+      if (u.request) requests.push_back(std::move(*u.request));
+      if (u.check) checks.push_back(std::move(*u.check));
+      events.push_back(std::move(u.event));
     }
     first += count;
-    d.document = render(events, requests);
+    d.document = render(events, requests, checks);
     d.uid = FormedUid(t, want.warehouse_id, d.event_ids);
     d.warehouse_id = want.warehouse_id;
     d.state = DeliveryState::kPending;

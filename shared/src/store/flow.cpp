@@ -29,48 +29,97 @@ bool InsertRequest(StoreTransaction& t, const AllocationRow& allocation,
   return true;
 }
 
-// Outdates the requests a closed allocation left open (with update events).
-void OutdateOpenRequests(StoreTransaction& t, const StoreTransaction::OpenRequests& open,
-                         TimePoint now) {
-  for (auto [request_id, warehouse_id] : open) {
+// Closes what a closed allocation left open: its confirmable requests are outdated (update
+// events) and its asked checks rejected (check_first rejected events).
+void CloseOpenWork(StoreTransaction& t, const StoreTransaction::OpenWork& open, TimePoint now) {
+  for (auto [request_id, warehouse_id] : open.requests) {
     if (t.MoveRequest(request_id, RequestStatus::kOutdated, StatusSet::kConfirmable, now)) {
       t.QueueEvent(warehouse_id, request_id, EventAction::kUpdate, RequestStatus::kOutdated, now);
     }
   }
+  for (auto [check_id, warehouse_id] : open.checks) {
+    if (t.AnswerCheck(check_id, CheckStatus::kRejected, now)) {
+      t.QueueCheckEvent(warehouse_id, check_id, EventAction::kRejected, now);
+    }
+  }
+}
+
+bool IsCheckFirst(const WarehouseInfo& w) { return w.policy == WarehousePolicy::kCheckFirst; }
+
+// Asks the group's check-first warehouses (a check and a create event each); returns how many.
+int AskGroup(StoreTransaction& t, const AllocationRow& allocation, int g, TimePoint now,
+             const WarehouseCatalog& catalog, Allocation* made) {
+  int asked = 0;
+  for (std::int64_t warehouse_id : allocation.groups[static_cast<std::size_t>(g)]) {
+    const WarehouseInfo* info = catalog.Find(warehouse_id);
+    if (!info || !IsCheckFirst(*info)) continue;
+    const TimePoint expires = now + std::chrono::duration_cast<Micros>(info->confirm_timeout);
+    const std::optional<std::int64_t> id =
+        t.InsertCheck(allocation.id, warehouse_id, g, now, expires);
+    if (!id) continue;
+    t.QueueCheckEvent(warehouse_id, *id, EventAction::kCreate, now);
+    if (made) {
+      made->checks.push_back(
+          Check{*id, allocation.id, warehouse_id, g, CheckStatus::kAsked, now, expires, now});
+    }
+    ++asked;
+  }
+  return asked;
+}
+
+// Makes requests for the group's direct-then-confirm warehouses; returns how many.
+int RequestGroup(StoreTransaction& t, const AllocationRow& allocation, int g, TimePoint now,
+                 const WarehouseCatalog& catalog, Allocation* made) {
+  int created = 0;
+  for (std::int64_t warehouse_id : allocation.groups[static_cast<std::size_t>(g)]) {
+    const WarehouseInfo* info = catalog.Find(warehouse_id);
+    if (info && !IsCheckFirst(*info) &&
+        InsertRequest(t, allocation, *info, g, now, made ? &made->requests : nullptr)) {
+      ++created;
+    }
+  }
+  return created;
 }
 
 // Starts group `first` or, if none of its warehouses can be asked, the first later group that
-// has one; past the last group the allocation is exhausted. Returns kNextGroup or kExhausted.
-// The requests made are appended to `made` if given.
+// has one; past the last group the allocation is exhausted. A group starts with its check-first
+// warehouses (checks) if it has any, else (or, with `checks_done`, for group `first` once its
+// checks are all answered) with its direct-then-confirm ones (requests). Returns kNextGroup or
+// kExhausted. What it makes is appended to `made` if given, and `made->current_group` set.
 FlowStep StartGroupFrom(StoreTransaction& t, const AllocationRow& allocation, int first,
-                        TimePoint now, const WarehouseCatalog& catalog,
-                        std::vector<AllocationRequest>* made = nullptr) {
+                        TimePoint now, const WarehouseCatalog& catalog, Allocation* made = nullptr,
+                        bool checks_done = false) {
   const PriorityGroups& groups = allocation.groups;
   for (int g = first; g < static_cast<int>(groups.size()); ++g) {
-    int created = 0;
-    for (std::int64_t warehouse_id : groups[static_cast<std::size_t>(g)]) {
-      const WarehouseInfo* info = catalog.Find(warehouse_id);
-      if (info && InsertRequest(t, allocation, *info, g, now, made)) ++created;
+    const bool ask = !(checks_done && g == first);
+    if ((ask && AskGroup(t, allocation, g, now, catalog, made) > 0) ||
+        RequestGroup(t, allocation, g, now, catalog, made) > 0) {
+      // A new allocation's first group is already its current one, as of `now`.
+      if (g != allocation.current_group) t.SetCurrentGroup(allocation.id, g, now);
+      if (made) made->current_group = g;
+      return FlowStep::kNextGroup;
     }
-    if (created == 0) continue;
-    // A new allocation's first group is already its current one, as of `now`.
-    if (g != allocation.current_group) t.SetCurrentGroup(allocation.id, g, now);
-    return FlowStep::kNextGroup;
   }
   if (auto open = t.CloseAllocation(allocation.id, AllocationState::kExhausted, 0, 0, now)) {
-    OutdateOpenRequests(t, *open, now);
+    CloseOpenWork(t, *open, now);
   }
   return FlowStep::kExhausted;
 }
 
-// After a request of the allocation left the pending set: moves the flow on if its current
-// group has nothing pending any more.
+// After a request of the allocation left the pending set, or a check was answered or timed
+// out: moves the flow on if its current group has nothing pending or asked any more. A group
+// whose checks are all answered (none accepted) goes on to its direct-then-confirm warehouses.
 FlowStep MaybeAdvance(StoreTransaction& t, std::int64_t allocation_id, TimePoint now,
                       const WarehouseCatalog& catalog) {
   AllocationRow row = t.ReadAllocation(allocation_id);
   if (row.state != AllocationState::kOpen) return FlowStep::kWait;
+  const StoreTransaction::GroupCounts counts = t.CountGroup(allocation_id, row.current_group);
+  if (counts.asked_checks > 0) return FlowStep::kWait;
+  if (counts.requests == 0) {
+    return StartGroupFrom(t, row, row.current_group, now, catalog, nullptr, /*checks_done=*/true);
+  }
   FlowStep step = DecideFlowStep(row.current_group, static_cast<int>(row.groups.size()),
-                                 t.CountPendingInGroup(allocation_id, row.current_group));
+                                 counts.pending_requests);
   if (step == FlowStep::kWait) return step;
   return StartGroupFrom(t, row, row.current_group + 1, now, catalog);
 }
@@ -118,13 +167,14 @@ bool CreateAllocation(StoreTransaction& t, const Intake& intake, TimePoint now,
       *id, AllocationState::kOpen, 0, allocation.groups, allocation.order, intake.lines_json};
   Allocation& made = result.allocation;
   made.requests.clear();  // a retried group runs the write again
-  const FlowStep step = StartGroupFrom(t, row, 0, now, catalog, &made.requests);
+  made.checks.clear();
+  made.current_group = 0;
+  const FlowStep step = StartGroupFrom(t, row, 0, now, catalog, &made);
   made.id = row.id;
   made.order = allocation.order;
   made.lines = intake.lines;
   made.groups = allocation.groups;
   made.state = step == FlowStep::kExhausted ? AllocationState::kExhausted : AllocationState::kOpen;
-  made.current_group = made.requests.empty() ? 0 : made.requests.front().group_index;
   made.created_at = now;
   made.updated_at = now;
   result.outcome = CreateResult::Outcome::kCreated;
@@ -144,7 +194,7 @@ bool ConfirmRequest(StoreTransaction& t, std::int64_t request_id, const Warehous
     result = UpdateResult{UpdateResult::Outcome::kWrongStatus, head->status};
     return false;
   }
-  OutdateOpenRequests(t, *open, now);
+  CloseOpenWork(t, *open, now);
   result = UpdateResult{UpdateResult::Outcome::kUpdated, RequestStatus::kConfirmed};
   return true;
 }
@@ -172,6 +222,13 @@ bool ExpireDue(StoreTransaction& t, TimePoint now, const WarehouseCatalog& catal
       allocations.insert(e.allocation_id);
     }
   }
+  for (const StoreTransaction::ExpiredCheck& e : t.ExpiredChecks(now, limit)) {
+    if (t.AnswerCheck(e.id, CheckStatus::kTimedOut, now)) {
+      t.QueueCheckEvent(e.warehouse_id, e.id, EventAction::kTimeout, now);
+      ++result.checks_timed_out;
+      allocations.insert(e.allocation_id);
+    }
+  }
   for (std::int64_t allocation_id : allocations) {
     switch (MaybeAdvance(t, allocation_id, now, catalog)) {
       case FlowStep::kNextGroup:
@@ -195,7 +252,7 @@ bool CancelAllocation(StoreTransaction& t, std::int64_t order_number, TimePoint 
     return false;
   }
   auto [allocation_id, state] = *found;
-  std::optional<StoreTransaction::OpenRequests> open;
+  std::optional<StoreTransaction::OpenWork> open;
   if (state == AllocationState::kOpen) {
     open = t.CloseAllocation(allocation_id, AllocationState::kCancelled, 0, 0, now);
   }
@@ -203,8 +260,39 @@ bool CancelAllocation(StoreTransaction& t, std::int64_t order_number, TimePoint 
     result = CancelResult{CancelResult::Outcome::kNotOpen, state};
     return false;
   }
-  OutdateOpenRequests(t, *open, now);
+  CloseOpenWork(t, *open, now);
   result = CancelResult{CancelResult::Outcome::kCancelled, AllocationState::kCancelled};
+  return true;
+}
+
+bool AnswerCheck(StoreTransaction& t, const CheckAnswer& answer, const WarehouseScope& scope,
+                 TimePoint now, const WarehouseCatalog& catalog, CheckResult& result) {
+  using Outcome = CheckResult::Outcome;
+  result = CheckResult{Outcome::kUnknown};
+  if (!scope.Allows(answer.warehouse_id)) return false;
+  const std::optional<StoreTransaction::CheckHead> head =
+      t.ReadCheckHead(answer.order_number, answer.warehouse_id);
+  if (!head) return false;
+  result = CheckResult{Outcome::kFailed};
+  if (head->status != CheckStatus::kAsked || head->allocation_state != AllocationState::kOpen) {
+    return false;
+  }
+  if (!answer.accepted) {
+    if (!t.AnswerCheck(head->id, CheckStatus::kRejected, now)) return false;
+    t.QueueCheckEvent(answer.warehouse_id, head->id, EventAction::kRejected, now);
+    if (head->group_index == head->current_group) {
+      MaybeAdvance(t, head->allocation_id, now, catalog);
+    }
+    result = CheckResult{Outcome::kAnswered};
+    return true;
+  }
+  if (!t.AnswerCheck(head->id, CheckStatus::kAccepted, now)) return false;
+  auto open = t.CloseAllocation(head->allocation_id, AllocationState::kConfirmed,
+                                answer.warehouse_id, 0, now);
+  if (!open) return false;  // another answer closed it first: undone
+  t.QueueCheckEvent(answer.warehouse_id, head->id, EventAction::kAccepted, now);
+  CloseOpenWork(t, *open, now);
+  result = CheckResult{Outcome::kAnswered};
   return true;
 }
 

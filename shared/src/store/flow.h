@@ -1,7 +1,7 @@
-// The allocation flow's rules (SPEC section 2), written once over StoreTransaction: intake,
-// confirm, reject, expiry and cancel, each the body of one write. Every function fills its
-// result and returns whether the write is kept (StoreBackend::Write's contract); a race lost
-// to another process shows as a conditional move that changed nothing, and is undone.
+// The allocation flow's rules (SPEC sections 2 and 12), written once over StoreTransaction:
+// intake, confirm, reject, check answers, expiry and cancel, each the body of one write. Every
+// function fills its result and returns whether the write is kept (StoreBackend::Write's contract);
+// a race lost to another process shows as a conditional move that changed nothing, and is undone.
 #ifndef ALLOCATION_RELAY_SHARED_SRC_STORE_FLOW_H_
 #define ALLOCATION_RELAY_SHARED_SRC_STORE_FLOW_H_
 
@@ -36,9 +36,14 @@ bool RejectRequest(StoreTransaction& t, std::int64_t request_id, const Warehouse
 // Times out up to `limit` expired pending requests and moves their allocations on.
 bool ExpireDue(StoreTransaction& t, TimePoint now, const WarehouseCatalog& catalog, int limit,
                ExpiryResult& result);
-// Cancels an open allocation and outdates its non-final requests.
+// Cancels an open allocation, outdates its non-final requests and rejects its asked checks.
 bool CancelAllocation(StoreTransaction& t, std::int64_t order_number, TimePoint now,
                       CancelResult& result);
+// A check-first warehouse's answer (POST /check-first). Accepting confirms the allocation by
+// that warehouse and closes everything else of it; rejecting moves the flow on once its group
+// has no check asked.
+bool AnswerCheck(StoreTransaction& t, const CheckAnswer& answer, const WarehouseScope& scope,
+                 TimePoint now, const WarehouseCatalog& catalog, CheckResult& result);
 
 }  // namespace allocation_relay::flow
 

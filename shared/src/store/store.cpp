@@ -75,6 +75,13 @@ StoreResult<UpdateResult> Store::RejectRequest(std::int64_t request_id, const Wa
   });
 }
 
+StoreResult<CheckResult> Store::AnswerCheck(const CheckAnswer& answer, const WarehouseScope& scope,
+                                            TimePoint now, const WarehouseCatalog& catalog) {
+  return WriteResult<CheckResult>(*backend_, [&](StoreTransaction& t, CheckResult& result) {
+    return flow::AnswerCheck(t, answer, scope, now, catalog, result);
+  });
+}
+
 StoreResult<ExpiryResult> Store::ExpireDue(TimePoint now, const WarehouseCatalog& catalog,
                                            int limit) {
   return WriteResult<ExpiryResult>(*backend_, [&](StoreTransaction& t, ExpiryResult& result) {
@@ -213,6 +220,10 @@ StoreResult<std::vector<std::string>> Store::ExplainNextExpirationForTest() {
 }
 StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> Store::CountRequestsByStatus() {
   return backend_->CountRequestsByStatus();
+}
+
+StoreResult<std::vector<std::pair<CheckStatus, std::int64_t>>> Store::CountChecksByStatus() {
+  return backend_->CountChecksByStatus();
 }
 StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>>
 Store::CountAllocationsByState() {

@@ -70,15 +70,18 @@ class StoreTransaction {
   virtual AllocationRow ReadAllocation(std::int64_t allocation_id) = 0;
   // Moves an open allocation's flow to `group`. Nothing if it is not open.
   virtual void SetCurrentGroup(std::int64_t allocation_id, int group, TimePoint now) = 0;
-  // The requests the flow outdates when an allocation closes: (request id, warehouse id).
-  using OpenRequests = std::vector<std::pair<std::int64_t, std::int64_t>>;
+  // What the flow closes when an allocation closes: its confirmable requests (outdated) and
+  // its asked checks (rejected), each as (id, warehouse id), oldest first.
+  struct OpenWork {
+    std::vector<std::pair<std::int64_t, std::int64_t>> requests;
+    std::vector<std::pair<std::int64_t, std::int64_t>> checks;
+  };
   // Moves an open allocation to `to` (confirmed: by `confirmed_warehouse_id`). nullopt if it was
-  // not open; else its confirmable requests other than `keep`, oldest first. One operation, so
-  // that a backend with round trips reads them as it closes.
-  virtual std::optional<OpenRequests> CloseAllocation(std::int64_t allocation_id,
-                                                      AllocationState to,
-                                                      std::int64_t confirmed_warehouse_id,
-                                                      std::int64_t keep, TimePoint now) = 0;
+  // not open; else its open work, without the request `keep`. One operation, so that a backend
+  // with round trips reads them as it closes.
+  virtual std::optional<OpenWork> CloseAllocation(std::int64_t allocation_id, AllocationState to,
+                                                  std::int64_t confirmed_warehouse_id,
+                                                  std::int64_t keep, TimePoint now) = 0;
 
   // Inserts an `allocated` request, pending until `expires`; nullopt (nothing written) if the
   // warehouse already has a request in this allocation.
@@ -86,7 +89,14 @@ class StoreTransaction {
                                                     const WarehouseInfo& warehouse, int group_index,
                                                     TimePoint now, TimePoint expires) = 0;
   virtual std::optional<RequestHead> ReadRequestHead(std::int64_t request_id) = 0;
-  virtual int CountPendingInGroup(std::int64_t allocation_id, int group_index) = 0;
+  // What a priority group of an allocation holds: the flow moves on from it once nothing is
+  // pending or asked.
+  struct GroupCounts {
+    int pending_requests = 0;
+    int requests = 0;  // any status: its direct-then-confirm part has begun
+    int asked_checks = 0;
+  };
+  virtual GroupCounts CountGroup(std::int64_t allocation_id, int group_index) = 0;
   // Pending requests whose expiration is <= now, soonest first.
   struct ExpiredRequest {
     std::int64_t id, allocation_id, warehouse_id;
@@ -101,6 +111,36 @@ class StoreTransaction {
   // Appends an event to the webhook outbox.
   virtual void QueueEvent(std::int64_t warehouse_id, std::int64_t request_id, EventAction action,
                           RequestStatus status, TimePoint now) = 0;
+
+  // --- Checks ("Check first, then allocate", flow.cpp) ---
+
+  // Inserts an `asked` check, timing out at `expires`; nullopt (nothing written) if the
+  // warehouse already has a check in this allocation.
+  virtual std::optional<std::int64_t> InsertCheck(std::int64_t allocation_id,
+                                                  std::int64_t warehouse_id, int group_index,
+                                                  TimePoint now, TimePoint expires) = 0;
+  // A warehouse's check in an order's allocation, with the allocation's state. The allocation
+  // is locked first where the backend has row locks (as ReadRequestHead).
+  struct CheckHead {
+    std::int64_t id = 0;
+    CheckStatus status = CheckStatus::kAsked;
+    std::int64_t allocation_id = 0;
+    int group_index = 0;
+    AllocationState allocation_state = AllocationState::kOpen;
+    int current_group = 0;
+  };
+  virtual std::optional<CheckHead> ReadCheckHead(std::int64_t order_number,
+                                                 std::int64_t warehouse_id) = 0;
+  // Moves an asked check to `to`; false if it was not asked.
+  virtual bool AnswerCheck(std::int64_t check_id, CheckStatus to, TimePoint now) = 0;
+  // Asked checks whose expiration is <= now, soonest first.
+  struct ExpiredCheck {
+    std::int64_t id, allocation_id, warehouse_id;
+  };
+  virtual std::vector<ExpiredCheck> ExpiredChecks(TimePoint now, int limit) = 0;
+  // Appends a check_first event about `check_id` to the webhook outbox.
+  virtual void QueueCheckEvent(std::int64_t warehouse_id, std::int64_t check_id, EventAction action,
+                               TimePoint now) = 0;
 
   // --- Webhook deliveries (deliveries.cpp) ---
 
@@ -144,9 +184,15 @@ class StoreTransaction {
                         std::optional<TimePoint> until) = 0;
   virtual std::optional<Delivery> ReadDelivery(std::int64_t delivery_id) = 0;
   // A warehouse's outbox events not yet in a delivery with ids > `after_event`, oldest first,
-  // each with its request.
-  virtual std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>>
-  UnbatchedWithRequests(std::int64_t warehouse_id, std::int64_t after_event, int limit) = 0;
+  // each with what it is about: its request, or its check (a check_first event).
+  struct UnbatchedEvent {
+    OutboxEvent event;
+    std::optional<AllocationRequest> request;
+    std::optional<CheckEventSubject> check;
+  };
+  virtual std::vector<UnbatchedEvent> UnbatchedWithSubjects(std::int64_t warehouse_id,
+                                                            std::int64_t after_event,
+                                                            int limit) = 0;
   // A delivery formed in this round, after its first call: what InsertDeliveries stores.
   struct FirstAttempt {
     const Delivery* formed = nullptr;  // its uid, warehouse, events, requests and creation time
@@ -186,9 +232,9 @@ class StoreTransaction {
       const std::optional<std::vector<std::int64_t>>& webhook_warehouses) = 0;
   // The allocations of the newest request and of the newest outbox event.
   virtual std::vector<std::int64_t> NewestAllocations() = 0;
-  // Deletes the allocations with their requests and outbox events.
+  // Deletes the allocations with their requests, checks and outbox events.
   struct DeletedAllocations {
-    std::int64_t allocations = 0, requests = 0, events = 0;
+    std::int64_t allocations = 0, requests = 0, checks = 0, events = 0;
     std::vector<std::int64_t> deliveries;  // that held their events
   };
   virtual DeletedAllocations DeleteAllocations(std::span<const std::int64_t> allocation_ids) = 0;

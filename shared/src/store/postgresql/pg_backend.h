@@ -52,6 +52,7 @@ class PgBackend final : public StoreBackend {
   StoreResult<std::vector<std::string>> ExplainExpiryScanForTest() override;
   StoreResult<std::vector<std::string>> ExplainNextExpirationForTest() override;
   StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> CountRequestsByStatus() override;
+  StoreResult<std::vector<std::pair<CheckStatus, std::int64_t>>> CountChecksByStatus() override;
   StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>> CountAllocationsByState()
       override;
   StoreResult<std::optional<TimePoint>> OldestFinishedAllocation() override;

@@ -1,5 +1,7 @@
 // PgTransaction's retention operations: the SQL of a prune step. Id lists go in as one bigint[]
 // parameter, so each statement is prepared once.
+#include <algorithm>
+
 #include "pg_rows.h"
 #include "pg_transaction.h"
 
@@ -34,6 +36,11 @@ std::vector<std::int64_t> PgTransaction::AllocationsAwaitingDelivery(
               "WHERE r.allocation_id = ANY($1::bigint[]) AND EXISTS ("
               "SELECT 1 FROM outbox_events e LEFT JOIN deliveries d ON d.id = e.delivery_id "
               "WHERE e.request_id = r.id AND ((e.delivery_id IS NULL AND "
+              "($2::bigint[] IS NULL OR e.warehouse_id = ANY($2))) OR d.state = 'pending')) "
+              "UNION SELECT c.allocation_id FROM checks c "
+              "WHERE c.allocation_id = ANY($1::bigint[]) AND EXISTS ("
+              "SELECT 1 FROM outbox_events e LEFT JOIN deliveries d ON d.id = e.delivery_id "
+              "WHERE e.check_id = c.id AND ((e.delivery_id IS NULL AND "
               "($2::bigint[] IS NULL OR e.warehouse_id = ANY($2))) OR d.state = 'pending'))",
               p));
 }
@@ -46,6 +53,10 @@ std::vector<std::int64_t> PgTransaction::NewestAllocations() {
               "WHERE id = (SELECT max(id) FROM allocation_requests) "
               "UNION SELECT r.allocation_id FROM allocation_requests r "
               "WHERE r.id = (SELECT request_id FROM outbox_events "
+              "WHERE id = (SELECT max(id) FROM outbox_events)) "
+              "UNION SELECT allocation_id FROM checks WHERE id = (SELECT max(id) FROM checks) "
+              "UNION SELECT c.allocation_id FROM checks c "
+              "WHERE c.id = (SELECT check_id FROM outbox_events "
               "WHERE id = (SELECT max(id) FROM outbox_events))"));
 }
 
@@ -59,8 +70,25 @@ StoreTransaction::DeletedAllocations PgTransaction::DeleteAllocations(
       "SELECT DISTINCT delivery_id FROM outbox_events WHERE request_id = ANY($1::bigint[]) AND "
       "delivery_id IS NOT NULL",
       Params().AddIds(requests)));
+  std::vector<std::int64_t> checks =
+      Ids(c_.Exec("SELECT id FROM checks WHERE allocation_id = ANY($1::bigint[])",
+                  Params().AddIds(allocation_ids)));
+  for (std::int64_t id :
+       Ids(c_.Exec("SELECT DISTINCT delivery_id FROM outbox_events WHERE check_id = "
+                   "ANY($1::bigint[]) AND delivery_id IS NOT NULL",
+                   Params().AddIds(checks)))) {
+    if (std::find(out.deliveries.begin(), out.deliveries.end(), id) == out.deliveries.end()) {
+      out.deliveries.push_back(id);
+    }
+  }
   out.events = c_.Exec("DELETE FROM outbox_events WHERE request_id = ANY($1::bigint[])",
                        Params().AddIds(requests))
+                   .affected();
+  out.events += c_.Exec("DELETE FROM outbox_events WHERE check_id = ANY($1::bigint[])",
+                        Params().AddIds(checks))
+                    .affected();
+  out.checks = c_.Exec("DELETE FROM checks WHERE allocation_id = ANY($1::bigint[])",
+                       Params().AddIds(allocation_ids))
                    .affected();
   out.requests = c_.Exec("DELETE FROM allocation_requests WHERE allocation_id = ANY($1::bigint[])",
                          Params().AddIds(allocation_ids))
@@ -83,8 +111,10 @@ StoreTransaction::DeletedDeliveries PgTransaction::DeleteDeliveriesWithoutEvents
     if (d.rows() == 0 || d.text(0, 0) == "pending") continue;
     // Its events are events of these requests, deleted with them: none left once none of the
     // requests is.
-    if (c_.Exec("SELECT 1 FROM allocation_requests WHERE id = ANY($1::bigint[]) LIMIT 1",
-                Params().Add("{" + d.str(0, 1) + "}"))
+    if (c_.Exec("SELECT 1 FROM allocation_requests WHERE id = ANY($1::bigint[]) UNION ALL "
+                "SELECT 1 FROM outbox_events WHERE delivery_id = $2 AND check_id IS NOT NULL "
+                "LIMIT 1",
+                Params().Add("{" + d.str(0, 1) + "}").Add(id))
             .rows() > 0) {
       continue;
     }

@@ -78,6 +78,8 @@ std::vector<std::string> PlanLines(const Result& r) {
 
 constexpr const char* kNextExpirationSql =
     "SELECT min(expires_at) FROM allocation_requests WHERE pending = 1";
+constexpr const char* kNextCheckExpirationSql =
+    "SELECT min(expires_at) FROM checks WHERE status = 'asked'";
 constexpr const char* kExpiryScanSql =
     "SELECT id, allocation_id, warehouse_id FROM allocation_requests WHERE pending = 1 AND "
     "expires_at <= $1 ORDER BY expires_at LIMIT $2";
@@ -87,7 +89,9 @@ constexpr const char* kExpiryScanSql =
 StoreResult<std::optional<TimePoint>> PgBackend::NextExpiration() {
   return Guarded([&]() -> std::optional<TimePoint> {
     c_.EnsureOpen();
-    Result r = c_.Exec(kNextExpirationSql);
+    // least() skips a NULL: the earlier of the two, or NULL if neither has one.
+    Result r = c_.Exec(std::string("SELECT least((") + kNextExpirationSql + "), (" +
+                       kNextCheckExpirationSql + "))");
     if (r.null(0, 0)) return std::nullopt;
     return FromUnixMicros(r.i64(0, 0));
   });
@@ -126,6 +130,9 @@ StoreResult<std::optional<Allocation>> PgBackend::GetAllocationByOrder(std::int6
     Result r = c_.Exec(std::string(kRequestColumns) + "WHERE r.allocation_id = $1 ORDER BY r.id",
                        Params().Add(a.id));
     for (int i = 0; i < r.rows(); ++i) a.requests.push_back(RequestFromRow(r, i));
+    Result c = c_.Exec(std::string(kCheckColumns) + "WHERE allocation_id = $1 ORDER BY id",
+                       Params().Add(a.id));
+    for (int i = 0; i < c.rows(); ++i) a.checks.push_back(CheckFromRow(c, i));
     return a;
   });
 }
@@ -175,6 +182,21 @@ PgBackend::CountRequestsByStatus() {
     Result r = c_.Exec("SELECT status, count(*) FROM allocation_requests GROUP BY status");
     for (int i = 0; i < r.rows(); ++i) {
       out[static_cast<std::size_t>(StatusValue(r.text(i, 0)))].second = r.i64(i, 1);
+    }
+    return out;
+  });
+}
+
+StoreResult<std::vector<std::pair<CheckStatus, std::int64_t>>> PgBackend::CountChecksByStatus() {
+  return Guarded([&] {
+    c_.EnsureOpen();
+    std::vector<std::pair<CheckStatus, std::int64_t>> out;
+    for (CheckStatus s : kAllCheckStatuses) out.emplace_back(s, 0);
+    Result r = c_.Exec("SELECT status, count(*) FROM checks GROUP BY status");
+    for (int i = 0; i < r.rows(); ++i) {
+      if (auto s = ParseCheckStatus(r.text(i, 0))) {
+        out[static_cast<std::size_t>(*s)].second = r.i64(i, 1);
+      }
     }
     return out;
   });

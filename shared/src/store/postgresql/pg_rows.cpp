@@ -54,12 +54,31 @@ OutboxEvent EventFromRow(const Result& r, int row) {
   OutboxEvent e;
   e.id = r.i64(row, 0);
   e.warehouse_id = r.i64(row, 1);
-  e.request_id = r.i64(row, 2);
   e.action = ParseEventAction(r.str(row, 3)).value_or(EventAction::kCreate);
-  e.status = StatusValue(r.text(row, 4));
   e.created_at = FromUnixMicros(r.i64(row, 5));
   if (!r.null(row, 6)) e.delivery_id = r.i64(row, 6);
+  if (!r.null(row, 7)) {
+    e.check_id = r.i64(row, 7);  // a check_first event: its status is the check's
+  } else {
+    e.request_id = r.i64(row, 2);
+    e.status = StatusValue(r.text(row, 4));
+  }
   return e;
+}
+
+Check CheckFromRow(const Result& r, int row) {
+  Check c;
+  c.id = r.i64(row, 0);
+  c.allocation_id = r.i64(row, 1);
+  c.warehouse_id = r.i64(row, 2);
+  c.group_index = r.i32(row, 3);
+  std::optional<CheckStatus> status = ParseCheckStatus(r.text(row, 4));
+  if (!status) throw StoreError(StoreError::Kind::kCorrupt, "unknown check status");
+  c.status = *status;
+  c.created_at = FromUnixMicros(r.i64(row, 5));
+  c.expires_at = FromUnixMicros(r.i64(row, 6));
+  c.updated_at = FromUnixMicros(r.i64(row, 7));
+  return c;
 }
 
 Delivery DeliveryFromRow(const Result& r, int row) {

@@ -31,9 +31,14 @@ inline constexpr const char* kRequestColumns =
 AllocationRequest RequestFromRow(const Result& r, int row, int first = 0);
 
 inline constexpr const char* kEventColumns =
-    "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id "
+    "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id, check_id "
     "FROM outbox_events ";
 OutboxEvent EventFromRow(const Result& r, int row);
+
+inline constexpr const char* kCheckColumns =
+    "SELECT id, allocation_id, warehouse_id, group_index, status, created_at, expires_at, "
+    "updated_at FROM checks ";
+Check CheckFromRow(const Result& r, int row);
 
 inline constexpr const char* kDeliveryColumns =
     "SELECT id, uid, warehouse_id, state, document, attempt_count, next_attempt_at, "

@@ -71,7 +71,7 @@ void PgTransaction::SetCurrentGroup(std::int64_t allocation_id, int group, TimeP
       Params().Add(group).Add(ToUnixMicros(now)).Add(allocation_id));
 }
 
-std::optional<StoreTransaction::OpenRequests> PgTransaction::CloseAllocation(
+std::optional<StoreTransaction::OpenWork> PgTransaction::CloseAllocation(
     std::int64_t allocation_id, AllocationState to, std::int64_t confirmed_warehouse_id,
     std::int64_t keep, TimePoint now) {
   Params p;
@@ -82,21 +82,24 @@ std::optional<StoreTransaction::OpenRequests> PgTransaction::CloseAllocation(
     p.AddNull();
   }
   p.Add(keep);
-  // One round trip: no row, not open; one row with NULLs, closed with nothing left open. The
-  // requests are read in the statement's snapshot, after the allocation's lock was taken (the
-  // flow locks it first), so none can have moved in between.
+  // One round trip: no row, not open; else a row per open request (one with NULLs if none is
+  // left) and one per asked check. They are read in the statement's snapshot, after the
+  // allocation's lock was taken (the flow locks it first), so none can have moved in between.
   Result r = c_.Exec(
       std::string(
           "WITH closed AS (UPDATE allocations SET state = $1, updated_at = $2, "
           "confirmed_warehouse_id = $4::bigint WHERE id = $3 AND state = 'open' RETURNING id) "
-          "SELECT r.id, r.warehouse_id FROM closed LEFT JOIN allocation_requests r ON "
+          "SELECT 0 AS kind, r.id, r.warehouse_id FROM closed LEFT JOIN allocation_requests r ON "
           "r.allocation_id = closed.id AND r.id <> $5 AND r.") +
-          StatusSetSql(StatusSet::kConfirmable) + " ORDER BY r.id",
+          StatusSetSql(StatusSet::kConfirmable) +
+          " UNION ALL SELECT 1, c.id, c.warehouse_id FROM closed JOIN checks c ON "
+          "c.allocation_id = closed.id AND c.status = 'asked' ORDER BY 1, 2",
       p);
   if (r.rows() == 0) return std::nullopt;
-  OpenRequests open;
+  OpenWork open;
   for (int i = 0; i < r.rows(); ++i) {
-    if (!r.null(i, 0)) open.emplace_back(r.i64(i, 0), r.i64(i, 1));
+    if (r.null(i, 1)) continue;
+    (r.i32(i, 0) == 0 ? open.requests : open.checks).emplace_back(r.i64(i, 1), r.i64(i, 2));
   }
   return open;
 }
@@ -145,13 +148,15 @@ std::optional<RequestHead> PgTransaction::ReadRequestHead(std::int64_t request_i
                      StateValue(r.text(0, 4)),  r.i32(0, 5)};
 }
 
-int PgTransaction::CountPendingInGroup(std::int64_t allocation_id, int group_index) {
-  return c_
-      .Exec(
-          "SELECT count(*) FROM allocation_requests WHERE allocation_id = $1 AND "
-          "group_index = $2 AND pending = 1",
-          Params().Add(allocation_id).Add(group_index))
-      .i32(0, 0);
+StoreTransaction::GroupCounts PgTransaction::CountGroup(std::int64_t allocation_id,
+                                                        int group_index) {
+  Result r = c_.Exec(
+      "SELECT (SELECT count(*) FROM allocation_requests WHERE allocation_id = $1 AND "
+      "group_index = $2 AND pending = 1), (SELECT count(*) FROM allocation_requests WHERE "
+      "allocation_id = $1 AND group_index = $2), (SELECT count(*) FROM checks WHERE "
+      "allocation_id = $1 AND group_index = $2 AND status = 'asked')",
+      Params().Add(allocation_id).Add(group_index));
+  return GroupCounts{r.i32(0, 0), r.i32(0, 1), r.i32(0, 2)};
 }
 
 std::vector<StoreTransaction::ExpiredRequest> PgTransaction::ExpiredRequests(TimePoint now,
@@ -189,7 +194,72 @@ int PgTransaction::MoveRequests(std::span<const std::int64_t> ids, RequestStatus
 
 void PgTransaction::QueueEvent(std::int64_t warehouse_id, std::int64_t request_id,
                                EventAction action, RequestStatus status, TimePoint now) {
-  events_.push_back({warehouse_id, request_id, action, status, now});
+  events_.push_back({warehouse_id, request_id, 0, action, ToString(status), now});
+}
+
+std::optional<std::int64_t> PgTransaction::InsertCheck(std::int64_t allocation_id,
+                                                       std::int64_t warehouse_id, int group_index,
+                                                       TimePoint now, TimePoint expires) {
+  Result r = c_.Exec(
+      "INSERT INTO checks (allocation_id, warehouse_id, group_index, status, created_at, "
+      "expires_at, updated_at) VALUES ($1, $2, $3, 'asked', $4, $5, $4) "
+      "ON CONFLICT (allocation_id, warehouse_id) DO NOTHING RETURNING id",
+      Params()
+          .Add(allocation_id)
+          .Add(warehouse_id)
+          .Add(group_index)
+          .Add(ToUnixMicros(now))
+          .Add(ToUnixMicros(expires)));
+  if (r.rows() == 0) return std::nullopt;
+  return r.i64(0, 0);
+}
+
+std::optional<StoreTransaction::CheckHead> PgTransaction::ReadCheckHead(std::int64_t order_number,
+                                                                        std::int64_t warehouse_id) {
+  // The allocation is locked first, as for ReadRequestHead (and pipelined the same way): two
+  // stores answering at once take turns, and the second reads what the first left.
+  c_.Queue("SELECT 1 FROM allocations WHERE order_number = $1 FOR UPDATE",
+           Params().Add(order_number));
+  Result r = c_.Exec(
+      "SELECT c.id, c.status, c.allocation_id, c.group_index, a.state, a.current_group "
+      "FROM allocations a JOIN checks c ON c.allocation_id = a.id AND c.warehouse_id = $2 "
+      "WHERE a.order_number = $1",
+      Params().Add(order_number).Add(warehouse_id));
+  if (r.rows() == 0) return std::nullopt;
+  std::optional<CheckStatus> status = ParseCheckStatus(r.text(0, 1));
+  if (!status) throw StoreError(StoreError::Kind::kCorrupt, "unknown check status");
+  return CheckHead{r.i64(0, 0), *status, r.i64(0, 2), r.i32(0, 3), StateValue(r.text(0, 4)),
+                   r.i32(0, 5)};
+}
+
+bool PgTransaction::AnswerCheck(std::int64_t check_id, CheckStatus to, TimePoint now) {
+  return c_.Exec(
+               "UPDATE checks SET status = $1, updated_at = $2 WHERE id = $3 AND "
+               "status = 'asked'",
+               Params().Add(std::string(ToString(to))).Add(ToUnixMicros(now)).Add(check_id))
+             .affected() == 1;
+}
+
+std::vector<StoreTransaction::ExpiredCheck> PgTransaction::ExpiredChecks(TimePoint now, int limit) {
+  Result r = c_.Exec(
+      "SELECT id, allocation_id, warehouse_id FROM checks WHERE status = 'asked' AND "
+      "expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+      Params().Add(ToUnixMicros(now)).Add(limit));
+  std::vector<ExpiredCheck> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    out.push_back(ExpiredCheck{r.i64(i, 0), r.i64(i, 1), r.i64(i, 2)});
+  }
+  return out;
+}
+
+void PgTransaction::QueueCheckEvent(std::int64_t warehouse_id, std::int64_t check_id,
+                                    EventAction action, TimePoint now) {
+  // The check's status after the change the event reports.
+  const CheckStatus status = action == EventAction::kAccepted   ? CheckStatus::kAccepted
+                             : action == EventAction::kRejected ? CheckStatus::kRejected
+                             : action == EventAction::kTimeout  ? CheckStatus::kTimedOut
+                                                                : CheckStatus::kAsked;
+  events_.push_back({warehouse_id, 0, check_id, action, ToString(status), now});
 }
 
 void PgTransaction::AppendEvents() {
@@ -205,22 +275,30 @@ void PgTransaction::AppendEvents() {
     c_.Queue("SELECT pg_advisory_xact_lock($1::integer, $2::integer)",
              Params().Add(schema::kOutboxLockClass).Add(w & 0x7fffffff));
   }
-  ArrayLiteral warehouse, request, action, status, created;
+  ArrayLiteral warehouse, request, check, action, status, created;
   for (const Event& e : events_) {
     warehouse.Add(e.warehouse_id);
-    request.Add(e.request_id);
+    if (e.check_id != 0) {
+      request.AddNull();
+      check.Add(e.check_id);
+    } else {
+      request.Add(e.request_id);
+      check.AddNull();
+    }
     action.Add(ToString(e.action));
-    status.Add(ToString(e.status));
+    status.Add(e.status);
     created.Add(ToUnixMicros(e.at));
   }
   // Ids in the order the rules queued them.
   c_.Queue(
-      "INSERT INTO outbox_events (warehouse_id, request_id, action, status, created_at) "
-      "SELECT w, r, a, s, c FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], "
-      "$5::bigint[]) WITH ORDINALITY AS e(w, r, a, s, c, n) ORDER BY n",
+      "INSERT INTO outbox_events (warehouse_id, request_id, check_id, action, status, "
+      "created_at) SELECT w, r, k, a, s, c FROM unnest($1::bigint[], $2::bigint[], "
+      "$3::bigint[], $4::text[], $5::text[], $6::bigint[]) WITH ORDINALITY AS e(w, r, k, a, s, c, "
+      "n) ORDER BY n",
       Params()
           .Add(warehouse.Text())
           .Add(request.Text())
+          .Add(check.Text())
           .Add(action.Text())
           .Add(status.Text())
           .Add(created.Text()));
@@ -332,22 +410,36 @@ std::optional<Delivery> PgTransaction::ReadDelivery(std::int64_t delivery_id) {
   return postgresql::ReadDelivery(c_, delivery_id);
 }
 
-std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>>
-PgTransaction::UnbatchedWithRequests(std::int64_t warehouse_id, std::int64_t after_event,
-                                     int limit) {
+std::vector<StoreTransaction::UnbatchedEvent> PgTransaction::UnbatchedWithSubjects(
+    std::int64_t warehouse_id, std::int64_t after_event, int limit) {
   Result r = c_.Exec(
       "SELECT e.id, e.warehouse_id, e.request_id, e.action, e.status, e.created_at, "
-      "e.delivery_id, r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, "
-      "r.group_index, r.created_at, r.expires_at, r.updated_at, r.order_id, r.order_number, "
-      "r.lines_json FROM outbox_events e LEFT JOIN allocation_requests r ON r.id = e.request_id "
-      "WHERE e.delivery_id IS NULL AND e.warehouse_id = $1 AND e.id > $2 "
+      "e.delivery_id, e.check_id, r.id, r.allocation_id, r.status, r.warehouse_id, "
+      "r.warehouse_name, r.group_index, r.created_at, r.expires_at, r.updated_at, r.order_id, "
+      "r.order_number, r.lines_json, c.allocation_id, c.group_index, c.warehouse_id, "
+      "ca.order_number FROM outbox_events e LEFT JOIN allocation_requests r ON r.id = "
+      "e.request_id LEFT JOIN checks c ON c.id = e.check_id LEFT JOIN allocations ca ON ca.id = "
+      "c.allocation_id WHERE e.delivery_id IS NULL AND e.warehouse_id = $1 AND e.id > $2 "
       "ORDER BY e.id LIMIT $3",
       Params().Add(warehouse_id).Add(after_event).Add(limit));
-  std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> out;
+  std::vector<UnbatchedEvent> out;
   for (int i = 0; i < r.rows(); ++i) {
-    std::optional<AllocationRequest> request;
-    if (!r.null(i, 7)) request = RequestFromRow(r, i, 7);
-    out.emplace_back(EventFromRow(r, i), std::move(request));
+    UnbatchedEvent u{EventFromRow(r, i), std::nullopt, std::nullopt};
+    if (!r.null(i, 8)) u.request = RequestFromRow(r, i, 8);
+    if (!r.null(i, 20)) {
+      u.check = CheckEventSubject{u.event.check_id, r.i64(i, 23), r.i64(i, 22), {}};
+      if (u.event.action == EventAction::kCreate) {
+        // A create names every warehouse asked with it (rare: one read per create).
+        Result g = c_.Exec(
+            "SELECT warehouse_id, expires_at FROM checks WHERE allocation_id = $1 AND "
+            "group_index = $2 ORDER BY id",
+            Params().Add(r.i64(i, 20)).Add(r.i32(i, 21)));
+        for (int j = 0; j < g.rows(); ++j) {
+          u.check->asked.emplace_back(g.i64(j, 0), FromUnixMicros(g.i64(j, 1)));
+        }
+      }
+    }
+    out.push_back(std::move(u));
   }
   return out;
 }

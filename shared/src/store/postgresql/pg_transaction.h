@@ -33,14 +33,14 @@ class PgTransaction final : public StoreTransaction {
                                                TimePoint now) override;
   AllocationRow ReadAllocation(std::int64_t allocation_id) override;
   void SetCurrentGroup(std::int64_t allocation_id, int group, TimePoint now) override;
-  std::optional<OpenRequests> CloseAllocation(std::int64_t allocation_id, AllocationState to,
-                                              std::int64_t confirmed_warehouse_id,
-                                              std::int64_t keep, TimePoint now) override;
+  std::optional<OpenWork> CloseAllocation(std::int64_t allocation_id, AllocationState to,
+                                          std::int64_t confirmed_warehouse_id, std::int64_t keep,
+                                          TimePoint now) override;
   std::optional<std::int64_t> InsertRequest(const AllocationRow& allocation,
                                             const WarehouseInfo& warehouse, int group_index,
                                             TimePoint now, TimePoint expires) override;
   std::optional<RequestHead> ReadRequestHead(std::int64_t request_id) override;
-  int CountPendingInGroup(std::int64_t allocation_id, int group_index) override;
+  GroupCounts CountGroup(std::int64_t allocation_id, int group_index) override;
   std::vector<ExpiredRequest> ExpiredRequests(TimePoint now, int limit) override;
   bool MoveRequest(std::int64_t request_id, RequestStatus to, StatusSet from,
                    TimePoint now) override;
@@ -48,6 +48,15 @@ class PgTransaction final : public StoreTransaction {
                    TimePoint now) override;
   void QueueEvent(std::int64_t warehouse_id, std::int64_t request_id, EventAction action,
                   RequestStatus status, TimePoint now) override;
+  std::optional<std::int64_t> InsertCheck(std::int64_t allocation_id, std::int64_t warehouse_id,
+                                          int group_index, TimePoint now,
+                                          TimePoint expires) override;
+  std::optional<CheckHead> ReadCheckHead(std::int64_t order_number,
+                                         std::int64_t warehouse_id) override;
+  bool AnswerCheck(std::int64_t check_id, CheckStatus to, TimePoint now) override;
+  std::vector<ExpiredCheck> ExpiredChecks(TimePoint now, int limit) override;
+  void QueueCheckEvent(std::int64_t warehouse_id, std::int64_t check_id, EventAction action,
+                       TimePoint now) override;
 
   const std::string& DeliverySalt() override;
   std::vector<PendingDelivery> PendingDeliveries(std::int64_t warehouse_id, std::int64_t after_id,
@@ -66,8 +75,8 @@ class PgTransaction final : public StoreTransaction {
   void SetLease(std::int64_t delivery_id, const std::string& owner,
                 std::optional<TimePoint> until) override;
   std::optional<Delivery> ReadDelivery(std::int64_t delivery_id) override;
-  std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> UnbatchedWithRequests(
-      std::int64_t warehouse_id, std::int64_t after_event, int limit) override;
+  std::vector<UnbatchedEvent> UnbatchedWithSubjects(std::int64_t warehouse_id,
+                                                    std::int64_t after_event, int limit) override;
   std::vector<std::int64_t> InsertDeliveries(std::span<const FirstAttempt> firsts) override;
   bool AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,
                        TimePoint next_attempt_at, const TimePoint* finished_at,
@@ -98,9 +107,9 @@ class PgTransaction final : public StoreTransaction {
   Connection& c_;
   std::string& salt_;  // DeliverySalt(), read once per connection
   struct Event {
-    std::int64_t warehouse_id, request_id;
+    std::int64_t warehouse_id, request_id, check_id;  // one of the two ids is 0
     EventAction action;
-    RequestStatus status;
+    std::string_view status;  // the request's or the check's, as text
     TimePoint at;
   };
   std::vector<Event> events_;  // queued by the rules, appended by AppendEvents

@@ -1,5 +1,7 @@
 // SqliteTransaction's retention operations: the SQL of a prune step. Id lists go in as one JSON
 // array (`IN (SELECT value FROM json_each(?))`), so each statement is prepared once.
+#include <algorithm>
+
 #include "rows.h"
 #include "sqlite_transaction.h"
 
@@ -44,6 +46,13 @@ std::vector<std::int64_t> SqliteTransaction::AllocationsAwaitingDelivery(
       "WHERE r.allocation_id IN (SELECT value FROM json_each(?1)) "
       "AND ((e.delivery_id IS NULL AND "
       "(?3 = 0 OR e.warehouse_id IN (SELECT value FROM json_each(?2)))) "
+      "OR d.state = 'pending') "
+      "UNION SELECT c.allocation_id FROM checks c "
+      "JOIN outbox_events e INDEXED BY outbox_by_check ON e.check_id = c.id "
+      "LEFT JOIN deliveries d ON d.id = e.delivery_id "
+      "WHERE c.allocation_id IN (SELECT value FROM json_each(?1)) "
+      "AND ((e.delivery_id IS NULL AND "
+      "(?3 = 0 OR e.warehouse_id IN (SELECT value FROM json_each(?2)))) "
       "OR d.state = 'pending')");
   s->bind(1, JsonIds(allocation_ids));
   s->bind(2, webhook_warehouses ? JsonIds(*webhook_warehouses) : std::string("[]"));
@@ -57,6 +66,10 @@ std::vector<std::int64_t> SqliteTransaction::NewestAllocations() {
       "WHERE id = (SELECT max(id) FROM allocation_requests) "
       "UNION SELECT r.allocation_id FROM allocation_requests r "
       "WHERE r.id = (SELECT request_id FROM outbox_events "
+      "WHERE id = (SELECT max(id) FROM outbox_events)) "
+      "UNION SELECT allocation_id FROM checks WHERE id = (SELECT max(id) FROM checks) "
+      "UNION SELECT c.allocation_id FROM checks c "
+      "WHERE c.id = (SELECT check_id FROM outbox_events "
       "WHERE id = (SELECT max(id) FROM outbox_events))");
   return Ids(s);
 }
@@ -80,11 +93,41 @@ StoreTransaction::DeletedAllocations SqliteTransaction::DeleteAllocations(
     s->bind(1, requests);
     out.deliveries = Ids(s);
   }
+  std::string checks;
+  {
+    Borrowed s = c_.Prepared(
+        "SELECT id FROM checks WHERE allocation_id IN (SELECT value FROM json_each(?))");
+    s->bind(1, allocations);
+    checks = JsonIds(Ids(s));
+  }
+  {
+    Borrowed s = c_.Prepared(
+        "SELECT DISTINCT delivery_id FROM outbox_events INDEXED BY outbox_by_check "
+        "WHERE check_id IN (SELECT value FROM json_each(?)) AND delivery_id IS NOT NULL");
+    s->bind(1, checks);
+    for (std::int64_t id : Ids(s)) {
+      if (std::find(out.deliveries.begin(), out.deliveries.end(), id) == out.deliveries.end()) {
+        out.deliveries.push_back(id);
+      }
+    }
+  }
   {
     Borrowed s = c_.Prepared(
         "DELETE FROM outbox_events WHERE request_id IN (SELECT value FROM json_each(?))");
     s->bind(1, requests);
     out.events = s->exec();
+  }
+  {
+    Borrowed s =
+        c_.Prepared("DELETE FROM outbox_events WHERE check_id IN (SELECT value FROM json_each(?))");
+    s->bind(1, checks);
+    out.events += s->exec();
+  }
+  {
+    Borrowed s =
+        c_.Prepared("DELETE FROM checks WHERE allocation_id IN (SELECT value FROM json_each(?))");
+    s->bind(1, allocations);
+    out.checks = s->exec();
   }
   {
     Borrowed s = c_.Prepared(
@@ -114,13 +157,15 @@ StoreTransaction::DeletedDeliveries SqliteTransaction::DeleteDeliveriesWithoutEv
       if (!s->executeStep() || s->getColumn(0).getString() == "pending") continue;
       request_ids = s->getColumn(1).getString();
     }
-    // Its events are events of these requests, deleted with them: none left once none of the
-    // requests is.
+    // Its events are events of these requests, deleted with them, and check events: none
+    // left once none of the requests is and no check event names it.
     {
       Borrowed s = c_.Prepared(
           "SELECT 1 FROM allocation_requests WHERE id IN (SELECT value FROM json_each(?)) "
-          "LIMIT 1");
+          "UNION ALL SELECT 1 FROM outbox_events INDEXED BY outbox_check_events_by_delivery "
+          "WHERE delivery_id = ? AND check_id IS NOT NULL LIMIT 1");
       s->bind(1, "[" + request_ids + "]");
+      s->bind(2, id);
       if (s->executeStep()) continue;
     }
     if (attempts_cutoff) {

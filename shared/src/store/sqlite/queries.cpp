@@ -16,6 +16,8 @@ namespace {
 constexpr const char* kNextExpirationSql =
     "SELECT min(expires_at) FROM allocation_requests INDEXED BY requests_pending_by_expiry "
     "WHERE pending = 1";
+constexpr const char* kNextCheckExpirationSql =
+    "SELECT min(expires_at) FROM checks INDEXED BY checks_asked_by_expiry WHERE status = 'asked'";
 
 // The SELECT of ListRequests; parameters: after_id, limit, offset. Statuses and ids are inlined
 // (enums and integers, never user text); the pending statuses are asked for as `pending = 1`,
@@ -74,9 +76,14 @@ bool IsUnfiltered(const RequestQuery& q) {
 
 StoreResult<std::optional<TimePoint>> SqliteBackend::NextExpiration() {
   return Guarded([&]() -> std::optional<TimePoint> {
-    Borrowed s = reader_.Prepared(kNextExpirationSql);
-    if (!s->executeStep() || s->getColumn(0).isNull()) return std::nullopt;
-    return FromUnixMicros(s->getColumn(0).getInt64());
+    std::optional<TimePoint> next;
+    for (const char* sql : {kNextExpirationSql, kNextCheckExpirationSql}) {
+      Borrowed s = reader_.Prepared(sql);
+      if (!s->executeStep() || s->getColumn(0).isNull()) continue;
+      const TimePoint at = FromUnixMicros(s->getColumn(0).getInt64());
+      if (!next || at < *next) next = at;
+    }
+    return next;
   });
 }
 
@@ -112,6 +119,12 @@ StoreResult<std::optional<Allocation>> SqliteBackend::GetAllocationByOrder(
                                     "WHERE r.allocation_id = ? ORDER BY r.id");
       s->bind(1, a.id);
       while (s->executeStep()) a.requests.push_back(RequestFromRow(*s));
+    }
+    {
+      Borrowed s =
+          reader_.Prepared(std::string(kCheckColumns) + "WHERE allocation_id = ? ORDER BY id");
+      s->bind(1, a.id);
+      while (s->executeStep()) a.checks.push_back(CheckFromRow(*s));
     }
     return a;
   });
@@ -171,6 +184,21 @@ SqliteBackend::CountRequestsByStatus() {
     while (q->executeStep()) {
       RequestStatus s = StatusColumn(q->getColumn(0));
       out[static_cast<std::size_t>(s)].second = q->getColumn(1).getInt64();
+    }
+    return out;
+  });
+}
+
+StoreResult<std::vector<std::pair<CheckStatus, std::int64_t>>>
+SqliteBackend::CountChecksByStatus() {
+  return Guarded([&] {
+    std::vector<std::pair<CheckStatus, std::int64_t>> out;
+    for (CheckStatus s : kAllCheckStatuses) out.emplace_back(s, 0);
+    Borrowed q = reader_.Prepared("SELECT status, count(*) FROM checks GROUP BY status");
+    while (q->executeStep()) {
+      if (auto s = ParseCheckStatus(q->getColumn(0).getString())) {
+        out[static_cast<std::size_t>(*s)].second = q->getColumn(1).getInt64();
+      }
     }
     return out;
   });

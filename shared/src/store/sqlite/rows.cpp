@@ -58,12 +58,31 @@ OutboxEvent EventFromRow(SQLite::Statement& s) {
   OutboxEvent e;
   e.id = s.getColumn(0).getInt64();
   e.warehouse_id = s.getColumn(1).getInt64();
-  e.request_id = s.getColumn(2).getInt64();
   e.action = ParseEventAction(s.getColumn(3).getString()).value_or(EventAction::kCreate);
-  e.status = StatusColumn(s.getColumn(4));
   e.created_at = FromUnixMicros(s.getColumn(5).getInt64());
   if (!s.getColumn(6).isNull()) e.delivery_id = s.getColumn(6).getInt64();
+  if (!s.getColumn(7).isNull()) {
+    e.check_id = s.getColumn(7).getInt64();  // a check_first event: its status is the check's
+  } else {
+    e.request_id = s.getColumn(2).getInt64();
+    e.status = StatusColumn(s.getColumn(4));
+  }
   return e;
+}
+
+Check CheckFromRow(SQLite::Statement& s) {
+  Check c;
+  c.id = s.getColumn(0).getInt64();
+  c.allocation_id = s.getColumn(1).getInt64();
+  c.warehouse_id = s.getColumn(2).getInt64();
+  c.group_index = s.getColumn(3).getInt();
+  std::optional<CheckStatus> status = ParseCheckStatus(s.getColumn(4).getString());
+  if (!status) throw StoreError(StoreError::Kind::kCorrupt, "unknown check status");
+  c.status = *status;
+  c.created_at = FromUnixMicros(s.getColumn(5).getInt64());
+  c.expires_at = FromUnixMicros(s.getColumn(6).getInt64());
+  c.updated_at = FromUnixMicros(s.getColumn(7).getInt64());
+  return c;
 }
 
 Delivery DeliveryFromRow(SQLite::Statement& s) {

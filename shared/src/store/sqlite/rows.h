@@ -48,11 +48,19 @@ inline constexpr const char* kRequestColumns =
 // A request row (columns as kRequestColumns), starting at column `first`.
 AllocationRequest RequestFromRow(SQLite::Statement& s, int first = 0);
 
-// An outbox row: id, warehouse_id, request_id, action, status, created_at, delivery_id.
+// An outbox row: id, warehouse_id, request_id, action, status, created_at, delivery_id,
+// check_id.
 inline constexpr const char* kEventColumns =
-    "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id "
+    "SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id, check_id "
     "FROM outbox_events ";
 OutboxEvent EventFromRow(SQLite::Statement& s);
+
+// A check row: id, allocation_id, warehouse_id, group_index, status, created_at, expires_at,
+// updated_at.
+inline constexpr const char* kCheckColumns =
+    "SELECT id, allocation_id, warehouse_id, group_index, status, created_at, expires_at, "
+    "updated_at FROM checks ";
+Check CheckFromRow(SQLite::Statement& s);
 
 inline constexpr const char* kDeliveryColumns =
     "SELECT id, uid, warehouse_id, state, document, attempt_count, next_attempt_at, "

@@ -336,9 +336,54 @@ CREATE TABLE dispatchers (
 );
 )sql",
 
-    // 8: PostgreSQL's polled index covers the page's columns (postgresql/pg_schema.h); SQLite's
-    // has since version 2.
-    "",
+    // 8: "Check first, then allocate" (SPEC section 12). A check asks a check-first warehouse
+    // whether it can ship an order before any stock is allocated; its events (check_first)
+    // travel through the same outbox, so an event is about a request or about a check. SQLite
+    // cannot relax a NOT NULL or a CHECK in place: outbox_events is built again.
+    R"sql(
+CREATE TABLE checks (
+  id            INTEGER PRIMARY KEY,
+  allocation_id INTEGER NOT NULL REFERENCES allocations (id),
+  warehouse_id  INTEGER NOT NULL,
+  group_index   INTEGER NOT NULL,
+  status        TEXT    NOT NULL
+                CHECK (status = 'asked' OR status = 'accepted' OR status = 'rejected' OR
+                       status = 'timed-out'),
+  created_at    INTEGER NOT NULL,
+  expires_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL,
+  CHECK (expires_at >= created_at),
+  UNIQUE (allocation_id, warehouse_id)             -- one check per warehouse and allocation
+);
+CREATE INDEX checks_asked_by_expiry ON checks (expires_at) WHERE status = 'asked';
+
+CREATE TABLE outbox_events_v8 (
+  id           INTEGER PRIMARY KEY,
+  warehouse_id INTEGER NOT NULL,
+  request_id   INTEGER REFERENCES allocation_requests (id),  -- an allocation-request event
+  check_id     INTEGER REFERENCES checks (id),               -- or a check_first event
+  action       TEXT    NOT NULL
+               CHECK (action = 'create' OR action = 'update' OR action = 'accepted' OR
+                      action = 'rejected' OR action = 'timeout'),
+  status       TEXT    NOT NULL,                 -- the request's or the check's status it reports
+  created_at   INTEGER NOT NULL,
+  delivery_id  INTEGER REFERENCES deliveries (id), -- NULL until batched into a delivery
+  CHECK ((request_id IS NULL) != (check_id IS NULL))
+);
+INSERT INTO outbox_events_v8 (id, warehouse_id, request_id, action, status, created_at,
+                              delivery_id)
+  SELECT id, warehouse_id, request_id, action, status, created_at, delivery_id
+  FROM outbox_events;
+DROP TABLE outbox_events;
+ALTER TABLE outbox_events_v8 RENAME TO outbox_events;
+CREATE INDEX outbox_unbatched_by_warehouse ON outbox_events (warehouse_id, id)
+  WHERE delivery_id IS NULL;
+CREATE INDEX outbox_by_request ON outbox_events (request_id);
+CREATE INDEX outbox_by_check ON outbox_events (check_id) WHERE check_id IS NOT NULL;
+-- Whether a delivery still holds check events (retention): its request_ids name only requests.
+CREATE INDEX outbox_check_events_by_delivery ON outbox_events (delivery_id)
+  WHERE check_id IS NOT NULL;
+)sql",
 };
 
 }  // namespace allocation_relay::schema

@@ -77,7 +77,7 @@ void SqliteTransaction::SetCurrentGroup(std::int64_t allocation_id, int group, T
   s->exec();
 }
 
-std::optional<StoreTransaction::OpenRequests> SqliteTransaction::CloseAllocation(
+std::optional<StoreTransaction::OpenWork> SqliteTransaction::CloseAllocation(
     std::int64_t allocation_id, AllocationState to, std::int64_t confirmed_warehouse_id,
     std::int64_t keep, TimePoint now) {
   Borrowed s = c_.Prepared(
@@ -92,7 +92,13 @@ std::optional<StoreTransaction::OpenRequests> SqliteTransaction::CloseAllocation
     s->bind(4);  // NULL
   }
   if (s->exec() != 1) return std::nullopt;
-  return ConfirmableRequests(allocation_id, keep);
+  OpenWork open{ConfirmableRequests(allocation_id, keep), {}};
+  Borrowed q = c_.Prepared(
+      "SELECT id, warehouse_id FROM checks WHERE allocation_id = ? AND status = 'asked' "
+      "ORDER BY id");
+  q->bind(1, allocation_id);
+  while (q->executeStep()) open.checks.emplace_back(q->getColumn(0), q->getColumn(1));
+  return open;
 }
 
 std::optional<std::int64_t> SqliteTransaction::InsertRequest(const AllocationRow& allocation,
@@ -130,18 +136,21 @@ std::optional<RequestHead> SqliteTransaction::ReadRequestHead(std::int64_t reque
                      StateColumn(s->getColumn(4)),  s->getColumn(5).getInt()};
 }
 
-int SqliteTransaction::CountPendingInGroup(std::int64_t allocation_id, int group_index) {
+StoreTransaction::GroupCounts SqliteTransaction::CountGroup(std::int64_t allocation_id,
+                                                            int group_index) {
   Borrowed s = c_.Prepared(
-      "SELECT count(*) FROM allocation_requests "
-      "WHERE allocation_id = ? AND group_index = ? AND pending = 1");
+      "SELECT (SELECT count(*) FROM allocation_requests WHERE allocation_id = ?1 AND "
+      "group_index = ?2 AND pending = 1), (SELECT count(*) FROM allocation_requests WHERE "
+      "allocation_id = ?1 AND group_index = ?2), (SELECT count(*) FROM checks WHERE "
+      "allocation_id = ?1 AND group_index = ?2 AND status = 'asked')");
   s->bind(1, allocation_id);
   s->bind(2, group_index);
   s->executeStep();
-  return s->getColumn(0).getInt();
+  return GroupCounts{s->getColumn(0).getInt(), s->getColumn(1).getInt(), s->getColumn(2).getInt()};
 }
 
-StoreTransaction::OpenRequests SqliteTransaction::ConfirmableRequests(std::int64_t allocation_id,
-                                                                      std::int64_t keep) {
+std::vector<std::pair<std::int64_t, std::int64_t>> SqliteTransaction::ConfirmableRequests(
+    std::int64_t allocation_id, std::int64_t keep) {
   Borrowed s = c_.Prepared(std::string("SELECT id, warehouse_id FROM allocation_requests "
                                        "WHERE allocation_id = ? AND id != ? AND ") +
                            StatusSetSql(StatusSet::kConfirmable) + " ORDER BY id");
@@ -199,6 +208,75 @@ void SqliteTransaction::QueueEvent(std::int64_t warehouse_id, std::int64_t reque
   s->bind(3, std::string(ToString(action)));
   s->bind(4, std::string(ToString(status)));
   s->bind(5, ToUnixMicros(now));
+  s->exec();
+}
+
+std::optional<std::int64_t> SqliteTransaction::InsertCheck(std::int64_t allocation_id,
+                                                           std::int64_t warehouse_id,
+                                                           int group_index, TimePoint now,
+                                                           TimePoint expires) {
+  Borrowed s = c_.Prepared(
+      "INSERT INTO checks (allocation_id, warehouse_id, group_index, status, created_at, "
+      "expires_at, updated_at) VALUES (?1, ?2, ?3, 'asked', ?4, ?5, ?4) "
+      "ON CONFLICT (allocation_id, warehouse_id) DO NOTHING");
+  s->bind(1, allocation_id);
+  s->bind(2, warehouse_id);
+  s->bind(3, group_index);
+  s->bind(4, ToUnixMicros(now));
+  s->bind(5, ToUnixMicros(expires));
+  if (s->exec() != 1) return std::nullopt;
+  return c_.db().getLastInsertRowid();
+}
+
+std::optional<StoreTransaction::CheckHead> SqliteTransaction::ReadCheckHead(
+    std::int64_t order_number, std::int64_t warehouse_id) {
+  Borrowed s = c_.Prepared(
+      "SELECT c.id, c.status, c.allocation_id, c.group_index, a.state, a.current_group "
+      "FROM allocations a JOIN checks c ON c.allocation_id = a.id AND c.warehouse_id = ? "
+      "WHERE a.order_number = ?");
+  s->bind(1, warehouse_id);
+  s->bind(2, order_number);
+  if (!s->executeStep()) return std::nullopt;
+  std::optional<CheckStatus> status = ParseCheckStatus(s->getColumn(1).getString());
+  if (!status) throw StoreError(StoreError::Kind::kCorrupt, "unknown check status");
+  return CheckHead{s->getColumn(0).getInt64(),   *status,
+                   s->getColumn(2).getInt64(),   s->getColumn(3).getInt(),
+                   StateColumn(s->getColumn(4)), s->getColumn(5).getInt()};
+}
+
+bool SqliteTransaction::AnswerCheck(std::int64_t check_id, CheckStatus to, TimePoint now) {
+  Borrowed s =
+      c_.Prepared("UPDATE checks SET status = ?, updated_at = ? WHERE id = ? AND status = 'asked'");
+  s->bind(1, std::string(ToString(to)));
+  s->bind(2, ToUnixMicros(now));
+  s->bind(3, check_id);
+  return s->exec() == 1;
+}
+
+std::vector<StoreTransaction::ExpiredCheck> SqliteTransaction::ExpiredChecks(TimePoint now,
+                                                                             int limit) {
+  Borrowed s = c_.Prepared(
+      "SELECT id, allocation_id, warehouse_id FROM checks INDEXED BY checks_asked_by_expiry "
+      "WHERE status = 'asked' AND expires_at <= ? ORDER BY expires_at LIMIT ?");
+  s->bind(1, ToUnixMicros(now));
+  s->bind(2, limit);
+  std::vector<ExpiredCheck> out;
+  while (s->executeStep()) {
+    out.push_back(ExpiredCheck{s->getColumn(0).getInt64(), s->getColumn(1).getInt64(),
+                               s->getColumn(2).getInt64()});
+  }
+  return out;
+}
+
+void SqliteTransaction::QueueCheckEvent(std::int64_t warehouse_id, std::int64_t check_id,
+                                        EventAction action, TimePoint now) {
+  Borrowed s = c_.Prepared(
+      "INSERT INTO outbox_events (warehouse_id, check_id, action, status, created_at) "
+      "SELECT ?1, ?2, ?3, status, ?4 FROM checks WHERE id = ?2");
+  s->bind(1, warehouse_id);
+  s->bind(2, check_id);
+  s->bind(3, std::string(ToString(action)));
+  s->bind(4, ToUnixMicros(now));
   s->exec();
 }
 
@@ -319,25 +397,46 @@ std::optional<Delivery> SqliteTransaction::ReadDelivery(std::int64_t delivery_id
   return sqlite::ReadDelivery(c_, delivery_id);
 }
 
-std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>>
-SqliteTransaction::UnbatchedWithRequests(std::int64_t warehouse_id, std::int64_t after_event,
-                                         int limit) {
-  // One query, not one per event.
+std::vector<StoreTransaction::UnbatchedEvent> SqliteTransaction::UnbatchedWithSubjects(
+    std::int64_t warehouse_id, std::int64_t after_event, int limit) {
+  // One query, not one per event; a check_first create event also reads its group's checks.
   Borrowed s = c_.Prepared(
       "SELECT e.id, e.warehouse_id, e.request_id, e.action, e.status, e.created_at, "
-      "e.delivery_id, r.id, r.allocation_id, r.status, r.warehouse_id, r.warehouse_name, "
-      "r.group_index, r.created_at, r.expires_at, r.updated_at, r.order_id, r.order_number, "
-      "r.lines_json FROM outbox_events e INDEXED BY outbox_unbatched_by_warehouse "
+      "e.delivery_id, e.check_id, r.id, r.allocation_id, r.status, r.warehouse_id, "
+      "r.warehouse_name, r.group_index, r.created_at, r.expires_at, r.updated_at, r.order_id, "
+      "r.order_number, r.lines_json, c.allocation_id, c.group_index, c.warehouse_id, "
+      "ca.order_number FROM outbox_events e INDEXED BY outbox_unbatched_by_warehouse "
       "LEFT JOIN allocation_requests r ON r.id = e.request_id "
+      "LEFT JOIN checks c ON c.id = e.check_id LEFT JOIN allocations ca ON ca.id = c.allocation_id "
       "WHERE e.delivery_id IS NULL AND e.warehouse_id = ? AND e.id > ? ORDER BY e.id LIMIT ?");
   s->bind(1, warehouse_id);
   s->bind(2, after_event);
   s->bind(3, limit);
-  std::vector<std::pair<OutboxEvent, std::optional<AllocationRequest>>> out;
+  std::vector<UnbatchedEvent> out;
+  std::vector<std::pair<std::size_t, std::pair<std::int64_t, int>>> creates;  // (index, group)
   while (s->executeStep()) {
-    std::optional<AllocationRequest> r;
-    if (!s->getColumn(7).isNull()) r = RequestFromRow(*s, 7);
-    out.emplace_back(EventFromRow(*s), std::move(r));
+    UnbatchedEvent u{EventFromRow(*s), std::nullopt, std::nullopt};
+    if (!s->getColumn(8).isNull()) u.request = RequestFromRow(*s, 8);
+    if (!s->getColumn(20).isNull()) {
+      u.check = CheckEventSubject{
+          u.event.check_id, s->getColumn(23).getInt64(), s->getColumn(22).getInt64(), {}};
+      if (u.event.action == EventAction::kCreate) {
+        creates.push_back({out.size(), {s->getColumn(20).getInt64(), s->getColumn(21).getInt()}});
+      }
+    }
+    out.push_back(std::move(u));
+  }
+  s->reset();
+  for (const auto& [index, group] : creates) {
+    Borrowed q = c_.Prepared(
+        "SELECT warehouse_id, expires_at FROM checks WHERE allocation_id = ? AND "
+        "group_index = ? ORDER BY id");
+    q->bind(1, group.first);
+    q->bind(2, group.second);
+    while (q->executeStep()) {
+      out[index].check->asked.emplace_back(q->getColumn(0).getInt64(),
+                                           FromUnixMicros(q->getColumn(1).getInt64()));
+    }
   }
   return out;
 }
