@@ -31,9 +31,9 @@ enum class SynchronousMode { kOff, kNormal, kFull, kExtra };
 enum class SignatureScheme { kCentra, kStandardWebhooks };
 
 // Endpoint names as API keys grant them (SPEC section 3).
-inline constexpr const char* kEndpointNames[] = {"GET /allocation-requests",
-                                                 "PUT /allocation-request", "POST /allocations",
-                                                 "GET /allocations", "POST /allocations/cancel"};
+inline constexpr const char* kEndpointNames[] = {
+    "GET /allocation-requests", "PUT /allocation-request",  "POST /allocations",
+    "GET /allocations",         "POST /allocations/cancel", "GET /orders/allocation-requests"};
 
 struct ListenAddress {
   std::string host = "127.0.0.1";
