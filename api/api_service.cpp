@@ -75,7 +75,18 @@ ApiResponse UpdateAnswer(bool success, ordered_json messages) {
 }
 
 struct Route {
-  enum class Kind { kNone, kHealth, kMetrics, kList, kUpdate, kCreate, kGet, kCancel, kCheck };
+  enum class Kind {
+    kNone,
+    kHealth,
+    kMetrics,
+    kList,
+    kUpdate,
+    kCreate,
+    kGet,
+    kCancel,
+    kOrderRequests,
+    kCheck
+  };
   Kind kind = Kind::kNone;
   const char* endpoint = "unknown";  // the name keys are granted by
   const char* method = "";           // the one method the path answers
@@ -92,6 +103,17 @@ Route Resolve(const std::string& path) {
   if (path == "/allocation-request") return {K::kUpdate, "PUT /allocation-request", "PUT", {}};
   if (path == "/allocations") return {K::kCreate, "POST /allocations", "POST", {}};
   if (path == "/check-first") return {K::kCheck, "POST /check-first", "POST", {}};
+  // /orders/<orderNumber>/allocation-requests, the segment neither empty nor holding a '/'.
+  constexpr std::string_view kOrders = "/orders/";
+  constexpr std::string_view kOrderRequests = "/allocation-requests";
+  if (path.size() > kOrders.size() + kOrderRequests.size() && path.starts_with(kOrders) &&
+      path.ends_with(kOrderRequests)) {
+    std::string number =
+        path.substr(kOrders.size(), path.size() - kOrders.size() - kOrderRequests.size());
+    if (number.find('/') == std::string::npos) {
+      return {K::kOrderRequests, "GET /orders/allocation-requests", "GET", number};
+    }
+  }
   constexpr std::string_view kPrefix = "/allocations/";
   if (path.starts_with(kPrefix)) {
     std::string rest = path.substr(kPrefix.size());
@@ -103,6 +125,30 @@ Route Resolve(const std::string& path) {
     }
   }
   return {};
+}
+
+// {"status":"ok","allocation_requests":[...]}: the list of GET /allocation-requests and of
+// GET /orders/<n>/allocation-requests.
+ApiResponse RequestListAnswer(const std::vector<AllocationRequest>& requests,
+                              const TimeZone& zone) {
+  std::string body;
+  body.reserve(300 * requests.size() + 64);
+  body += R"({"status":"ok","allocation_requests":[)";
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (i) body += ',';
+    AppendRequestEntry(body, requests[i], zone);
+  }
+  body += "]}";
+  return ApiResponse{200, std::move(body)};
+}
+
+// Centra's answer for an order it does not know: {"status":"no","msg":"Unknown order id: 1095"},
+// the path segment repeated as written.
+ApiResponse UnknownOrder(const std::string& number) {
+  ordered_json body = ordered_json::object();
+  body["status"] = "no";
+  body["msg"] = "Unknown order id: " + number;
+  return Json(200, body);
 }
 
 ordered_json AllocationNotFound() {
@@ -198,6 +244,9 @@ ApiResponse ApiService::Handle(const ApiRequest& req) {
       case Route::Kind::kCheck:
         res = AnswerCheck(*ctx, req, *key);
         break;
+      case Route::Kind::kOrderRequests:
+        res = ListOrderRequests(*ctx, req, route.order_number, *key);
+        break;
       default:
         break;
     }
@@ -217,15 +266,25 @@ ApiResponse ApiService::ListRequests(const Context& ctx, const ApiRequest& req, 
   return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
     auto requests = store.ListRequests(query);
     if (!requests) return std::unexpected(requests.error());
-    std::string body;
-    body.reserve(300 * requests->size() + 64);
-    body += R"({"status":"ok","allocation_requests":[)";
-    for (std::size_t i = 0; i < requests->size(); ++i) {
-      if (i) body += ',';
-      AppendRequestEntry(body, (*requests)[i], ctx.zone);
-    }
-    body += "]}";
-    return ApiResponse{200, std::move(body)};
+    return RequestListAnswer(*requests, ctx.zone);
+  });
+}
+
+ApiResponse ApiService::ListOrderRequests(const Context& ctx, const ApiRequest& req,
+                                          const std::string& number, const ApiKey& key) {
+  // The parameters first: a bad status is reported whether or not the order exists.
+  std::variant<RequestQuery, FieldErrors> parsed = ParseOrderRequestsQuery(req.params);
+  if (auto* errors = std::get_if<FieldErrors>(&parsed)) return StatusNo(std::move(*errors));
+  // As GET /allocations/<n>: a segment that is not a positive integer names no order.
+  std::optional<std::int64_t> n = ParsePositiveInt(number);
+  if (!n) return UnknownOrder(number);
+  RequestQuery& filters = std::get<RequestQuery>(parsed);
+  filters.scope = key.scope;
+  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+    auto requests = store.ListOrderRequests(*n, filters);
+    if (!requests) return std::unexpected(requests.error());
+    if (!*requests) return UnknownOrder(number);
+    return RequestListAnswer(**requests, ctx.zone);
   });
 }
 

@@ -77,6 +77,9 @@ class ApiService {
   ApiResponse ListRequests(const Context& ctx, const ApiRequest& req, const ApiKey& key);
   ApiResponse UpdateRequest(const Context& ctx, const ApiRequest& req, const ApiKey& key);
   ApiResponse CreateAllocation(const Context& ctx, const ApiRequest& req, const ApiKey& key);
+  // GET /orders/<number>/allocation-requests (SPEC section 12).
+  ApiResponse ListOrderRequests(const Context& ctx, const ApiRequest& req,
+                                const std::string& number, const ApiKey& key);
   ApiResponse GetAllocation(const Context& ctx, const std::string& number, const ApiKey& key);
   ApiResponse CancelAllocation(const Context& ctx, const std::string& number, const ApiKey& key);
   ApiResponse AnswerCheck(const Context& ctx, const ApiRequest& req, const ApiKey& key);

@@ -91,6 +91,35 @@ std::string PercentDecode(std::string_view text) {
   return out;
 }
 
+// The `status` parameter: one status, a comma list, `pending`, `all`; absent: `fallback`.
+// Sets query.statuses (empty: any) or errors["status"].
+void ParseStatusParameter(const QueryParams& params, std::vector<RequestStatus> fallback,
+                          RequestQuery& query, FieldErrors& errors) {
+  auto status = params.find("status");
+  if (status == params.end()) {
+    query.statuses = std::move(fallback);
+    return;
+  }
+  bool all = false;
+  for (std::string_view token : SplitCommas(status->second)) {
+    if (token == "all") {
+      all = true;
+    } else if (token == "pending") {
+      query.statuses.insert(query.statuses.end(), {RequestStatus::kAllocated, RequestStatus::kSent,
+                                                   RequestStatus::kFailed});
+    } else if (std::optional<RequestStatus> s = ParseRequestStatus(token)) {
+      query.statuses.push_back(*s);
+    } else {
+      errors["status"] =
+          "Expected \"status\" to be a single or a comma-separated list of request statuses, "
+          "or \"all\", got \"" +
+          std::string(token) + "\"";
+      break;
+    }
+  }
+  if (all) query.statuses.clear();
+}
+
 }  // namespace
 
 QueryParams ParseQueryString(std::string_view target) {
@@ -127,29 +156,9 @@ std::variant<RequestQuery, FieldErrors> ParseRequestListQuery(const QueryParams&
   query.limit = kPageSize;
   FieldErrors errors = FieldErrors::object();
 
-  auto status = params.find("status");
-  if (status == params.end()) {
-    query.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
-  } else {
-    bool all = false;
-    for (std::string_view token : SplitCommas(status->second)) {
-      if (token == "all") {
-        all = true;
-      } else if (token == "pending") {
-        query.statuses.insert(query.statuses.end(), {RequestStatus::kAllocated,
-                                                     RequestStatus::kSent, RequestStatus::kFailed});
-      } else if (std::optional<RequestStatus> s = ParseRequestStatus(token)) {
-        query.statuses.push_back(*s);
-      } else {
-        errors["status"] =
-            "Expected \"status\" to be a single or a comma-separated list of request statuses, "
-            "or \"all\", got \"" +
-            std::string(token) + "\"";
-        break;
-      }
-    }
-    if (all) query.statuses.clear();
-  }
+  ParseStatusParameter(params,
+                       {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed},
+                       query, errors);
 
   std::string bad;
   if (auto order = params.find("order"); order != params.end()) {
@@ -192,6 +201,17 @@ std::variant<RequestQuery, FieldErrors> ParseRequestListQuery(const QueryParams&
     } else {
       query.after_id = *a;
     }
+  }
+  if (!errors.empty()) return errors;
+  return query;
+}
+
+std::variant<RequestQuery, FieldErrors> ParseOrderRequestsQuery(const QueryParams& params) {
+  RequestQuery query;
+  FieldErrors errors = FieldErrors::object();
+  ParseStatusParameter(params, {}, query, errors);
+  if (auto warehouse = params.find("warehouse"); warehouse != params.end()) {
+    query.warehouse_name = warehouse->second;
   }
   if (!errors.empty()) return errors;
   return query;

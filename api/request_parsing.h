@@ -28,6 +28,12 @@ inline constexpr int kPageSize = 100;
 // Unknown parameters are ignored. Returns the query or the errors of every invalid parameter.
 std::variant<RequestQuery, FieldErrors> ParseRequestListQuery(const QueryParams& params);
 
+// GET /orders/<orderNumber>/allocation-requests: status (as above, default all) and warehouse
+// (a warehouse name, matched exactly). Unknown parameters, `order`, `page` and `after` among
+// them, are ignored. Returns the filters (RequestQuery's statuses and warehouse_name) or the
+// error of an invalid status, worded as GET /allocation-requests words it.
+std::variant<RequestQuery, FieldErrors> ParseOrderRequestsQuery(const QueryParams& params);
+
 struct RequestUpdate {
   std::int64_t id = 0;
   bool confirm = false;  // false: reject

@@ -1,6 +1,7 @@
 // The API keys every test configuration uses, as the lines of a YAML `keys:` list (indented for
-// `api.keys`): "oms-token" (every endpoint), "pos3-token" (the warehouse endpoints, warehouse 3
-// only), "reader-token" (GET /allocation-requests only).
+// `api.keys`): "oms-token" (every endpoint), "pos3-token" (the warehouse endpoints, GET
+// /orders/allocation-requests among them, warehouse 3 only), "reader-token" (GET
+// /allocation-requests only).
 #ifndef ALLOCATION_RELAY_TESTS_SUPPORT_TEST_KEYS_H_
 #define ALLOCATION_RELAY_TESTS_SUPPORT_TEST_KEYS_H_
 
@@ -18,9 +19,10 @@ inline std::string TestKeysYaml() {
   };
   return key("oms", "oms-token",
              "GET /allocation-requests, PUT /allocation-request, POST /allocations, "
-             "GET /allocations, POST /allocations/cancel",
+             "GET /allocations, POST /allocations/cancel, GET /orders/allocation-requests",
              "") +
-         key("pos3", "pos3-token", "GET /allocation-requests, PUT /allocation-request",
+         key("pos3", "pos3-token",
+             "GET /allocation-requests, PUT /allocation-request, GET /orders/allocation-requests",
              ", warehouses: [3]") +
          key("reader", "reader-token", "GET /allocation-requests", "");
 }

@@ -160,6 +160,39 @@ TEST_F(ApiServiceTest, IntakeAnswersWithTheAllocationAndTheWarehouseListsItsRequ
             R"({"status":"ok","allocation_requests":[)" + amsterdam + "," + tokyo + "]}");
 }
 
+// GET /orders/<n>/allocation-requests (SPEC section 12): the order's requests, every status by
+// default, as GET /allocation-requests writes its entries; Centra's `msg` for an unknown order.
+TEST_F(ApiServiceTest, OrderRequestsListEveryRequestOfTheOrderAsTheListDoes) {
+  Create(15, "[[3,4],[7]]");  // 1 (3), 2 (4)
+  clock_.Advance(5min);
+  Create(16, "[[3]]");                     // 3 (3): another order, never in 15's answer
+  ASSERT_EQ(Confirm(2).body, kConfirmed);  // 1 outdated
+  const std::string amsterdam = Entry(1, "outdated", 3, "Amsterdam", "2024-03-18T10:00:00+01:00",
+                                      "2024-03-18T09:00:00+01:00");
+  const std::string tokyo =
+      Entry(2, "confirmed", 4, "Tokyo", "2024-03-18T10:00:00+01:00", "2024-03-18T09:00:00+01:00");
+  ApiResponse all = Get("/orders/15/allocation-requests");
+  EXPECT_EQ(all.status, 200);
+  EXPECT_EQ(all.content_type, "application/json");
+  EXPECT_EQ(all.endpoint, "GET /orders/allocation-requests");
+  EXPECT_EQ(all.body, R"({"status":"ok","allocation_requests":[)" + amsterdam + "," + tokyo + "]}");
+  EXPECT_EQ(all.body, Get("/allocation-requests?order=15&status=all").body);
+  EXPECT_EQ(Get("/orders/15/allocation-requests?status=outdated&warehouse=Amsterdam").body,
+            R"({"status":"ok","allocation_requests":[)" + amsterdam + "]}");
+  EXPECT_EQ(Get("/orders/15/allocation-requests?status=pending").body,
+            R"({"status":"ok","allocation_requests":[]})");
+  EXPECT_EQ(Get("/orders/15/allocation-requests", "pos3-token").body,
+            R"({"status":"ok","allocation_requests":[)" + amsterdam + "]}");
+
+  ApiResponse unknown = Get("/orders/1095/allocation-requests");
+  EXPECT_EQ(unknown.status, 200);
+  EXPECT_EQ(unknown.body, R"({"status":"no","msg":"Unknown order id: 1095"})");
+  ApiResponse not_allowed = Get("/orders/15/allocation-requests", "reader-token");
+  EXPECT_EQ(not_allowed.status, 403);
+  EXPECT_EQ(not_allowed.body, R"({"status":"Not Allowed"})");
+  EXPECT_EQ(not_allowed.endpoint, "GET /orders/allocation-requests");
+}
+
 TEST_F(ApiServiceTest, ConfirmTwiceAnswersWithTheCentraErrorTheSecondTime) {
   Create(15, "[[3,4],[7]]");
   ApiResponse first = Confirm(1);

@@ -87,6 +87,21 @@ TEST(Config, LoadsEveryKey) {
   EXPECT_EQ(c.Catalog().Find(4)->name, "Tokyo");
 }
 
+// Every endpoint name a key may be granted, GET /orders/allocation-requests among them.
+TEST(Config, KeysAcceptEveryEndpointName) {
+  std::string endpoints;
+  for (const char* name : kEndpointNames)
+    endpoints += (endpoints.empty() ? "" : ", ") + std::string(name);
+  Config c = ParseConfig(
+      "api:\n  keys:\n    - {name: k, sha256: "
+      "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, endpoints: [" +
+          endpoints + "]}\n",
+      "test.yaml");
+  ASSERT_EQ(c.api.keys.size(), 1u);
+  EXPECT_EQ(c.api.keys[0].endpoints.size(), std::size(kEndpointNames));
+  EXPECT_THAT(c.api.keys[0].endpoints, ::testing::Contains("GET /orders/allocation-requests"));
+}
+
 TEST(Config, DefaultsFollowTheSpec) {
   Config c = ParseConfig(
       "warehouses: [{id: 1, name: A, webhook: {url: 'https://a/h', "

@@ -431,6 +431,152 @@ TEST_F(StoreQueries, ListRequestsFiltersByStatusOrderAndWarehouseInIdOrder) {
   EXPECT_EQ(list[4].warehouse_name, "Central");
 }
 
+// The warehouse name is matched exactly, as a bound value: quotes and patterns are only text.
+// It is a filter like the others, so deep pages never take the unfiltered id-range shortcut.
+TEST_F(StoreQueries, ListRequestsFiltersByTheExactWarehouseName) {
+  for (int i = 0; i < 10; ++i) Create(100 + i, {{3, 4}});  // odd ids at 3, even ids at 4
+  Reject(RequestOf(100, 3).id);                            // 1 rejected
+  auto ids = [&](RequestQuery q) {
+    std::vector<std::int64_t> out;
+    auto list = store_->ListRequests(q);
+    EXPECT_TRUE(list.has_value()) << (list ? "" : list.error().what());
+    if (list) {
+      for (const AllocationRequest& r : *list) out.push_back(r.id);
+    }
+    return out;
+  };
+  RequestQuery tokyo;
+  tokyo.warehouse_name = "Tokyo";
+  tokyo.limit = 3;
+  EXPECT_THAT(ids(tokyo), ElementsAre(2, 4, 6));
+  tokyo.offset = 3;
+  EXPECT_THAT(ids(tokyo), ElementsAre(8, 10, 12));
+  RequestQuery amsterdam_pending;
+  amsterdam_pending.warehouse_name = "Amsterdam";
+  amsterdam_pending.statuses = {RequestStatus::kAllocated, RequestStatus::kSent,
+                                RequestStatus::kFailed};
+  amsterdam_pending.order_numbers = {100, 101};
+  EXPECT_THAT(ids(amsterdam_pending), ElementsAre(3));
+  amsterdam_pending.scope.only = std::vector<std::int64_t>{4};
+  EXPECT_THAT(ids(amsterdam_pending), ElementsAre());
+  for (const char* other : {"tokyo", "Tokyo ", "Toky", "%", "Tokyo' OR '1'='1", ""}) {
+    RequestQuery q;
+    q.warehouse_name = other;
+    EXPECT_THAT(ids(q), ElementsAre()) << other;
+  }
+}
+
+// GET /orders/<n>/allocation-requests: the order's requests with its filters, and whether the
+// order exists for the caller's scope, in one read.
+TEST_F(StoreQueries, ListOrderRequestsFiltersTheOrdersRequestsAndTellsAnUnknownOrder) {
+  Create(15, {{3, 4}, {7}});     // 1 (3), 2 (4)
+  Create(16, {{7}});             // 3 (7)
+  Confirm(RequestOf(15, 3).id);  // 1 confirmed, 2 outdated
+  auto ids = [&](std::int64_t number, RequestQuery filters) {
+    std::optional<std::vector<std::int64_t>> out;
+    auto list = store_->ListOrderRequests(number, filters);
+    EXPECT_TRUE(list.has_value()) << (list ? "" : list.error().what());
+    if (list && *list) {
+      out.emplace();
+      for (const AllocationRequest& r : **list) out->push_back(r.id);
+    }
+    return out;
+  };
+  auto known = [](std::vector<std::int64_t> v) { return std::optional(std::move(v)); };
+  EXPECT_EQ(ids(15, {}), known({1, 2}));
+  RequestQuery confirmed;
+  confirmed.statuses = {RequestStatus::kConfirmed};
+  EXPECT_EQ(ids(15, confirmed), known({1}));
+  RequestQuery pending;
+  pending.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
+  EXPECT_EQ(ids(15, pending), known({}));  // known, nothing matches
+  RequestQuery tokyo;
+  tokyo.warehouse_name = "Tokyo";
+  EXPECT_EQ(ids(15, tokyo), known({2}));
+  RequestQuery central;
+  central.warehouse_name = "Central";
+  EXPECT_EQ(ids(15, central), known({}));
+  EXPECT_EQ(ids(99, {}), std::nullopt);
+  EXPECT_EQ(ids(99, tokyo), std::nullopt);
+
+  // Scoped: the order exists only with a request at one of the scope's warehouses.
+  RequestQuery at3;
+  at3.scope.only = std::vector<std::int64_t>{3};
+  EXPECT_EQ(ids(15, at3), known({1}));
+  EXPECT_EQ(ids(16, at3), std::nullopt);
+  at3.warehouse_name = "Tokyo";
+  EXPECT_EQ(ids(15, at3), known({}));
+  RequestQuery at7;
+  at7.scope.only = std::vector<std::int64_t>{7};
+  EXPECT_EQ(ids(15, at7), std::nullopt);
+  EXPECT_EQ(ids(16, at7), known({3}));
+  RequestQuery nowhere;
+  nowhere.scope.only = std::vector<std::int64_t>{};
+  EXPECT_EQ(ids(15, nowhere), std::nullopt);
+  EXPECT_TRUE(store_->ListRequests(nowhere)->empty());
+
+  // The filters' order, warehouse id and paging fields play no part.
+  RequestQuery ignored;
+  ignored.order_numbers = {16};
+  ignored.warehouse_ids = {7};
+  ignored.after_id = 1;
+  ignored.offset = 1;
+  ignored.limit = 1;
+  EXPECT_EQ(ids(15, ignored), known({1, 2}));
+
+  // The rows are the requests as stored, field for field.
+  auto list = *store_->ListOrderRequests(15, {});
+  Allocation a = Get(15);
+  ASSERT_EQ(list->size(), a.requests.size());
+  TimeZone utc = *TimeZone::Find("UTC");
+  for (std::size_t i = 0; i < a.requests.size(); ++i) {
+    EXPECT_EQ(RenderRequestEntry((*list)[i], utc).dump(),
+              RenderRequestEntry(a.requests[i], utc).dump());
+    EXPECT_EQ((*list)[i].allocation_id, a.requests[i].allocation_id);
+    EXPECT_EQ((*list)[i].group_index, a.requests[i].group_index);
+  }
+}
+
+// An allocation none of whose warehouses was known has no requests: the order exists (an empty
+// list) for an unscoped caller and not for a scoped one.
+TEST_F(StoreQueries, AnOrderWithoutRequestsExistsOnlyForUnscopedCallers) {
+  Create(15, {{99}});
+  auto unscoped = store_->ListOrderRequests(15, {});
+  ASSERT_TRUE(unscoped.has_value());
+  ASSERT_TRUE(unscoped->has_value());
+  EXPECT_TRUE((*unscoped)->empty());
+  RequestQuery scoped;
+  scoped.scope.only = std::vector<std::int64_t>{3, 4, 7, 99};
+  auto hidden = store_->ListOrderRequests(15, scoped);
+  ASSERT_TRUE(hidden.has_value());
+  EXPECT_FALSE(hidden->has_value());
+}
+
+// No page: every request of an order comes back, however many warehouses it was sent to.
+TEST_F(StoreQueries, ListOrderRequestsIsNotPaged) {
+  std::vector<WarehouseInfo> warehouses;
+  std::vector<std::int64_t> group;
+  for (std::int64_t id = 1000; id < 1150; ++id) {
+    warehouses.push_back({id, "W" + std::to_string(id), std::chrono::hours(1)});
+    group.push_back(id);
+  }
+  WarehouseCatalog many(warehouses);
+  NewAllocation a{{"ab", 15}, {{1, 1, 1}}, {group}};
+  ASSERT_TRUE(store_->CreateAllocation(a, clock_.Now(), many).has_value());
+  auto list = store_->ListOrderRequests(15, {});
+  ASSERT_TRUE(list.has_value() && list->has_value());
+  ASSERT_EQ((*list)->size(), 150u);
+  for (std::size_t i = 1; i < (*list)->size(); ++i) {
+    EXPECT_LT((**list)[i - 1].id, (**list)[i].id);
+  }
+  RequestQuery one;
+  one.warehouse_name = "W1149";
+  list = store_->ListOrderRequests(15, one);
+  ASSERT_TRUE(list.has_value() && list->has_value());
+  ASSERT_EQ((*list)->size(), 1u);
+  EXPECT_EQ((**list)[0].warehouse_id, 1149);
+}
+
 // Unfiltered pages use the id range when ids are dense and OFFSET when they are not; both give
 // exactly OFFSET's answer.
 TEST_F(StoreQueries, UnfilteredPagesMatchOffsetSemanticsWithOrWithoutGaps) {
@@ -526,6 +672,25 @@ TEST_F(StoreQueries, QueryByWarehouseAndStatusAvoidsFullScans) {
   by_order.order_numbers = {15};
   plan = *store_->ExplainListRequestsForTest(by_order);
   EXPECT_FALSE(PlanUses(plan, "SCAN r")) << Join(plan);
+}
+
+// An order filter reads the order's few rows in requests_by_order, also when a status and a
+// scope would let the planner (without statistics) walk a warehouse's pending index instead.
+using StoreQueriesSqlite = StoreTest;
+TEST_F(StoreQueriesSqlite, AnOrderFilterReadsTheOrderIndex) {
+  RequestQuery q;
+  q.order_numbers = {15};
+  q.statuses = {RequestStatus::kAllocated, RequestStatus::kSent, RequestStatus::kFailed};
+  q.scope.only = std::vector<std::int64_t>{3};
+  auto plan = *store_->ExplainListRequestsForTest(q);
+  EXPECT_TRUE(PlanUses(plan, "requests_by_order")) << Join(plan);
+  EXPECT_FALSE(PlanUses(plan, "requests_pending_by_warehouse")) << Join(plan);
+  q.order_numbers = {15, 16};
+  q.statuses = {RequestStatus::kConfirmed};
+  q.warehouse_name = "Amsterdam";
+  q.offset = 100;
+  plan = *store_->ExplainListRequestsForTest(q);
+  EXPECT_TRUE(PlanUses(plan, "requests_by_order")) << Join(plan);
 }
 
 TEST_F(StoreQueries, ExpiryScanReadsOnlyThePendingExpiryIndex) {

@@ -33,7 +33,8 @@ enum class SignatureScheme { kCentra, kStandardWebhooks };
 // Endpoint names as API keys grant them (SPEC section 3).
 inline constexpr const char* kEndpointNames[] = {
     "GET /allocation-requests", "PUT /allocation-request",  "POST /allocations",
-    "GET /allocations",         "POST /allocations/cancel", "POST /check-first"};
+    "GET /allocations",         "POST /allocations/cancel", "GET /orders/allocation-requests",
+    "POST /check-first"};
 
 struct ListenAddress {
   std::string host = "127.0.0.1";

@@ -133,6 +133,9 @@ struct RequestQuery {
   std::vector<RequestStatus> statuses;
   std::vector<std::int64_t> order_numbers;
   std::vector<std::int64_t> warehouse_ids;
+  // Only requests whose stored warehouse name (warehouseName) is exactly this text; bound as
+  // a parameter, never written into the SQL.
+  std::optional<std::string> warehouse_name;
   WarehouseScope scope;
   std::int64_t after_id = 0;  // only ids greater than this
   std::int64_t offset = 0;
@@ -265,6 +268,14 @@ class Store {
   StoreResult<std::optional<AllocationRequest>> GetRequest(std::int64_t request_id);
   StoreResult<std::optional<Allocation>> GetAllocationByOrder(std::int64_t order_number);
   StoreResult<std::vector<AllocationRequest>> ListRequests(const RequestQuery& query);
+  // Every request of order `order_number` that matches `filters`' statuses, warehouse_name and
+  // scope (its order_numbers, warehouse_ids, after_id, offset and limit are not used), in id
+  // order, unpaged: an order has at most one request per warehouse of its groups. nullopt when
+  // the order is unknown, or when filters.scope limits it to warehouses none of the order's
+  // requests is at. One statement: the requests and the order's existence are read from one
+  // snapshot.
+  StoreResult<std::optional<std::vector<AllocationRequest>>> ListOrderRequests(
+      std::int64_t order_number, const RequestQuery& filters);
   // Outbox events not yet put into a delivery, oldest first (all warehouses if nullopt).
   StoreResult<std::vector<OutboxEvent>> ListUnbatchedEvents(std::optional<std::int64_t> warehouse,
                                                             int limit);

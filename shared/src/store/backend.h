@@ -37,6 +37,10 @@ class StoreBackend {
   virtual StoreResult<std::optional<Allocation>> GetAllocationByOrder(
       std::int64_t order_number) = 0;
   virtual StoreResult<std::vector<AllocationRequest>> ListRequests(const RequestQuery& query) = 0;
+  // Store::ListOrderRequests. REQUIRES: query.order_numbers is {order_number}; no after_id or
+  // offset (Store sets them).
+  virtual StoreResult<std::optional<std::vector<AllocationRequest>>> ListOrderRequests(
+      std::int64_t order_number, const RequestQuery& query) = 0;
   virtual StoreResult<std::vector<OutboxEvent>> ListUnbatchedEvents(
       std::optional<std::int64_t> warehouse, int limit) = 0;
   virtual StoreResult<std::vector<std::int64_t>> WarehousesWithEventsAfter(

@@ -175,6 +175,17 @@ StoreResult<std::optional<Allocation>> Store::GetAllocationByOrder(std::int64_t 
 StoreResult<std::vector<AllocationRequest>> Store::ListRequests(const RequestQuery& query) {
   return backend_->ListRequests(query);
 }
+StoreResult<std::optional<std::vector<AllocationRequest>>> Store::ListOrderRequests(
+    std::int64_t order_number, const RequestQuery& filters) {
+  RequestQuery query = filters;
+  query.order_numbers = {order_number};
+  query.warehouse_ids.clear();
+  query.after_id = 0;
+  query.offset = 0;
+  // No page: UNIQUE (allocation_id, warehouse_id) bounds the rows by the order's warehouses.
+  query.limit = std::numeric_limits<int>::max();
+  return backend_->ListOrderRequests(order_number, query);
+}
 StoreResult<std::vector<OutboxEvent>> Store::ListUnbatchedEvents(
     std::optional<std::int64_t> warehouse, int limit) {
   return backend_->ListUnbatchedEvents(warehouse, limit);

@@ -30,6 +30,8 @@ class PgBackend final : public StoreBackend {
   StoreResult<std::optional<AllocationRequest>> GetRequest(std::int64_t request_id) override;
   StoreResult<std::optional<Allocation>> GetAllocationByOrder(std::int64_t order_number) override;
   StoreResult<std::vector<AllocationRequest>> ListRequests(const RequestQuery& query) override;
+  StoreResult<std::optional<std::vector<AllocationRequest>>> ListOrderRequests(
+      std::int64_t order_number, const RequestQuery& query) override;
   StoreResult<std::vector<OutboxEvent>> ListUnbatchedEvents(std::optional<std::int64_t> warehouse,
                                                             int limit) override;
   StoreResult<std::vector<std::int64_t>> WarehousesWithEventsAfter(std::int64_t event_id) override;

@@ -30,9 +30,15 @@ class ReadSnapshot {
   Connection& c_;
 };
 
-// The SELECT of ListRequests; parameters: $1 after_id, $2 limit, $3 offset. Statuses and ids
-// are inlined (enums and integers, never user text). With an OFFSET the page is chosen over ids
-// only, then its rows are read.
+// " AND <column> IN (<ids>)"; " AND false" for no ids (PostgreSQL has no empty IN-list).
+std::string ScopeSql(std::span<const std::int64_t> ids, const char* column) {
+  if (ids.empty()) return " AND false";
+  return std::string(" AND ") + column + " IN (" + JoinIds(ids) + ")";
+}
+
+// The SELECT of ListRequests; parameters: $1 after_id, $2 limit, $3 offset, $4 the warehouse
+// name (only when the query has one). Statuses and ids are inlined (enums and integers, never
+// user text). With an OFFSET the page is chosen over ids only, then its rows are read.
 std::string ListRequestsSql(const RequestQuery& query, bool skipping) {
   std::vector<RequestStatus> statuses = query.statuses;
   std::sort(statuses.begin(), statuses.end());
@@ -62,12 +68,33 @@ std::string ListRequestsSql(const RequestQuery& query, bool skipping) {
   if (!query.warehouse_ids.empty()) {
     inner += " AND r.warehouse_id IN (" + JoinIds(query.warehouse_ids) + ")";
   }
-  if (query.scope.only) inner += " AND r.warehouse_id IN (" + JoinIds(*query.scope.only) + ")";
-  if (query.scope.only && query.scope.only->empty()) inner += " AND false";
+  if (query.warehouse_name) inner += " AND r.warehouse_name = $4";
+  if (query.scope.only) inner += ScopeSql(*query.scope.only, "r.warehouse_id");
   inner += " ORDER BY r.id LIMIT $2 OFFSET $3";
   if (!skipping) return inner;
   return std::string(kRequestSelect) + "FROM (" + inner +
          ") page JOIN allocation_requests r ON r.id = page.id ORDER BY r.id";
+}
+
+// ListOrderRequests: the query's page (ListRequestsSql, same parameters) beside whether the
+// order exists for the query's scope (`known`, column 0): a row whose request columns are NULL
+// when no request matches. Unscoped, the order exists with its allocation; scoped, with a
+// request at one of the scope's warehouses.
+std::string OrderRequestsSql(std::int64_t order_number, const RequestQuery& query) {
+  std::string number = std::to_string(order_number);
+  std::string known = query.scope.only
+                          ? "SELECT 1 FROM allocation_requests WHERE order_number = " + number +
+                                ScopeSql(*query.scope.only, "warehouse_id")
+                          : "SELECT 1 FROM allocations WHERE order_number = " + number;
+  return "SELECT k.known, page.* FROM (SELECT EXISTS (" + known + ") AS known) k LEFT JOIN (" +
+         ListRequestsSql(query, false) + ") page ON true ORDER BY page.id";
+}
+
+Params ListParameters(const RequestQuery& query) {
+  Params params;
+  params.Add(query.after_id).Add(query.limit).Add(query.offset);
+  if (query.warehouse_name) params.Add(*query.warehouse_name);
+  return params;
 }
 
 std::vector<std::string> PlanLines(const Result& r) {
@@ -140,11 +167,24 @@ StoreResult<std::optional<Allocation>> PgBackend::GetAllocationByOrder(std::int6
 StoreResult<std::vector<AllocationRequest>> PgBackend::ListRequests(const RequestQuery& query) {
   return Guarded([&]() -> std::vector<AllocationRequest> {
     c_.EnsureOpen();
-    Result r = c_.Exec(ListRequestsSql(query, query.offset > 0),
-                       Params().Add(query.after_id).Add(query.limit).Add(query.offset));
+    Result r = c_.Exec(ListRequestsSql(query, query.offset > 0), ListParameters(query));
     std::vector<AllocationRequest> out;
     out.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(RequestFromRow(r, i));
+    return out;
+  });
+}
+
+StoreResult<std::optional<std::vector<AllocationRequest>>> PgBackend::ListOrderRequests(
+    std::int64_t order_number, const RequestQuery& query) {
+  return Guarded([&]() -> std::optional<std::vector<AllocationRequest>> {
+    c_.EnsureOpen();
+    Result r = c_.Exec(OrderRequestsSql(order_number, query), ListParameters(query));
+    if (r.rows() == 0 || r.text(0, 0) != "t") return std::nullopt;
+    std::vector<AllocationRequest> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      if (!r.null(i, 1)) out.push_back(RequestFromRow(r, i, 1));
+    }
     return out;
   });
 }
@@ -153,8 +193,8 @@ StoreResult<std::vector<std::string>> PgBackend::ExplainListRequestsForTest(
     const RequestQuery& query) {
   return Guarded([&] {
     c_.EnsureOpen();
-    return PlanLines(c_.Exec("EXPLAIN " + ListRequestsSql(query, query.offset > 0),
-                             Params().Add(query.after_id).Add(query.limit).Add(query.offset)));
+    return PlanLines(
+        c_.Exec("EXPLAIN " + ListRequestsSql(query, query.offset > 0), ListParameters(query)));
   });
 }
 

@@ -19,9 +19,10 @@ constexpr const char* kNextExpirationSql =
 constexpr const char* kNextCheckExpirationSql =
     "SELECT min(expires_at) FROM checks INDEXED BY checks_asked_by_expiry WHERE status = 'asked'";
 
-// The SELECT of ListRequests; parameters: after_id, limit, offset. Statuses and ids are inlined
-// (enums and integers, never user text); the pending statuses are asked for as `pending = 1`,
-// the partial indexes' own predicate, so SQLite can use them.
+// The SELECT of ListRequests; parameters: ?1 after_id, ?2 limit, ?3 offset, ?4 the warehouse
+// name (only when the query has one). Statuses and ids are inlined (enums and integers, never
+// user text); the pending statuses are asked for as `pending = 1`, the partial indexes' own
+// predicate, so SQLite can use them.
 //
 // When rows are skipped (`skipping`: an OFFSET), the page is chosen by an inner query over ids
 // only, so the skipped rows are stepped over in an index without reading their table rows; the
@@ -35,10 +36,14 @@ std::string ListRequestsSql(const RequestQuery& query, bool skipping) {
       statuses == std::vector<RequestStatus>{RequestStatus::kAllocated, RequestStatus::kSent,
                                              RequestStatus::kFailed};
   // The default (pending) query is what every warehouse polls. Without statistics the planner
-  // walks the full-history index instead of the small partial one, so name it; an order filter
-  // is more selective still and is left to the planner.
+  // walks the full-history index instead of the small partial one, so name it. An order filter
+  // is more selective still (an order has at most a request per warehouse), but without
+  // statistics the planner may take a warehouse's pending index for it (a scoped key asking
+  // for an order's pending requests read all its warehouse's): name the order index.
   const char* index = "";
-  if (pending_only && query.order_numbers.empty()) {
+  if (!query.order_numbers.empty()) {
+    index = "INDEXED BY requests_by_order ";
+  } else if (pending_only) {
     index = (!query.warehouse_ids.empty() || query.scope.only)
                 ? "INDEXED BY requests_pending_by_warehouse "
                 : "INDEXED BY requests_pending ";
@@ -46,7 +51,7 @@ std::string ListRequestsSql(const RequestQuery& query, bool skipping) {
   std::string inner = skipping ? "SELECT r.id FROM allocation_requests r "
                                : std::string(kRequestSelect) + "FROM allocation_requests r ";
   inner += index;
-  inner += "WHERE r.id > ?";
+  inner += "WHERE r.id > ?1";
   if (!query.order_numbers.empty())
     inner += " AND r.order_number IN " + IdList(query.order_numbers);
   if (pending_only) {
@@ -61,15 +66,39 @@ std::string ListRequestsSql(const RequestQuery& query, bool skipping) {
   if (!query.warehouse_ids.empty()) {
     inner += " AND r.warehouse_id IN " + IdList(query.warehouse_ids);
   }
+  if (query.warehouse_name) inner += " AND r.warehouse_name = ?4";
   if (query.scope.only) inner += " AND r.warehouse_id IN " + IdList(*query.scope.only);
-  inner += " ORDER BY r.id LIMIT ? OFFSET ?";
+  inner += " ORDER BY r.id LIMIT ?2 OFFSET ?3";
   if (!skipping) return inner;
   return std::string(kRequestSelect) + "FROM (" + inner +
          ") page JOIN allocation_requests r ON r.id = page.id ORDER BY r.id";
 }
 
+// ListOrderRequests: the query's page (ListRequestsSql, same parameters) beside whether the
+// order exists for the query's scope (`known`, column 0): a row whose request columns are NULL
+// when no request matches. Unscoped, the order exists with its allocation; scoped, with a
+// request at one of the scope's warehouses.
+std::string OrderRequestsSql(std::int64_t order_number, const RequestQuery& query) {
+  std::string number = std::to_string(order_number);
+  std::string known = query.scope.only
+                          ? "SELECT 1 FROM allocation_requests WHERE order_number = " + number +
+                                " AND warehouse_id IN " + IdList(*query.scope.only)
+                          : "SELECT 1 FROM allocations WHERE order_number = " + number;
+  return "SELECT k.known, page.* FROM (SELECT EXISTS (" + known + ") AS known) k LEFT JOIN (" +
+         ListRequestsSql(query, false) + ") page ON true ORDER BY page.id";
+}
+
 bool IsUnfiltered(const RequestQuery& q) {
-  return q.statuses.empty() && q.order_numbers.empty() && q.warehouse_ids.empty() && !q.scope.only;
+  return q.statuses.empty() && q.order_numbers.empty() && q.warehouse_ids.empty() &&
+         !q.warehouse_name && !q.scope.only;
+}
+
+void BindListParameters(SQLite::Statement& s, const RequestQuery& query, std::int64_t after_id,
+                        std::int64_t offset) {
+  s.bind(1, after_id);
+  s.bind(2, query.limit);
+  s.bind(3, offset);
+  if (query.warehouse_name) s.bind(4, *query.warehouse_name);
 }
 
 }  // namespace
@@ -151,11 +180,26 @@ StoreResult<std::vector<AllocationRequest>> SqliteBackend::ListRequests(const Re
     std::vector<AllocationRequest> out;
     {
       Borrowed s = reader_.Prepared(ListRequestsSql(query, offset > 0));
-      s->bind(1, after_id);
-      s->bind(2, query.limit);
-      s->bind(3, offset);
+      BindListParameters(*s, query, after_id, offset);
       while (s->executeStep()) out.push_back(RequestFromRow(*s));
     }
+    return out;
+  });
+}
+
+StoreResult<std::optional<std::vector<AllocationRequest>>> SqliteBackend::ListOrderRequests(
+    std::int64_t order_number, const RequestQuery& query) {
+  return Guarded([&]() -> std::optional<std::vector<AllocationRequest>> {
+    Borrowed s = reader_.Prepared(OrderRequestsSql(order_number, query));
+    BindListParameters(*s, query, query.after_id, query.offset);
+    bool known = false;
+    std::vector<AllocationRequest> out;
+    while (s->executeStep()) {
+      known = s->getColumn(0).getInt() != 0;
+      if (!known) break;
+      if (!s->getColumn(1).isNull()) out.push_back(RequestFromRow(*s, 1));
+    }
+    if (!known) return std::nullopt;
     return out;
   });
 }
