@@ -105,12 +105,26 @@ int HistoryCommand(const Config& config, std::int64_t order_number, std::ostream
         << ", expires " << zone.FormatIso8601(r.expires_at) << ", last change "
         << zone.FormatIso8601(r.updated_at) << "\n";
   }
-  auto events = store->EventsOfRequests(ids);
+  std::vector<std::int64_t> check_ids;
+  for (const Check& c : a.checks) {
+    check_ids.push_back(c.id);
+    out << "  check " << c.id << " warehouse " << c.warehouse_id << ": " << ToString(c.status)
+        << ", asked " << zone.FormatIso8601(c.created_at) << ", expires "
+        << zone.FormatIso8601(c.expires_at) << ", last change " << zone.FormatIso8601(c.updated_at)
+        << "\n";
+  }
+  auto events = store->EventsOfRequests(ids, check_ids);
   if (Failed(events, err)) return 1;
   std::map<std::int64_t, std::optional<Delivery>> deliveries;
   for (const OutboxEvent& e : *events) {
-    out << "  event " << e.id << " " << ToString(e.action) << " (" << ToString(e.status)
-        << ") of request " << e.request_id << " at " << zone.FormatIso8601(e.created_at) << ": ";
+    if (e.check_id != 0) {
+      out << "  event " << e.id << " check_first " << ToString(e.action) << " of check "
+          << e.check_id;
+    } else {
+      out << "  event " << e.id << " " << ToString(e.action) << " (" << ToString(e.status)
+          << ") of request " << e.request_id;
+    }
+    out << " at " << zone.FormatIso8601(e.created_at) << ": ";
     if (!e.delivery_id) {
       out << "not sent yet\n";
       continue;

@@ -216,6 +216,11 @@ cat <<'TEXT'
 3. Confirm one (put its id in place of ID):
    curl -s -X PUT http://127.0.0.1:8080/allocation-request -H 'API-Authorization: demo-warehouse-token' -H 'Content-Type: application/json' -d '{"id": ID, "status": "confirmed"}'
 
+4. "Buy online, ship from store" (rule "ship-from-store"): the store (11, check-first) is asked
+   first; the demo warehouse prints the curl that accepts the check. Unanswered for 5 minutes (or
+   rejected: "accepted": false), the order goes on to Amsterdam and Tokyo:
+   curl -s -X POST http://127.0.0.1:8080/allocations -H 'API-Authorization: demo-oms-token' -H 'Content-Type: application/json' -d '{"order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":'"$(date +%s)1"'},"lines":[{"lineId":73,"quantity":5,"stockItemId":1}],"rule":"ship-from-store"}'
+
 TEXT
 if $postgresql; then
   echo "The second allocation-api, on 127.0.0.1:8081, answers the same curls (8081 for 8080)."

@@ -93,6 +93,17 @@ answer="$(bash -c "$list")"
 echo "$answer" | grep -q '"status":"ok"' || fail "listing failed: $answer"
 echo "== pasted: GET /allocation-requests -> ok"
 
+store_post="$(grep -m1 -- '^   curl -s -X POST .*ship-from-store' "$work/out")"
+[ -n "$store_post" ] || fail "no ship-from-store POST /allocations curl in the output"
+answer="$(bash -c "$store_post")"
+echo "$answer" | grep -q '"checks":\[{"warehouseId":11,"status":"asked"' ||
+  fail "the ship-from-store allocation did not ask the store: $answer"
+wait_for "accept it: curl" "$work/out" || fail "the demo warehouse printed no check to accept"
+accept="$(grep -m1 'accept it: curl' "$work/out" | sed 's/.*accept it: //')"
+answer="$(bash -c "$accept")"
+echo "== pasted from the demo warehouse: POST /check-first -> $answer"
+[ "$answer" = '{"status":"ok"}' ] || fail "the check was not accepted: $answer"
+
 if [ -n "$mode" ]; then
   number="$(echo "$posted" | grep -o '"number":[0-9]*' | head -n 1 | cut -d: -f2)"
   [ -n "$number" ] || fail "no order number in the pasted POST"

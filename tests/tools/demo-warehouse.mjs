@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A demo warehouse: receives allocation webhooks, verifies each signature (Centra
 // `X-Centra-Signature` or Standard Webhooks `webhook-signature`), and prints the events with the
-// curl command that confirms each new request. Node core modules only (no npm install), so the
+// curl command that confirms each new request or accepts each new check (check_first create). Node core modules only (no npm install), so the
 // quickstart needs nothing more; it verifies independently of the C++ code that signs.
 //
 //   node tests/tools/demo-warehouse.mjs --port 8090 --secret demo-secret \
@@ -95,6 +95,21 @@ const server = http.createServer((req, res) => {
                 `(${req.headers['user-agent'] ?? 'no user-agent'}):`);
     for (const e of events) {
       const d = e.data ?? {};
+      if (e.type === 'check_first') {
+        if (e.action !== 'create') {
+          console.log(`  check_first ${e.action} of order ${e.id}, warehouse ${d.warehouseId}`);
+          continue;
+        }
+        for (const w of d.warehouses ?? []) {
+          console.log(`  check_first create of order ${e.id}: warehouse ${w.warehouseId} is ` +
+                      `asked until ${w.expirationAt}`);
+          console.log(`  accept it: curl -s -X POST ${api}/check-first ` +
+                      `-H 'API-Authorization: ${token}' -H 'Content-Type: application/json' ` +
+                      `-d '{"orderNumber": ${e.id}, "warehouseId": ${w.warehouseId}, ` +
+                      `"accepted": true}'`);
+        }
+        continue;
+      }
       console.log(`  ${e.action} allocation request ${e.id}: status ${d.status}, order ` +
                   `${d.order?.number}, warehouse ${d.warehouseId}, expires ${d.expirationDate?.date}`);
       if (e.action === 'create') {

@@ -136,8 +136,24 @@ TEST(Config, DefaultsFollowTheSpec) {
 TEST(Config, TheShippedSampleIsValid) {
   Config c = LoadConfigFile(SAMPLE_CONFIG);
   EXPECT_EQ(c.timezone, "Europe/Stockholm");
-  EXPECT_EQ(c.warehouses.size(), 3u);
+  EXPECT_EQ(c.warehouses.size(), 4u);
   EXPECT_EQ(c.rules.at("nordics"), (PriorityGroups{{3, 4}, {7}}));
+  EXPECT_EQ(c.warehouses[0].policy, WarehousePolicy::kDirectThenConfirm);
+  EXPECT_EQ(c.warehouses[3].policy, WarehousePolicy::kCheckFirst);
+}
+
+TEST(Config, WarehousePolicyIsDirectThenConfirmUnlessCheckFirstAndReachesTheCatalog) {
+  Config c = ParseConfig(
+      "warehouses:\n  - {id: 3, name: A}\n  - {id: 4, name: B, policy: check-first, "
+      "confirm_timeout: 10m}\n  - {id: 5, name: C, policy: direct-then-confirm}\n",
+      "t.yaml");
+  EXPECT_EQ(c.warehouses[0].policy, WarehousePolicy::kDirectThenConfirm);
+  EXPECT_EQ(c.warehouses[1].policy, WarehousePolicy::kCheckFirst);
+  EXPECT_EQ(c.warehouses[2].policy, WarehousePolicy::kDirectThenConfirm);
+  WarehouseCatalog catalog = c.Catalog();
+  ASSERT_NE(catalog.Find(4), nullptr);
+  EXPECT_EQ(catalog.Find(4)->policy, WarehousePolicy::kCheckFirst);
+  EXPECT_EQ(catalog.Find(4)->confirm_timeout, 10min);
 }
 
 TEST(Config, RetentionKeysAreReadOneByOneAndTheOthersKeepTheirDefaults) {
@@ -237,6 +253,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.yaml:2: dispatcher.retry_schedule[1]: expected a duration"},
         BadCase{"ZeroConfirmTimeout", "warehouses: [{id: 3, name: A, confirm_timeout: 0s}]\n",
                 "warehouses[0].confirm_timeout: must be longer than 0"},
+        BadCase{"UnknownWarehousePolicy",
+                "warehouses:\n  - id: 3\n    name: A\n    policy: check_first\n",
+                "bad.yaml:4: warehouses[0].policy: expected direct-then-confirm or check-first, "
+                "got \"check_first\""},
         BadCase{"DuplicateWarehouseId", "warehouses:\n  - {id: 3, name: A}\n  - {id: 3, name: B}\n",
                 "bad.yaml:3: warehouses[1].id: duplicate warehouse id 3"},
         BadCase{"MissingWarehouseId", "warehouses:\n  - {name: A}\n", "warehouses[0].id: missing"},

@@ -95,6 +95,40 @@ TEST(RenderWebhookDocument, ReproducesTheCentraCreateEvent) {
             R"("103":{"lineId":103,"quantity":1,"stockItemId":19}}}}]})");
 }
 
+// The check_first events of reference/centra-facts.md: `id` is the order number; a create lists
+// every warehouse asked with its expirationAt, the others name the warehouse.
+TEST(RenderWebhookDocument, ReproducesTheCentraCheckFirstEvents) {
+  TimeZone zone = *TimeZone::Find("Europe/Stockholm");
+  CheckEventSubject asked{
+      5, 19, 2, {{2, Utc(2021, 1, 11, 14, 21, 0, 0)}, {3, Utc(2021, 1, 12, 15, 21, 0, 0)}}};
+  CheckEventSubject rejected{6, 20, 3, {}};
+  CheckEventSubject accepted{7, 18, 4, {}};
+  CheckEventSubject timeout{8, 18, 2, {}};
+  std::vector<CheckEventSubject> checks = {asked, rejected, accepted, timeout};
+  std::vector<OutboxEvent> events(4);
+  const EventAction actions[] = {EventAction::kCreate, EventAction::kRejected,
+                                 EventAction::kAccepted, EventAction::kTimeout};
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    events[i].id = static_cast<std::int64_t>(i) + 1;
+    events[i].check_id = checks[i].check_id;
+    events[i].action = actions[i];
+    events[i].created_at = Utc(2021, 1, 11, 15, 21, 0, 552288);
+  }
+  EXPECT_EQ(
+      RenderWebhookDocument(events, {}, checks, zone),
+      R"({"events":[{"type":"check_first","action":"create","date":"2021-01-11 16:21:00.552288",)"
+      R"("id":19,"data":{"warehouses":[{"warehouseId":2,"expirationAt":"2021-01-11T15:21:00+01:00"},)"
+      R"({"warehouseId":3,"expirationAt":"2021-01-12T16:21:00+01:00"}]}},)"
+      R"({"type":"check_first","action":"rejected","date":"2021-01-11 16:21:00.552288",)"
+      R"("id":20,"data":{"warehouseId":3}},)"
+      R"({"type":"check_first","action":"accepted","date":"2021-01-11 16:21:00.552288",)"
+      R"("id":18,"data":{"warehouseId":4}},)"
+      R"({"type":"check_first","action":"timeout","date":"2021-01-11 16:21:00.552288",)"
+      R"("id":18,"data":{"warehouseId":2}}]})");
+  // An event whose check is missing is left out, as one whose request is.
+  EXPECT_EQ(RenderWebhookDocument(events, {}, {}, zone), R"({"events":[]})");
+}
+
 TEST(RenderWebhookDocument, UpdateEventsReportTheNewStatusAndMissingRequestsAreLeftOut) {
   AllocationRequest r = SeedRequest();
   OutboxEvent e;
@@ -183,6 +217,11 @@ TEST(RenderAllocation, ListsStateGroupsAndRequests) {
   EXPECT_EQ(j["warehouses"].dump(), "[[3,4],[7]]");
   EXPECT_TRUE(j["confirmedWarehouseId"].is_null());
   EXPECT_EQ(j["allocation_requests"][0]["id"], 1);
+  a.checks = {Check{5, 1, 11, 0, CheckStatus::kAsked, Utc(2024, 3, 18, 8, 0, 0, 0),
+                    Utc(2024, 3, 18, 8, 30, 0, 0), Utc(2024, 3, 18, 8, 0, 0, 0)}};
+  j = RenderAllocation(a, *TimeZone::Find("Europe/Stockholm"));
+  EXPECT_EQ(j["checks"].dump(),
+            R"([{"warehouseId":11,"status":"asked","expirationAt":"2024-03-18T09:30:00+01:00"}])");
 }
 
 // The hand-written allocation renderer (every intake's answer) writes exactly what the JSON tree
@@ -208,6 +247,12 @@ TEST(AppendAllocation, MatchesTheJsonTreeByteForByte) {
         a.groups = g;
         a.state = state;
         if (state == AllocationState::kConfirmed) a.confirmed_warehouse_id = 4;
+        for (int i = 0; i < n % 4 - 1; ++i) {
+          a.checks.push_back(Check{20 + i, a.id, 11 + i, 0,
+                                   i % 2 ? CheckStatus::kTimedOut : CheckStatus::kAsked,
+                                   Utc(2024, 3, 18, 8, 0, 0, 0), Utc(2024, 3, 18, 8, 30, 0, 5),
+                                   Utc(2024, 3, 18, 8, 0, 0, 0)});
+        }
         for (int i = 0; i < n % 3; ++i) {
           AllocationRequest r = SeedRequest();
           r.id = 10 + i;

@@ -89,6 +89,67 @@ TEST_F(StoreRetention, AnOldFinishedAllocationGoesWithItsRequestsEventsDeliveryA
   EXPECT_EQ(*store_->IntegrityCheck(), true);
 }
 
+// Checks (SPEC section 12) go with their allocation, with their check_first events; a delivery
+// that still holds another allocation's check event stays until that one goes too.
+TEST_F(StoreRetention, ChecksAndTheirEventsGoWithTheirAllocation) {
+  catalog_ = WarehouseCatalog({{3, "Amsterdam", 1h},
+                               {4, "Tokyo", 1h},
+                               {11, "Shop A", 30min, WarehousePolicy::kCheckFirst}});
+  auto accept = [&](std::int64_t order) {
+    auto r = store_->AnswerCheck({order, 11, true}, {}, clock_.Now(), catalog_);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->outcome, CheckResult::Outcome::kAnswered);
+  };
+  Create(15, {{11}});
+  Create(16, {{11}});
+  Deliver(11, AttemptOutcome::kSucceeded);  // A: both creates
+  accept(15);
+  Deliver(11, AttemptOutcome::kSucceeded);  // B: 15's accepted
+  clock_.Advance(50 * 24h);
+  accept(16);
+  Deliver(11, AttemptOutcome::kSucceeded);  // C: 16's accepted
+  Create(17, {{11}});
+  clock_.Advance(50 * 24h);
+  PruneCounts first = Prune(90 * 24h);
+  EXPECT_EQ(first.allocations, 1);  // 15
+  EXPECT_EQ(first.events, 2);
+  EXPECT_EQ(first.deliveries, 1);  // B; A still holds 16's create
+  EXPECT_FALSE(Exists(15));
+  ASSERT_TRUE(Exists(16));
+  EXPECT_EQ(Get(16).checks.size(), 1u);
+  EXPECT_EQ(Deliveries(), 2);
+  Deliver(11, AttemptOutcome::kSucceeded);  // D: 17's create, now the newest delivery
+  clock_.Advance(50 * 24h);
+  PruneCounts second = Prune(90 * 24h);
+  EXPECT_EQ(second.allocations, 1);  // 16; 17 is open
+  EXPECT_EQ(second.events, 2);
+  EXPECT_EQ(second.deliveries, 2);  // A and C
+  EXPECT_FALSE(Exists(16));
+  ASSERT_TRUE(Exists(17));
+  EXPECT_EQ(Deliveries(), 1);
+  auto counts = store_->CountChecksByStatus();
+  ASSERT_TRUE(counts.has_value());
+  EXPECT_EQ((*counts)[static_cast<std::size_t>(CheckStatus::kAccepted)].second, 0);
+  EXPECT_EQ((*counts)[static_cast<std::size_t>(CheckStatus::kAsked)].second, 1);
+  EXPECT_EQ(*store_->IntegrityCheck(), true);
+}
+
+TEST_F(StoreRetention, AnAllocationWhoseCheckEventIsNotDeliveredStays) {
+  catalog_ =
+      WarehouseCatalog({{3, "Amsterdam", 1h}, {11, "Shop A", 30min, WarehousePolicy::kCheckFirst}});
+  Create(15, {{11}});
+  ASSERT_TRUE(store_->AnswerCheck({15, 11, true}, {}, clock_.Now(), catalog_).has_value());
+  Finished(16);  // newer than 15
+  clock_.Advance(100 * 24h);
+  Create(17, {{3}});
+  EXPECT_EQ(Prune(90 * 24h).allocations, 1);  // 16 only: 15's events are not delivered
+  EXPECT_TRUE(Exists(15));
+  EXPECT_FALSE(Exists(16));
+  Deliver(11, AttemptOutcome::kSucceeded);
+  EXPECT_EQ(Prune(90 * 24h).allocations, 1);
+  EXPECT_FALSE(Exists(15));
+}
+
 TEST_F(StoreRetention, YoungerFinishedAndAnyOpenAllocationStay) {
   Finished(15);
   Create(16, {{4}});  // open, and as old as 15

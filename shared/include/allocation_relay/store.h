@@ -366,8 +366,10 @@ class Store {
                                                     std::optional<std::int64_t> warehouse,
                                                     int limit);
   StoreResult<std::vector<DeliveryAttempt>> ListAttempts(std::int64_t delivery_id);
-  // The outbox events about `request_ids`, oldest first (for an allocation's history).
-  StoreResult<std::vector<OutboxEvent>> EventsOfRequests(std::span<const std::int64_t> request_ids);
+  // The outbox events about `request_ids` and `check_ids`, oldest first (for an allocation's
+  // history).
+  StoreResult<std::vector<OutboxEvent>> EventsOfRequests(
+      std::span<const std::int64_t> request_ids, std::span<const std::int64_t> check_ids = {});
   StoreResult<std::optional<Delivery>> GetDelivery(std::int64_t delivery_id);
   // A consistent copy of the whole database at `path` (VACUUM INTO), taken while both services
   // keep running. Fails if `path` exists.

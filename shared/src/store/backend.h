@@ -50,7 +50,7 @@ class StoreBackend {
                                                             int limit) = 0;
   virtual StoreResult<std::vector<DeliveryAttempt>> ListAttempts(std::int64_t delivery_id) = 0;
   virtual StoreResult<std::vector<OutboxEvent>> EventsOfRequests(
-      std::span<const std::int64_t> request_ids) = 0;
+      std::span<const std::int64_t> request_ids, std::span<const std::int64_t> check_ids) = 0;
   virtual StoreResult<std::optional<Delivery>> GetDelivery(std::int64_t delivery_id) = 0;
   virtual StoreResult<bool> BackupTo(const std::string& path) = 0;
   virtual StoreResult<std::vector<std::pair<DeliveryState, std::int64_t>>>

@@ -202,8 +202,8 @@ StoreResult<std::vector<DeliveryAttempt>> Store::ListAttempts(std::int64_t deliv
   return backend_->ListAttempts(delivery_id);
 }
 StoreResult<std::vector<OutboxEvent>> Store::EventsOfRequests(
-    std::span<const std::int64_t> request_ids) {
-  return backend_->EventsOfRequests(request_ids);
+    std::span<const std::int64_t> request_ids, std::span<const std::int64_t> check_ids) {
+  return backend_->EventsOfRequests(request_ids, check_ids);
 }
 StoreResult<std::optional<Delivery>> Store::GetDelivery(std::int64_t delivery_id) {
   return backend_->GetDelivery(delivery_id);

@@ -40,7 +40,7 @@ class PgBackend final : public StoreBackend {
                                                     int limit) override;
   StoreResult<std::vector<DeliveryAttempt>> ListAttempts(std::int64_t delivery_id) override;
   StoreResult<std::vector<OutboxEvent>> EventsOfRequests(
-      std::span<const std::int64_t> request_ids) override;
+      std::span<const std::int64_t> request_ids, std::span<const std::int64_t> check_ids) override;
   StoreResult<std::optional<Delivery>> GetDelivery(std::int64_t delivery_id) override;
   StoreResult<bool> BackupTo(const std::string& path) override;
   StoreResult<std::vector<std::pair<DeliveryState, std::int64_t>>> CountDeliveriesByState()

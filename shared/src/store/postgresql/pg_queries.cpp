@@ -337,14 +337,15 @@ StoreResult<std::vector<DeliveryAttempt>> PgBackend::ListAttempts(std::int64_t d
 }
 
 StoreResult<std::vector<OutboxEvent>> PgBackend::EventsOfRequests(
-    std::span<const std::int64_t> request_ids) {
+    std::span<const std::int64_t> request_ids, std::span<const std::int64_t> check_ids) {
   return Guarded([&]() -> std::vector<OutboxEvent> {
     std::vector<OutboxEvent> out;
-    if (request_ids.empty()) return out;
+    if (request_ids.empty() && check_ids.empty()) return out;
     c_.EnsureOpen();
-    Result r =
-        c_.Exec(std::string(kEventColumns) + "WHERE request_id = ANY($1::bigint[]) ORDER BY id",
-                Params().AddIds(request_ids));
+    Result r = c_.Exec(std::string(kEventColumns) +
+                           "WHERE request_id = ANY($1::bigint[]) OR check_id = ANY($2::bigint[]) "
+                           "ORDER BY id",
+                       Params().AddIds(request_ids).AddIds(check_ids));
     for (int i = 0; i < r.rows(); ++i) out.push_back(EventFromRow(r, i));
     return out;
   });

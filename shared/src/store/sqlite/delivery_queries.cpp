@@ -85,12 +85,13 @@ StoreResult<std::vector<DeliveryAttempt>> SqliteBackend::ListAttempts(std::int64
 }
 
 StoreResult<std::vector<OutboxEvent>> SqliteBackend::EventsOfRequests(
-    std::span<const std::int64_t> request_ids) {
+    std::span<const std::int64_t> request_ids, std::span<const std::int64_t> check_ids) {
   return Guarded([&]() -> std::vector<OutboxEvent> {
     std::vector<OutboxEvent> out;
-    if (request_ids.empty()) return out;
-    Borrowed q = reader_.Prepared(std::string(kEventColumns) + "WHERE request_id IN " +
-                                  IdList(request_ids) + " ORDER BY id");
+    if (request_ids.empty() && check_ids.empty()) return out;
+    Borrowed q =
+        reader_.Prepared(std::string(kEventColumns) + "WHERE request_id IN " + IdList(request_ids) +
+                         " OR check_id IN " + IdList(check_ids) + " ORDER BY id");
     while (q->executeStep()) {
       out.push_back(EventFromRow(*q));
     }

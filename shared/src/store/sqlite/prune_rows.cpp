@@ -67,7 +67,6 @@ std::vector<std::int64_t> SqliteTransaction::NewestAllocations() {
       "UNION SELECT r.allocation_id FROM allocation_requests r "
       "WHERE r.id = (SELECT request_id FROM outbox_events "
       "WHERE id = (SELECT max(id) FROM outbox_events)) "
-      "UNION SELECT allocation_id FROM checks WHERE id = (SELECT max(id) FROM checks) "
       "UNION SELECT c.allocation_id FROM checks c "
       "WHERE c.id = (SELECT check_id FROM outbox_events "
       "WHERE id = (SELECT max(id) FROM outbox_events))");
