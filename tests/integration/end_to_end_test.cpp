@@ -1,7 +1,8 @@
 // End to end: both real binaries on one database file, warehouses with real webhook receivers on
 // loopback, the whole "Direct, then confirm" flow driven through the API as a shop and its
 // warehouses would: intake, webhook, confirm; reject; timeout and a late confirm; a shared
-// priority race; exhausted; cancel; a warehouse that is down; restarts of either service.
+// priority race; exhausted; cancel; buy online, ship from store (check-first stores, then a
+// warehouse); a warehouse that is down; restarts of either service.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include "support/form.h"
 #include "support/receiver.h"
 #include "support/services_test.h"
+#include "support/stores.h"
 
 namespace allocation_relay {
 namespace {
@@ -27,8 +29,10 @@ using testing::Receiver;
 
 class EndToEnd : public testing::ServicesTest {
  protected:
-  // Warehouses 3, 4, 7 and 9 (confirm timeout 1 s) post to /w<id> of one receiver.
-  void Start(std::map<int, std::string> webhooks = {}) {
+  // Warehouses 3, 4, 7 and 9 (confirm timeout 1 s) post to /w<id> of one receiver. With
+  // `stores`, so do the check-first stores 11, 12, 13 and 14 (1 s to answer) of
+  // support/stores.h, with their keys.
+  void Start(std::map<int, std::string> webhooks = {}, bool stores = false) {
     ApiProcessOptions o;
     for (int w : {3, 4, 7, 9}) {
       if (!webhooks.contains(w)) {
@@ -36,6 +40,14 @@ class EndToEnd : public testing::ServicesTest {
       }
     }
     o.webhooks = webhooks;
+    if (stores) {
+      std::map<int, std::string> store_hooks;
+      for (int s : {11, 12, 13, 14}) {
+        store_hooks[s] = "{url: '" + receiver_.Url("/w" + std::to_string(s)) + "', secret: s}";
+      }
+      o.more_warehouses = testing::StoresYaml(store_hooks);
+      o.more_keys = testing::StoreKeysYaml();
+    }
     o.dispatcher =
         "{listen: '127.0.0.1:0', allow_private_networks: true, "
         "retry_schedule: [200ms, 200ms, 200ms]}";
@@ -68,6 +80,15 @@ class EndToEnd : public testing::ServicesTest {
           return false;
         },
         15s);
+  }
+  // The check_first events store `w` received so far as "<action> <order number>".
+  std::vector<std::string> CheckEventsAt(int w) {
+    std::vector<std::string> out;
+    for (const json& e : EventsAt(w)) {
+      EXPECT_EQ(e["type"], "check_first") << e;
+      out.push_back(e["action"].get<std::string>() + " " + std::to_string(e["id"].get<int>()));
+    }
+    return out;
   }
   json Allocation(int number) {
     return api_->Get("/allocations/" + std::to_string(number)).Json()["allocation"];
@@ -163,6 +184,55 @@ TEST_F(EndToEnd, CancelOutdatesEveryOpenRequestAndTellsTheWarehouses) {
   EXPECT_EQ(Allocation(20)["state"], "cancelled");
   EXPECT_EQ(api_->Update(1, "confirmed")["success"], false);
   EXPECT_TRUE(EventsAt(7).empty());  // the flow never reached the second group
+}
+
+// Buy online, ship from store ("Check first, then allocate", SPEC section 12): the stores of the
+// first group are asked first; store 11 says no, store 14 does not answer in time; then the
+// group's warehouse 3 gets an allocation request, hears of it by webhook and confirms it. The
+// stores heard of the question and of their outcome; the next group never heard of the order.
+TEST_F(EndToEnd, BuyOnlineShipFromStoreFallsBackToTheWarehouseWhenNoStoreCanShip) {
+  Start({}, /*stores=*/true);
+  api_->CreateAllocation(23, "[[11,14,3],[7]]");
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return !CheckEventsAt(11).empty() && !CheckEventsAt(14).empty(); }, 15s))
+      << dispatcher_->Stderr();
+  json create = EventsAt(11)[0];
+  EXPECT_EQ(create["action"], "create");
+  EXPECT_EQ(create["id"], 23);  // the order number
+  ASSERT_EQ(create["data"]["warehouses"].size(), 2u);
+  EXPECT_EQ(create["data"]["warehouses"][0]["warehouseId"], 11);
+  EXPECT_EQ(create["data"]["warehouses"][1]["warehouseId"], 14);
+  EXPECT_EQ(EventsAt(14)[0], create);
+  EXPECT_TRUE(Allocation(23)["allocation_requests"].empty());  // the warehouse waits for them
+
+  // Store 11 says no with its own key; store 14 lets its second run out.
+  EXPECT_EQ(
+      api_->Post("/check-first", testing::CheckAnswerBody(23, 11, false), "shop11-token").body,
+      R"({"status":"ok"})");
+  ASSERT_TRUE(Received(3, "create", 1, "allocated")) << dispatcher_->Stderr();
+  ASSERT_TRUE(testing::WaitFor([&] { return StatusOf(23, 0) == "sent"; }, 10s));
+  EXPECT_EQ(api_->Update(1, "confirmed", "pos3-token")["success"], true);
+
+  json a = Allocation(23);
+  EXPECT_EQ(a["state"], "confirmed");
+  EXPECT_EQ(a["confirmedWarehouseId"], 3);
+  EXPECT_EQ(a["allocation_requests"][0]["status"], "confirmed");
+  ASSERT_EQ(a["checks"].size(), 2u);
+  EXPECT_EQ(a["checks"][0]["warehouseId"], 11);
+  EXPECT_EQ(a["checks"][0]["status"], "rejected");
+  EXPECT_EQ(a["checks"][1]["warehouseId"], 14);
+  EXPECT_EQ(a["checks"][1]["status"], "timed-out");
+  ASSERT_TRUE(testing::WaitFor([&] { return CheckEventsAt(11).size() == 2; }, 10s));
+  ASSERT_TRUE(testing::WaitFor([&] { return CheckEventsAt(14).size() == 2; }, 10s));
+  EXPECT_EQ(CheckEventsAt(11), (std::vector<std::string>{"create 23", "rejected 23"}));
+  EXPECT_EQ(CheckEventsAt(14), (std::vector<std::string>{"create 23", "timeout 23"}));
+  EXPECT_EQ(EventsAt(11)[1]["data"].dump(), R"({"warehouseId":11})");
+  EXPECT_EQ(EventsAt(14)[1]["data"].dump(), R"({"warehouseId":14})");
+  // A decision on the order is no longer possible for the stores.
+  EXPECT_EQ(api_->Post("/check-first", testing::CheckAnswerBody(23, 14, true), "shop-token").body,
+            R"({"status":"no","msg":"failed to allocate stock"})");
+  EXPECT_EQ(EventsAt(3).size(), 1u);  // its create; the confirm is its own doing
+  EXPECT_TRUE(EventsAt(7).empty());
 }
 
 // Warehouse 3's webhook points at a port nobody listens on: every attempt fails, its request

@@ -42,7 +42,7 @@ std::string ApiProcess::Config(const ApiProcessOptions& o) {
          "  threads: 4\n"
          "  max_body: 65536\n"
          "  keys:\n" +
-         TestKeysYaml() + "dispatcher: " + o.dispatcher + "\n" +
+         TestKeysYaml() + o.more_keys + "dispatcher: " + o.dispatcher + "\n" +
          "warehouses:\n"
          "  - {id: 3, name: Amsterdam" +
          hook(3) +
@@ -54,8 +54,7 @@ std::string ApiProcess::Config(const ApiProcessOptions& o) {
          hook(7) +
          "}\n"
          "  - {id: 9, name: Quick, confirm_timeout: 1s" +
-         hook(9) +
-         "}\n"
+         hook(9) + "}\n" + o.more_warehouses +
          "rules:\n"
          "  nordics: [[3, 4], [7]]\n" +
          extra;

@@ -35,6 +35,10 @@ struct ApiProcessOptions {
   std::map<int, std::string> webhooks;  // warehouse id -> inline YAML of its `webhook:`
   std::string dispatcher =
       "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [200ms, 200ms]}";
+  // Further `warehouses:` entries after 3, 4, 7 and 9, each a line "  - {id: 11, ...}\n", and
+  // further `api.keys` entries after the test keys, each a line "    - {name: ..., ...}\n".
+  std::string more_warehouses;
+  std::string more_keys;
   // The database. Unset: SQLite's relay.db beside the config file (a path relative to it), or,
   // on PostgreSQL, a new test database the ApiProcess owns (it sets this to that database's
   // options). Set: that database, e.g. another ApiProcess's store_options() to share it (SQLite:

@@ -152,6 +152,24 @@ TEST_F(StoreChecks, AnUnansweredCheckTimesOutAtItsExpiryAndCanNoLongerAccept) {
   EXPECT_EQ(Answer(105, 11, true).outcome, Outcome::kFailed);
 }
 
+// The expiry alone decides: an answer at or after it fails even while the check is still
+// `asked` (the expiry worker has not run), and changes nothing; a microsecond before, it is taken.
+TEST_F(StoreChecks, NoAnswerIsTakenFromTheExpiryOnEvenBeforeTheExpiryRan) {
+  Create(112, {{12, 3}});
+  Create(113, {{12}});
+  clock_.Advance(10min - Micros(1));
+  EXPECT_EQ(Answer(113, 12, true).outcome, Outcome::kAnswered);
+  clock_.Advance(Micros(1));
+  EXPECT_EQ(Answer(112, 12, true).outcome, Outcome::kFailed);
+  EXPECT_EQ(Answer(112, 12, false).outcome, Outcome::kFailed);
+  EXPECT_EQ(Checks(112), Strings{"12:asked"});
+  EXPECT_EQ(Get(112).state, AllocationState::kOpen);
+  EXPECT_TRUE(Get(112).requests.empty());
+  EXPECT_EQ(Expire().checks_timed_out, 1);
+  EXPECT_EQ(Checks(112), Strings{"12:timed-out"});
+  EXPECT_TRUE(HasRequest(112, 3));
+}
+
 TEST_F(StoreChecks, CancellingRejectsTheOpenChecks) {
   Create(106, {{11, 12}});
   EXPECT_EQ(Answer(106, 11, false).outcome, Outcome::kAnswered);

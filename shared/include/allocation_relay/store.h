@@ -116,7 +116,7 @@ struct CheckResult {
   enum class Outcome {
     kAnswered,  // the check took the answer
     kUnknown,   // no such order, the warehouse was not asked on it, or not in the caller's scope
-    kFailed,    // no longer possible: answered, timed out, or the allocation is not open
+    kFailed,    // no longer possible: answered, expired, or the allocation is not open
   };
   Outcome outcome = Outcome::kUnknown;
 };
@@ -243,7 +243,8 @@ class Store {
   // warehouse (an accepted event), rejects the other asked checks and outdates the non-final
   // requests; rejecting (a rejected event) moves the flow on once the group has no check asked
   // (to its direct-then-confirm warehouses, else the next group). Exactly one of any number of
-  // racing acceptances wins.
+  // racing acceptances wins. From the check's expiry on (`now` >= its expiration) no answer is
+  // taken (kFailed), whether or not ExpireDue has timed it out yet.
   StoreResult<CheckResult> AnswerCheck(const CheckAnswer& answer, const WarehouseScope& scope,
                                        TimePoint now, const WarehouseCatalog& catalog);
 

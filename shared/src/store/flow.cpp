@@ -277,6 +277,10 @@ bool AnswerCheck(StoreTransaction& t, const CheckAnswer& answer, const Warehouse
   if (head->status != CheckStatus::kAsked || head->allocation_state != AllocationState::kOpen) {
     return false;
   }
+  // At its expiry an unanswered check can no longer be answered (SPEC section 12), whether or
+  // not the expiry worker has marked it timed-out yet (it may be a moment behind, or not
+  // running): nothing is written here; the worker times it out and sends its timeout event.
+  if (now >= head->expires_at) return false;
   if (!answer.accepted) {
     if (!t.AnswerCheck(head->id, CheckStatus::kRejected, now)) return false;
     t.QueueCheckEvent(answer.warehouse_id, head->id, EventAction::kRejected, now);

@@ -128,6 +128,7 @@ class StoreTransaction {
     int group_index = 0;
     AllocationState allocation_state = AllocationState::kOpen;
     int current_group = 0;
+    TimePoint expires_at;  // the check's expiry: no answer is taken from then on
   };
   virtual std::optional<CheckHead> ReadCheckHead(std::int64_t order_number,
                                                  std::int64_t warehouse_id) = 0;

@@ -221,15 +221,21 @@ std::optional<StoreTransaction::CheckHead> PgTransaction::ReadCheckHead(std::int
   c_.Queue("SELECT 1 FROM allocations WHERE order_number = $1 FOR UPDATE",
            Params().Add(order_number));
   Result r = c_.Exec(
-      "SELECT c.id, c.status, c.allocation_id, c.group_index, a.state, a.current_group "
-      "FROM allocations a JOIN checks c ON c.allocation_id = a.id AND c.warehouse_id = $2 "
+      "SELECT c.id, c.status, c.allocation_id, c.group_index, a.state, a.current_group, "
+      "c.expires_at FROM allocations a JOIN checks c ON c.allocation_id = a.id AND "
+      "c.warehouse_id = $2 "
       "WHERE a.order_number = $1",
       Params().Add(order_number).Add(warehouse_id));
   if (r.rows() == 0) return std::nullopt;
   std::optional<CheckStatus> status = ParseCheckStatus(r.text(0, 1));
   if (!status) throw StoreError(StoreError::Kind::kCorrupt, "unknown check status");
-  return CheckHead{r.i64(0, 0), *status, r.i64(0, 2), r.i32(0, 3), StateValue(r.text(0, 4)),
-                   r.i32(0, 5)};
+  return CheckHead{r.i64(0, 0),
+                   *status,
+                   r.i64(0, 2),
+                   r.i32(0, 3),
+                   StateValue(r.text(0, 4)),
+                   r.i32(0, 5),
+                   FromUnixMicros(r.i64(0, 6))};
 }
 
 bool PgTransaction::AnswerCheck(std::int64_t check_id, CheckStatus to, TimePoint now) {

@@ -231,17 +231,22 @@ std::optional<std::int64_t> SqliteTransaction::InsertCheck(std::int64_t allocati
 std::optional<StoreTransaction::CheckHead> SqliteTransaction::ReadCheckHead(
     std::int64_t order_number, std::int64_t warehouse_id) {
   Borrowed s = c_.Prepared(
-      "SELECT c.id, c.status, c.allocation_id, c.group_index, a.state, a.current_group "
-      "FROM allocations a JOIN checks c ON c.allocation_id = a.id AND c.warehouse_id = ? "
+      "SELECT c.id, c.status, c.allocation_id, c.group_index, a.state, a.current_group, "
+      "c.expires_at FROM allocations a JOIN checks c ON c.allocation_id = a.id AND "
+      "c.warehouse_id = ? "
       "WHERE a.order_number = ?");
   s->bind(1, warehouse_id);
   s->bind(2, order_number);
   if (!s->executeStep()) return std::nullopt;
   std::optional<CheckStatus> status = ParseCheckStatus(s->getColumn(1).getString());
   if (!status) throw StoreError(StoreError::Kind::kCorrupt, "unknown check status");
-  return CheckHead{s->getColumn(0).getInt64(),   *status,
-                   s->getColumn(2).getInt64(),   s->getColumn(3).getInt(),
-                   StateColumn(s->getColumn(4)), s->getColumn(5).getInt()};
+  return CheckHead{s->getColumn(0).getInt64(),
+                   *status,
+                   s->getColumn(2).getInt64(),
+                   s->getColumn(3).getInt(),
+                   StateColumn(s->getColumn(4)),
+                   s->getColumn(5).getInt(),
+                   FromUnixMicros(s->getColumn(6).getInt64())};
 }
 
 bool SqliteTransaction::AnswerCheck(std::int64_t check_id, CheckStatus to, TimePoint now) {
