@@ -92,9 +92,10 @@ TEST_F(StoreRetention, AnOldFinishedAllocationGoesWithItsRequestsEventsDeliveryA
 // Checks (SPEC section 12) go with their allocation, with their check_first events; a delivery
 // that still holds another allocation's check event stays until that one goes too.
 TEST_F(StoreRetention, ChecksAndTheirEventsGoWithTheirAllocation) {
+  // A shop with 80 days to answer: 16 is accepted 50 days after it was asked.
   catalog_ = WarehouseCatalog({{3, "Amsterdam", 1h},
                                {4, "Tokyo", 1h},
-                               {11, "Shop A", 30min, WarehousePolicy::kCheckFirst}});
+                               {11, "Shop A", 80 * 24h, WarehousePolicy::kCheckFirst}});
   auto accept = [&](std::int64_t order) {
     auto r = store_->AnswerCheck({order, 11, true}, {}, clock_.Now(), catalog_);
     ASSERT_TRUE(r.has_value());
