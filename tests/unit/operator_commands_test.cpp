@@ -1,5 +1,6 @@
 // The operator commands' answers that depend on the store's backend: `backup` copies a SQLite
-// file and, on PostgreSQL, opens nothing and points at pg_dump.
+// file and, on PostgreSQL, opens nothing and points at pg_dump; `history` lists an order's
+// requests, checks and events on either.
 #include "operator_commands.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 
 #include "allocation_relay/config.h"
 #include "allocation_relay/store.h"
+#include "support/store_fixture.h"
 #include "support/temp_dir.h"
 
 namespace allocation_relay {
@@ -42,6 +44,40 @@ TEST(BackupCommand, OnSqliteWritesTheBackupAndNamesTheFile) {
   EXPECT_EQ(out.str(),
             "backup of " + dir.File("relay.db") + " written to " + dir.File("backup.db") + "\n");
   EXPECT_TRUE(std::filesystem::exists(dir.File("backup.db")));
+}
+
+using HistoryCommandTest = testing::StoreTest;
+
+// An order of a check-first store: its check and its check_first events are listed.
+TEST_F(HistoryCommandTest, ListsAnOrdersChecksAndTheirEvents) {
+  using namespace std::chrono_literals;
+  catalog_ =
+      WarehouseCatalog({{3, "Amsterdam", 1h}, {11, "Shop A", 30min, WarehousePolicy::kCheckFirst}});
+  Create(15, {{11}, {3}});
+  auto answered = store_->AnswerCheck({15, 11, false}, {}, clock_.Now(), catalog_);
+  ASSERT_TRUE(answered.has_value());
+  ASSERT_EQ(answered->outcome, CheckResult::Outcome::kAnswered);
+  Config config;
+  config.timezone = "UTC";
+  testing::UseDatabase(config.store, Options());
+  std::ostringstream out;
+  std::ostringstream err;
+  ASSERT_EQ(HistoryCommand(config, 15, out, err), 0) << err.str();
+  const std::string text = out.str();
+  EXPECT_NE(text.find("order 15 (486e13eaaa65d5ff1e87c997b5dce54e): open, created "
+                      "2024-03-18T08:00:00+00:00, group 2 of 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  check 1 warehouse 11: rejected, asked 2024-03-18T08:00:00+00:00, expires "
+                      "2024-03-18T08:30:00+00:00, last change 2024-03-18T08:00:00+00:00\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find(" check_first create of check 1 at 2024-03-18T08:00:00+00:00: not sent yet\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find(" check_first rejected of check 1 at "), std::string::npos) << text;
+  EXPECT_NE(text.find(" create (allocated) of request "), std::string::npos) << text;
 }
 
 }  // namespace
