@@ -142,13 +142,19 @@ ApiResponse RequestListAnswer(const std::vector<AllocationRequest>& requests,
   return ApiResponse{200, std::move(body)};
 }
 
-// Centra's answer for an order it does not know: {"status":"no","msg":"Unknown order id: 1095"},
-// the path segment repeated as written.
-ApiResponse UnknownOrder(const std::string& number) {
+// Centra's {"status":"no","msg":...}, the answer of its newer endpoints (the per-order list,
+// check-first); `msg` is a string or an object of field errors.
+ApiResponse StatusNoMsg(ordered_json msg) {
   ordered_json body = ordered_json::object();
   body["status"] = "no";
-  body["msg"] = "Unknown order id: " + number;
+  body["msg"] = std::move(msg);
   return Json(200, body);
+}
+
+// For an order it does not know: {"status":"no","msg":"Unknown order id: 1095"}, the path
+// segment repeated as written.
+ApiResponse UnknownOrder(const std::string& number) {
+  return StatusNoMsg("Unknown order id: " + number);
 }
 
 ordered_json AllocationNotFound() {
@@ -389,15 +395,8 @@ ApiResponse ApiService::CancelAllocation(const Context& ctx, const std::string& 
 }
 
 ApiResponse ApiService::AnswerCheck(const Context& ctx, const ApiRequest& req, const ApiKey& key) {
-  // Centra's answers to this endpoint: {"status":"ok"} or {"status":"no","msg":...}.
-  auto no = [](ordered_json msg) {
-    ordered_json body = ordered_json::object();
-    body["status"] = "no";
-    body["msg"] = std::move(msg);
-    return Json(200, body);
-  };
   std::variant<CheckAnswer, ordered_json> parsed = ParseCheckAnswer(req.body);
-  if (auto* msg = std::get_if<ordered_json>(&parsed)) return no(std::move(*msg));
+  if (auto* msg = std::get_if<ordered_json>(&parsed)) return StatusNoMsg(std::move(*msg));
   const CheckAnswer& answer = std::get<CheckAnswer>(parsed);
   return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
     StoreResult<CheckResult> result =
@@ -409,11 +408,11 @@ ApiResponse ApiService::AnswerCheck(const Context& ctx, const ApiRequest& req, c
                      answer.accepted ? "accepted" : "rejected", answer.warehouse_id, key.name);
         return Json(200, ordered_json{{"status", "ok"}});
       case CheckResult::Outcome::kUnknown:
-        return no(kOrderDoesNotExistMessage);
+        return StatusNoMsg(kOrderDoesNotExistMessage);
       case CheckResult::Outcome::kFailed:
-        return no(kFailedToAllocateMessage);
+        return StatusNoMsg(kFailedToAllocateMessage);
     }
-    return no(kFailedToAllocateMessage);
+    return StatusNoMsg(kFailedToAllocateMessage);
   });
 }
 

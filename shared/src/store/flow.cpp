@@ -39,7 +39,8 @@ void CloseOpenWork(StoreTransaction& t, const StoreTransaction::OpenWork& open, 
   }
   for (auto [check_id, warehouse_id] : open.checks) {
     if (t.AnswerCheck(check_id, CheckStatus::kRejected, now)) {
-      t.QueueCheckEvent(warehouse_id, check_id, EventAction::kRejected, now);
+      t.QueueCheckEvent(warehouse_id, check_id, EventAction::kRejected, CheckStatus::kRejected,
+                        now);
     }
   }
 }
@@ -57,7 +58,7 @@ int AskGroup(StoreTransaction& t, const AllocationRow& allocation, int g, TimePo
     const std::optional<std::int64_t> id =
         t.InsertCheck(allocation.id, warehouse_id, g, now, expires);
     if (!id) continue;
-    t.QueueCheckEvent(warehouse_id, *id, EventAction::kCreate, now);
+    t.QueueCheckEvent(warehouse_id, *id, EventAction::kCreate, CheckStatus::kAsked, now);
     if (made) {
       made->checks.push_back(
           Check{*id, allocation.id, warehouse_id, g, CheckStatus::kAsked, now, expires, now});
@@ -224,7 +225,7 @@ bool ExpireDue(StoreTransaction& t, TimePoint now, const WarehouseCatalog& catal
   }
   for (const StoreTransaction::ExpiredCheck& e : t.ExpiredChecks(now, limit)) {
     if (t.AnswerCheck(e.id, CheckStatus::kTimedOut, now)) {
-      t.QueueCheckEvent(e.warehouse_id, e.id, EventAction::kTimeout, now);
+      t.QueueCheckEvent(e.warehouse_id, e.id, EventAction::kTimeout, CheckStatus::kTimedOut, now);
       ++result.checks_timed_out;
       allocations.insert(e.allocation_id);
     }
@@ -283,7 +284,8 @@ bool AnswerCheck(StoreTransaction& t, const CheckAnswer& answer, const Warehouse
   if (now >= head->expires_at) return false;
   if (!answer.accepted) {
     if (!t.AnswerCheck(head->id, CheckStatus::kRejected, now)) return false;
-    t.QueueCheckEvent(answer.warehouse_id, head->id, EventAction::kRejected, now);
+    t.QueueCheckEvent(answer.warehouse_id, head->id, EventAction::kRejected, CheckStatus::kRejected,
+                      now);
     if (head->group_index == head->current_group) {
       MaybeAdvance(t, head->allocation_id, now, catalog);
     }
@@ -294,7 +296,8 @@ bool AnswerCheck(StoreTransaction& t, const CheckAnswer& answer, const Warehouse
   auto open = t.CloseAllocation(head->allocation_id, AllocationState::kConfirmed,
                                 answer.warehouse_id, 0, now);
   if (!open) return false;  // another answer closed it first: undone
-  t.QueueCheckEvent(answer.warehouse_id, head->id, EventAction::kAccepted, now);
+  t.QueueCheckEvent(answer.warehouse_id, head->id, EventAction::kAccepted, CheckStatus::kAccepted,
+                    now);
   CloseOpenWork(t, *open, now);
   result = CheckResult{Outcome::kAnswered};
   return true;

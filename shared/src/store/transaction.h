@@ -139,9 +139,10 @@ class StoreTransaction {
     std::int64_t id, allocation_id, warehouse_id;
   };
   virtual std::vector<ExpiredCheck> ExpiredChecks(TimePoint now, int limit) = 0;
-  // Appends a check_first event about `check_id` to the webhook outbox.
+  // Appends a check_first event about `check_id` to the webhook outbox; `status` is the
+  // check's after the change the event reports.
   virtual void QueueCheckEvent(std::int64_t warehouse_id, std::int64_t check_id, EventAction action,
-                               TimePoint now) = 0;
+                               CheckStatus status, TimePoint now) = 0;
 
   // --- Webhook deliveries (deliveries.cpp) ---
 

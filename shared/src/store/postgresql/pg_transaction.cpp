@@ -259,12 +259,7 @@ std::vector<StoreTransaction::ExpiredCheck> PgTransaction::ExpiredChecks(TimePoi
 }
 
 void PgTransaction::QueueCheckEvent(std::int64_t warehouse_id, std::int64_t check_id,
-                                    EventAction action, TimePoint now) {
-  // The check's status after the change the event reports.
-  const CheckStatus status = action == EventAction::kAccepted   ? CheckStatus::kAccepted
-                             : action == EventAction::kRejected ? CheckStatus::kRejected
-                             : action == EventAction::kTimeout  ? CheckStatus::kTimedOut
-                                                                : CheckStatus::kAsked;
+                                    EventAction action, CheckStatus status, TimePoint now) {
   events_.push_back({warehouse_id, 0, check_id, action, ToString(status), now});
 }
 

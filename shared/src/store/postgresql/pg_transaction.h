@@ -56,7 +56,7 @@ class PgTransaction final : public StoreTransaction {
   bool AnswerCheck(std::int64_t check_id, CheckStatus to, TimePoint now) override;
   std::vector<ExpiredCheck> ExpiredChecks(TimePoint now, int limit) override;
   void QueueCheckEvent(std::int64_t warehouse_id, std::int64_t check_id, EventAction action,
-                       TimePoint now) override;
+                       CheckStatus status, TimePoint now) override;
 
   const std::string& DeliverySalt() override;
   std::vector<PendingDelivery> PendingDeliveries(std::int64_t warehouse_id, std::int64_t after_id,

@@ -274,14 +274,15 @@ std::vector<StoreTransaction::ExpiredCheck> SqliteTransaction::ExpiredChecks(Tim
 }
 
 void SqliteTransaction::QueueCheckEvent(std::int64_t warehouse_id, std::int64_t check_id,
-                                        EventAction action, TimePoint now) {
+                                        EventAction action, CheckStatus status, TimePoint now) {
   Borrowed s = c_.Prepared(
       "INSERT INTO outbox_events (warehouse_id, check_id, action, status, created_at) "
-      "SELECT ?1, ?2, ?3, status, ?4 FROM checks WHERE id = ?2");
+      "VALUES (?, ?, ?, ?, ?)");
   s->bind(1, warehouse_id);
   s->bind(2, check_id);
   s->bind(3, std::string(ToString(action)));
-  s->bind(4, ToUnixMicros(now));
+  s->bind(4, std::string(ToString(status)));
+  s->bind(5, ToUnixMicros(now));
   s->exec();
 }
 
