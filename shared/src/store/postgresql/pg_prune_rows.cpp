@@ -1,7 +1,5 @@
 // PgTransaction's retention operations: the SQL of a prune step. Id lists go in as one bigint[]
 // parameter, so each statement is prepared once.
-#include <algorithm>
-
 #include "pg_rows.h"
 #include "pg_transaction.h"
 
@@ -65,21 +63,15 @@ StoreTransaction::DeletedAllocations PgTransaction::DeleteAllocations(
   std::vector<std::int64_t> requests =
       Ids(c_.Exec("SELECT id FROM allocation_requests WHERE allocation_id = ANY($1::bigint[])",
                   Params().AddIds(allocation_ids)));
-  out.deliveries = Ids(c_.Exec(
-      "SELECT DISTINCT delivery_id FROM outbox_events WHERE request_id = ANY($1::bigint[]) AND "
-      "delivery_id IS NOT NULL",
-      Params().AddIds(requests)));
   std::vector<std::int64_t> checks =
       Ids(c_.Exec("SELECT id FROM checks WHERE allocation_id = ANY($1::bigint[])",
                   Params().AddIds(allocation_ids)));
-  for (std::int64_t id :
-       Ids(c_.Exec("SELECT DISTINCT delivery_id FROM outbox_events WHERE check_id = "
-                   "ANY($1::bigint[]) AND delivery_id IS NOT NULL",
-                   Params().AddIds(checks)))) {
-    if (std::find(out.deliveries.begin(), out.deliveries.end(), id) == out.deliveries.end()) {
-      out.deliveries.push_back(id);
-    }
-  }
+  // The deliveries that held their events (of requests or of checks), each once.
+  out.deliveries = Ids(c_.Exec(
+      "SELECT delivery_id FROM outbox_events WHERE request_id = ANY($1::bigint[]) AND "
+      "delivery_id IS NOT NULL UNION SELECT delivery_id FROM outbox_events WHERE check_id = "
+      "ANY($2::bigint[]) AND delivery_id IS NOT NULL",
+      Params().AddIds(requests).AddIds(checks)));
   out.events = c_.Exec("DELETE FROM outbox_events WHERE request_id = ANY($1::bigint[])",
                        Params().AddIds(requests))
                    .affected();

@@ -1,7 +1,5 @@
 // SqliteTransaction's retention operations: the SQL of a prune step. Id lists go in as one JSON
 // array (`IN (SELECT value FROM json_each(?))`), so each statement is prepared once.
-#include <algorithm>
-
 #include "rows.h"
 #include "sqlite_transaction.h"
 
@@ -85,13 +83,6 @@ StoreTransaction::DeletedAllocations SqliteTransaction::DeleteAllocations(
     s->bind(1, allocations);
     requests = JsonIds(Ids(s));
   }
-  {
-    Borrowed s = c_.Prepared(
-        "SELECT DISTINCT delivery_id FROM outbox_events INDEXED BY outbox_by_request "
-        "WHERE request_id IN (SELECT value FROM json_each(?)) AND delivery_id IS NOT NULL");
-    s->bind(1, requests);
-    out.deliveries = Ids(s);
-  }
   std::string checks;
   {
     Borrowed s = c_.Prepared(
@@ -100,15 +91,15 @@ StoreTransaction::DeletedAllocations SqliteTransaction::DeleteAllocations(
     checks = JsonIds(Ids(s));
   }
   {
+    // The deliveries that held their events (of requests or of checks), each once.
     Borrowed s = c_.Prepared(
-        "SELECT DISTINCT delivery_id FROM outbox_events INDEXED BY outbox_by_check "
-        "WHERE check_id IN (SELECT value FROM json_each(?)) AND delivery_id IS NOT NULL");
-    s->bind(1, checks);
-    for (std::int64_t id : Ids(s)) {
-      if (std::find(out.deliveries.begin(), out.deliveries.end(), id) == out.deliveries.end()) {
-        out.deliveries.push_back(id);
-      }
-    }
+        "SELECT delivery_id FROM outbox_events INDEXED BY outbox_by_request "
+        "WHERE request_id IN (SELECT value FROM json_each(?1)) AND delivery_id IS NOT NULL "
+        "UNION SELECT delivery_id FROM outbox_events INDEXED BY outbox_by_check "
+        "WHERE check_id IN (SELECT value FROM json_each(?2)) AND delivery_id IS NOT NULL");
+    s->bind(1, requests);
+    s->bind(2, checks);
+    out.deliveries = Ids(s);
   }
   {
     Borrowed s = c_.Prepared(
