@@ -20,6 +20,7 @@
 #ifndef ALLOCATION_RELAY_STORE_H_
 #define ALLOCATION_RELAY_STORE_H_
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <expected>
@@ -191,6 +192,62 @@ struct PruneCursor {
   bool attempts_done = false;
   bool done() const { return allocations_done && attempts_done; }
 };
+
+// Operator console (SPEC section 11, docs/console.md).
+//
+// Webhook call durations are counted in buckets with these upper bounds (milliseconds); the
+// last bucket (index std::size(kCallDurationBoundsMs)) holds longer calls.
+inline constexpr int kCallDurationBoundsMs[] = {1,   2,   5,    10,   20,   50,   100,
+                                                200, 500, 1000, 2000, 5000, 10000};
+inline constexpr std::size_t kCallDurationBuckets = std::size(kCallDurationBoundsMs) + 1;
+
+// What the overview shows of one warehouse. The counts are of open work now; the rest comes
+// from the activity the store keeps per warehouse and minute as attempts are recorded.
+struct WarehouseActivity {
+  std::int64_t warehouse_id = 0;
+  std::int64_t pending_requests = 0;  // allocated, sent or failed
+  std::int64_t asked_checks = 0;
+  std::int64_t queued_events = 0;  // not yet in a delivery
+  std::int64_t pending_deliveries = 0;
+  std::int64_t dead_deliveries = 0;
+  std::optional<TimePoint> disabled_at;  // webhook disabled by a 410 Gone
+  std::string disabled_reason;
+  std::optional<TimePoint> last_success_at;  // start of the newest successful call
+  // Calls that started at or after `latency_since`, by duration bucket.
+  std::array<std::int64_t, kCallDurationBuckets> call_durations{};
+};
+
+// Webhook activity in one minute, summed over the warehouses read.
+struct ActivityMinute {
+  TimePoint minute;                  // its start
+  std::int64_t delivered = 0;        // deliveries that succeeded
+  std::int64_t failed_attempts = 0;  // attempts that failed (retried or dead)
+  std::int64_t dead = 0;             // deliveries that went dead
+};
+
+struct ActivityOverview {
+  // Every warehouse in scope with anything to show (a nonzero count, a disabled webhook, a
+  // success or a call kept), by id; a warehouse not listed has nothing.
+  std::vector<WarehouseActivity> warehouses;
+  // Minutes at or after `chart_since` with any activity, oldest first.
+  std::vector<ActivityMinute> minutes;
+};
+
+// The console's deliveries list: newest first, keyset paged by id.
+struct DeliveryQuery {
+  std::optional<DeliveryState> state;     // nullopt: any
+  std::optional<std::int64_t> warehouse;  // nullopt: any
+  WarehouseScope scope;
+  std::int64_t before_id = 0;  // only ids below this; 0: from the newest
+  int limit = 50;
+};
+
+struct DeliverySummary {
+  Delivery delivery;  // without its document
+  std::optional<DeliveryAttempt> last_attempt;
+};
+
+enum class ResendOutcome { kResent, kNotFound, kNotDead };
 
 // EventSignal: tells a dispatcher at once that another process queued outbox events, where the
 // backend can (PostgreSQL: LISTEN/NOTIFY; every write that queues events notifies after its
@@ -390,6 +447,18 @@ class Store {
   // Dead deliveries (of one warehouse, or all) become pending again, due at `now`. Returns how
   // many.
   StoreResult<int> ResendDead(std::optional<std::int64_t> warehouse, TimePoint now);
+
+  // Operator console (docs/console.md). The activity kept per warehouse and minute is written
+  // by RecordAndTake with the attempts it counts; minutes older than a day are deleted by
+  // PruneActivity.
+  StoreResult<ActivityOverview> ReadActivity(const WarehouseScope& scope, TimePoint chart_since,
+                                             TimePoint latency_since);
+  StoreResult<std::vector<DeliverySummary>> ListDeliveryPage(const DeliveryQuery& query);
+  // One dead delivery (in `scope`) becomes pending again, due at `now`.
+  StoreResult<ResendOutcome> ResendDeadDelivery(std::int64_t delivery_id,
+                                                const WarehouseScope& scope, TimePoint now);
+  // Deletes the activity of minutes before `before`; returns the rows deleted.
+  StoreResult<std::int64_t> PruneActivity(TimePoint before);
 
   // Tests only: the query plans SQLite chooses (EXPLAIN QUERY PLAN, one line per step) for the
   // exact SQL that ListRequests, ExpireDue and NextExpiration run, so tests can check which
