@@ -71,6 +71,26 @@ int ResendDeadCommand(const Config& config, std::optional<std::int64_t> warehous
   return 0;
 }
 
+int ResendDeadDeliveryCommand(const Config& config, std::int64_t delivery_id, std::ostream& out,
+                              std::ostream& err) {
+  auto store = OpenExisting(config, err);
+  if (!store) return 1;
+  auto outcome = store->ResendDeadDelivery(delivery_id, WarehouseScope{}, SystemClock().Now());
+  if (Failed(outcome, err)) return 1;
+  switch (*outcome) {
+    case ResendOutcome::kResent:
+      out << "delivery " << delivery_id << " queued again\n";
+      return 0;
+    case ResendOutcome::kNotFound:
+      err << "no delivery " << delivery_id << "\n";
+      return 1;
+    case ResendOutcome::kNotDead:
+      err << "delivery " << delivery_id << " is not dead; nothing changed\n";
+      return 1;
+  }
+  return 1;
+}
+
 int EnableWebhookCommand(const Config& config, std::int64_t warehouse, std::ostream& out,
                          std::ostream& err) {
   auto store = OpenExisting(config, err);
