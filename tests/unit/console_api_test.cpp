@@ -134,7 +134,10 @@ class LogCapture {
     spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
   }
   ~LogCapture() { spdlog::set_default_logger(previous_); }
-  std::string text() const { return out_.str(); }
+  std::string text() const {
+    spdlog::default_logger()->flush();
+    return out_.str();
+  }
 
  private:
   std::ostringstream out_;
