@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "support/delivery_fixture.h"
+#include "support/query_plan.h"
 #include "support/test_database.h"
 
 namespace allocation_relay {
@@ -336,6 +337,37 @@ TEST_F(StoreConsole, OfTwoRacingResendsOneWins) {
   for (std::thread& t : threads) t.join();
   EXPECT_THAT(outcomes,
               ::testing::UnorderedElementsAre(ResendOutcome::kResent, ResendOutcome::kNotDead));
+}
+
+// The load the overview and the dead-deliveries page put on the database: they read the open
+// work from its partial indexes and the activity from its recent minutes (a range of the
+// primary key), never the history of requests, events, deliveries or attempts, so their cost
+// does not grow with it (docs/benchmarks.md: the overview on 1,000,000 requests).
+TEST_F(StoreConsole, ConsoleReadsTouchOnlyOpenWorkAndRecentActivity) {
+  auto plan = store_->ExplainConsoleReadsForTest();
+  ASSERT_TRUE(plan.has_value()) << plan.error().what();
+  const std::vector<std::string> open_work = {
+      "requests_pending_by_warehouse", "checks_asked_by_expiry", "outbox_unbatched_by_warehouse",
+      "deliveries_pending_by_warehouse", "deliveries_dead_by_warehouse"};
+  for (const std::string& index : open_work) {
+    EXPECT_TRUE(testing::PlanUses(*plan, index)) << index << ": " << testing::Join(*plan);
+  }
+  EXPECT_TRUE(testing::PlanUses(*plan, "SEARCH webhook_activity USING PRIMARY KEY (minute>?)"))
+      << testing::Join(*plan);
+  for (const std::string& step : *plan) {
+    // A table read whole, or through an index of its whole history: a scan must be of an
+    // index of open work, a search must not be through a history index.
+    bool scan = ::testing::Matches(::testing::MatchesRegex(
+        "SCAN (allocation_requests|outbox_events|checks|deliveries|delivery_attempts|"
+        "webhook_activity)( .*)?"))(step);
+    bool of_open_work = std::any_of(open_work.begin(), open_work.end(), [&](const auto& index) {
+      return step.find(index) != std::string::npos;
+    });
+    EXPECT_TRUE(!scan || of_open_work) << step << " in " << testing::Join(*plan);
+    EXPECT_THAT(step, ::testing::Not(::testing::HasSubstr("rowid<?")));  // history, newest first
+    EXPECT_THAT(step, ::testing::Not(::testing::HasSubstr("requests_by_")));
+    EXPECT_THAT(step, ::testing::Not(::testing::HasSubstr("deliveries_by_warehouse")));
+  }
 }
 
 }  // namespace

@@ -477,6 +477,9 @@ class Store {
   StoreResult<std::vector<std::string>> ExplainListRequestsForTest(const RequestQuery& query);
   StoreResult<std::vector<std::string>> ExplainExpiryScanForTest();
   StoreResult<std::vector<std::string>> ExplainNextExpirationForTest();
+  // The same for the console's reads: the overview's open work and activity (every warehouse),
+  // and the deliveries page of dead ones of every warehouse.
+  StoreResult<std::vector<std::string>> ExplainConsoleReadsForTest();
 
   // Counts for metrics: requests by status and allocations by state (every value present).
   StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> CountRequestsByStatus();

@@ -93,6 +93,7 @@ class StoreBackend {
       const RequestQuery& query) = 0;
   virtual StoreResult<std::vector<std::string>> ExplainExpiryScanForTest() = 0;
   virtual StoreResult<std::vector<std::string>> ExplainNextExpirationForTest() = 0;
+  virtual StoreResult<std::vector<std::string>> ExplainConsoleReadsForTest() = 0;
   virtual StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>>
   CountRequestsByStatus() = 0;
   virtual StoreResult<std::vector<std::pair<CheckStatus, std::int64_t>>> CountChecksByStatus() = 0;

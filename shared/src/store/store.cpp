@@ -261,6 +261,9 @@ StoreResult<std::vector<std::string>> Store::ExplainExpiryScanForTest() {
 StoreResult<std::vector<std::string>> Store::ExplainNextExpirationForTest() {
   return backend_->ExplainNextExpirationForTest();
 }
+StoreResult<std::vector<std::string>> Store::ExplainConsoleReadsForTest() {
+  return backend_->ExplainConsoleReadsForTest();
+}
 StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> Store::CountRequestsByStatus() {
   return backend_->CountRequestsByStatus();
 }

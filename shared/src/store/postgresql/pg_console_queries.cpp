@@ -134,6 +134,24 @@ StoreResult<StoreBackend::ActivityRead> PgBackend::ReadActivity(const WarehouseS
   });
 }
 
+StoreResult<std::vector<std::string>> PgBackend::ExplainConsoleReadsForTest() {
+  return Guarded([&] {
+    c_.EnsureOpen();
+    DeliveryQuery dead;
+    dead.state = DeliveryState::kDead;
+    std::vector<Result> plans;
+    plans.push_back(c_.Exec("EXPLAIN " + OpenWorkSql({})));
+    plans.push_back(c_.Exec("EXPLAIN " + ActivityRowsSql({}), Params().Add(std::int64_t{0})));
+    plans.push_back(
+        c_.Exec("EXPLAIN " + DeliveryPageSql(dead), Params().Add(std::int64_t{0}).Add(50)));
+    std::vector<std::string> out;
+    for (const Result& r : plans) {
+      for (int i = 0; i < r.rows(); ++i) out.push_back(r.str(i, 0));
+    }
+    return out;
+  });
+}
+
 StoreResult<std::vector<DeliverySummary>> PgBackend::ListDeliveryPage(const DeliveryQuery& query) {
   return Guarded([&]() -> std::vector<DeliverySummary> {
     c_.EnsureOpen();

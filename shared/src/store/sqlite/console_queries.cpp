@@ -56,7 +56,8 @@ const char* DeliveryIndex(std::optional<DeliveryState> state) {
 
 // ListDeliveryPage: ?1 before_id, ?2 limit. The page's ids come first: with warehouses (the
 // query's one, or the scope's) from each one's index, newest first and at most a page each,
-// so a scoped read never walks other warehouses' history; else from the table newest first.
+// so a scoped read never walks other warehouses' history; pending or dead ones of every
+// warehouse from their partial index; else from the table newest first.
 // Then their rows, with their last attempts.
 std::string DeliveryPageSql(const DeliveryQuery& query) {
   const std::string state =
@@ -68,7 +69,13 @@ std::string DeliveryPageSql(const DeliveryQuery& query) {
     warehouses = *query.scope.only;
   }
   std::string ids;
-  if (warehouses.empty()) {
+  if (warehouses.empty() && query.state && *query.state != DeliveryState::kSucceeded) {
+    // Pending and dead ones are few beside the succeeded history: all of them from their
+    // partial index, sorted, rather than the table walked from its newest row until a page of
+    // them turns up.
+    ids = std::string("SELECT id FROM deliveries INDEXED BY ") + DeliveryIndex(query.state) +
+          " WHERE id < ?1" + state + " ORDER BY id DESC LIMIT ?2";
+  } else if (warehouses.empty()) {
     ids = "SELECT id FROM deliveries WHERE id < ?1" + state + " ORDER BY id DESC LIMIT ?2";
   } else {
     for (std::int64_t w : warehouses) {
@@ -138,6 +145,18 @@ StoreResult<StoreBackend::ActivityRead> SqliteBackend::ReadActivity(const Wareho
       }
     }
     return out;
+  });
+}
+
+StoreResult<std::vector<std::string>> SqliteBackend::ExplainConsoleReadsForTest() {
+  return Guarded([&] {
+    DeliveryQuery dead;
+    dead.state = DeliveryState::kDead;
+    std::vector<std::string> plan;
+    for (const std::string& sql : {OpenWorkSql({}), ActivityRowsSql({}), DeliveryPageSql(dead)}) {
+      for (std::string& step : reader_.Explain(sql)) plan.push_back(std::move(step));
+    }
+    return plan;
   });
 }
 

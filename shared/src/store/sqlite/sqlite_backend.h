@@ -56,6 +56,7 @@ class SqliteBackend final : public StoreBackend {
       const RequestQuery& query) override;
   StoreResult<std::vector<std::string>> ExplainExpiryScanForTest() override;
   StoreResult<std::vector<std::string>> ExplainNextExpirationForTest() override;
+  StoreResult<std::vector<std::string>> ExplainConsoleReadsForTest() override;
   StoreResult<std::vector<std::pair<RequestStatus, std::int64_t>>> CountRequestsByStatus() override;
   StoreResult<std::vector<std::pair<CheckStatus, std::int64_t>>> CountChecksByStatus() override;
   StoreResult<std::vector<std::pair<AllocationState, std::int64_t>>> CountAllocationsByState()
