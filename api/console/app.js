@@ -107,25 +107,31 @@
 
   // ---- Notices -----------------------------------------------------------------------------
 
+  // The status region stays in the page (a live region that is hidden when its text changes
+  // may not be announced); empty, it takes no room.
   function notice(text, kind = 'info') {
     const box = $('notice');
     $('notice-text').textContent = text;
     box.className = `notice notice-${kind}`;
     box.dataset.kind = kind;
-    box.hidden = false;
+    $('notice-dismiss').hidden = false;
   }
 
   function clearNotice() {
-    $('notice').hidden = true;
+    const box = $('notice');
     $('notice-text').textContent = '';
+    box.className = 'notice notice-empty';
+    box.dataset.kind = '';
+    $('notice-dismiss').hidden = true;
   }
 
   // ---- API ---------------------------------------------------------------------------------
 
   class ApiError extends Error {
-    constructor(status, message) {
+    constructor(status, message, method) {
       super(message);
       this.status = status;
+      this.method = method;
     }
   }
 
@@ -151,8 +157,8 @@
         credentials: 'omit',
       });
     } catch (e) {
-      throw new ApiError(0, 'The console cannot reach allocation-api (network error). ' +
-                            'It retries on the next refresh.');
+      throw new ApiError(0, 'The console cannot reach allocation-api (network error); ' +
+                            'try again shortly.', method);
     }
     let body = null;
     try {
@@ -161,13 +167,18 @@
       body = null;
     }
     if (response.ok) return body;
-    throw new ApiError(response.status, errorText(response.status, body));
+    throw new ApiError(response.status, errorText(response.status, body), method);
   }
 
-  // An error of a call made while signed in: 401 goes back to sign-in, the rest to the notice.
+  // An error of a call made while signed in: 401 (key removed), or 403 on a read (`console`
+  // taken away), goes back to sign-in; the rest to the notice.
   function report(error) {
     if (error instanceof ApiError && error.status === 401) {
       signOut('The console no longer knows this key (HTTP 401). Sign in again.');
+      return;
+    }
+    if (error instanceof ApiError && error.status === 403 && error.method === 'GET') {
+      signOut('That key is no longer allowed to use the console (HTTP 403).');
       return;
     }
     notice(error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`,
@@ -305,7 +316,7 @@
       notice(outcome(answer || {}), 'success');
     } catch (error) {
       report(error);
-      if (error.status === 401) return;
+      if (!state.session) return;
     } finally {
       state.busy = false;
     }
@@ -663,7 +674,10 @@
     const status = a.httpStatus === null || a.httpStatus === undefined || a.httpStatus === 0 ?
       badge('no answer', 'bad') : badge(`HTTP ${a.httpStatus}`, a.httpStatus >= 200 && a.httpStatus < 300 ? 'good' : 'bad');
     const parts = [status, el('span', {className: 'muted', text: ` in ${ms(a.durationMs)}`})];
-    if (a.error) parts.push(el('div', {className: 'attempt-error', text: a.error}));
+    // The error, unless it only repeats the status ("HTTP 500").
+    if (a.error && a.error !== `HTTP ${a.httpStatus}`) {
+      parts.push(el('div', {className: 'attempt-error', text: a.error}));
+    }
     if (a.responseHead) {
       parts.push(el('details', {className: 'response-head', open: openHead},
         el('summary', {text: 'Response head'}),
@@ -873,7 +887,8 @@
           el('span', {className: 'muted', text: 'not tried yet'})),
         el('td', {className: 'actions'}, resendDeliveryButton(d, name)));
     });
-    const describe = [r.state ? `${r.state} deliveries` : 'Deliveries',
+    const stateName = r.state ? `${r.state[0].toUpperCase()}${r.state.slice(1)} deliveries` : 'Deliveries';
+    const describe = [stateName,
                       r.warehouse ? ` of ${warehouseName(Number(r.warehouse))}` : '',
                       r.before ? `, older than ${r.before}` : ', newest first'].join('');
     const pager = el('div', {className: 'pager'},

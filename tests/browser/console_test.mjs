@@ -237,7 +237,8 @@ async function text(selector) {
 async function noticeShows(pattern, timeout = 10_000) {
   await page.waitForFunction((source) => {
     const box = document.getElementById('notice');
-    return !box.hidden && new RegExp(source).test(document.getElementById('notice-text').textContent);
+    return box.dataset.kind !== '' && box.getBoundingClientRect().height > 0 &&
+           new RegExp(source).test(document.getElementById('notice-text').textContent);
   }, {timeout}, pattern.source);
   return text('#notice-text');
 }
@@ -546,7 +547,7 @@ try {
   if (page && browser) {
     try {
       console.error(`  page: ${page.url()}`);
-      const notice = await page.$eval('#notice', (e) => (e.hidden ? '' : e.textContent)).catch(() => '');
+      const notice = await page.$eval('#notice-text', (e) => e.textContent).catch(() => '');
       if (notice) console.error(`  notice: ${notice.trim()}`);
       const file = path.join(shots, 'failure.png');
       await page.screenshot({path: file});
