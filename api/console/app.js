@@ -198,6 +198,7 @@
     $('order-search').hidden = true;
     $('session').hidden = true;
     clear($('view'));
+    currentRoute = null;
     $('signin-view').hidden = false;
     $('signin-message').textContent = message || '';
     $('signin-key').value = '';
@@ -353,7 +354,13 @@
     const parts = pathPart.split('/').filter(Boolean);
     const query = new URLSearchParams(queryPart || '');
     if (parts[0] === 'allocation' && parts.length === 2) {
-      return {name: 'allocation', order: decodeURIComponent(parts[1])};
+      let order = parts[1];
+      try {
+        order = decodeURIComponent(order);
+      } catch (e) {
+        // kept as written; the API answers 404 for it
+      }
+      return {name: 'allocation', order};
     }
     if (parts[0] === 'deliveries' && parts.length === 1) {
       return {name: 'deliveries', state: query.get('state') || '',
@@ -665,6 +672,7 @@
     $('chart-failures-summary').textContent =
       `${sum(data.failed)} failed attempts, ${sum(data.dead)} went dead in the last ${perMinute.length} minutes`;
     view.dataset.loaded = 'overview';
+    document.title = 'Overview · allocation-relay console';
     scheduleRefresh(seq);
   }
 
