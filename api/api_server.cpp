@@ -52,6 +52,7 @@ ApiServer::ApiServer(std::shared_ptr<const Config> config, const Clock& clock)
         HttpResponse res;
         res.status = answer.status;
         if (!answer.allow.empty()) res.headers.emplace_back("Allow", answer.allow);
+        for (auto& header : answer.headers) res.headers.push_back(std::move(header));
         res.body = std::move(answer.body);
         res.content_type = std::move(answer.content_type);
         return res;

@@ -12,47 +12,11 @@ namespace {
 
 using nlohmann::ordered_json;
 
-// Echoed paths and configured names may hold invalid UTF-8; replace it rather than throw.
-std::string Dump(const ordered_json& value) {
-  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-}
-
-ApiResponse Json(int status, const ordered_json& body) { return ApiResponse{status, Dump(body)}; }
-
 ApiResponse StatusNo(ordered_json messages) {
   ordered_json body = ordered_json::object();
   body["status"] = "no";
   body["errorMessages"] = std::move(messages);
   return Json(200, body);
-}
-
-ApiResponse Unavailable(const StoreError& e) {
-  const char* message = "The database is unavailable; try again later.";
-  switch (e.kind()) {
-    case StoreError::Kind::kBusy:
-      message = "The database is busy; try again.";
-      break;
-    case StoreError::Kind::kFull:
-      message = "The database is full; try again later.";
-      break;
-    case StoreError::Kind::kReadOnly:
-      message = "The database cannot be written; try again later.";
-      break;
-    default:
-      break;
-  }
-  spdlog::warn("answering 503: {}", e.what());
-  ordered_json body = ordered_json::object();
-  body["status"] = "no";
-  body["errorMessages"] = ordered_json::array({message});
-  return Json(503, body);
-}
-
-// After these, the connection may be unusable; a fresh one is opened for the next request.
-void DiscardIfBroken(StorePool::Lease& lease, const StoreError& e) {
-  if (e.kind() == StoreError::Kind::kUnavailable || e.kind() == StoreError::Kind::kCorrupt) {
-    lease.Discard();
-  }
 }
 
 template <typename T>
@@ -170,6 +134,7 @@ ApiService::ApiService(std::shared_ptr<const Config> config, const Clock& clock,
     : clock_(clock),
       connections_(std::move(connections)),
       pool_(StoreOptionsFrom(config->store)),
+      console_(clock, pool_),
       context_(MakeContext(std::move(config))) {}
 
 std::shared_ptr<const ApiService::Context> ApiService::MakeContext(
@@ -193,24 +158,16 @@ void ApiService::Reload(std::shared_ptr<const Config> config) {
   context_ = std::move(next);
 }
 
-template <typename Fn, typename OnError>
-ApiResponse ApiService::WithStore(Fn&& fn, OnError&& on_error) {
-  StoreResult<StorePool::Lease> lease = pool_.Acquire();
-  if (!lease) return on_error(lease.error());
-  StoreResult<ApiResponse> answer = fn(**lease);
-  if (answer) return std::move(*answer);
-  DiscardIfBroken(*lease, answer.error());
-  return on_error(answer.error());
-}
-
-template <typename Fn>
-ApiResponse ApiService::WithStore(Fn&& fn) {
-  return WithStore(std::forward<Fn>(fn), Unavailable);
-}
-
 ApiResponse ApiService::Handle(const ApiRequest& req) {
   auto started = std::chrono::steady_clock::now();
   std::shared_ptr<const Context> ctx = context();
+  if (ConsoleService::Serves(req.path)) {
+    ApiResponse res = console_.Handle(req, *ctx->config, ctx->keys);
+    metrics_.Record(
+        res.endpoint, res.status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    return res;
+  }
   Route route = Resolve(req.path);
   ApiResponse res;
   bool head_as_get = req.method == "HEAD" && std::string_view(route.method) == "GET";
@@ -269,7 +226,7 @@ ApiResponse ApiService::ListRequests(const Context& ctx, const ApiRequest& req, 
   if (auto* errors = std::get_if<FieldErrors>(&parsed)) return StatusNo(std::move(*errors));
   RequestQuery& query = std::get<RequestQuery>(parsed);
   query.scope = key.scope;
-  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+  return WithStore(pool_, [&](Store& store) -> StoreResult<ApiResponse> {
     auto requests = store.ListRequests(query);
     if (!requests) return std::unexpected(requests.error());
     return RequestListAnswer(*requests, ctx.zone);
@@ -286,7 +243,7 @@ ApiResponse ApiService::ListOrderRequests(const Context& ctx, const ApiRequest& 
   if (!n) return UnknownOrder(number);
   RequestQuery& filters = std::get<RequestQuery>(parsed);
   filters.scope = key.scope;
-  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+  return WithStore(pool_, [&](Store& store) -> StoreResult<ApiResponse> {
     auto requests = store.ListOrderRequests(*n, filters);
     if (!requests) return std::unexpected(requests.error());
     if (!*requests) return UnknownOrder(number);
@@ -301,7 +258,7 @@ ApiResponse ApiService::UpdateRequest(const Context& ctx, const ApiRequest& req,
     return UpdateAnswer(false, std::move(*errors));
   }
   const RequestUpdate& update = std::get<RequestUpdate>(parsed);
-  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+  return WithStore(pool_, [&](Store& store) -> StoreResult<ApiResponse> {
     StoreResult<UpdateResult> result =
         update.confirm ? store.ConfirmRequest(update.id, key.scope, clock_.Now())
                        : store.RejectRequest(update.id, key.scope, clock_.Now(), ctx.catalog);
@@ -347,7 +304,7 @@ ApiResponse ApiService::CreateAllocation(const Context& ctx, const ApiRequest& r
   std::variant<NewAllocation, FieldErrors> parsed = ParseNewAllocation(req.body, *ctx.config);
   if (auto* errors = std::get_if<FieldErrors>(&parsed)) return StatusNo(std::move(*errors));
   const NewAllocation& allocation = std::get<NewAllocation>(parsed);
-  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+  return WithStore(pool_, [&](Store& store) -> StoreResult<ApiResponse> {
     auto created = store.CreateAllocation(allocation, clock_.Now(), ctx.catalog);
     if (!created) return std::unexpected(created.error());
     if (created->outcome == CreateResult::Outcome::kDuplicateOrder) {
@@ -367,14 +324,14 @@ ApiResponse ApiService::GetAllocation(const Context& ctx, const std::string& num
                                       const ApiKey& key) {
   std::optional<std::int64_t> n = ParsePositiveInt(number);
   if (!n) return StatusNo(AllocationNotFound());
-  return WithStore([&](Store& store) { return AllocationAnswer(ctx, store, *n, key); });
+  return WithStore(pool_, [&](Store& store) { return AllocationAnswer(ctx, store, *n, key); });
 }
 
 ApiResponse ApiService::CancelAllocation(const Context& ctx, const std::string& number,
                                          const ApiKey& key) {
   std::optional<std::int64_t> n = ParsePositiveInt(number);
   if (!n) return StatusNo(AllocationNotFound());
-  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+  return WithStore(pool_, [&](Store& store) -> StoreResult<ApiResponse> {
     auto cancelled = store.CancelAllocation(*n, clock_.Now());
     if (!cancelled) return std::unexpected(cancelled.error());
     switch (cancelled->outcome) {
@@ -398,7 +355,7 @@ ApiResponse ApiService::AnswerCheck(const Context& ctx, const ApiRequest& req, c
   std::variant<CheckAnswer, ordered_json> parsed = ParseCheckAnswer(req.body);
   if (auto* msg = std::get_if<ordered_json>(&parsed)) return StatusNoMsg(std::move(*msg));
   const CheckAnswer& answer = std::get<CheckAnswer>(parsed);
-  return WithStore([&](Store& store) -> StoreResult<ApiResponse> {
+  return WithStore(pool_, [&](Store& store) -> StoreResult<ApiResponse> {
     StoreResult<CheckResult> result =
         store.AnswerCheck(answer, key.scope, clock_.Now(), ctx.catalog);
     if (!result) return std::unexpected(result.error());
@@ -417,7 +374,7 @@ ApiResponse ApiService::AnswerCheck(const Context& ctx, const ApiRequest& req, c
 }
 
 ApiResponse ApiService::Health() {
-  return WithStore([](Store& store) -> StoreResult<ApiResponse> {
+  return WithStore(pool_, [](Store& store) -> StoreResult<ApiResponse> {
     if (auto ping = store.Ping(); !ping) return std::unexpected(ping.error());
     return Json(200, ordered_json{{"status", "ok"}});
   });
@@ -427,6 +384,7 @@ ApiResponse ApiService::Metrics() {
   // A scrape is answered even when the database is not: `database_up` says so, and what could
   // not be read is left out.
   ApiResponse res = WithStore(
+      pool_,
       [&](Store& store) -> StoreResult<ApiResponse> {
         bool up = store.Ping().has_value();
         std::optional requests = ValueIfAny(store.CountRequestsByStatus());

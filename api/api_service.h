@@ -19,32 +19,14 @@
 #include "allocation_relay/http_server.h"
 #include "allocation_relay/thread_annotations.h"
 #include "allocation_relay/time_zone.h"
+#include "api_answer.h"
 #include "api_metrics.h"
+#include "console_service.h"
 #include "key_ring.h"
 #include "request_parsing.h"
 #include "store_pool.h"
 
 namespace allocation_relay {
-
-struct ApiRequest {
-  std::string method;  // "GET", "PUT", ...
-  std::string path;
-  QueryParams params;
-  std::string body;
-  std::string token;  // the API-Authorization header, empty if absent
-};
-
-struct ApiResponse {
-  ApiResponse() = default;
-  ApiResponse(int status_code, std::string json_body)
-      : status(status_code), body(std::move(json_body)) {}
-
-  int status = 200;
-  std::string body;
-  std::string content_type = "application/json";
-  std::string allow;     // the Allow header of a 405
-  std::string endpoint;  // the route's name, for metrics and logs
-};
 
 class ApiService {
  public:
@@ -85,14 +67,6 @@ class ApiService {
   ApiResponse AnswerCheck(const Context& ctx, const ApiRequest& req, const ApiKey& key);
   ApiResponse Health();
   ApiResponse Metrics();
-  // Runs `fn(Store&)`, which returns a StoreResult<ApiResponse>, on a connection borrowed from
-  // the pool. A StoreError, from opening the connection or returned by `fn`, closes the
-  // connection if it may be broken and is answered by `on_error(error)`, by default the 503
-  // answer.
-  template <typename Fn>
-  ApiResponse WithStore(Fn&& fn);
-  template <typename Fn, typename OnError>
-  ApiResponse WithStore(Fn&& fn, OnError&& on_error);
   // The allocation's GET answer, its requests limited to `key`'s warehouses.
   static StoreResult<ApiResponse> AllocationAnswer(const Context& ctx, Store& store,
                                                    std::int64_t number, const ApiKey& key);
@@ -102,6 +76,7 @@ class ApiService {
   const Clock& clock_;
   ConnectionCounterSource connections_;
   StorePool pool_;
+  ConsoleService console_;
   ApiMetrics metrics_;
   mutable Mutex context_mu_;
   std::shared_ptr<const Context> context_ GUARDED_BY(context_mu_);

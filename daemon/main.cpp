@@ -35,8 +35,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"pending", "succeeded", "dead"}));
   list->add_option("--warehouse", warehouse, "only this warehouse");
   list->add_option("--limit", limit, "at most this many")->capture_default_str();
-  CLI::App* resend = app.add_subcommand("resend", "queue dead deliveries again");
-  resend->add_option("--warehouse", warehouse, "only this warehouse's (default: all)");
+  std::optional<std::int64_t> delivery;
+  CLI::App* resend = app.add_subcommand("resend-dead", "queue dead deliveries again");
+  resend->alias("resend");  // its first name
+  CLI::Option* resend_warehouse =
+      resend->add_option("--warehouse", warehouse, "only this warehouse's (default: all)");
+  resend->add_option("--delivery", delivery, "only this delivery (by id)")
+      ->excludes(resend_warehouse);
   CLI::App* enable = app.add_subcommand("enable-webhook", "enable a webhook disabled by 410 Gone");
   enable->add_option("--warehouse", warehouse, "the warehouse")->required();
   CLI::App* history = app.add_subcommand("history", "show an allocation's history");
@@ -58,6 +63,9 @@ int main(int argc, char** argv) {
     if (*list) {
       return ListDeliveriesCommand(*config, ParseDeliveryState(state_text), warehouse, limit,
                                    std::cout, std::cerr);
+    }
+    if (*resend && delivery) {
+      return ResendDeadDeliveryCommand(*config, *delivery, std::cout, std::cerr);
     }
     if (*resend) return ResendDeadCommand(*config, warehouse, std::cout, std::cerr);
     if (*enable) return EnableWebhookCommand(*config, *warehouse, std::cout, std::cerr);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "allocation_relay/allocation_history.h"
 #include "allocation_relay/store.h"
 #include "allocation_relay/time_zone.h"
 #include "pruner.h"
@@ -70,6 +71,26 @@ int ResendDeadCommand(const Config& config, std::optional<std::int64_t> warehous
   return 0;
 }
 
+int ResendDeadDeliveryCommand(const Config& config, std::int64_t delivery_id, std::ostream& out,
+                              std::ostream& err) {
+  auto store = OpenExisting(config, err);
+  if (!store) return 1;
+  auto outcome = store->ResendDeadDelivery(delivery_id, WarehouseScope{}, SystemClock().Now());
+  if (Failed(outcome, err)) return 1;
+  switch (*outcome) {
+    case ResendOutcome::kResent:
+      out << "delivery " << delivery_id << " queued again\n";
+      return 0;
+    case ResendOutcome::kNotFound:
+      err << "no delivery " << delivery_id << "\n";
+      return 1;
+    case ResendOutcome::kNotDead:
+      err << "delivery " << delivery_id << " is not dead; nothing changed\n";
+      return 1;
+  }
+  return 1;
+}
+
 int EnableWebhookCommand(const Config& config, std::int64_t warehouse, std::ostream& out,
                          std::ostream& err) {
   auto store = OpenExisting(config, err);
@@ -85,38 +106,36 @@ int HistoryCommand(const Config& config, std::int64_t order_number, std::ostream
                    std::ostream& err) {
   auto store = OpenExisting(config, err);
   if (!store) return 1;
-  auto allocation = store->GetAllocationByOrder(order_number);
-  if (Failed(allocation, err)) return 1;
-  if (!*allocation) {
+  auto history = ReadAllocationHistory(*store, order_number, WarehouseScope{},
+                                       /*with_attempts=*/false);
+  if (Failed(history, err)) return 1;
+  if (!*history) {
     err << "no allocation for order " << order_number << "\n";
     return 1;
   }
-  const Allocation& a = **allocation;
+  const Allocation& a = (*history)->allocation;
   TimeZone zone = Zone(config);
   out << "order " << a.order.number << " (" << a.order.id << "): " << ToString(a.state);
   if (a.confirmed_warehouse_id) out << " by warehouse " << *a.confirmed_warehouse_id;
   out << ", created " << zone.FormatIso8601(a.created_at) << ", group " << a.current_group + 1
       << " of " << a.groups.size() << "\n";
-  std::vector<std::int64_t> ids;
   for (const AllocationRequest& r : a.requests) {
-    ids.push_back(r.id);
     out << "  request " << r.id << " warehouse " << r.warehouse_id << " (" << r.warehouse_name
         << "): " << ToString(r.status) << ", created " << zone.FormatIso8601(r.created_at)
         << ", expires " << zone.FormatIso8601(r.expires_at) << ", last change "
         << zone.FormatIso8601(r.updated_at) << "\n";
   }
-  std::vector<std::int64_t> check_ids;
   for (const Check& c : a.checks) {
-    check_ids.push_back(c.id);
     out << "  check " << c.id << " warehouse " << c.warehouse_id << ": " << ToString(c.status)
         << ", asked " << zone.FormatIso8601(c.created_at) << ", expires "
         << zone.FormatIso8601(c.expires_at) << ", last change " << zone.FormatIso8601(c.updated_at)
         << "\n";
   }
-  auto events = store->EventsOfRequests(ids, check_ids);
-  if (Failed(events, err)) return 1;
-  std::map<std::int64_t, std::optional<Delivery>> deliveries;
-  for (const OutboxEvent& e : *events) {
+  std::map<std::int64_t, const Delivery*> deliveries;
+  for (const AllocationHistory::CarriedBy& d : (*history)->deliveries) {
+    deliveries[d.delivery.id] = &d.delivery;
+  }
+  for (const OutboxEvent& e : (*history)->events) {
     if (e.check_id != 0) {
       out << "  event " << e.id << " check_first " << ToString(e.action) << " of check "
           << e.check_id;
@@ -129,17 +148,13 @@ int HistoryCommand(const Config& config, std::int64_t order_number, std::ostream
       out << "not sent yet\n";
       continue;
     }
-    if (!deliveries.contains(*e.delivery_id)) {
-      auto d = store->GetDelivery(*e.delivery_id);
-      deliveries[*e.delivery_id] = d ? *d : std::nullopt;
-    }
-    const std::optional<Delivery>& d = deliveries[*e.delivery_id];
-    if (!d) {
+    auto d = deliveries.find(*e.delivery_id);
+    if (d == deliveries.end()) {
       out << "delivery " << *e.delivery_id << "\n";
       continue;
     }
-    out << "delivery " << d->uid << " " << ToString(d->state) << " after " << d->attempt_count
-        << " attempts\n";
+    out << "delivery " << d->second->uid << " " << ToString(d->second->state) << " after "
+        << d->second->attempt_count << " attempts\n";
   }
   return 0;
 }

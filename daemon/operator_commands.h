@@ -21,6 +21,10 @@ int ListDeliveriesCommand(const Config& config, std::optional<DeliveryState> sta
                           std::ostream& err);
 int ResendDeadCommand(const Config& config, std::optional<std::int64_t> warehouse,
                       std::ostream& out, std::ostream& err);
+// One dead delivery goes out again: "delivery 12 of warehouse 3 queued again"; 1 with a line on
+// `err` if there is no such delivery or it is not dead.
+int ResendDeadDeliveryCommand(const Config& config, std::int64_t delivery_id, std::ostream& out,
+                              std::ostream& err);
 int EnableWebhookCommand(const Config& config, std::int64_t warehouse, std::ostream& out,
                          std::ostream& err);
 int HistoryCommand(const Config& config, std::int64_t order_number, std::ostream& out,

@@ -186,10 +186,31 @@ Pruner::PassResult Pruner::Pass(const RetentionConfig& retention, bool dry_run) 
   return result;
 }
 
+void Pruner::PruneActivity() {
+  if (!store_) {
+    try {
+      store_ = Store::Open(options_);
+    } catch (const StoreError& e) {
+      spdlog::warn("prune: console activity: {}", e.what());
+      return;
+    }
+  }
+  StoreResult<std::int64_t> deleted = store_->PruneActivity(clock_.Now() - kActivityKept);
+  if (!deleted) {
+    spdlog::warn("prune: console activity: {}", deleted.error().what());
+    store_.reset();  // as after a failed step: the next use opens a fresh connection
+    return;
+  }
+  MutexLock lock(mu_);
+  counters_.activity_rows_pruned += *deleted;
+}
+
 void Pruner::Loop() {
   std::optional<SteadyClock::time_point> last_end;  // nullopt: the first pass is due at once
+  SteadyClock::time_point activity_due = SteadyClock::now();
   for (;;) {
     RetentionConfig retention;
+    bool pass_due = false;
     {
       MutexLock lock(mu_);
       for (;;) {
@@ -198,16 +219,21 @@ void Pruner::Loop() {
         const std::uint64_t seen = config_generation_;
         auto woken = [this, seen]()
                          REQUIRES(mu_) { return stopping_ || config_generation_ != seen; };
-        if (retention.interval <= 0ms) {
-          lock.Wait(wake_, woken);  // no automatic pruning until a reload sets an interval
-          continue;
-        }
-        if (!last_end) break;
-        const SteadyClock::time_point due = *last_end + retention.interval;
-        if (SteadyClock::now() >= due) break;
-        lock.WaitUntil(wake_, due, woken);
+        // No pass while the interval is 0, until a reload sets one.
+        const SteadyClock::time_point now = SteadyClock::now();
+        std::optional<SteadyClock::time_point> pass_at;
+        if (retention.interval > 0ms) pass_at = last_end ? *last_end + retention.interval : now;
+        pass_due = pass_at && now >= *pass_at;
+        if (pass_due || now >= activity_due) break;
+        lock.WaitUntil(wake_, pass_at ? std::min(*pass_at, activity_due) : activity_due, woken);
       }
     }
+    if (SteadyClock::now() >= activity_due) {
+      MutexLock lock(pass_mu_);
+      PruneActivity();
+      activity_due = SteadyClock::now() + kActivityInterval;
+    }
+    if (!pass_due) continue;
     PassResult r = [&] {
       MutexLock lock(pass_mu_);
       return Pass(retention, false);

@@ -8,6 +8,10 @@
 // SQLite's busy handler, and the pause lets it in, so a prune of millions of rows never holds
 // an API write back for more than a step.
 //
+// The same thread deletes the operator console's activity older than kActivityKept
+// (Store::PruneActivity) at start and every kActivityInterval, whatever the retention: one
+// range delete of a few hundred rows.
+//
 // Owns one thread (Start: a pass at once, then one every `retention.interval`; none while the
 // interval is 0) and its own Store, opened on first use from the StoreOptions given. Every
 // public method may be called from any thread; passes never overlap (RunPass waits for the
@@ -41,6 +45,9 @@ class Pruner {
   // unless it writes those very rows) and costs a dozen round trips whatever its size, so a
   // 2 ms target would keep every step at one allocation.
   static constexpr std::chrono::milliseconds kTargetStepPostgresql{50};
+  // The console's activity (docs/console.md): kept a day, deleted every few minutes.
+  static constexpr std::chrono::hours kActivityKept{24};
+  static constexpr std::chrono::minutes kActivityInterval{5};
   // Batch sizes of a step: where a pass starts, and the bounds the adaptation keeps them in.
   static constexpr int kStartAllocations = 50, kMinAllocations = 1, kMaxAllocations = 5000;
   static constexpr int kStartAttempts = 500, kMinAttempts = 10, kMaxAttempts = 50000;
@@ -70,6 +77,7 @@ class Pruner {
     // (nullopt: none kept, or no pass yet), and its age at the time counters() was called.
     std::optional<TimePoint> oldest_finished;
     double oldest_finished_age_seconds = 0;
+    std::int64_t activity_rows_pruned = 0;  // console activity rows deleted since start
   };
 
   // `clock` (the source of "now" for the cutoffs) must outlive the pruner. The database must
@@ -96,6 +104,8 @@ class Pruner {
 
  private:
   PassResult Pass(const RetentionConfig& retention, bool dry_run) REQUIRES(pass_mu_);
+  // Deletes the console's activity older than kActivityKept; a failure is logged.
+  void PruneActivity() REQUIRES(pass_mu_) EXCLUDES(mu_);
   // Waits `d`; returns true if Stop() was called (at once if it already was).
   bool SleepUnlessStopping(std::chrono::microseconds d) EXCLUDES(mu_);
   void Loop();

@@ -221,6 +221,9 @@ cat <<'TEXT'
    rejected: "accepted": false), the order goes on to Amsterdam and Tokyo:
    curl -s -X POST http://127.0.0.1:8080/allocations -H 'API-Authorization: demo-oms-token' -H 'Content-Type: application/json' -d '{"order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":'"$(date +%s)1"'},"lines":[{"lineId":73,"quantity":5,"stockItemId":1}],"rule":"ship-from-store"}'
 
+5. Watch it all in the operator console: open http://127.0.0.1:8080/console/ in a browser and
+   sign in with the key demo-operator-token.
+
 TEXT
 if $postgresql; then
   echo "The second allocation-api, on 127.0.0.1:8081, answers the same curls (8081 for 8080)."

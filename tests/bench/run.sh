@@ -12,6 +12,9 @@
 #                            [--clients C] [--confirm-rate R] [--step-target-us T]
 #                            [--step-pause-us P]  (retention: a prune of millions of old rows
 #                            beside the API's confirms; not part of "both")
+#   tests/bench/run.sh console [--requests N] [--calls C] [--backend sqlite|postgresql --pg-url U]
+#                            (the console's overview on a million requests beside the Order
+#                            API's default page, in-process; not part of "both")
 #   tests/bench/run.sh postgresql [api|dispatch] [flags]
 #                            (the PostgreSQL figures beside the SQLite ones, each beside its own
 #                            baseline, in one run: a throwaway cluster from tests/pg_cluster.sh
@@ -26,7 +29,7 @@ cd "$(dirname "$0")/../.."
 bash packaging/install-deps.sh
 cmake --preset default >/dev/null
 cmake --build --preset default -j2 --target api_bench dispatch_bench round_bench send_bench \
-  connections_bench prune_bench allocation-api allocation-dispatcherd
+  connections_bench prune_bench console_bench allocation-api allocation-dispatcherd
 which="${1:-both}"
 [ $# -gt 0 ] && shift
 if [ "$which" = api ] || [ "$which" = both ]; then
@@ -40,6 +43,9 @@ if [ "$which" = round ]; then
 fi
 if [ "$which" = send ]; then
   build/default/tests/send_bench "$@"
+fi
+if [ "$which" = console ]; then
+  build/default/tests/console_bench "$@"
 fi
 if [ "$which" = connections ]; then
   build/default/tests/connections_bench --api build/default/api/allocation-api "$@"

@@ -10,6 +10,7 @@
 
 #include "allocation_relay/config.h"
 #include "allocation_relay/store.h"
+#include "support/delivery_fixture.h"
 #include "support/store_fixture.h"
 #include "support/temp_dir.h"
 
@@ -78,6 +79,35 @@ TEST_F(HistoryCommandTest, ListsAnOrdersChecksAndTheirEvents) {
       << text;
   EXPECT_NE(text.find(" check_first rejected of check 1 at "), std::string::npos) << text;
   EXPECT_NE(text.find(" create (allocated) of request "), std::string::npos) << text;
+}
+
+using ResendCommandTest = testing::DeliveryStoreTest;
+
+// `resend --delivery <id>`: a dead delivery goes out again; an unknown one or one that is not
+// dead is an error, and nothing changes.
+TEST_F(ResendCommandTest, ResendsOneDeadDeliveryAndRefusesOthers) {
+  Create(15, {{3}});
+  const Delivery dead = Record(Form(3), 500, AttemptOutcome::kDead);
+  Config config;
+  testing::UseDatabase(config.store, Options());
+  auto run = [&](std::int64_t id, std::string& out_text, std::string& err_text) {
+    std::ostringstream out;
+    std::ostringstream err;
+    int code = ResendDeadDeliveryCommand(config, id, out, err);
+    out_text = out.str();
+    err_text = err.str();
+    return code;
+  };
+  std::string out, err;
+  const std::string id = std::to_string(dead.id);
+  EXPECT_EQ(run(dead.id + 100, out, err), 1);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(err, "no delivery " + std::to_string(dead.id + 100) + "\n");
+  EXPECT_EQ(run(dead.id, out, err), 0) << err;
+  EXPECT_EQ(out, "delivery " + id + " queued again\n");
+  EXPECT_EQ(Read(dead).state, DeliveryState::kPending);
+  EXPECT_EQ(run(dead.id, out, err), 1);
+  EXPECT_EQ(err, "delivery " + id + " is not dead; nothing changed\n");
 }
 
 }  // namespace

@@ -263,6 +263,28 @@ TEST_F(PrunerTest, TheThreadPrunesAtStartAndAfterAReloadThatTurnsItOn) {
   EXPECT_TRUE(Exists(18));
 }
 
+// The console's activity older than a day goes at start and every few minutes, whether or not
+// retention is configured; the last success stays.
+TEST_F(PrunerTest, TheThreadDeletesConsoleActivityOlderThanADayWithoutRetention) {
+  Create(15, {{3}});
+  Deliver(3);
+  const TimePoint first = clock_.Now();
+  clock_.Advance(std::chrono::days(2));
+  Create(16, {{4}});
+  Deliver(4);
+  Pruner pruner(Options(), clock_, Retention(0ms, 0ms, 0ms));
+  pruner.Start();
+  EXPECT_TRUE(testing::WaitFor([&] { return pruner.counters().activity_rows_pruned == 1; }, 10s));
+  pruner.Stop();
+  EXPECT_EQ(pruner.counters().pruned.Total(), 0);
+  auto activity = store_->ReadActivity({}, {}, {});
+  ASSERT_TRUE(activity.has_value()) << activity.error().what();
+  ASSERT_EQ(activity->minutes.size(), 1u);
+  EXPECT_EQ(activity->minutes[0].minute, std::chrono::floor<std::chrono::minutes>(clock_.Now()));
+  ASSERT_EQ(activity->warehouses.size(), 2u);
+  EXPECT_EQ(activity->warehouses[0].last_success_at, first);
+}
+
 // A long pass ends after its current step when the dispatcher stops, not at its end.
 TEST_F(PrunerTest, StopEndsAPassInProgressPromptly) {
   constexpr int kAllocations = 300;

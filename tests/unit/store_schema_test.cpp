@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <span>
 
 #include "allocation_relay/store.h"
 #include "store/postgresql/pg_schema.h"  // the migrations as shipped, to build older databases
@@ -103,6 +104,22 @@ TEST_F(StoreSchema, UpgradesEveryEarlierVersionKeepingItsRows) {
     EXPECT_EQ(counts[0], std::pair(DeliveryState::kPending, std::int64_t{0}));
     EXPECT_EQ(counts[1], std::pair(DeliveryState::kSucceeded, std::int64_t{1}));
     EXPECT_EQ(counts[2], std::pair(DeliveryState::kDead, std::int64_t{1}));
+    // Version 9: the console's reads over the rows kept.
+    auto page = *store->ListDeliveryPage({});
+    ASSERT_EQ(page.size(), 2u);
+    EXPECT_EQ(page[0].delivery.uid, "msg_b");
+    EXPECT_FALSE(page[0].last_attempt.has_value());
+    EXPECT_EQ(page[1].delivery.uid, "msg_a");
+    ASSERT_TRUE(page[1].last_attempt.has_value());
+    EXPECT_EQ(page[1].last_attempt->http_status, 200);
+    auto activity = *store->ReadActivity({}, {}, {});
+    ASSERT_EQ(activity.warehouses.size(), 1u);
+    EXPECT_EQ(activity.warehouses[0].warehouse_id, 3);
+    EXPECT_EQ(activity.warehouses[0].pending_requests, 1);
+    EXPECT_EQ(activity.warehouses[0].dead_deliveries, 1);
+    EXPECT_TRUE(activity.minutes.empty());
+    EXPECT_EQ(*store->ResendDeadDelivery(2, {}, FromUnixMicros(testing::kStartMicros)),
+              ResendOutcome::kResent);
     EXPECT_TRUE(*store->IntegrityCheck());
   }
 }
@@ -233,6 +250,70 @@ DELETE FROM deliveries WHERE uid IN ('msg_1', 'msg_2', 'msg_b1');
   for (auto [state, n] : *counts) total += n;
   EXPECT_EQ(total, 6);
   EXPECT_EQ(testing::QueryOne(Options(), "SELECT count(*) FROM deliveries"), "6");
+}
+
+// Version 9 adds the console's tables and an index of deliveries by warehouse. A database of
+// version 8, made by running migrations 5 to 8 as they shipped and filled by plain SQL, keeps
+// its rows, and the console reads them and records activity.
+TEST_F(StoreSchemaPostgresql, UpgradeFromVersion8KeepsItsRowsForTheConsole) {
+  ASSERT_TRUE(testing::TestOnPostgresql()) << "registered for the PostgreSQL run only";
+  store_.reset();
+  testing::ExecSql(Options(), "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+  for (int v = 4; v < 8; ++v) testing::ExecSql(Options(), postgresql::schema::kMigrations[v]);
+  const std::string now = std::to_string(testing::kStartMicros);
+  testing::ExecSql(Options(), R"sql(
+CREATE TABLE store_schema (id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL);
+INSERT INTO store_schema VALUES (1, 8);
+INSERT INTO allocations (id, order_id, order_number, groups_json, lines_json, state, created_at,
+                         updated_at)
+  VALUES (1, 'ab12', 15, '[[3]]', '[{"lineId":73,"quantity":5,"stockItemId":1}]', 'open', )sql" +
+                                  now + ", " + now + R"sql();
+INSERT INTO allocation_requests (id, allocation_id, order_id, order_number, lines_json,
+                                 warehouse_id, warehouse_name, group_index, status, pending,
+                                 created_at, expires_at, updated_at)
+  VALUES (1, 1, 'ab12', 15, '[{"lineId":73,"quantity":5,"stockItemId":1}]', 3, 'W3', 0, 'sent',
+          1, )sql" + now + ", " + now +
+                                  "+3600000000, " + now + R"sql();
+INSERT INTO deliveries (id, uid, warehouse_id, state, document, request_ids, attempt_count,
+                        next_attempt_at, created_at, finished_at)
+  VALUES (1, 'msg_a', 3, 'succeeded', '', '1', 1, )sql" +
+                                  now + ", " + now + ", " + now +
+                                  R"sql(),
+         (2, 'msg_b', 3, 'dead', '{"events":[]}', '', 7, )sql" +
+                                  now + ", " + now + ", " + now + R"sql();
+INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_us, http_status)
+  VALUES (1, 1, )sql" + now + R"sql(, 1500, 200), (2, 7, )sql" +
+                                  now + R"sql(, 2500, 500);
+SELECT setval(pg_get_serial_sequence('deliveries', 'id'), 2);
+)sql");
+  store_ = Store::Open(Options());
+  EXPECT_EQ(*store_->SchemaVersion(), Store::LatestSchemaVersion());
+  auto page = *store_->ListDeliveryPage({std::nullopt, 3, {}, 0, 10});
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].delivery.uid, "msg_b");
+  ASSERT_TRUE(page[0].last_attempt.has_value());
+  EXPECT_EQ(page[0].last_attempt->http_status, 500);
+  EXPECT_EQ(page[1].delivery.uid, "msg_a");
+  auto activity = *store_->ReadActivity({}, {}, {});
+  ASSERT_EQ(activity.warehouses.size(), 1u);
+  EXPECT_EQ(activity.warehouses[0].pending_requests, 1);
+  EXPECT_EQ(activity.warehouses[0].dead_deliveries, 1);
+  EXPECT_EQ(*store_->ResendDeadDelivery(2, {}, clock_.Now()), ResendOutcome::kResent);
+  // A call recorded now counts.
+  DeliveryAttempt a;
+  a.delivery_id = 2;
+  a.attempt = 8;
+  a.started_at = clock_.Now();
+  a.duration = std::chrono::milliseconds(3);
+  a.http_status = 200;
+  Store::AttemptRecord record{a, AttemptOutcome::kSucceeded, clock_.Now(), {}, {}};
+  auto render = [](std::span<const OutboxEvent>, std::span<const AllocationRequest>,
+                   std::span<const CheckEventSubject>) { return std::string(); };
+  ASSERT_TRUE(store_->RecordAndTake(std::span(&record, 1), {}, {}, clock_.Now(), render));
+  activity = *store_->ReadActivity({}, {}, {});
+  ASSERT_EQ(activity.minutes.size(), 1u);
+  EXPECT_EQ(activity.minutes[0].delivered, 1);
+  EXPECT_EQ(activity.warehouses[0].last_success_at, clock_.Now());
 }
 
 // A server that does not answer is a start-up error naming the URL (with any password masked),

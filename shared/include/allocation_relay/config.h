@@ -32,9 +32,10 @@ enum class SignatureScheme { kCentra, kStandardWebhooks };
 
 // Endpoint names as API keys grant them (SPEC section 3).
 inline constexpr const char* kEndpointNames[] = {
-    "GET /allocation-requests", "PUT /allocation-request",  "POST /allocations",
-    "GET /allocations",         "POST /allocations/cancel", "GET /orders/allocation-requests",
-    "POST /check-first"};
+    "GET /allocation-requests", "PUT /allocation-request", "POST /allocations", "GET /allocations",
+    "POST /allocations/cancel", "GET /orders/allocation-requests", "POST /check-first",
+    // The operator console (SPEC section 11): its pages' data, and its actions.
+    "console", "console actions"};
 
 struct ListenAddress {
   std::string host = "127.0.0.1";

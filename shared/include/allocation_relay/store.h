@@ -213,7 +213,8 @@ struct WarehouseActivity {
   std::optional<TimePoint> disabled_at;  // webhook disabled by a 410 Gone
   std::string disabled_reason;
   std::optional<TimePoint> last_success_at;  // start of the newest successful call
-  // Calls that started at or after `latency_since`, by duration bucket.
+  // Calls by duration bucket, of the minutes that start at or after `latency_since` (calls are
+  // kept per minute of their start).
   std::array<std::int64_t, kCallDurationBuckets> call_durations{};
 };
 
@@ -448,13 +449,23 @@ class Store {
   // many.
   StoreResult<int> ResendDead(std::optional<std::int64_t> warehouse, TimePoint now);
 
-  // Operator console (docs/console.md). The activity kept per warehouse and minute is written
-  // by RecordAndTake with the attempts it counts; minutes older than a day are deleted by
-  // PruneActivity.
+  // Operator console (docs/console.md). The activity kept per warehouse and minute (of each
+  // call's start) is written by RecordAndTake with the attempts it records (a late duplicate
+  // counts nowhere); the dispatcher deletes minutes older than a day with PruneActivity. Each
+  // warehouse's last success is kept apart and outlives them.
+  //
+  // The overview of the warehouses `scope` allows (none for an empty list): the open work,
+  // read in the partial indexes of open work alone, and the kept activity of the minutes at or
+  // after min(chart_since, latency_since). One snapshot.
   StoreResult<ActivityOverview> ReadActivity(const WarehouseScope& scope, TimePoint chart_since,
                                              TimePoint latency_since);
+  // Up to query.limit deliveries in the query's scope, newest (highest id) first, without their
+  // documents, each with its last attempt (nullopt if retention deleted it). Empty for a
+  // limit <= 0, an empty scope, or a warehouse outside the scope.
   StoreResult<std::vector<DeliverySummary>> ListDeliveryPage(const DeliveryQuery& query);
-  // One dead delivery (in `scope`) becomes pending again, due at `now`.
+  // One dead delivery becomes pending again, due at `now` (as ResendDead): kResent; kNotFound
+  // if there is no such delivery or its warehouse is outside `scope`; kNotDead if it is pending
+  // or succeeded (of two racing re-sends, one gets kResent and the other kNotDead).
   StoreResult<ResendOutcome> ResendDeadDelivery(std::int64_t delivery_id,
                                                 const WarehouseScope& scope, TimePoint now);
   // Deletes the activity of minutes before `before`; returns the rows deleted.

@@ -52,6 +52,36 @@ class StoreBackend {
   virtual StoreResult<std::vector<OutboxEvent>> EventsOfRequests(
       std::span<const std::int64_t> request_ids, std::span<const std::int64_t> check_ids) = 0;
   virtual StoreResult<std::optional<Delivery>> GetDelivery(std::int64_t delivery_id) = 0;
+  // What Store::ReadActivity sums (activity.cpp), read in one snapshot, of the warehouses in
+  // `scope` only: the open work by warehouse, read in the partial indexes of open work alone;
+  // the disabled webhooks; the last successes; and the activity rows of minutes at or after
+  // `since`.
+  struct ActivityRead {
+    enum class Count {
+      kPendingRequests,
+      kAskedChecks,
+      kQueuedEvents,
+      kPendingDeliveries,
+      kDeadDeliveries
+    };
+    struct CountRow {
+      Count kind = Count::kPendingRequests;
+      std::int64_t warehouse_id = 0, count = 0;
+    };
+    struct Disabled {
+      std::int64_t warehouse_id = 0;
+      TimePoint at;
+      std::string reason;
+    };
+    std::vector<CountRow> counts;
+    std::vector<Disabled> disabled;
+    std::vector<std::pair<std::int64_t, TimePoint>> last_successes;
+    std::vector<StoreTransaction::ActivityRow> activity;
+  };
+  virtual StoreResult<ActivityRead> ReadActivity(const WarehouseScope& scope, TimePoint since) = 0;
+  // Store::ListDeliveryPage. REQUIRES: query.limit > 0.
+  virtual StoreResult<std::vector<DeliverySummary>> ListDeliveryPage(
+      const DeliveryQuery& query) = 0;
   virtual StoreResult<bool> BackupTo(const std::string& path) = 0;
   virtual StoreResult<std::vector<std::pair<DeliveryState, std::int64_t>>>
   CountDeliveriesByState() = 0;

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "activity.h"
 #include "allocation_relay/signature.h"
 #include "id_list.h"
 
@@ -45,18 +46,20 @@ DeliveryAttempt KeptAttempt(const DeliveryAttempt& attempt) {
 // again), and its events and requests render it again if anyone asks: not kept.
 bool KeepsDocument(DeliveryState state) { return state != DeliveryState::kSucceeded; }
 
-// Records a finished call of a stored delivery; false (nothing written) unless it is the
-// pending delivery's next attempt. The caller then moves the delivery's requests.
-bool RecordLaterAttempt(StoreTransaction& t, const Store::AttemptRecord& record,
-                        const TimePoint& now) {
+// Records a finished call of a stored delivery and returns the delivery's warehouse; nullopt
+// (nothing written) unless it is the pending delivery's next attempt. The caller then moves the
+// delivery's requests.
+std::optional<std::int64_t> RecordLaterAttempt(StoreTransaction& t,
+                                               const Store::AttemptRecord& record,
+                                               const TimePoint& now) {
   const CallOutcome o = OutcomeOf(record, now);
   const DeliveryAttempt& attempt = record.attempt;
-  if (!t.AdvanceDelivery(attempt.delivery_id, attempt.attempt, o.state, o.next_attempt_at,
-                         o.finished_at, !KeepsDocument(o.state))) {
-    return false;  // not the next attempt: a late duplicate, or the delivery is final
-  }
-  t.InsertAttempt(attempt.delivery_id, KeptAttempt(attempt));
-  return true;
+  std::optional<std::int64_t> warehouse =
+      t.AdvanceDelivery(attempt.delivery_id, attempt.attempt, o.state, o.next_attempt_at,
+                        o.finished_at, !KeepsDocument(o.state));
+  // nullopt: not the next attempt (a late duplicate), or the delivery is final.
+  if (warehouse) t.InsertAttempt(attempt.delivery_id, KeptAttempt(attempt));
+  return warehouse;
 }
 
 // The lease clock (StoreTransaction::LeaseClock) against the caller's: lease times go into the
@@ -216,6 +219,15 @@ std::string ResponseHeadText(std::string_view in) {
   return out;
 }
 
+ResendOutcome ResendDeadDelivery(StoreTransaction& t, std::int64_t delivery_id,
+                                 const WarehouseScope& scope, TimePoint now) {
+  // A delivery's warehouse never changes: read first, it decides only whether the caller may
+  // see the delivery. The move itself is conditional, so of two racing re-sends one wins.
+  std::optional<std::int64_t> warehouse = t.DeliveryWarehouse(delivery_id);
+  if (!warehouse || !scope.Allows(*warehouse)) return ResendOutcome::kNotFound;
+  return t.ResendDeadDelivery(delivery_id, now) ? ResendOutcome::kResent : ResendOutcome::kNotDead;
+}
+
 std::vector<std::string> LiveDispatchers(StoreTransaction& t, const std::string& claimant,
                                          TimePoint now, Micros ttl) {
   const TimePoint lease_now = t.LeaseClock(now);
@@ -237,9 +249,13 @@ bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> re
   // the records when every event is its own delivery).
   std::vector<StoreTransaction::FirstAttempt> firsts;
   std::vector<const Store::AttemptRecord*> first_records;
+  activity::Tally tally;  // the console's activity of the attempts recorded
   for (const Store::AttemptRecord& r : records) {
     if (r.attempt.delivery_id != 0) {
-      if (RecordLaterAttempt(t, r, now)) moved(r);
+      if (std::optional<std::int64_t> warehouse = RecordLaterAttempt(t, r, now)) {
+        moved(r);
+        tally.Add(*warehouse, r.attempt, r.outcome);
+      }
       continue;
     }
     if (r.attempt.attempt != 1) continue;
@@ -252,8 +268,12 @@ bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> re
     // An event already in another delivery stays there (only a second dispatcher on the same
     // database could have sent it too).
     t.InsertDeliveries(firsts);
-    for (const Store::AttemptRecord* r : first_records) moved(*r);
+    for (const Store::AttemptRecord* r : first_records) {
+      moved(*r);
+      tally.Add(r->formed.warehouse_id, r->attempt, r->outcome);
+    }
   }
+  tally.Write(t);
   // Conditional: a request already confirmed, rejected, timed out or outdated keeps its status
   // whatever the webhook's fate. Failures first: applied one by one in any order, a request
   // that both failed and succeeded in this round would end `sent` too.

@@ -22,6 +22,10 @@ bool RecordAndTake(StoreTransaction& t, std::span<const Store::AttemptRecord> re
                    const Store::DocumentRenderer& render, const std::string& claimant,
                    std::vector<Store::DeliveryTake>& takes);
 
+// One dead delivery in `scope` becomes pending, due at `now` (Store::ResendDeadDelivery).
+ResendOutcome ResendDeadDelivery(StoreTransaction& t, std::int64_t delivery_id,
+                                 const WarehouseScope& scope, TimePoint now);
+
 // Marks `claimant` live for `ttl` from `now` (the lease clock's translation of it) and returns
 // the live dispatchers (Store::LiveDispatchers). A `ttl` of zero takes `claimant` out.
 std::vector<std::string> LiveDispatchers(StoreTransaction& t, const std::string& claimant,

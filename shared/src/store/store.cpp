@@ -2,6 +2,7 @@
 // the backend; reads are the backend's own.
 #include "allocation_relay/store.h"
 
+#include "activity.h"
 #include "backend.h"
 #include "deliveries.h"
 #include "flow.h"
@@ -148,6 +149,37 @@ StoreResult<int> Store::ResendDead(std::optional<std::int64_t> warehouse, TimePo
     count = t.ResendDead(warehouse, now);
     return true;
   });
+}
+
+StoreResult<ResendOutcome> Store::ResendDeadDelivery(std::int64_t delivery_id,
+                                                     const WarehouseScope& scope, TimePoint now) {
+  return WriteResult<ResendOutcome>(*backend_, [&](StoreTransaction& t, ResendOutcome& outcome) {
+    outcome = deliveries::ResendDeadDelivery(t, delivery_id, scope, now);
+    return true;
+  });
+}
+
+StoreResult<std::int64_t> Store::PruneActivity(TimePoint before) {
+  return WriteResult<std::int64_t>(*backend_, [&](StoreTransaction& t, std::int64_t& deleted) {
+    deleted = t.DeleteActivityBefore(before);
+    return true;
+  });
+}
+
+StoreResult<ActivityOverview> Store::ReadActivity(const WarehouseScope& scope,
+                                                  TimePoint chart_since, TimePoint latency_since) {
+  if (scope.only && scope.only->empty()) return ActivityOverview{};  // sees no warehouse
+  auto read = backend_->ReadActivity(scope, std::min(chart_since, latency_since));
+  if (!read) return std::unexpected(std::move(read.error()));
+  return activity::Summarise(std::move(*read), scope, chart_since, latency_since);
+}
+
+StoreResult<std::vector<DeliverySummary>> Store::ListDeliveryPage(const DeliveryQuery& query) {
+  if (query.limit <= 0 || (query.scope.only && query.scope.only->empty()) ||
+      (query.warehouse && !query.scope.Allows(*query.warehouse))) {
+    return std::vector<DeliverySummary>{};  // nothing the caller may see
+  }
+  return backend_->ListDeliveryPage(query);
 }
 
 StoreResult<PruneCounts> Store::PruneStep(const RetentionCutoffs& cutoffs, PruneCursor& cursor,

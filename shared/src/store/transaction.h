@@ -9,6 +9,7 @@
 #ifndef ALLOCATION_RELAY_SHARED_SRC_STORE_TRANSACTION_H_
 #define ALLOCATION_RELAY_SHARED_SRC_STORE_TRANSACTION_H_
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -18,6 +19,7 @@
 
 #include "allocation_relay/clock.h"
 #include "allocation_relay/domain.h"
+#include "allocation_relay/store.h"
 
 namespace allocation_relay {
 
@@ -209,11 +211,32 @@ class StoreTransaction {
   // one call, so that a backend with round trips can write them together.
   virtual std::vector<std::int64_t> InsertDeliveries(std::span<const FirstAttempt> firsts) = 0;
   // Sets a stored pending delivery with attempt_count `number` - 1 to attempt `number`'s outcome
-  // (the lease released; the document dropped if `drop_document`); false if it was not so.
-  virtual bool AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,
-                               TimePoint next_attempt_at, const TimePoint* finished_at,
-                               bool drop_document) = 0;
+  // (the lease released; the document dropped if `drop_document`) and returns its warehouse;
+  // nullopt (nothing written) if it was not so.
+  virtual std::optional<std::int64_t> AdvanceDelivery(std::int64_t delivery_id, int number,
+                                                      DeliveryState state,
+                                                      TimePoint next_attempt_at,
+                                                      const TimePoint* finished_at,
+                                                      bool drop_document) = 0;
   virtual void InsertAttempt(std::int64_t delivery_id, const DeliveryAttempt& attempt) = 0;
+
+  // --- Console activity (deliveries.cpp) ---
+
+  // What one warehouse's recorded attempts add to one minute's activity.
+  struct ActivityRow {
+    TimePoint minute;  // its start
+    std::int64_t warehouse_id = 0;
+    std::int64_t delivered = 0, failed_attempts = 0, dead = 0;
+    std::array<std::int64_t, kCallDurationBuckets> calls{};  // by duration bucket
+  };
+  // Adds each row to the kept (minute, warehouse) row, creating it at zero. `rows` hold no key
+  // twice and come sorted by it (so concurrent writers lock in one order).
+  virtual void AddActivity(std::span<const ActivityRow> rows) = 0;
+  // Keeps each (warehouse, start of a successful call) as the warehouse's last success unless
+  // a later one is kept. One entry per warehouse, sorted.
+  virtual void NoteLastSuccesses(std::span<const std::pair<std::int64_t, TimePoint>> successes) = 0;
+  // Deletes the activity of minutes before `before`; returns the rows deleted.
+  virtual std::int64_t DeleteActivityBefore(TimePoint before) = 0;
 
   // --- Retention (retention.cpp) ---
 
@@ -261,6 +284,10 @@ class StoreTransaction {
   virtual bool EnableWebhook(std::int64_t warehouse_id) = 0;
   // Dead deliveries (of one warehouse, or all) become pending, due at `now`; returns how many.
   virtual int ResendDead(std::optional<std::int64_t> warehouse_id, TimePoint now) = 0;
+  // The warehouse of a stored delivery; nullopt if there is none.
+  virtual std::optional<std::int64_t> DeliveryWarehouse(std::int64_t delivery_id) = 0;
+  // One dead delivery becomes pending, due at `now` (as ResendDead); false if it was not dead.
+  virtual bool ResendDeadDelivery(std::int64_t delivery_id, TimePoint now) = 0;
 };
 
 }  // namespace allocation_relay

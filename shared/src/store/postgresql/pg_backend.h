@@ -5,7 +5,7 @@
 // BEGIN with the first statement, the commit with every statement whose result was not needed.
 //
 // Its methods are spread over files by topic: pg_backend.cpp (open, migrate, write, health),
-// pg_queries.cpp (reads).
+// pg_queries.cpp (reads), pg_console_queries.cpp (the operator console's reads).
 #ifndef ALLOCATION_RELAY_SHARED_SRC_STORE_POSTGRESQL_PG_BACKEND_H_
 #define ALLOCATION_RELAY_SHARED_SRC_STORE_POSTGRESQL_PG_BACKEND_H_
 
@@ -42,6 +42,8 @@ class PgBackend final : public StoreBackend {
   StoreResult<std::vector<OutboxEvent>> EventsOfRequests(
       std::span<const std::int64_t> request_ids, std::span<const std::int64_t> check_ids) override;
   StoreResult<std::optional<Delivery>> GetDelivery(std::int64_t delivery_id) override;
+  StoreResult<ActivityRead> ReadActivity(const WarehouseScope& scope, TimePoint since) override;
+  StoreResult<std::vector<DeliverySummary>> ListDeliveryPage(const DeliveryQuery& query) override;
   StoreResult<bool> BackupTo(const std::string& path) override;
   StoreResult<std::vector<std::pair<DeliveryState, std::int64_t>>> CountDeliveriesByState()
       override;

@@ -224,6 +224,38 @@ CREATE INDEX outbox_by_check ON outbox_events (check_id) WHERE check_id IS NOT N
 CREATE INDEX outbox_check_events_by_delivery ON outbox_events (delivery_id)
   WHERE check_id IS NOT NULL;
 )sql",
+
+    // 9: the operator console (as SQLite's migration 9): activity per minute and warehouse, the
+    // last success per warehouse, deliveries by warehouse in id order.
+    R"sql(
+CREATE TABLE webhook_activity (
+  minute          bigint NOT NULL,
+  warehouse_id    bigint NOT NULL,
+  delivered       bigint NOT NULL DEFAULT 0,
+  failed_attempts bigint NOT NULL DEFAULT 0,
+  dead            bigint NOT NULL DEFAULT 0,
+  calls_1ms       bigint NOT NULL DEFAULT 0,
+  calls_2ms       bigint NOT NULL DEFAULT 0,
+  calls_5ms       bigint NOT NULL DEFAULT 0,
+  calls_10ms      bigint NOT NULL DEFAULT 0,
+  calls_20ms      bigint NOT NULL DEFAULT 0,
+  calls_50ms      bigint NOT NULL DEFAULT 0,
+  calls_100ms     bigint NOT NULL DEFAULT 0,
+  calls_200ms     bigint NOT NULL DEFAULT 0,
+  calls_500ms     bigint NOT NULL DEFAULT 0,
+  calls_1s        bigint NOT NULL DEFAULT 0,
+  calls_2s        bigint NOT NULL DEFAULT 0,
+  calls_5s        bigint NOT NULL DEFAULT 0,
+  calls_10s       bigint NOT NULL DEFAULT 0,
+  calls_over_10s  bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (minute, warehouse_id)
+);
+CREATE TABLE webhook_last_success (
+  warehouse_id bigint PRIMARY KEY,
+  started_at   bigint NOT NULL
+);
+CREATE INDEX deliveries_by_warehouse ON deliveries (warehouse_id, id);
+)sql",
 };
 
 }  // namespace allocation_relay::postgresql::schema

@@ -4,6 +4,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "../activity.h"
 #include "../id_list.h"
 #include "pg_rows.h"
 #include "pg_schema.h"
@@ -535,19 +536,22 @@ std::vector<std::int64_t> PgTransaction::InsertDeliveries(std::span<const FirstA
   return ids;
 }
 
-bool PgTransaction::AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,
-                                    TimePoint next_attempt_at, const TimePoint* finished_at,
-                                    bool drop_document) {
+std::optional<std::int64_t> PgTransaction::AdvanceDelivery(std::int64_t delivery_id, int number,
+                                                           DeliveryState state,
+                                                           TimePoint next_attempt_at,
+                                                           const TimePoint* finished_at,
+                                                           bool drop_document) {
   Params p;
   p.Add(number).Add(std::string(ToString(state))).Add(ToUnixMicros(next_attempt_at));
   AddTime(p, finished_at).Add(delivery_id).Add(number - 1).Add(drop_document);
-  return c_.Exec(
-               "UPDATE deliveries SET attempt_count = $1, state = $2, next_attempt_at = $3, "
-               "lease_until = NULL, lease_owner = NULL, finished_at = $4::bigint, "
-               "document = CASE WHEN $7::boolean THEN '' ELSE document END "
-               "WHERE id = $5 AND state = 'pending' AND attempt_count = $6",
-               p)
-             .affected() == 1;
+  Result r = c_.Exec(
+      "UPDATE deliveries SET attempt_count = $1, state = $2, next_attempt_at = $3, "
+      "lease_until = NULL, lease_owner = NULL, finished_at = $4::bigint, "
+      "document = CASE WHEN $7::boolean THEN '' ELSE document END "
+      "WHERE id = $5 AND state = 'pending' AND attempt_count = $6 RETURNING warehouse_id",
+      p);
+  if (r.rows() != 1) return std::nullopt;
+  return r.i64(0, 0);
 }
 
 void PgTransaction::InsertAttempt(std::int64_t delivery_id, const DeliveryAttempt& attempt) {
@@ -562,6 +566,72 @@ void PgTransaction::InsertAttempt(std::int64_t delivery_id, const DeliveryAttemp
           .Add(attempt.http_status)
           .Add(attempt.error)
           .Add(attempt.response_head));
+}
+
+namespace {
+
+// The upsert of a round's activity rows, from arrays: $1 minutes, $2 warehouses, $3-$5 the
+// counts, $6-... the calls by bucket.
+std::string AddActivitySql() {
+  std::string columns = "minute, warehouse_id, delivered, failed_attempts, dead";
+  std::string arrays = "$1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]";
+  std::string sums =
+      "delivered = a.delivered + excluded.delivered, "
+      "failed_attempts = a.failed_attempts + excluded.failed_attempts, "
+      "dead = a.dead + excluded.dead";
+  int parameter = 6;
+  for (const char* c : activity::kCallColumns) {
+    columns += std::string(", ") + c;
+    arrays += ", $" + std::to_string(parameter++) + "::bigint[]";
+    sums += std::string(", ") + c + " = a." + c + " + excluded." + c;
+  }
+  return "INSERT INTO webhook_activity AS a (" + columns + ") SELECT * FROM unnest(" + arrays +
+         ") ON CONFLICT (minute, warehouse_id) DO UPDATE SET " + sums;
+}
+
+}  // namespace
+
+void PgTransaction::AddActivity(std::span<const ActivityRow> rows) {
+  if (rows.empty()) return;
+  static const std::string kSql = AddActivitySql();
+  ArrayLiteral minute, warehouse, delivered, failed, dead;
+  std::array<ArrayLiteral, kCallDurationBuckets> calls;
+  for (const ActivityRow& row : rows) {
+    minute.Add(ToUnixMicros(row.minute));
+    warehouse.Add(row.warehouse_id);
+    delivered.Add(row.delivered);
+    failed.Add(row.failed_attempts);
+    dead.Add(row.dead);
+    for (std::size_t i = 0; i < calls.size(); ++i) calls[i].Add(row.calls[i]);
+  }
+  Params p;
+  p.Add(minute.Text()).Add(warehouse.Text()).Add(delivered.Text()).Add(failed.Text());
+  p.Add(dead.Text());
+  for (const ArrayLiteral& c : calls) p.Add(c.Text());
+  // One statement, queued: no round trip of its own. Rows come sorted by key, so two
+  // dispatchers adding to the same rows lock them in one order.
+  c_.Queue(kSql, p);
+}
+
+void PgTransaction::NoteLastSuccesses(
+    std::span<const std::pair<std::int64_t, TimePoint>> successes) {
+  if (successes.empty()) return;
+  ArrayLiteral warehouse, at;
+  for (const auto& [warehouse_id, started] : successes) {
+    warehouse.Add(warehouse_id);
+    at.Add(ToUnixMicros(started));
+  }
+  c_.Queue(
+      "INSERT INTO webhook_last_success AS s (warehouse_id, started_at) "
+      "SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT (warehouse_id) "
+      "DO UPDATE SET started_at = excluded.started_at WHERE excluded.started_at > s.started_at",
+      Params().Add(warehouse.Text()).Add(at.Text()));
+}
+
+std::int64_t PgTransaction::DeleteActivityBefore(TimePoint before) {
+  return c_
+      .Exec("DELETE FROM webhook_activity WHERE minute < $1", Params().Add(ToUnixMicros(before)))
+      .affected();
 }
 
 bool PgTransaction::DisableWebhook(std::int64_t warehouse_id, const std::string& reason,
@@ -598,6 +668,21 @@ int PgTransaction::ResendDead(std::optional<std::int64_t> warehouse_id, TimePoin
               "$2::bigint)",
               p)
           .affected());
+}
+
+std::optional<std::int64_t> PgTransaction::DeliveryWarehouse(std::int64_t delivery_id) {
+  Result r =
+      c_.Exec("SELECT warehouse_id FROM deliveries WHERE id = $1", Params().Add(delivery_id));
+  if (r.rows() == 0) return std::nullopt;
+  return r.i64(0, 0);
+}
+
+bool PgTransaction::ResendDeadDelivery(std::int64_t delivery_id, TimePoint now) {
+  return c_.Exec(
+               "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, lease_until = NULL, "
+               "lease_owner = NULL, finished_at = NULL WHERE id = $2 AND state = 'dead'",
+               Params().Add(ToUnixMicros(now)).Add(delivery_id))
+             .affected() == 1;
 }
 
 }  // namespace allocation_relay::postgresql

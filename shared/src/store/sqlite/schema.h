@@ -384,6 +384,44 @@ CREATE INDEX outbox_by_check ON outbox_events (check_id) WHERE check_id IS NOT N
 CREATE INDEX outbox_check_events_by_delivery ON outbox_events (delivery_id)
   WHERE check_id IS NOT NULL;
 )sql",
+
+    // 9: the operator console (SPEC section 11, docs/console.md). Its figures are kept as the
+    // dispatcher records attempts, so the overview reads a few hundred rows whatever the size
+    // of the database: per minute (when the calls started) and warehouse, the deliveries that
+    // succeeded, the calls that failed (retried or dead), the deliveries that went dead and the
+    // calls by duration (calls_Nms: at most N ms and more than the bound before; the dispatcher
+    // deletes rows older than a day); and each warehouse's last successful call, kept apart so
+    // that it outlives those rows. The deliveries list pages a warehouse's deliveries of any
+    // state newest first by (warehouse_id, id).
+    R"sql(
+CREATE TABLE webhook_activity (
+  minute          INTEGER NOT NULL,              -- its start, unix microseconds
+  warehouse_id    INTEGER NOT NULL,
+  delivered       INTEGER NOT NULL DEFAULT 0,
+  failed_attempts INTEGER NOT NULL DEFAULT 0,
+  dead            INTEGER NOT NULL DEFAULT 0,
+  calls_1ms       INTEGER NOT NULL DEFAULT 0,
+  calls_2ms       INTEGER NOT NULL DEFAULT 0,
+  calls_5ms       INTEGER NOT NULL DEFAULT 0,
+  calls_10ms      INTEGER NOT NULL DEFAULT 0,
+  calls_20ms      INTEGER NOT NULL DEFAULT 0,
+  calls_50ms      INTEGER NOT NULL DEFAULT 0,
+  calls_100ms     INTEGER NOT NULL DEFAULT 0,
+  calls_200ms     INTEGER NOT NULL DEFAULT 0,
+  calls_500ms     INTEGER NOT NULL DEFAULT 0,
+  calls_1s        INTEGER NOT NULL DEFAULT 0,
+  calls_2s        INTEGER NOT NULL DEFAULT 0,
+  calls_5s        INTEGER NOT NULL DEFAULT 0,
+  calls_10s       INTEGER NOT NULL DEFAULT 0,
+  calls_over_10s  INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (minute, warehouse_id)
+) WITHOUT ROWID;
+CREATE TABLE webhook_last_success (
+  warehouse_id INTEGER PRIMARY KEY,
+  started_at   INTEGER NOT NULL                   -- of the newest successful call
+);
+CREATE INDEX deliveries_by_warehouse ON deliveries (warehouse_id, id);
+)sql",
 };
 
 }  // namespace allocation_relay::schema

@@ -5,7 +5,7 @@
 //
 // Its methods are spread over files by topic: sqlite_backend.cpp (open, migrate, write, backup,
 // health), queries.cpp (the API's reads and counts), delivery_queries.cpp (outbox, deliveries
-// and webhook reads).
+// and webhook reads), console_queries.cpp (the operator console's).
 #ifndef ALLOCATION_RELAY_SHARED_SRC_STORE_SQLITE_SQLITE_BACKEND_H_
 #define ALLOCATION_RELAY_SHARED_SRC_STORE_SQLITE_SQLITE_BACKEND_H_
 
@@ -43,6 +43,8 @@ class SqliteBackend final : public StoreBackend {
   StoreResult<std::vector<OutboxEvent>> EventsOfRequests(
       std::span<const std::int64_t> request_ids, std::span<const std::int64_t> check_ids) override;
   StoreResult<std::optional<Delivery>> GetDelivery(std::int64_t delivery_id) override;
+  StoreResult<ActivityRead> ReadActivity(const WarehouseScope& scope, TimePoint since) override;
+  StoreResult<std::vector<DeliverySummary>> ListDeliveryPage(const DeliveryQuery& query) override;
   StoreResult<bool> BackupTo(const std::string& path) override;
   StoreResult<std::vector<std::pair<DeliveryState, std::int64_t>>> CountDeliveriesByState()
       override;

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../activity.h"
 #include "rows.h"
 
 namespace allocation_relay::sqlite {
@@ -295,6 +296,7 @@ std::vector<StoreTransaction::PendingDelivery> SqliteTransaction::PendingDeliver
     std::int64_t warehouse_id, std::int64_t after_id, int limit) {
   Borrowed q = c_.Prepared(
       "SELECT id, next_attempt_at, lease_until FROM deliveries "
+      "INDEXED BY deliveries_pending_by_warehouse "
       "WHERE warehouse_id = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?");
   q->bind(1, warehouse_id);
   q->bind(2, after_id);
@@ -313,7 +315,8 @@ std::vector<StoreTransaction::PendingDelivery> SqliteTransaction::PendingDeliver
 std::vector<std::int64_t> SqliteTransaction::DueDeliveries(std::int64_t warehouse_id, TimePoint now,
                                                            TimePoint lease_now, int limit) {
   Borrowed q = c_.Prepared(
-      "SELECT id FROM deliveries WHERE warehouse_id = ? AND state = 'pending' AND "
+      "SELECT id FROM deliveries INDEXED BY deliveries_pending_by_warehouse "
+      "WHERE warehouse_id = ? AND state = 'pending' AND "
       "next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
       "ORDER BY id LIMIT ?");
   q->bind(1, warehouse_id);
@@ -328,8 +331,8 @@ std::vector<std::int64_t> SqliteTransaction::DueDeliveries(std::int64_t warehous
 std::optional<TimePoint> SqliteTransaction::NextDueDelivery(std::int64_t warehouse_id,
                                                             TimePoint now) {
   Borrowed q = c_.Prepared(
-      "SELECT min(next_attempt_at) FROM deliveries WHERE warehouse_id = ? AND "
-      "state = 'pending' AND next_attempt_at > ?");
+      "SELECT min(next_attempt_at) FROM deliveries INDEXED BY deliveries_pending_by_warehouse "
+      "WHERE warehouse_id = ? AND state = 'pending' AND next_attempt_at > ?");
   q->bind(1, warehouse_id);
   q->bind(2, ToUnixMicros(now));
   if (!q->executeStep() || q->getColumn(0).isNull()) return std::nullopt;
@@ -495,14 +498,16 @@ void SqliteTransaction::AssignEvents(std::int64_t delivery_id, std::int64_t ware
   }
 }
 
-bool SqliteTransaction::AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,
-                                        TimePoint next_attempt_at, const TimePoint* finished_at,
-                                        bool drop_document) {
+std::optional<std::int64_t> SqliteTransaction::AdvanceDelivery(std::int64_t delivery_id, int number,
+                                                               DeliveryState state,
+                                                               TimePoint next_attempt_at,
+                                                               const TimePoint* finished_at,
+                                                               bool drop_document) {
   Borrowed s = c_.Prepared(
       "UPDATE deliveries SET attempt_count = ?1, state = ?2, next_attempt_at = ?3, "
       "lease_until = NULL, lease_owner = NULL, finished_at = ?4, "
       "document = CASE WHEN ?7 THEN '' ELSE document END "
-      "WHERE id = ?5 AND state = 'pending' AND attempt_count = ?6");
+      "WHERE id = ?5 AND state = 'pending' AND attempt_count = ?6 RETURNING warehouse_id");
   s->bind(1, number);
   s->bind(2, std::string(ToString(state)));
   s->bind(3, ToUnixMicros(next_attempt_at));
@@ -510,7 +515,9 @@ bool SqliteTransaction::AdvanceDelivery(std::int64_t delivery_id, int number, De
   s->bind(5, delivery_id);
   s->bind(6, number - 1);
   s->bind(7, drop_document ? 1 : 0);
-  return s->exec() == 1;
+  // RETURNING: SQLite makes the change in the first step (at most one row: by id).
+  if (!s->executeStep()) return std::nullopt;
+  return s->getColumn(0).getInt64();
 }
 
 void SqliteTransaction::InsertAttempt(std::int64_t delivery_id, const DeliveryAttempt& attempt) {
@@ -525,6 +532,65 @@ void SqliteTransaction::InsertAttempt(std::int64_t delivery_id, const DeliveryAt
   s->bind(6, attempt.error);
   s->bind(7, attempt.response_head.data(), static_cast<int>(attempt.response_head.size()));
   s->exec();
+}
+
+namespace {
+
+// The upsert of one (minute, warehouse) row of activity: ?1 minute, ?2 warehouse, ?3-?5 the
+// counts, then the calls by bucket.
+std::string AddActivitySql() {
+  std::string columns = "minute, warehouse_id, delivered, failed_attempts, dead";
+  std::string values = "?1, ?2, ?3, ?4, ?5";
+  std::string sums =
+      "delivered = delivered + excluded.delivered, "
+      "failed_attempts = failed_attempts + excluded.failed_attempts, dead = dead + excluded.dead";
+  int parameter = 6;
+  for (const char* c : activity::kCallColumns) {
+    columns += std::string(", ") + c;
+    values += ", ?" + std::to_string(parameter++);
+    sums += std::string(", ") + c + " = " + c + " + excluded." + c;
+  }
+  return "INSERT INTO webhook_activity (" + columns + ") VALUES (" + values +
+         ") ON CONFLICT (minute, warehouse_id) DO UPDATE SET " + sums;
+}
+
+}  // namespace
+
+void SqliteTransaction::AddActivity(std::span<const ActivityRow> rows) {
+  static const std::string kSql = AddActivitySql();
+  Borrowed s = c_.Prepared(kSql);
+  for (const ActivityRow& row : rows) {
+    s->bind(1, ToUnixMicros(row.minute));
+    s->bind(2, row.warehouse_id);
+    s->bind(3, row.delivered);
+    s->bind(4, row.failed_attempts);
+    s->bind(5, row.dead);
+    for (std::size_t i = 0; i < row.calls.size(); ++i) {
+      s->bind(static_cast<int>(6 + i), row.calls[i]);
+    }
+    s->exec();
+    s->reset();
+  }
+}
+
+void SqliteTransaction::NoteLastSuccesses(
+    std::span<const std::pair<std::int64_t, TimePoint>> successes) {
+  Borrowed s = c_.Prepared(
+      "INSERT INTO webhook_last_success (warehouse_id, started_at) VALUES (?, ?) "
+      "ON CONFLICT (warehouse_id) DO UPDATE SET started_at = excluded.started_at "
+      "WHERE excluded.started_at > started_at");
+  for (const auto& [warehouse_id, at] : successes) {
+    s->bind(1, warehouse_id);
+    s->bind(2, ToUnixMicros(at));
+    s->exec();
+    s->reset();
+  }
+}
+
+std::int64_t SqliteTransaction::DeleteActivityBefore(TimePoint before) {
+  Borrowed s = c_.Prepared("DELETE FROM webhook_activity WHERE minute < ?");
+  s->bind(1, ToUnixMicros(before));
+  return s->exec();
 }
 
 bool SqliteTransaction::DisableWebhook(std::int64_t warehouse_id, const std::string& reason,
@@ -556,6 +622,22 @@ int SqliteTransaction::ResendDead(std::optional<std::int64_t> warehouse_id, Time
   Borrowed s = c_.Prepared(sql);
   s->bind(1, ToUnixMicros(now));
   return s->exec();
+}
+
+std::optional<std::int64_t> SqliteTransaction::DeliveryWarehouse(std::int64_t delivery_id) {
+  Borrowed s = c_.Prepared("SELECT warehouse_id FROM deliveries WHERE id = ?");
+  s->bind(1, delivery_id);
+  if (!s->executeStep()) return std::nullopt;
+  return s->getColumn(0).getInt64();
+}
+
+bool SqliteTransaction::ResendDeadDelivery(std::int64_t delivery_id, TimePoint now) {
+  Borrowed s = c_.Prepared(
+      "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, "
+      "lease_owner = NULL, finished_at = NULL WHERE id = ? AND state = 'dead'");
+  s->bind(1, ToUnixMicros(now));
+  s->bind(2, delivery_id);
+  return s->exec() == 1;
 }
 
 }  // namespace allocation_relay::sqlite

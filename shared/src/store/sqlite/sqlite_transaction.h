@@ -67,10 +67,14 @@ class SqliteTransaction final : public StoreTransaction {
   std::vector<UnbatchedEvent> UnbatchedWithSubjects(std::int64_t warehouse_id,
                                                     std::int64_t after_event, int limit) override;
   std::vector<std::int64_t> InsertDeliveries(std::span<const FirstAttempt> firsts) override;
-  bool AdvanceDelivery(std::int64_t delivery_id, int number, DeliveryState state,
-                       TimePoint next_attempt_at, const TimePoint* finished_at,
-                       bool drop_document) override;
+  std::optional<std::int64_t> AdvanceDelivery(std::int64_t delivery_id, int number,
+                                              DeliveryState state, TimePoint next_attempt_at,
+                                              const TimePoint* finished_at,
+                                              bool drop_document) override;
   void InsertAttempt(std::int64_t delivery_id, const DeliveryAttempt& attempt) override;
+  void AddActivity(std::span<const ActivityRow> rows) override;
+  void NoteLastSuccesses(std::span<const std::pair<std::int64_t, TimePoint>> successes) override;
+  std::int64_t DeleteActivityBefore(TimePoint before) override;
 
   // Retention (prune_rows.cpp).
   std::vector<FinishedAllocation> FinishedAllocationsBefore(TimePoint cutoff,
@@ -91,6 +95,8 @@ class SqliteTransaction final : public StoreTransaction {
   bool DisableWebhook(std::int64_t warehouse_id, const std::string& reason, TimePoint now) override;
   bool EnableWebhook(std::int64_t warehouse_id) override;
   int ResendDead(std::optional<std::int64_t> warehouse_id, TimePoint now) override;
+  std::optional<std::int64_t> DeliveryWarehouse(std::int64_t delivery_id) override;
+  bool ResendDeadDelivery(std::int64_t delivery_id, TimePoint now) override;
 
  private:
   std::vector<std::pair<std::int64_t, std::int64_t>> ConfirmableRequests(std::int64_t allocation_id,
