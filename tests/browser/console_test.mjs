@@ -224,7 +224,15 @@ function onConsole(message) {
   consoleProblems.push(`console.${type}: ${text}${url ? ` (${url})` : ''}`);
 }
 
-async function screenshot(name) {
+// `calm`: the focus ring and the search box's text are left out of the picture.
+async function screenshot(name, {calm = true} = {}) {
+  if (calm) {
+    await page.evaluate(() => {
+      if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
+      const search = document.getElementById('order-search-input');
+      if (search) search.value = '';
+    });
+  }
   const file = path.join(shots, `${name}.png`);
   await page.screenshot({path: file});
   return file;
@@ -353,7 +361,7 @@ async function run() {
   await page.waitForFunction(() => /not allowed to use the console/.test(
     document.getElementById('signin-message').textContent), {timeout: 5000});
   check(await page.evaluate(() => sessionStorage.length === 0), 'a refused key was stored');
-  const signinShot = await screenshot('sign-in');
+  const signinShot = await screenshot('sign-in', {calm: false});
   allow();
 
   log('overview with the operator key');
@@ -439,7 +447,7 @@ async function run() {
   await page.select('#filter-warehouse', '1');
   await page.waitForFunction(() => location.hash.includes('warehouse=1') &&
                              document.getElementById('view').dataset.loaded === 'deliveries' &&
-                             document.getElementById('filter-warehouse').value === '1', {timeout: 5000});
+                             document.getElementById('filter-warehouse')?.value === '1', {timeout: 5000});
   const row = `[data-testid="delivery-row-${dead.id}"]`;
   await page.waitForSelector(row, {timeout: 5000});
   check(await page.$eval(row, (e) => e.dataset.state) === 'dead', 'the row is not dead');
@@ -454,7 +462,7 @@ async function run() {
   log(`notice: ${outcome}`);
   await page.select('#filter-state', '');
   await page.waitForFunction(() => !location.hash.includes('state=') &&
-                             document.getElementById('filter-state').value === '', {timeout: 5000});
+                             document.getElementById('filter-state')?.value === '', {timeout: 5000});
   await waitUntil(`delivery ${dead.id} to be shown succeeded`, async () => {
     await page.click('#deliveries-refresh');
     await sleep(250);
