@@ -11,6 +11,8 @@ preset="${1:-ci}"
 bash packaging/install-deps.sh
 # The reference standardwebhooks library (npm, pinned by its lock file) for the signature test.
 npm ci --prefix tests/tools/standardwebhooks --no-audit --no-fund --loglevel=error
+# puppeteer-core (pinned) for the console's browser test (tests/browser, Debian's chromium).
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 cmake --preset "$preset"
 cmake --build --preset "$preset" -j2
 ctest --preset "$preset" -j2
