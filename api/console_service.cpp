@@ -126,6 +126,14 @@ ordered_json DeliveryJson(const Delivery& d) {
   return j;
 }
 
+// The warehouse an action names: configured and in the key's scope, else nullopt.
+std::optional<std::int64_t> ActionWarehouse(const Config& config, std::string_view id,
+                                            const ApiKey& key) {
+  std::optional<std::int64_t> n = ParsePositiveInt(id);
+  if (!n || !config.FindWarehouse(*n) || !key.scope.Allows(*n)) return std::nullopt;
+  return n;
+}
+
 ApiResponse NoStore(ApiResponse res) {
   res.headers.emplace_back("Cache-Control", "no-store");
   return res;
@@ -486,10 +494,8 @@ ApiResponse ConsoleService::ResendDelivery(std::string_view id, const ApiKey& ke
 
 ApiResponse ConsoleService::ResendWarehouse(const Config& config, std::string_view id,
                                             const ApiKey& key) {
-  std::optional<std::int64_t> n = ParsePositiveInt(id);
-  if (!n || !config.FindWarehouse(*n) || !key.scope.Allows(*n)) {
-    return ErrorAnswer(404, "Unknown warehouse " + std::string(id));
-  }
+  std::optional<std::int64_t> n = ActionWarehouse(config, id, key);
+  if (!n) return ErrorAnswer(404, "Unknown warehouse " + std::string(id));
   return WithStore(pool_, [&](Store& store) -> StoreResult<ApiResponse> {
     auto resent = store.ResendDead(*n, clock_.Now());
     if (!resent) return std::unexpected(resent.error());
@@ -501,10 +507,8 @@ ApiResponse ConsoleService::ResendWarehouse(const Config& config, std::string_vi
 
 ApiResponse ConsoleService::EnableWebhook(const Config& config, std::string_view id,
                                           const ApiKey& key) {
-  std::optional<std::int64_t> n = ParsePositiveInt(id);
-  if (!n || !config.FindWarehouse(*n) || !key.scope.Allows(*n)) {
-    return ErrorAnswer(404, "Unknown warehouse " + std::string(id));
-  }
+  std::optional<std::int64_t> n = ActionWarehouse(config, id, key);
+  if (!n) return ErrorAnswer(404, "Unknown warehouse " + std::string(id));
   return WithStore(pool_, [&](Store& store) -> StoreResult<ApiResponse> {
     auto enabled = store.EnableWebhook(*n);
     if (!enabled) return std::unexpected(enabled.error());

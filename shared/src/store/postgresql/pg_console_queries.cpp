@@ -73,8 +73,8 @@ std::string DeliveryPageSql(const DeliveryQuery& query) {
     }
   }
   return "SELECT d.id, d.uid, d.warehouse_id, d.state, '', d.attempt_count, d.next_attempt_at, "
-         "d.lease_until, d.created_at, d.request_ids, a.attempt, a.started_at, a.duration_us, "
-         "a.http_status, a.error, coalesce(a.response_head, '') FROM (" +
+         "d.lease_until, d.created_at, d.request_ids, a.delivery_id, a.attempt, a.started_at, "
+         "a.duration_us, a.http_status, a.error, coalesce(a.response_head, '') FROM (" +
          ids +
          ") page JOIN deliveries d ON d.id = page.id "
          "LEFT JOIN delivery_attempts a ON a.delivery_id = d.id AND a.attempt = d.attempt_count "
@@ -164,17 +164,7 @@ StoreResult<std::vector<DeliverySummary>> PgBackend::ListDeliveryPage(const Deli
     for (int i = 0; i < r.rows(); ++i) {
       DeliverySummary s;
       s.delivery = DeliveryFromRow(r, i);
-      if (!r.null(i, 10)) {
-        DeliveryAttempt a;
-        a.delivery_id = s.delivery.id;
-        a.attempt = r.i32(i, 10);
-        a.started_at = FromUnixMicros(r.i64(i, 11));
-        a.duration = Micros(r.i64(i, 12));
-        a.http_status = r.i32(i, 13);
-        a.error = r.str(i, 14);
-        a.response_head = r.str(i, 15);
-        s.last_attempt = std::move(a);
-      }
+      if (!r.null(i, 10)) s.last_attempt = AttemptFromRow(r, i, 10);
       out.push_back(std::move(s));
     }
     return out;

@@ -321,17 +321,7 @@ StoreResult<std::vector<DeliveryAttempt>> PgBackend::ListAttempts(std::int64_t d
         "ORDER BY attempt",
         Params().Add(delivery_id));
     std::vector<DeliveryAttempt> out;
-    for (int i = 0; i < r.rows(); ++i) {
-      DeliveryAttempt a;
-      a.delivery_id = r.i64(i, 0);
-      a.attempt = r.i32(i, 1);
-      a.started_at = FromUnixMicros(r.i64(i, 2));
-      a.duration = Micros(r.i64(i, 3));
-      a.http_status = r.i32(i, 4);
-      a.error = r.str(i, 5);
-      a.response_head = r.str(i, 6);
-      out.push_back(std::move(a));
-    }
+    for (int i = 0; i < r.rows(); ++i) out.push_back(AttemptFromRow(r, i));
     return out;
   });
 }

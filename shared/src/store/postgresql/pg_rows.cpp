@@ -81,6 +81,18 @@ Check CheckFromRow(const Result& r, int row) {
   return c;
 }
 
+DeliveryAttempt AttemptFromRow(const Result& r, int row, int first) {
+  DeliveryAttempt a;
+  a.delivery_id = r.i64(row, first);
+  a.attempt = r.i32(row, first + 1);
+  a.started_at = FromUnixMicros(r.i64(row, first + 2));
+  a.duration = Micros(r.i64(row, first + 3));
+  a.http_status = r.i32(row, first + 4);
+  a.error = r.str(row, first + 5);
+  a.response_head = r.str(row, first + 6);
+  return a;
+}
+
 Delivery DeliveryFromRow(const Result& r, int row) {
   Delivery d;
   d.id = r.i64(row, 0);

@@ -44,6 +44,9 @@ inline constexpr const char* kDeliveryColumns =
     "SELECT id, uid, warehouse_id, state, document, attempt_count, next_attempt_at, "
     "lease_until, created_at, request_ids FROM deliveries ";
 Delivery DeliveryFromRow(const Result& r, int row);
+// An attempt from columns first.. (delivery_id, attempt, started_at, duration_us, http_status,
+// error, response_head).
+DeliveryAttempt AttemptFromRow(const Result& r, int row, int first = 0);
 
 std::optional<AllocationRequest> ReadRequest(Connection& c, std::int64_t request_id);
 std::optional<Delivery> ReadDelivery(Connection& c, std::int64_t delivery_id);

@@ -86,8 +86,8 @@ std::string DeliveryPageSql(const DeliveryQuery& query) {
     }
   }
   return "SELECT d.id, d.uid, d.warehouse_id, d.state, '', d.attempt_count, d.next_attempt_at, "
-         "d.lease_until, d.created_at, d.request_ids, a.attempt, a.started_at, a.duration_us, "
-         "a.http_status, a.error, a.response_head FROM (" +
+         "d.lease_until, d.created_at, d.request_ids, a.delivery_id, a.attempt, a.started_at, "
+         "a.duration_us, a.http_status, a.error, a.response_head FROM (" +
          ids +
          ") page JOIN deliveries d ON d.id = page.id "
          "LEFT JOIN delivery_attempts a ON a.delivery_id = d.id AND a.attempt = d.attempt_count "
@@ -170,19 +170,7 @@ StoreResult<std::vector<DeliverySummary>> SqliteBackend::ListDeliveryPage(
     while (q->executeStep()) {
       DeliverySummary s;
       s.delivery = DeliveryFromRow(*q);
-      if (!q->getColumn(10).isNull()) {
-        DeliveryAttempt a;
-        a.delivery_id = s.delivery.id;
-        a.attempt = q->getColumn(10).getInt();
-        a.started_at = FromUnixMicros(q->getColumn(11).getInt64());
-        a.duration = Micros(q->getColumn(12).getInt64());
-        a.http_status = q->getColumn(13).getInt();
-        a.error = q->getColumn(14).getString();
-        const SQLite::Column head = q->getColumn(15);
-        a.response_head.assign(static_cast<const char*>(head.getBlob()),
-                               static_cast<std::size_t>(head.getBytes()));
-        s.last_attempt = std::move(a);
-      }
+      if (!q->getColumn(10).isNull()) s.last_attempt = AttemptFromRow(*q, 10);
       out.push_back(std::move(s));
     }
     return out;

@@ -67,19 +67,7 @@ StoreResult<std::vector<DeliveryAttempt>> SqliteBackend::ListAttempts(std::int64
         "FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt");
     q->bind(1, delivery_id);
     std::vector<DeliveryAttempt> out;
-    while (q->executeStep()) {
-      DeliveryAttempt a;
-      a.delivery_id = q->getColumn(0).getInt64();
-      a.attempt = q->getColumn(1).getInt();
-      a.started_at = FromUnixMicros(q->getColumn(2).getInt64());
-      a.duration = Micros(q->getColumn(3).getInt64());
-      a.http_status = q->getColumn(4).getInt();
-      a.error = q->getColumn(5).getString();
-      const SQLite::Column head = q->getColumn(6);
-      a.response_head.assign(static_cast<const char*>(head.getBlob()),
-                             static_cast<std::size_t>(head.getBytes()));
-      out.push_back(std::move(a));
-    }
+    while (q->executeStep()) out.push_back(AttemptFromRow(*q));
     return out;
   });
 }

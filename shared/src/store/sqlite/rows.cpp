@@ -85,6 +85,20 @@ Check CheckFromRow(SQLite::Statement& s) {
   return c;
 }
 
+DeliveryAttempt AttemptFromRow(SQLite::Statement& s, int first) {
+  DeliveryAttempt a;
+  a.delivery_id = s.getColumn(first).getInt64();
+  a.attempt = s.getColumn(first + 1).getInt();
+  a.started_at = FromUnixMicros(s.getColumn(first + 2).getInt64());
+  a.duration = Micros(s.getColumn(first + 3).getInt64());
+  a.http_status = s.getColumn(first + 4).getInt();
+  a.error = s.getColumn(first + 5).getString();
+  const SQLite::Column head = s.getColumn(first + 6);
+  a.response_head.assign(static_cast<const char*>(head.getBlob()),
+                         static_cast<std::size_t>(head.getBytes()));
+  return a;
+}
+
 Delivery DeliveryFromRow(SQLite::Statement& s) {
   Delivery d;
   d.id = s.getColumn(0).getInt64();

@@ -68,6 +68,10 @@ inline constexpr const char* kDeliveryColumns =
 // A delivery row (columns as kDeliveryColumns).
 Delivery DeliveryFromRow(SQLite::Statement& s);
 
+// An attempt from columns first.. (delivery_id, attempt, started_at, duration_us, http_status,
+// error, response_head).
+DeliveryAttempt AttemptFromRow(SQLite::Statement& s, int first = 0);
+
 // Reads used by both a Store's own connection and the writer's.
 std::optional<AllocationRequest> ReadRequest(Connection& c, std::int64_t request_id);
 std::optional<Delivery> ReadDelivery(Connection& c, std::int64_t delivery_id);
