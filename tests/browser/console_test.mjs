@@ -278,7 +278,9 @@ async function run() {
   fs.mkdirSync(shots, {recursive: true});
 
   const receivers = {
-    a: await startReceiver('alpha', () => (receivers.a.fixed ? [200, 'ok'] : [500, 'alpha is down\n'])),
+    // Its 500 carries markup: the page must show it as text (checked on the allocation page).
+    a: await startReceiver('alpha', () => (receivers.a.fixed ? [200, 'ok']
+                                           : [500, '<img src=x onerror="window.__injected=1">alpha is down\n'])),
     b: await startReceiver('bravo', () => (receivers.b.fixed ? [200, 'ok'] : [410, 'gone\n'])),
     c: await startReceiver('charlie', () => [200, 'ok']),
   };
@@ -422,6 +424,9 @@ async function run() {
         `the timeline's attempts of delivery ${dead.id}: ${JSON.stringify(deadAttempts)}`);
   const heads = await page.$$eval('#timeline li[data-kind="attempt"] pre', (l) => l.map((e) => e.textContent));
   check(heads.length >= 3 && heads.every((h) => h.length > 0), `the response heads are not shown: ${JSON.stringify(heads)}`);
+  check(heads.some((h) => h.startsWith('<img src=x onerror=')), `the markup answered is not shown as text: ${JSON.stringify(heads)}`);
+  check(await page.evaluate(() => window.__injected === undefined && document.querySelectorAll('main img').length === 0),
+        'a response head was put into the page as HTML');
   const times = await page.$$eval('#timeline li time', (l) => l.map((e) => e.dateTime));
   check(times.every((t, i) => i === 0 || Date.parse(times[i - 1]) <= Date.parse(t)), 'the timeline is not sorted');
   check(await page.$eval('#timeline time', (e) => e.title === e.dateTime && e.textContent !== e.dateTime),
