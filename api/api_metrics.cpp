@@ -93,4 +93,33 @@ std::string ApiMetrics::Render(
   return out.str();
 }
 
+std::string PrometheusLabelValue(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string RenderRateLimited(const std::vector<std::pair<std::string, std::uint64_t>>& refusals) {
+  std::string out =
+      "# HELP allocation_relay_rate_limited_total Calls refused with 429 by their key's rate "
+      "limit, by key name.\n"
+      "# TYPE allocation_relay_rate_limited_total counter\n";
+  for (const auto& [name, n] : refusals) {
+    out += "allocation_relay_rate_limited_total{key=\"" + PrometheusLabelValue(name) + "\"} " +
+           std::to_string(n) + "\n";
+  }
+  return out;
+}
+
 }  // namespace allocation_relay

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -43,6 +44,14 @@ class ApiMetrics {
   double latency_sum_ GUARDED_BY(mu_) = 0;
   std::uint64_t latency_count_ GUARDED_BY(mu_) = 0;
 };
+
+// `value` as a Prometheus label value (between its quotes): backslash, double quote and line
+// feed escaped.
+std::string PrometheusLabelValue(std::string_view value);
+
+// The counter allocation_relay_rate_limited_total{key="<name>"}: the calls refused with 429 by
+// the key's rate limit (RateLimiter::Refusals()), in Prometheus text format.
+std::string RenderRateLimited(const std::vector<std::pair<std::string, std::uint64_t>>& refusals);
 
 }  // namespace allocation_relay
 

@@ -135,16 +135,17 @@ ApiService::ApiService(std::shared_ptr<const Config> config, const Clock& clock,
       connections_(std::move(connections)),
       pool_(StoreOptionsFrom(config->store)),
       console_(clock, pool_),
-      context_(MakeContext(std::move(config))) {}
+      context_(MakeContext(std::move(config), clock.Now())) {}
 
 std::shared_ptr<const ApiService::Context> ApiService::MakeContext(
-    std::shared_ptr<const Config> config) {
+    std::shared_ptr<const Config> config, TimePoint now, const Context* previous) {
   std::optional<TimeZone> zone = TimeZone::Find(config->timezone);
   if (!zone) throw ConfigError("timezone: unknown time zone \"" + config->timezone + "\"");
   WarehouseCatalog catalog = config->Catalog();
   KeyRing keys(config->api.keys);
+  RateLimiter limiter(config->api.keys, now, previous ? &previous->limiter : nullptr);
   return std::make_shared<const Context>(
-      Context{std::move(config), std::move(catalog), std::move(keys), *zone});
+      Context{std::move(config), std::move(catalog), std::move(keys), std::move(limiter), *zone});
 }
 
 std::shared_ptr<const ApiService::Context> ApiService::context() const {
@@ -153,7 +154,10 @@ std::shared_ptr<const ApiService::Context> ApiService::context() const {
 }
 
 void ApiService::Reload(std::shared_ptr<const Config> config) {
-  std::shared_ptr<const Context> next = MakeContext(std::move(config));
+  MutexLock reloading(reload_mu_);
+  std::shared_ptr<const Context> previous = context();
+  std::shared_ptr<const Context> next =
+      MakeContext(std::move(config), clock_.Now(), previous.get());
   MutexLock lock(context_mu_);
   context_ = std::move(next);
 }
@@ -162,7 +166,7 @@ ApiResponse ApiService::Handle(const ApiRequest& req) {
   auto started = std::chrono::steady_clock::now();
   std::shared_ptr<const Context> ctx = context();
   if (ConsoleService::Serves(req.path)) {
-    ApiResponse res = console_.Handle(req, *ctx->config, ctx->keys);
+    ApiResponse res = console_.Handle(req, *ctx->config, ctx->keys, ctx->limiter);
     metrics_.Record(
         res.endpoint, res.status,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -185,6 +189,8 @@ ApiResponse ApiService::Handle(const ApiRequest& req) {
     res = Metrics();
   } else if (const ApiKey* key = ctx->keys.Authenticate(req.token); key == nullptr) {
     res = Json(401, ordered_json{{"status", "Unauthorized"}});
+  } else if (std::optional<ApiResponse> refused = ctx->limiter.Admit(*key, clock_.Now())) {
+    res = std::move(*refused);  // before the grant (SPEC section 13); nothing is run
   } else if (!KeyRing::Allows(*key, route.endpoint)) {
     res = Json(403, ordered_json{{"status", "Not Allowed"}});
   } else {
@@ -396,6 +402,7 @@ ApiResponse ApiService::Metrics() {
       [&](const StoreError&) {
         return MetricsAnswer(metrics_.Render(false, std::nullopt, std::nullopt));
       });
+  res.body += RenderRateLimited(context()->limiter.Refusals());
   if (connections_) {
     std::ostringstream out;
     WriteConnectionMetrics(out, connections_());

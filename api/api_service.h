@@ -23,6 +23,7 @@
 #include "api_metrics.h"
 #include "console_service.h"
 #include "key_ring.h"
+#include "rate_limiter.h"
 #include "request_parsing.h"
 #include "store_pool.h"
 
@@ -40,7 +41,8 @@ class ApiService {
 
   ApiResponse Handle(const ApiRequest& request);
 
-  // Takes new keys, warehouses, rules and time zone for the requests that start after it.
+  // Takes new keys, warehouses, rules and time zone for the requests that start after it. The
+  // rate-limit buckets of keys whose rate did not change keep their tokens; others start full.
   void Reload(std::shared_ptr<const Config> config);
 
   ApiMetrics& metrics() { return metrics_; }
@@ -51,9 +53,13 @@ class ApiService {
     std::shared_ptr<const Config> config;
     WarehouseCatalog catalog;
     KeyRing keys;
+    RateLimiter limiter;  // the keys' rate limits (SPEC section 13)
     TimeZone zone;
   };
-  static std::shared_ptr<const Context> MakeContext(std::shared_ptr<const Config> config);
+  // `previous`: the context being replaced, whose rate-limit buckets carry over.
+  static std::shared_ptr<const Context> MakeContext(std::shared_ptr<const Config> config,
+                                                    TimePoint now,
+                                                    const Context* previous = nullptr);
   std::shared_ptr<const Context> context() const;
 
   ApiResponse ListRequests(const Context& ctx, const ApiRequest& req, const ApiKey& key);
@@ -78,6 +84,7 @@ class ApiService {
   StorePool pool_;
   ConsoleService console_;
   ApiMetrics metrics_;
+  Mutex reload_mu_;  // one Reload() at a time, so none loses another's buckets
   mutable Mutex context_mu_;
   std::shared_ptr<const Context> context_ GUARDED_BY(context_mu_);
 };

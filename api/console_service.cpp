@@ -145,10 +145,10 @@ bool ConsoleService::Serves(std::string_view path) {
   return path == kConsole || path.starts_with("/console/");
 }
 
-ApiResponse ConsoleService::Handle(const ApiRequest& req, const Config& config,
-                                   const KeyRing& keys) {
+ApiResponse ConsoleService::Handle(const ApiRequest& req, const Config& config, const KeyRing& keys,
+                                   const RateLimiter& limiter) {
   std::string endpoint = "console page";
-  ApiResponse res = Route(req, config, keys, endpoint);
+  ApiResponse res = Route(req, config, keys, limiter, endpoint);
   res.endpoint = std::move(endpoint);
   res.headers.emplace_back("Content-Security-Policy", kContentSecurityPolicy);
   res.headers.emplace_back("X-Frame-Options", "DENY");
@@ -158,7 +158,7 @@ ApiResponse ConsoleService::Handle(const ApiRequest& req, const Config& config,
 }
 
 ApiResponse ConsoleService::Route(const ApiRequest& req, const Config& config, const KeyRing& keys,
-                                  std::string& endpoint) {
+                                  const RateLimiter& limiter, std::string& endpoint) {
   const bool read = req.method == "GET" || req.method == "HEAD";
   if (req.path == kConsole) {
     if (!read) return MethodNotAllowed(req, "GET", false);
@@ -235,6 +235,9 @@ ApiResponse ConsoleService::Route(const ApiRequest& req, const Config& config, c
   }
   const ApiKey* key = keys.Authenticate(req.token);
   if (key == nullptr) return NoStore(Json(401, ordered_json{{"status", "Unauthorized"}}));
+  if (std::optional<ApiResponse> refused = limiter.Admit(*key, clock_.Now())) {
+    return NoStore(std::move(*refused));
+  }
   if (!KeyRing::Allows(*key, kReadGrant) || (action && !KeyRing::Allows(*key, kActionsGrant))) {
     return NoStore(Json(403, ordered_json{{"status", "Not Allowed"}}));
   }

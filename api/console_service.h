@@ -14,6 +14,7 @@
 #include "allocation_relay/config.h"
 #include "api_answer.h"
 #include "key_ring.h"
+#include "rate_limiter.h"
 #include "store_pool.h"
 
 namespace allocation_relay {
@@ -33,13 +34,15 @@ class ConsoleService {
   // True for /console and every path under /console/.
   static bool Serves(std::string_view path);
 
-  // Answers a request for a path Serves(); `config` and `keys` are the snapshot of the
-  // request. Sets the answer's `endpoint` (for metrics) and the console's security headers.
-  ApiResponse Handle(const ApiRequest& req, const Config& config, const KeyRing& keys);
+  // Answers a request for a path Serves(); `config`, `keys` and `limiter` are the snapshot of
+  // the request (the JSON endpoints are rate limited as the Order API: after the token, before
+  // the grant). Sets the answer's `endpoint` (for metrics) and the console's security headers.
+  ApiResponse Handle(const ApiRequest& req, const Config& config, const KeyRing& keys,
+                     const RateLimiter& limiter);
 
  private:
   ApiResponse Route(const ApiRequest& req, const Config& config, const KeyRing& keys,
-                    std::string& endpoint);
+                    const RateLimiter& limiter, std::string& endpoint);
   ApiResponse Overview(const Config& config, const ApiKey& key);
   ApiResponse AllocationPage(const Config& config, std::string_view number, const ApiKey& key);
   ApiResponse Deliveries(const Config& config, const ApiRequest& req, const ApiKey& key);

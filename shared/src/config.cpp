@@ -397,7 +397,7 @@ class ConfigReader {
         std::string path = "api.keys[" + std::to_string(i) + "]";
         const YAML::Node k = keys[i];
         ExpectMap(k, path);
-        CheckKeys(k, path, {"name", "sha256", "endpoints", "warehouses"});
+        CheckKeys(k, path, {"name", "sha256", "endpoints", "warehouses", "rate"});
         ApiKey key;
         if (!k["name"]) Fail(k, path + ".name", "missing (every key needs a name)");
         key.name = String(k["name"], path + ".name");
@@ -443,6 +443,29 @@ class ConfigReader {
                 WarehouseRef(w[j], path + ".warehouses[" + std::to_string(j) + "]", config));
           }
           key.scope.only = std::move(ids);
+        }
+        if (auto r = k["rate"]) {
+          // {per_second: <number > 0>, burst: <integer >= 1>}, both required.
+          const std::string r_path = path + ".rate";
+          ExpectMap(r, r_path);
+          CheckKeys(r, r_path, {"per_second", "burst"});
+          KeyRate rate;
+          const YAML::Node per_second = r["per_second"];
+          if (!per_second) Fail(r, r_path + ".per_second", "missing (tokens added per second)");
+          if (!per_second.IsScalar()) Fail(per_second, r_path + ".per_second", "expected a number");
+          const std::string& text = per_second.Scalar();
+          auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), rate.per_second,
+                                           std::chars_format::fixed);
+          if (ec != std::errc() || end != text.data() + text.size() ||
+              !(rate.per_second > 0 && rate.per_second <= 1e9)) {
+            Fail(per_second, r_path + ".per_second",
+                 "expected a number greater than 0 (at most 1000000000), got \"" + text + "\"");
+          }
+          if (!r["burst"]) {
+            Fail(r, r_path + ".burst", "missing (the most calls at once, an integer >= 1)");
+          }
+          rate.burst = Int(r["burst"], r_path + ".burst", 1, 1000000000);
+          key.rate = rate;
         }
         api.keys.push_back(std::move(key));
       }

@@ -484,6 +484,38 @@ TEST(ApiRobustness, SighupReloadsKeysAndKeepsServing) {
   EXPECT_EQ(api.Get("/allocation-requests", "new-token").status, 200);
 }
 
+// SPEC section 13: a key with `rate` is answered 429 with Retry-After past its burst, and goes
+// through again once real time has refilled a token (2 a second: half a second).
+TEST(ApiRateLimit, PastTheBurstIs429WithRetryAfterAndRecovers) {
+  testing::ApiProcessOptions options;
+  options.more_keys = "    - {name: limited, sha256: " + Sha256Hex("limited-token") +
+                      ", endpoints: [GET /allocation-requests], "
+                      "rate: {per_second: 2, burst: 2}}\n";
+  ApiProcess api(options);
+  // A slow machine's calls may straddle a refill; six calls are far more than enough.
+  int ok = 0;
+  HttpAnswer refused;
+  while (refused.status != 429 && ok < 6) {
+    HttpAnswer a = api.Get("/allocation-requests", "limited-token");
+    if (a.status == 200) {
+      ++ok;
+    } else {
+      refused = a;
+    }
+  }
+  ASSERT_EQ(refused.status, 429) << ok << " calls went through";
+  EXPECT_GE(ok, 2);
+  EXPECT_EQ(refused.body, R"({"status":"no","errorMessages":["Too many requests"]})");
+  EXPECT_EQ(refused.content_type, "application/json");
+  ASSERT_TRUE(refused.headers.contains("Retry-After"));
+  EXPECT_EQ(refused.headers.find("Retry-After")->second, "1");
+  EXPECT_EQ(api.Get("/allocation-requests").status, 200) << "other keys are not limited";
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(api.Get("/allocation-requests", "limited-token").status, 200);
+  EXPECT_THAT(api.Get("/metrics", "").body,
+              HasSubstr("allocation_relay_rate_limited_total{key=\"limited\"} 1\n"));
+}
+
 TEST(ApiRobustness, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
   ApiProcess api;
   for (int i = 0; i < 20; ++i) api.CreateAllocation(100 + i, "[[3,4]]");

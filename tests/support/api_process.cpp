@@ -132,6 +132,7 @@ HttpAnswer ApiProcess::Send(const std::string& method, const std::string& path,
   answer.status = r->status;
   answer.body = r->body;
   answer.content_type = r->get_header_value("Content-Type");
+  answer.headers = r->headers;
   return answer;
 }
 

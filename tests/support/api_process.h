@@ -26,6 +26,7 @@ struct HttpAnswer {
   int status = 0;  // 0: no answer (connection failed)
   std::string body;
   std::string content_type;
+  httplib::Headers headers;
   nlohmann::ordered_json Json() const { return nlohmann::ordered_json::parse(body); }
 };
 

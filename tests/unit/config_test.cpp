@@ -102,6 +102,22 @@ TEST(Config, KeysAcceptEveryEndpointName) {
   EXPECT_THAT(c.api.keys[0].endpoints, ::testing::Contains("GET /orders/allocation-requests"));
 }
 
+// api.keys[].rate (SPEC section 13): optional; a fractional per_second is allowed.
+TEST(Config, KeyRateIsOptionalAndReadWhenGiven) {
+  Config c = ParseConfig(
+      "api:\n  keys:\n"
+      "    - {name: a, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,\n"
+      "       endpoints: [GET /allocations], rate: {per_second: 0.5, burst: 3}}\n"
+      "    - {name: b, sha256: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752,\n"
+      "       endpoints: [GET /allocations]}\n",
+      "test.yaml");
+  ASSERT_EQ(c.api.keys.size(), 2u);
+  ASSERT_TRUE(c.api.keys[0].rate);
+  EXPECT_EQ(c.api.keys[0].rate->per_second, 0.5);
+  EXPECT_EQ(c.api.keys[0].rate->burst, 3);
+  EXPECT_FALSE(c.api.keys[1].rate);
+}
+
 TEST(Config, DefaultsFollowTheSpec) {
   Config c = ParseConfig(
       "warehouses: [{id: 1, name: A, webhook: {url: 'https://a/h', "
@@ -318,6 +334,61 @@ INSTANTIATE_TEST_SUITE_P(
             "    - {name: k, sha256: "
             "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752, endpoints: []}\n",
             "bad.yaml:4: api.keys[1].name: duplicate key name \"k\""},
+        BadCase{"KeyRateUnknownKey",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: 5, burst: 10, "
+                "window: 1s}\n",
+                "bad.yaml:6: api.keys[0].rate.window: unknown key (expected one of: per_second, "
+                "burst)"},
+        BadCase{"KeyRateNotAMapping",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: 50\n",
+                "bad.yaml:6: api.keys[0].rate: expected a mapping"},
+        BadCase{"KeyRateZeroPerSecond",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: 0, burst: 10}\n",
+                "bad.yaml:6: api.keys[0].rate.per_second: expected a number greater than 0 (at "
+                "most 1000000000), got \"0\""},
+        BadCase{"KeyRateNegativePerSecond",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: -2, burst: 10}\n",
+                "bad.yaml:6: api.keys[0].rate.per_second: expected a number greater than 0"},
+        BadCase{"KeyRatePerSecondNotANumber",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: fast, burst: 10}\n",
+                "bad.yaml:6: api.keys[0].rate.per_second: expected a number greater than 0 (at "
+                "most 1000000000), got \"fast\""},
+        BadCase{"KeyRatePerSecondInfinite",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: inf, burst: 10}\n",
+                "bad.yaml:6: api.keys[0].rate.per_second: expected a number greater than 0"},
+        BadCase{"KeyRateMissingPerSecond",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {burst: 10}\n",
+                "bad.yaml:6: api.keys[0].rate.per_second: missing"},
+        BadCase{"KeyRateMissingBurst",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: 5}\n",
+                "bad.yaml:6: api.keys[0].rate.burst: missing (the most calls at once, an integer "
+                ">= 1)"},
+        BadCase{"KeyRateZeroBurst",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: 5, burst: 0}\n",
+                "bad.yaml:6: api.keys[0].rate.burst: must be between 1 and 1000000000, got 0"},
+        BadCase{"KeyRateFractionalBurst",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: 5, burst: 1.5}\n",
+                "bad.yaml:6: api.keys[0].rate.burst: expected an integer, got \"1.5\""},
         BadCase{"OutOfRangeEventsPerCall",
                 "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
                 "max_events_per_call: 0}\n",

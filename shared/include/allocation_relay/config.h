@@ -58,11 +58,20 @@ struct StoreConfig {
   int pool = 8;
 };
 
+// A key's `rate` (SPEC section 13): a token bucket of `burst` tokens refilled at `per_second`
+// tokens a second; every authenticated call takes one.
+struct KeyRate {
+  double per_second = 0;   // > 0
+  std::int64_t burst = 1;  // >= 1
+  bool operator==(const KeyRate&) const = default;
+};
+
 struct ApiKey {
   std::string name;
   std::array<unsigned char, 32> sha256{};  // SHA-256 of the token; the token itself is never kept
   std::vector<std::string> endpoints;      // a subset of kEndpointNames
   WarehouseScope scope;                    // `warehouses:` limits the key to those warehouses
+  std::optional<KeyRate> rate;             // absent: no limit
 };
 
 struct ApiConfig {
