@@ -188,6 +188,10 @@ void DeliveryLoop::Submit(const Config& config, const WarehouseConfig& warehouse
   call.timeout = warehouse.webhook->timeout;
   call.verify_tls = warehouse.webhook->verify_tls;
   call.allow_private_networks = config.dispatcher.allow_private_networks;
+  call.proxy = config.dispatcher.proxy;
+  call.client_cert = warehouse.webhook->client_cert;
+  call.client_key = warehouse.webhook->client_key;
+  call.ca_file = warehouse.webhook->ca_file;
   transport_->Submit(std::move(call));
 }
 

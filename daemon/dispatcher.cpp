@@ -3,6 +3,14 @@
 #include <spdlog/spdlog.h>
 
 namespace allocation_relay {
+namespace {
+
+// How webhook calls leave this host, for the log: the proxy's URL with its password masked.
+std::string EgressDescription(const DispatcherConfig& d) {
+  return d.proxy.empty() ? std::string("direct") : "through proxy " + RedactUrlPassword(d.proxy);
+}
+
+}  // namespace
 
 Dispatcher::Dispatcher(std::shared_ptr<const Config> config, const Clock& clock)
     : config_(std::move(config)), clock_(clock) {}
@@ -24,14 +32,18 @@ void Dispatcher::Start() {
   status_->Start();
   // Last: its first pass runs at once, and the work that serves warehouses comes first.
   pruner_->Start();
-  spdlog::info("dispatcher ready: database {} (schema {}), {} warehouses",
+  spdlog::info("dispatcher ready: database {} (schema {}), {} warehouses, webhook calls {}",
                StoreLocation(config_->store), Store::LatestSchemaVersion(),
-               config_->warehouses.size());
+               config_->warehouses.size(), EgressDescription(config_->dispatcher));
 }
 
 void Dispatcher::Reload(std::shared_ptr<const Config> config) {
   for (const std::string& change : StoreChangesForRestart(config_->store, config->store)) {
     spdlog::warn("{}; it takes effect at the next restart", change);
+  }
+  if (config->dispatcher.proxy != config_->dispatcher.proxy) {
+    spdlog::info("webhook calls now go {} (from the next call)",
+                 EgressDescription(config->dispatcher));
   }
   config_ = std::move(config);
   if (expiry_) expiry_->SetCatalog(config_->Catalog());

@@ -24,16 +24,20 @@ WebhookRequest FormatWebhook(const WebhookConfig& hook, const std::string& uid,
     r.body = "payload=" + FormUrlEncode(document);
     r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
     r.headers.emplace_back("X-Centra-Signature",
-                           CentraSignatureHeader(hook.secret, unix_seconds, r.body));
+                           CentraSignatureHeader(hook.secrets.at(0), unix_seconds, r.body));
   } else {
     r.body = std::move(document);
     r.headers.emplace_back("Content-Type", "application/json");
     r.headers.emplace_back("webhook-id", uid);
     r.headers.emplace_back("webhook-timestamp", std::to_string(unix_seconds));
-    // The config loader guarantees a whsec_ secret for this scheme.
-    r.headers.emplace_back(
-        "webhook-signature",
-        StandardWebhooksSignature(hook.secret, uid, unix_seconds, r.body).value_or(""));
+    // Every secret signs (a rotation: receivers holding either verify), space-separated, newest
+    // first. The config loader guarantees whsec_ secrets for this scheme.
+    std::string signatures;
+    for (const std::string& secret : hook.secrets) {
+      if (!signatures.empty()) signatures += ' ';
+      signatures += StandardWebhooksSignature(secret, uid, unix_seconds, r.body).value_or("");
+    }
+    r.headers.emplace_back("webhook-signature", std::move(signatures));
   }
   return r;
 }

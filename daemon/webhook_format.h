@@ -1,7 +1,9 @@
 // WebhookRequest: the exact HTTP request of one delivery, in the warehouse's format.
 //
-// centra: form-encoded body "payload=<url-encoded JSON>", X-Centra-Signature: t=..,v1=..
-// standard-webhooks: the JSON as the body, webhook-id / webhook-timestamp / webhook-signature.
+// centra: form-encoded body "payload=<url-encoded JSON>", X-Centra-Signature: t=..,v1=.. (the
+// first secret signs).
+// standard-webhooks: the JSON as the body, webhook-id / webhook-timestamp / webhook-signature,
+// one "v1,<base64>" per secret, space-separated in the secrets' order (a rotation).
 // Both carry a User-Agent naming the product and version. Pure; thread-safe.
 #ifndef ALLOCATION_RELAY_DAEMON_WEBHOOK_FORMAT_H_
 #define ALLOCATION_RELAY_DAEMON_WEBHOOK_FORMAT_H_

@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -65,7 +67,13 @@ struct WebhookSender::Impl {
     WebhookCall call;
     WebhookOutcome outcome;
     std::chrono::steady_clock::time_point started;
+    // Through a proxy, curl connects to the proxy only, so the webhook's own host is checked
+    // first by a probe: the same URL, direct, whose every socket is refused after its address
+    // was looked at (curl resolves asynchronously; nothing is sent).
+    bool probing = false;
+    int probed_addresses = 0;
     bool refused_private = false;
+    bool custom_ca = false;  // CURLOPT_CAINFO/CAPATH changed: the handle is not kept for reuse
     std::list<Transfer>::iterator self;  // its place in `transfers`, for O(1) removal
   };
 
@@ -104,7 +112,14 @@ struct WebhookSender::Impl {
 
   static curl_socket_t OnOpenSocket(void* user, curlsocktype, curl_sockaddr* address) {
     auto* t = static_cast<Transfer*>(user);
-    if (!t->call.allow_private_networks && IsNonPublicAddress(&address->addr)) {
+    if (t->probing) {
+      ++t->probed_addresses;
+      if (IsNonPublicAddress(&address->addr)) t->refused_private = true;
+      return CURL_SOCKET_BAD;
+    }
+    // Through a proxy this socket goes to the proxy: the webhook's host was probed instead.
+    if (t->call.proxy.empty() && !t->call.allow_private_networks &&
+        IsNonPublicAddress(&address->addr)) {
       t->refused_private = true;
       return CURL_SOCKET_BAD;
     }
@@ -124,17 +139,50 @@ struct WebhookSender::Impl {
       t.easy = curl_easy_init();
       if (!t.easy) throw std::runtime_error("curl_easy_init failed");
     }
+    t.probing = !t.call.proxy.empty() && !t.call.allow_private_networks;
+    SetOptions(t);
+    for (const auto& [name, value] : t.call.request.headers) {
+      t.headers = curl_slist_append(t.headers, (name + ": " + value).c_str());
+    }
+    t.headers = curl_slist_append(t.headers, "Expect:");  // no 100-continue round trip
+    curl_easy_setopt(t.easy, CURLOPT_HTTPHEADER, t.headers);
+    curl_multi_add_handle(multi, t.easy);
+  }
+
+  // Every option a call uses, set on every call (idle handles are reused without a reset). A
+  // probe (t.probing) only connects, directly.
+  void SetOptions(Transfer& t) {
     CURL* e = t.easy;
-    curl_easy_setopt(e, CURLOPT_URL, t.call.url.c_str());
+    const WebhookCall& c = t.call;
+    curl_easy_setopt(e, CURLOPT_URL, c.url.c_str());
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, t.probing ? 1L : 0L);
+    // Only dispatcher.proxy: "" also keeps curl from taking http_proxy/no_proxy from the
+    // environment.
+    curl_easy_setopt(e, CURLOPT_PROXY, t.probing ? "" : c.proxy.c_str());
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t.call.request.body.c_str());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c.request.body.c_str());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-                     static_cast<curl_off_t>(t.call.request.body.size()));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(t.call.timeout.count()));
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, t.call.verify_tls ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, t.call.verify_tls ? 2L : 0L);
+                     static_cast<curl_off_t>(c.request.body.size()));
+    // The probe and the call share the call's timeout.
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t.started);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                     static_cast<long>(std::max<std::int64_t>(1, (c.timeout - elapsed).count())));
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c.verify_tls ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c.verify_tls ? 2L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSLCERT, c.client_cert.empty() ? nullptr : c.client_cert.c_str());
+    curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(e, CURLOPT_SSLKEY, c.client_key.empty() ? nullptr : c.client_key.c_str());
+    curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+    if (!c.ca_file.empty()) {
+      // Instead of the system's CAs, not beside them.
+      curl_easy_setopt(e, CURLOPT_CAINFO, c.ca_file.c_str());
+      curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
+      t.custom_ca = true;
+    }
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &OnBody);
@@ -144,12 +192,17 @@ struct WebhookSender::Impl {
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &OnOpenSocket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &t);
     curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
-    for (const auto& [name, value] : t.call.request.headers) {
-      t.headers = curl_slist_append(t.headers, (name + ": " + value).c_str());
-    }
-    t.headers = curl_slist_append(t.headers, "Expect:");  // no 100-continue round trip
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
-    curl_multi_add_handle(multi, e);
+  }
+
+  // A probe ended (it always ends in an error: its sockets are refused). True if the call then
+  // went out through the proxy; false if it ends here (`code` and the verdict in t).
+  bool ContinueAfterProbe(Transfer& t) {
+    if (t.refused_private || t.probed_addresses == 0) return false;  // Finish says which
+    t.probing = false;
+    curl_multi_remove_handle(multi, t.easy);
+    SetOptions(t);
+    curl_multi_add_handle(multi, t.easy);
+    return true;
   }
 
   WebhookOutcome Finish(Transfer& t, CURLcode code) {
@@ -162,14 +215,24 @@ struct WebhookSender::Impl {
       out.http_status = static_cast<int>(status);
     } else {
       out.http_status = 0;
-      out.error = t.refused_private
-                      ? "destination refused: private, loopback or link-local address (set "
-                        "dispatcher.allow_private_networks to allow)"
-                      : curl_easy_strerror(code);
+      if (t.refused_private) {
+        out.error =
+            "destination refused: private, loopback or link-local address (set "
+            "dispatcher.allow_private_networks to allow)";
+      } else if (t.probing) {
+        out.error = std::string(
+                        "destination refused: the webhook's host could not be resolved "
+                        "to check that it is public (") +
+                    curl_easy_strerror(code) +
+                    "; set dispatcher.allow_private_networks to leave the check to the proxy)";
+      } else {
+        out.error = curl_easy_strerror(code);
+      }
     }
     curl_multi_remove_handle(multi, t.easy);
-    if (idle.size() < kMaxIdle) {
-      // Not reset: Start sets every option it uses on every call, so nothing carries over.
+    if (idle.size() < kMaxIdle && !t.custom_ca) {
+      // Not reset: Start sets every option it uses on every call, so nothing carries over (but
+      // CURLOPT_CAINFO/CAPATH, whose defaults cannot be set back: those handles are not kept).
       idle.push_back(t.easy);
     } else {
       curl_easy_cleanup(t.easy);
@@ -208,6 +271,7 @@ std::vector<WebhookOutcome> WebhookSender::Poll(std::chrono::milliseconds max_wa
       Impl::Transfer* t = nullptr;
       curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
       CURLcode code = msg->data.result;
+      if (t->probing && impl_->ContinueAfterProbe(*t)) continue;
       done.push_back(impl_->Finish(*t, code));
       impl_->transfers.erase(t->self);
     }

@@ -1,7 +1,10 @@
 // WebhookSender: concurrent HTTP POSTs with libcurl's multi interface (the only file that
 // includes <curl/curl.h>). Connections are reused across calls; no signals are used (NOSIGNAL).
 // Destinations that resolve to loopback, private, link-local or unspecified addresses are
-// refused at connect time (after DNS) unless the call allows them; only http and https.
+// refused at connect time (after DNS) unless the call allows them; only http and https. Through
+// a proxy (WebhookCall::proxy) that check applies to the webhook's own host, resolved here by a
+// probe before the call (the proxy resolves it again), never to the proxy; a host that does not
+// resolve here is refused. Client certificates and a CA file are libcurl's own options.
 //
 // A WebhookTransport: not thread-safe, one thread submits and polls; Wakeup() alone may be called
 // from any thread.

@@ -23,7 +23,13 @@ struct WebhookCall {
   WebhookRequest request;
   std::chrono::milliseconds timeout{5000};
   bool verify_tls = true;
+  // Refuse the webhook's host if it resolves to a non-public address (IsNonPublicAddress);
+  // never applied to the proxy.
   bool allow_private_networks = false;
+  std::string proxy;        // http(s):// proxy URL (dispatcher.proxy); empty: direct
+  std::string client_cert;  // PEM paths for mutual TLS; empty: none
+  std::string client_key;
+  std::string ca_file;  // PEM CAs to verify the server with; empty: the system's
 };
 
 struct WebhookOutcome {

@@ -1,11 +1,15 @@
 // The only user of yaml-cpp: nothing else sees its types or exceptions.
 #include "allocation_relay/config.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -31,7 +35,9 @@ const std::vector<milliseconds> kDefaultRetrySchedule = {
 // "<source>:<line>: <key path>: <problem>".
 class ConfigReader {
  public:
-  explicit ConfigReader(std::string source) : source_(std::move(source)) {}
+  // Relative PEM paths (webhook client_cert, client_key, ca_file) are read from `base_dir`.
+  ConfigReader(std::string source, std::filesystem::path base_dir)
+      : source_(std::move(source)), base_dir_(std::move(base_dir)) {}
 
   Config Read(const YAML::Node& root) {
     Config config;
@@ -304,7 +310,7 @@ class ConfigReader {
     ExpectMap(n, path);
     CheckKeys(n, path,
               {"url", "secret", "signature", "timeout", "max_events_per_call", "max_in_flight",
-               "verify_tls"});
+               "verify_tls", "client_cert", "client_key", "ca_file"});
     WebhookConfig hook;
     if (!n["url"]) Fail(n, path + ".url", "missing (a webhook needs a url)");
     hook.url = String(n["url"], path + ".url");
@@ -324,15 +330,37 @@ class ConfigReader {
       }
     }
     // The secret is never echoed back in a message: it may be real.
-    if (!n["secret"] || n["secret"].IsNull()) {
-      Fail(n, path + ".secret", "missing (every webhook must be signed with a secret)");
+    const YAML::Node secret = n["secret"];
+    const std::string secret_key = path + ".secret";
+    if (!secret || secret.IsNull()) {
+      Fail(n, secret_key, "missing (every webhook must be signed with a secret)");
     }
-    hook.secret = String(n["secret"], path + ".secret");
-    if (hook.secret.empty()) Fail(n["secret"], path + ".secret", "must not be empty");
-    if (hook.signature == SignatureScheme::kStandardWebhooks &&
-        !IsStandardWebhooksSecret(hook.secret)) {
-      Fail(n["secret"], path + ".secret",
-           "standard-webhooks needs a secret of the form whsec_<base64>");
+    if (secret.IsSequence()) {
+      // A rotation: newest first.
+      if (secret.size() == 0) Fail(secret, secret_key, "the list of secrets must not be empty");
+      for (std::size_t i = 0; i < secret.size(); ++i) {
+        const YAML::Node item = secret[i];
+        const std::string item_key = secret_key + "[" + std::to_string(i) + "]";
+        if (!item.IsScalar()) Fail(item, item_key, "expected a string");
+        hook.secrets.push_back(item.Scalar());
+      }
+    } else if (secret.IsScalar()) {
+      hook.secrets.push_back(secret.Scalar());
+    } else {
+      Fail(secret, secret_key, "expected a string or a list of strings, newest first");
+    }
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < hook.secrets.size(); ++i) {
+      const std::string item_key =
+          secret.IsSequence() ? secret_key + "[" + std::to_string(i) + "]" : secret_key;
+      const YAML::Node item = secret.IsSequence() ? secret[i] : secret;
+      const std::string& value = hook.secrets[i];
+      if (value.empty()) Fail(item, item_key, "must not be empty");
+      if (!seen.insert(value).second) Fail(item, item_key, "is listed twice");
+      if (hook.signature == SignatureScheme::kStandardWebhooks &&
+          !IsStandardWebhooksSecret(value)) {
+        Fail(item, item_key, "standard-webhooks needs a secret of the form whsec_<base64>");
+      }
     }
     if (auto t = n["timeout"]) hook.timeout = Duration(t, path + ".timeout", false);
     if (auto m = n["max_events_per_call"]) {
@@ -342,7 +370,72 @@ class ConfigReader {
       hook.max_in_flight = static_cast<int>(Int(m, path + ".max_in_flight", 1, 64));
     }
     if (auto v = n["verify_tls"]) hook.verify_tls = Bool(v, path + ".verify_tls");
+    if (auto c = n["client_cert"]) hook.client_cert = PemFile(c, path + ".client_cert", kCert);
+    if (auto k = n["client_key"]) hook.client_key = PemFile(k, path + ".client_key", kKey);
+    if (n["client_cert"] && !n["client_key"]) {
+      Fail(n["client_cert"], path + ".client_key", "missing (client_cert needs its client_key)");
+    }
+    if (n["client_key"] && !n["client_cert"]) {
+      Fail(n["client_key"], path + ".client_cert", "missing (client_key needs its client_cert)");
+    }
+    if (!hook.client_cert.empty()) {
+      CheckKeyMatchesCert(n["client_key"], path + ".client_key", hook.client_cert, hook.client_key);
+    }
+    if (auto a = n["ca_file"]) hook.ca_file = PemFile(a, path + ".ca_file", kCert);
     return hook;
+  }
+
+  enum PemKind { kCert, kKey };
+
+  // The absolute path of a PEM file that opens and holds a certificate (kCert: the first of
+  // the file) or an unencrypted private key (kKey). Nothing of the file is ever shown.
+  std::string PemFile(const YAML::Node& n, const std::string& key, PemKind kind) const {
+    std::string text = String(n, key);
+    if (text.empty()) Fail(n, key, "must not be empty");
+    std::filesystem::path file(text);
+    if (file.is_relative()) file = std::filesystem::absolute(base_dir_ / file).lexically_normal();
+    const std::string path = file.string();
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) Fail(n, key, "cannot read " + path + ": " + std::strerror(errno));
+    bool parsed = false;
+    if (kind == kCert) {
+      X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+      parsed = cert != nullptr;
+      X509_free(cert);
+    } else {
+      // No passphrase prompt: an encrypted key fails like a broken one.
+      auto no_password = [](char*, int, int, void*) { return 0; };
+      EVP_PKEY* pkey = PEM_read_PrivateKey(f, nullptr, no_password, nullptr);
+      parsed = pkey != nullptr;
+      EVP_PKEY_free(pkey);
+    }
+    std::fclose(f);
+    ERR_clear_error();
+    if (!parsed) {
+      Fail(n, key,
+           path + (kind == kCert ? " holds no PEM certificate"
+                                 : " holds no unencrypted PEM private key"));
+    }
+    return path;
+  }
+
+  void CheckKeyMatchesCert(const YAML::Node& n, const std::string& key,
+                           const std::string& cert_path, const std::string& key_path) const {
+    bool matches = false;
+    if (std::FILE* c = std::fopen(cert_path.c_str(), "rb")) {
+      X509* cert = PEM_read_X509(c, nullptr, nullptr, nullptr);
+      std::fclose(c);
+      if (std::FILE* k = std::fopen(key_path.c_str(), "rb")) {
+        auto no_password = [](char*, int, int, void*) { return 0; };
+        EVP_PKEY* pkey = PEM_read_PrivateKey(k, nullptr, no_password, nullptr);
+        std::fclose(k);
+        matches = cert != nullptr && pkey != nullptr && X509_check_private_key(cert, pkey) == 1;
+        EVP_PKEY_free(pkey);
+      }
+      X509_free(cert);
+    }
+    ERR_clear_error();
+    if (!matches) Fail(n, key, key_path + " is not the key of client_cert " + cert_path);
   }
 
   void ReadRules(const YAML::Node& n, Config& config) const {
@@ -474,9 +567,9 @@ class ConfigReader {
 
   void ReadDispatcher(const YAML::Node& n, DispatcherConfig& d) const {
     ExpectMap(n, "dispatcher");
-    CheckKeys(
-        n, "dispatcher",
-        {"listen", "concurrency", "retry_schedule", "allow_private_networks", "send_thread_nice"});
+    CheckKeys(n, "dispatcher",
+              {"listen", "concurrency", "retry_schedule", "allow_private_networks",
+               "send_thread_nice", "proxy"});
     if (auto l = n["listen"]) d.listen = Listen(l, "dispatcher.listen");
     if (auto c = n["concurrency"]) {
       d.concurrency = static_cast<int>(Int(c, "dispatcher.concurrency", 1, 10000));
@@ -495,6 +588,57 @@ class ConfigReader {
     if (auto s = n["send_thread_nice"]) {
       d.send_thread_nice = static_cast<int>(Int(s, "dispatcher.send_thread_nice", -20, 19));
     }
+    if (auto p = n["proxy"]) d.proxy = ProxyUrl(p, "dispatcher.proxy");
+  }
+
+  // An http:// or https:// URL of a proxy: scheme, [user[:password]@]host[:port], at most a
+  // trailing "/". Messages show it with its password masked.
+  std::string ProxyUrl(const YAML::Node& n, const std::string& key) const {
+    std::string url = String(n, key);
+    const std::string shown = "\"" + RedactUrlPassword(url) + "\"";
+    const std::string expected = "expected a proxy URL http://host:port or https://host:port, got ";
+    std::size_t start = 0;
+    if (url.starts_with("http://")) {
+      start = 7;
+    } else if (url.starts_with("https://")) {
+      start = 8;
+    } else {
+      Fail(n, key, expected + shown);
+    }
+    std::string_view rest = std::string_view(url).substr(start);
+    std::size_t end = rest.find_first_of("/?#");
+    std::string_view authority = rest.substr(0, end);
+    if (end != std::string_view::npos && rest.substr(end) != "/") {
+      Fail(n, key, "a proxy URL has no path, query or fragment, got " + shown);
+    }
+    std::size_t at = authority.rfind('@');
+    std::string_view host_port =
+        at == std::string_view::npos ? authority : authority.substr(at + 1);
+    std::string_view host = host_port;
+    std::string_view port;
+    if (host_port.starts_with("[")) {
+      std::size_t close = host_port.find(']');
+      if (close == std::string_view::npos) Fail(n, key, expected + shown);
+      host = host_port.substr(0, close + 1);
+      std::string_view after = host_port.substr(close + 1);
+      if (!after.empty()) {
+        if (!after.starts_with(":")) Fail(n, key, expected + shown);
+        port = after.substr(1);
+      }
+    } else if (std::size_t colon = host_port.rfind(':'); colon != std::string_view::npos) {
+      host = host_port.substr(0, colon);
+      port = host_port.substr(colon + 1);
+    }
+    const bool host_ok = !host.empty() && host.find_first_of(" \t@") == std::string_view::npos;
+    bool port_ok = true;
+    if (port.data() != nullptr) {  // a ':' was written: a port must follow
+      int number = 0;
+      auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+      port_ok = !port.empty() && ec == std::errc() && p == port.data() + port.size() &&
+                number >= 1 && number <= 65535;
+    }
+    if (!host_ok || !port_ok) Fail(n, key, expected + shown);
+    return url;
   }
 
   // A retention duration: 0 (also bare, as the sample writes it) means "never" for the key;
@@ -529,6 +673,7 @@ class ConfigReader {
   }
 
   std::string source_;
+  std::filesystem::path base_dir_;
 };
 
 // A half-open byte range [begin, end) of a URL to mask.
@@ -661,7 +806,10 @@ const WarehouseConfig* Config::FindWarehouse(std::int64_t id) const {
   return nullptr;
 }
 
-Config ParseConfig(const std::string& yaml_text, const std::string& source) {
+namespace {
+
+Config ParseConfigIn(const std::string& yaml_text, const std::string& source,
+                     const std::filesystem::path& base_dir) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -673,7 +821,7 @@ Config ParseConfig(const std::string& yaml_text, const std::string& source) {
     throw ConfigError(out.str());
   }
   try {
-    return ConfigReader(source).Read(root);
+    return ConfigReader(source, base_dir).Read(root);
   } catch (const YAML::Exception& e) {
     // e.g. a duplicate or odd key yaml-cpp rejects while we walk the tree.
     std::ostringstream out;
@@ -684,12 +832,19 @@ Config ParseConfig(const std::string& yaml_text, const std::string& source) {
   }
 }
 
+}  // namespace
+
+Config ParseConfig(const std::string& yaml_text, const std::string& source) {
+  return ParseConfigIn(yaml_text, source, std::filesystem::current_path());
+}
+
 Config LoadConfigFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path + ": cannot read the config file: " + std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
-  Config config = ParseConfig(text.str(), path);
+  Config config = ParseConfigIn(
+      text.str(), path, std::filesystem::absolute(std::filesystem::path(path).parent_path()));
   std::filesystem::path store_path(config.store.path);
   if (config.store.backend == StoreBackendKind::kSqlite && store_path.is_relative()) {
     config.store.path =

@@ -28,7 +28,7 @@ double SenderLoop(const std::string& url, const std::string& body, int calls, in
   WebhookSender sender;
   WebhookConfig hook;
   hook.url = url;
-  hook.secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  hook.secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"};
   hook.signature = SignatureScheme::kStandardWebhooks;
   int next = 0, done = 0, failed = 0;
   auto submit = [&] {

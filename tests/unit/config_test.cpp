@@ -8,12 +8,14 @@
 #include <vector>
 
 #include "support/temp_dir.h"
+#include "support/test_certificates.h"
 
 namespace allocation_relay {
 namespace {
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const char* kValid = R"(timezone: Europe/Stockholm
 log_level: debug
@@ -299,6 +301,60 @@ INSTANTIATE_TEST_SUITE_P(
                 "secret: plain, signature: standard-webhooks}\n",
                 "warehouses[0].webhook.secret: standard-webhooks needs a secret of the form "
                 "whsec_<base64>"},
+        BadCase{
+            "SecretEmptyList",
+            "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: []}\n",
+            "bad.yaml:4: warehouses[0].webhook.secret: the list of secrets must not be empty"},
+        BadCase{"SecretListWithAnEmptyOne",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: "
+                "[a, '']}\n",
+                "bad.yaml:4: warehouses[0].webhook.secret[1]: must not be empty"},
+        BadCase{"SecretListOfLists",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: "
+                "[[a]]}\n",
+                "warehouses[0].webhook.secret[0]: expected a string"},
+        BadCase{"SecretMapping",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: "
+                "{a: b}}\n",
+                "warehouses[0].webhook.secret: expected a string or a list of strings"},
+        BadCase{"SecretListedTwice",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: "
+                "[a, b, a]}\n",
+                "warehouses[0].webhook.secret[2]: is listed twice"},
+        BadCase{"StandardWebhooksSecretInListNotWhsec",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', signature: "
+                "standard-webhooks, "
+                "secret: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, plain]}\n",
+                "warehouses[0].webhook.secret[1]: standard-webhooks needs a secret of the form "
+                "whsec_<base64>"},
+        BadCase{"ProxyNotHttp", "dispatcher: {proxy: 'socks5://p:1080'}\n",
+                "bad.yaml:1: dispatcher.proxy: expected a proxy URL http://host:port or "
+                "https://host:port, got \"socks5://p:1080\""},
+        BadCase{"ProxyWithAPath", "dispatcher: {proxy: 'http://p:3128/x'}\n",
+                "dispatcher.proxy: a proxy URL has no path, query or fragment"},
+        BadCase{"ProxyPortOutOfRange", "dispatcher: {proxy: 'http://p:99999'}\n",
+                "dispatcher.proxy: expected a proxy URL"},
+        BadCase{"ProxyWithoutHost", "dispatcher: {proxy: 'http://:3128'}\n",
+                "dispatcher.proxy: expected a proxy URL"},
+        BadCase{"ProxyNotAString", "dispatcher: {proxy: [a]}\n",
+                "dispatcher.proxy: expected a string"},
+        BadCase{"ClientCertUnreadable",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
+                "client_cert: /nonexistent/client.pem, client_key: /nonexistent/client.key}\n",
+                "warehouses[0].webhook.client_cert: cannot read /nonexistent/client.pem: No such "
+                "file"},
+        BadCase{"ClientCertNotPem",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
+                "client_cert: /dev/null, client_key: /dev/null}\n",
+                "warehouses[0].webhook.client_cert: /dev/null holds no PEM certificate"},
+        BadCase{"CaFileNotPem",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
+                "ca_file: /dev/null}\n",
+                "warehouses[0].webhook.ca_file: /dev/null holds no PEM certificate"},
+        BadCase{"ClientCertEmpty",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
+                "client_cert: ''}\n",
+                "warehouses[0].webhook.client_cert: must not be empty"},
         BadCase{"WebhookNotHttp",
                 "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'ftp://a/h', secret: s}\n",
                 "warehouses[0].webhook.url: expected an http:// or https:// URL"},
@@ -499,6 +555,111 @@ TEST(Config, SecretsNeverAppearInMessages) {
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()).find("sup3rs3cret"), std::string::npos);
   }
+}
+
+TEST(Config, ASecretListNeverAppearsInMessages) {
+  try {
+    ParseConfig(
+        "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', "
+        "secret: [sup3rs3cret, 0ld-s3cret], signature: standard-webhooks}\n",
+        "bad.yaml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, ASecretIsOneStringOrAListNewestFirst) {
+  Config one = ParseConfig(
+      "warehouses:\n  - {id: 3, name: A, webhook: {url: 'https://a/h', secret: s}}\n", "c.yaml");
+  EXPECT_EQ(one.warehouses[0].webhook->secrets, (std::vector<std::string>{"s"}));
+  Config list = ParseConfig(
+      "warehouses:\n  - id: 3\n    name: A\n    webhook:\n      url: https://a/h\n"
+      "      secret:\n        - new\n        - old\n",
+      "c.yaml");
+  EXPECT_EQ(list.warehouses[0].webhook->secrets, (std::vector<std::string>{"new", "old"}));
+}
+
+TEST(Config, ProxyIsAnHttpOrHttpsUrlAndEmptyByDefault) {
+  EXPECT_EQ(ParseConfig("", "c.yaml").dispatcher.proxy, "");
+  for (const char* url : {"http://proxy.example:3128", "https://u:p@proxy.example:8443/",
+                          "http://[fd00::1]:3128", "http://proxy"}) {
+    EXPECT_EQ(
+        ParseConfig("dispatcher: {proxy: '" + std::string(url) + "'}\n", "c.yaml").dispatcher.proxy,
+        url);
+  }
+}
+
+TEST(Config, AProxyPasswordNeverAppearsInMessages) {
+  try {
+    ParseConfig("dispatcher: {proxy: 'http://relay:pr0xy-pw@proxy:3128/path'}\n", "bad.yaml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("http://relay:***@proxy:3128/path"));
+    EXPECT_EQ(std::string(e.what()).find("pr0xy-pw"), std::string::npos) << e.what();
+  }
+}
+
+// Client certificates: both files or neither, each a PEM of its kind, the key the
+// certificate's; relative paths are read beside the config file. Messages name the files,
+// never what is in them.
+class ClientCertificateConfig : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pki_ = testing::TestCertificates::Make(dir_);
+    // Appended in turn to "secret: s, ".
+    prefix_ = "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s";
+  }
+  std::string Load(const std::string& keys) {
+    const std::string path = dir_.Write("relay.yaml", prefix_ + keys + "}\n");
+    try {
+      LoadConfigFile(path);
+      return "";
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+  }
+  testing::TempDir dir_;
+  testing::TestCertificates pki_;
+  std::string prefix_;
+};
+
+TEST_F(ClientCertificateConfig, LoadsTheFilesWithRelativePathsBesideTheConfig) {
+  const std::string path = dir_.Write(
+      "relay.yaml", prefix_ + ", client_cert: client.pem, client_key: ./client.key, ca_file: " +
+                        pki_.ca_cert + "}\n");
+  Config c = LoadConfigFile(path);
+  EXPECT_EQ(c.warehouses[0].webhook->client_cert, pki_.client_cert);
+  EXPECT_EQ(c.warehouses[0].webhook->client_key, pki_.client_key);
+  EXPECT_EQ(c.warehouses[0].webhook->ca_file, pki_.ca_cert);
+  Config none = ParseConfig(prefix_ + "}\n", "c.yaml");
+  EXPECT_EQ(none.warehouses[0].webhook->client_cert, "");
+  EXPECT_EQ(none.warehouses[0].webhook->ca_file, "");
+}
+
+TEST_F(ClientCertificateConfig, RefusesAHalfPairABadKeyAndAKeyOfAnotherCertificate) {
+  EXPECT_THAT(Load(", client_cert: client.pem"),
+              HasSubstr("warehouses[0].webhook.client_key: missing (client_cert needs its "
+                        "client_key)"));
+  EXPECT_THAT(Load(", client_key: client.key"),
+              HasSubstr("warehouses[0].webhook.client_cert: missing (client_key needs its "
+                        "client_cert)"));
+  EXPECT_THAT(Load(", client_cert: client.pem, client_key: client.pem"),
+              HasSubstr("warehouses[0].webhook.client_key: " + pki_.client_cert +
+                        " holds no unencrypted PEM private key"));
+  EXPECT_THAT(Load(", client_cert: client.pem, client_key: server.key"),
+              HasSubstr("warehouses[0].webhook.client_key: " + pki_.server_key +
+                        " is not the key of client_cert " + pki_.client_cert));
+  std::string missing = Load(", client_cert: client.pem, client_key: gone.key");
+  EXPECT_THAT(missing, HasSubstr("warehouses[0].webhook.client_key: cannot read " +
+                                 dir_.File("gone.key") + ": No such file or directory"));
+  // A key file's content is never shown.
+  std::string key_text;  // the line after "-----BEGIN PRIVATE KEY-----"
+  std::ifstream key_file(pki_.client_key);
+  std::getline(key_file, key_text);
+  std::getline(key_file, key_text);
+  ASSERT_GT(key_text.size(), 20u);
+  EXPECT_THAT(Load(", client_cert: client.key, client_key: client.key"), Not(HasSubstr(key_text)));
 }
 
 TEST(Config, RelativeStorePathIsResolvedAgainstTheConfigFile) {

@@ -226,7 +226,7 @@ class DeliveryLoopTest : public StoreTest {
   static WebhookConfig Webhook(const std::string& url) {
     WebhookConfig hook;
     hook.url = url;
-    hook.secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    hook.secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"};
     hook.signature = SignatureScheme::kStandardWebhooks;
     hook.timeout = 2s;
     return hook;

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <map>
+#include <utility>
+
 #include "allocation_relay/signature.h"
 #include "retry_schedule.h"
 #include "webhook_format.h"
@@ -36,7 +39,7 @@ TEST(RetrySchedule, RetryAfterIsAFloorCappedAtTheLongestDelay) {
 
 TEST(FormatWebhook, CentraIsAFormBodySignedOverTheRawBody) {
   WebhookConfig hook;
-  hook.secret = "test123";
+  hook.secrets = {"test123"};
   WebhookRequest r = FormatWebhook(hook, "msg_1", R"({"x":"test"})", 12345678);
   EXPECT_EQ(r.body, "payload=%7B%22x%22%3A%22test%22%7D");
   auto header = [&](const std::string& name) {
@@ -53,7 +56,7 @@ TEST(FormatWebhook, CentraIsAFormBodySignedOverTheRawBody) {
 
 TEST(FormatWebhook, StandardWebhooksSendsTheJsonWithIdTimestampAndSignature) {
   WebhookConfig hook;
-  hook.secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  hook.secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"};
   hook.signature = SignatureScheme::kStandardWebhooks;
   WebhookRequest r =
       FormatWebhook(hook, "msg_p5jXN8AQM9LWM0D4loKWxJek", R"({"test": 2432232314})", 1614265330);
@@ -63,6 +66,37 @@ TEST(FormatWebhook, StandardWebhooksSendsTheJsonWithIdTimestampAndSignature) {
   EXPECT_EQ(h["webhook-id"], "msg_p5jXN8AQM9LWM0D4loKWxJek");
   EXPECT_EQ(h["webhook-timestamp"], "1614265330");
   EXPECT_EQ(h["webhook-signature"], "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}
+
+// A rotation (SPEC section 13): every secret signs, newest first, space-separated. The values
+// are Python's hmac/base64 over "msg_id.timestamp.body" with each key.
+TEST(FormatWebhook, StandardWebhooksSignsWithEverySecretOfARotation) {
+  WebhookConfig hook;
+  hook.secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                  "whsec_YWxsb2NhdGlvbi1yZWxheSBvbGQgc2VjcmV0"};
+  hook.signature = SignatureScheme::kStandardWebhooks;
+  WebhookRequest r =
+      FormatWebhook(hook, "msg_p5jXN8AQM9LWM0D4loKWxJek", R"({"test": 2432232314})", 1614265330);
+  std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
+  EXPECT_EQ(h["webhook-signature"],
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= "
+            "v1,j3Wgq/qLsnRSkT1a2EIw2HDviCMNcPe+nGz7UCq3Dk4=");
+  // The order of the list is the order of the header.
+  std::swap(hook.secrets[0], hook.secrets[1]);
+  r = FormatWebhook(hook, "msg_p5jXN8AQM9LWM0D4loKWxJek", R"({"test": 2432232314})", 1614265330);
+  h = std::map<std::string, std::string>(r.headers.begin(), r.headers.end());
+  EXPECT_EQ(h["webhook-signature"],
+            "v1,j3Wgq/qLsnRSkT1a2EIw2HDviCMNcPe+nGz7UCq3Dk4= "
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}
+
+TEST(FormatWebhook, CentraSignsWithTheFirstSecretOnly) {
+  WebhookConfig hook;
+  hook.secrets = {"test123", "the old one"};
+  WebhookRequest r = FormatWebhook(hook, "msg_1", R"({"x":"test"})", 12345678);
+  std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
+  EXPECT_EQ(h["X-Centra-Signature"],
+            "t=12345678,v1=0b9cd84f5d583e5e1aadfb9f160aa8080b51d5b85ff85808d6b75bdac356c549");
 }
 
 bool NonPublic(const char* ip) {

@@ -90,6 +90,10 @@ struct DispatcherConfig {
   int concurrency = 64;
   std::vector<std::chrono::milliseconds> retry_schedule;  // default 5s,5m,30m,2h,5h,10h,10h
   bool allow_private_networks = false;
+  // An http:// or https:// proxy URL every webhook call goes through (empty: none), e.g. for a
+  // static egress address. It may hold a user and password; logs show it masked
+  // (RedactUrlPassword). The private-network guard still checks the webhook's own host.
+  std::string proxy;
   // The nice value of the send thread (the one making the calls) relative to the process's: it
   // is the delivery's critical path, so it goes ahead of the dispatcher's database thread and
   // other local work. Applied when permitted (root, CAP_SYS_NICE or the unit's LimitNICE).
@@ -114,12 +118,20 @@ struct RetentionConfig {
 
 struct WebhookConfig {
   std::string url;
-  std::string secret;
+  // Newest first, never empty (the config's `secret`: one string or a list). standard-webhooks
+  // signs with every one; centra with the first.
+  std::vector<std::string> secrets;
   SignatureScheme signature = SignatureScheme::kCentra;
   std::chrono::milliseconds timeout{5000};
   int max_events_per_call = 100;
   int max_in_flight = 1;
   bool verify_tls = true;
+  // Mutual TLS: PEM files of the client certificate and its key (both or neither; absolute,
+  // checked readable and parseable at load), and of the CAs the webhook's server certificate is
+  // verified against instead of the system's (empty: the system's).
+  std::string client_cert;
+  std::string client_key;
+  std::string ca_file;
 };
 
 struct WarehouseConfig {
@@ -148,11 +160,12 @@ struct Config {
 };
 
 // Reads and validates `path`. Throws ConfigError (one line) on any problem, including an
-// unreadable file. A relative store.path (backend sqlite) is resolved against the file's
-// directory.
+// unreadable file. A relative store.path (backend sqlite) and relative webhook PEM paths
+// (client_cert, client_key, ca_file) are resolved against the file's directory.
 Config LoadConfigFile(const std::string& path);
 
-// Validates YAML text; `source` names it in messages. Relative store.path is left as written.
+// Validates YAML text; `source` names it in messages. Relative store.path is left as written;
+// relative webhook PEM paths are read from, and made absolute against, the working directory.
 Config ParseConfig(const std::string& yaml_text, const std::string& source);
 
 // Returns `url` with every password in it replaced by `***`, everything else byte for byte:
