@@ -32,6 +32,10 @@ HttpServerOptions HttpOptions(const ApiConfig& api) {
   o.idle_timeout = api.idle_timeout;
   o.max_body = api.max_body;
   o.error_body = ReasonJson;
+  if (api.tls) {
+    o.tls_cert = api.tls->cert;
+    o.tls_key = api.tls->key;
+  }
   return o;
 }
 
@@ -84,6 +88,19 @@ void ApiServer::Reload(std::shared_ptr<const Config> config) {
     spdlog::warn(
         "api.threads, max_connections, idle_timeout and max_body take effect at the "
         "next restart");
+  }
+  if (config->api.tls.has_value() != config_->api.tls.has_value()) {
+    spdlog::warn("api.tls {}; HTTPS on or off takes effect at the next restart",
+                 config->api.tls ? "added" : "removed");
+  } else if (config->api.tls) {
+    // The files were checked by the config load; they are read again here (they may have
+    // changed since), and a bad pair keeps the running one.
+    std::string error;
+    if (http_.ReloadTls(config->api.tls->cert, config->api.tls->key, &error)) {
+      spdlog::info("api.tls: certificate {} loaded for new connections", config->api.tls->cert);
+    } else {
+      spdlog::warn("api.tls: keeping the running certificate: {}", error);
+    }
   }
   service_.Reload(config);
   config_ = std::move(config);

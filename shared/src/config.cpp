@@ -20,6 +20,7 @@
 #include "allocation_relay/duration.h"
 #include "allocation_relay/signature.h"
 #include "allocation_relay/time_zone.h"
+#include "tls_context.h"
 
 namespace allocation_relay {
 namespace {
@@ -468,11 +469,40 @@ class ConfigReader {
     }
   }
 
+  // api.tls: both files, relative to the config file's directory, checked now so that a bad
+  // pair fails start-up (or a reload) with one line naming the key.
+  ApiConfig::Tls Tls(const YAML::Node& n) const {
+    ExpectMap(n, "api.tls");
+    CheckKeys(n, "api.tls", {"cert", "key"});
+    ApiConfig::Tls tls;
+    std::string* fields[] = {&tls.cert, &tls.key};
+    const char* names[] = {"cert", "key"};
+    for (int i = 0; i < 2; ++i) {
+      std::string key = std::string("api.tls.") + names[i];
+      YAML::Node file = n[names[i]];
+      if (!file) Fail(n, key, "missing (api.tls needs both cert and key)");
+      *fields[i] = String(file, key);
+      if (fields[i]->empty()) Fail(file, key, "must not be empty");
+      std::filesystem::path path(*fields[i]);
+      if (path.is_relative()) {
+        path = std::filesystem::absolute(std::filesystem::path(source_).parent_path() / path)
+                   .lexically_normal();
+      }
+      *fields[i] = path.string();
+    }
+    TlsFileProblem problem;
+    if (!TlsContext::Load(tls.cert, tls.key, &problem)) {
+      Fail(problem.in_key ? n["key"] : n["cert"], problem.in_key ? "api.tls.key" : "api.tls.cert",
+           problem.message);
+    }
+    return tls;
+  }
+
   void ReadApi(const YAML::Node& n, Config& config) const {
     ApiConfig& api = config.api;
     ExpectMap(n, "api");
     CheckKeys(n, "api",
-              {"listen", "max_body", "threads", "max_connections", "idle_timeout", "keys"});
+              {"listen", "max_body", "threads", "max_connections", "idle_timeout", "keys", "tls"});
     if (auto l = n["listen"]) api.listen = Listen(l, "api.listen");
     if (auto m = n["max_body"]) {
       api.max_body = static_cast<std::size_t>(Int(m, "api.max_body", 1, 1LL << 30));
@@ -482,6 +512,7 @@ class ConfigReader {
       api.max_connections = static_cast<int>(Int(c, "api.max_connections", 1, 1000000));
     }
     if (auto t = n["idle_timeout"]) api.idle_timeout = Duration(t, "api.idle_timeout", false);
+    if (auto t = n["tls"]) api.tls = Tls(t);
     if (auto keys = n["keys"]) {
       ExpectSequence(keys, "api.keys");
       std::set<std::string> names;

@@ -36,6 +36,7 @@
 
 #include "allocation_relay/thread_annotations.h"
 #include "http_framing.h"
+#include "tls_context.h"
 
 namespace allocation_relay {
 namespace {
@@ -115,11 +116,14 @@ class ConnectionAdopter : public httplib::Server {
 };
 
 struct Connection {
-  enum class State { kReading, kWorking, kWriting, kLingering };
+  enum class State { kHandshaking, kReading, kWorking, kWriting, kLingering };
   int fd = -1;
   State state = State::kReading;
-  std::string in;   // received and not yet handled
-  std::string out;  // answer bytes not yet written, from out_offset
+  std::unique_ptr<TlsSession> tls;  // HTTPS: every byte but a lingering close's goes through it
+  bool read_wants_write = false;    // TLS: the read waits for the socket to take bytes
+  bool write_wants_read = false;    // TLS: the write waits for bytes from the peer
+  std::string in;                   // received and not yet handled
+  std::string out;                  // answer bytes not yet written, from out_offset
   std::size_t out_offset = 0;
   std::size_t request_length = 0;  // kWorking: the first request in `in`
   bool continue_sent = false;      // 100 Continue already sent for the request being read
@@ -164,8 +168,28 @@ class RequestStream : public httplib::Stream {
   std::size_t pos_ = 0;
 };
 
+bool FlushTls(Connection& c) {
+  c.write_wants_read = false;
+  while (c.out_offset < c.out.size()) {
+    std::size_t n = 0;
+    TlsSession::Status status =
+        c.tls->Write(c.out.data() + c.out_offset, c.out.size() - c.out_offset, &n);
+    if (status == TlsSession::Status::kOk) {
+      c.out_offset += n;
+      continue;
+    }
+    if (status == TlsSession::Status::kWantRead) c.write_wants_read = true;
+    return status == TlsSession::Status::kWantRead || status == TlsSession::Status::kWantWrite;
+  }
+  c.out.clear();
+  c.out_offset = 0;
+  if (c.out.capacity() > kKeepCapacity) c.out.shrink_to_fit();
+  return true;
+}
+
 // Writes what the socket takes now. False if the connection broke.
 bool Flush(Connection& c) {
+  if (c.tls) return FlushTls(c);
   while (c.out_offset < c.out.size()) {
     ssize_t n = ::send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset,
                        MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -180,6 +204,48 @@ bool Flush(Connection& c) {
   c.out_offset = 0;
   if (c.out.capacity() > kKeepCapacity) c.out.shrink_to_fit();
   return true;
+}
+
+// Reads what arrived (up to 64 KiB) into c.in, or drops it when lingering. True if the client
+// closed the connection or it broke.
+bool Receive(Connection& c) {
+  char buf[16384];
+  for (int round = 0; round < 4; ++round) {
+    ssize_t n = ::recv(c.fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) {
+      if (c.state != Connection::State::kLingering) c.in.append(buf, static_cast<std::size_t>(n));
+      c.last_activity = Steady::now();
+      if (static_cast<std::size_t>(n) < sizeof(buf)) break;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    return true;  // closed by the client (0) or broken (error)
+  }
+  return false;
+}
+
+// Receive() through the connection's TLS session. Decrypted bytes may be left in the session
+// (past 64 KiB): ArmRead() sees them.
+bool ReceiveTls(Connection& c) {
+  char buf[16384];
+  c.read_wants_write = false;
+  for (int round = 0; round < 4; ++round) {
+    std::size_t n = 0;
+    TlsSession::Status status = c.tls->Read(buf, sizeof(buf), &n);
+    if (status == TlsSession::Status::kOk) {
+      c.in.append(buf, n);
+      c.last_activity = Steady::now();
+      continue;
+    }
+    if (status == TlsSession::Status::kWantRead) return false;
+    if (status == TlsSession::Status::kWantWrite) {
+      c.read_wants_write = true;
+      return false;
+    }
+    return true;  // close_notify, closed or broken
+  }
+  return false;
 }
 
 }  // namespace
@@ -204,6 +270,7 @@ class HttpServer::Impl {
   Counters counters() const {
     return {open_.load(), accepted_.load(), refused_.load(), timed_out_.load()};
   }
+  bool ReloadTls(const std::string& cert, const std::string& key, std::string* error);
 
  private:
   void Adopt(int fd);
@@ -213,6 +280,14 @@ class HttpServer::Impl {
 
   // Event thread only.
   void Arm(Connection& c, std::uint32_t events);
+  // Waits for the next bytes of a request (kReading); with TLS, bytes already decrypted in the
+  // session are read on the loop's next turn, since the socket will not signal them.
+  void ArmRead(Connection& c);
+  // What a kWriting connection waits for (with TLS a write may need a read first).
+  static std::uint32_t WriteEvents(const Connection& c) {
+    return c.write_wants_read ? EPOLLIN | EPOLLRDHUP : EPOLLOUT;
+  }
+  void OnHandshake(Connection& c);
   void OnReadable(Connection& c);
   void OnWritable(Connection& c);
   void AfterAnswer(Connection& c);  // `out` written: next request, or wait for one
@@ -244,7 +319,12 @@ class HttpServer::Impl {
   // Event thread only.
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;
   int working_ = 0;  // connections handed to workers and not back yet
+  // TLS connections with decrypted bytes waiting in their session (fd and connection).
+  std::vector<std::pair<int, Connection*>> tls_pending_;
   Steady::time_point stop_deadline_{};
+
+  Mutex tls_mu_;
+  std::shared_ptr<const TlsContext> tls_ GUARDED_BY(tls_mu_);  // for new connections; or null
 
   Mutex mu_;  // guards the hand-over lists below
   std::condition_variable work_cv_;
@@ -269,6 +349,14 @@ void HttpServer::Impl::Start() {
           "raise LimitNOFILE",
           options_.name, limit.rlim_max, options_.max_connections, needed);
     }
+  }
+
+  if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
+    TlsFileProblem problem;
+    auto context = TlsContext::Load(options_.tls_cert, options_.tls_key, &problem);
+    if (!context) throw std::runtime_error("TLS: " + problem.message);
+    MutexLock lock(tls_mu_);
+    tls_ = std::move(context);
   }
 
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -354,6 +442,33 @@ void HttpServer::Impl::Start() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   spdlog::info("{} {}:{}", options_.announce, listen.host, port_);
+  if (!options_.tls_cert.empty()) {
+    spdlog::info("{}: HTTPS only (TLS 1.2 and 1.3), certificate {}", options_.name,
+                 options_.tls_cert);
+  }
+}
+
+bool HttpServer::Impl::ReloadTls(const std::string& cert, const std::string& key,
+                                 std::string* error) {
+  {
+    MutexLock lock(tls_mu_);
+    if (!tls_) {
+      if (error != nullptr) *error = "the server runs plain HTTP";
+      return false;
+    }
+  }
+  TlsFileProblem problem;
+  std::shared_ptr<const TlsContext> context = TlsContext::Load(cert, key, &problem);
+  if (!context) {
+    if (error != nullptr) *error = problem.message;
+    return false;
+  }
+  std::shared_ptr<const TlsContext> old;
+  {
+    MutexLock lock(tls_mu_);
+    old = std::exchange(tls_, std::move(context));
+  }
+  return true;  // `old` goes here; open sessions hold their own reference to its SSL_CTX
 }
 
 void HttpServer::Impl::Stop() {
@@ -411,7 +526,8 @@ void HttpServer::Impl::EventLoop() {
   std::vector<int> adopted;
   std::vector<Connection*> returned;
   for (;;) {
-    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), 50);
+    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
+                       tls_pending_.empty() ? 50 : 0);
     for (int i = 0; i < n; ++i) {
       auto* c = static_cast<Connection*>(events[static_cast<std::size_t>(i)].data.ptr);
       if (c == nullptr) {
@@ -423,8 +539,21 @@ void HttpServer::Impl::EventLoop() {
       std::uint32_t what = events[static_cast<std::size_t>(i)].events;
       if (c->state == Connection::State::kWriting) {
         OnWritable(*c);
-      } else if (what & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+      } else if (c->state == Connection::State::kHandshaking) {
+        OnHandshake(*c);
+      } else if ((what & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) || c->read_wants_write) {
         OnReadable(*c);
+      }
+    }
+    if (!tls_pending_.empty()) {
+      std::vector<std::pair<int, Connection*>> pending;
+      pending.swap(tls_pending_);
+      for (auto [fd, c] : pending) {
+        auto it = connections_.find(fd);
+        if (it != connections_.end() && it->second.get() == c &&
+            c->state == Connection::State::kReading) {
+          OnReadable(*c);
+        }
       }
     }
     {
@@ -433,6 +562,11 @@ void HttpServer::Impl::EventLoop() {
       returned.swap(returned_);
     }
     Steady::time_point now = Steady::now();
+    std::shared_ptr<const TlsContext> tls;
+    if (!adopted.empty()) {
+      MutexLock lock(tls_mu_);
+      tls = tls_;
+    }
     for (int fd : adopted) {
       SetNonBlocking(fd);
       int one = 1;
@@ -442,6 +576,10 @@ void HttpServer::Impl::EventLoop() {
       c->last_activity = now;
       c->remote = Address(fd, true);
       c->local = Address(fd, false);
+      if (tls) {
+        c->tls = std::make_unique<TlsSession>(*tls, fd);
+        c->state = Connection::State::kHandshaking;
+      }
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
       ev.data.ptr = c.get();
@@ -456,7 +594,7 @@ void HttpServer::Impl::EventLoop() {
       } else if (c->out_offset < c->out.size()) {
         c->state = Connection::State::kWriting;
         c->last_activity = now;
-        Arm(*c, EPOLLOUT);
+        Arm(*c, WriteEvents(*c));
       } else {
         AfterAnswer(*c);
       }
@@ -469,7 +607,8 @@ void HttpServer::Impl::EventLoop() {
       // Nothing in progress on these: close them now.
       std::vector<Connection*> idle;
       for (auto& [fd, c] : connections_) {
-        if (c->state == Connection::State::kReading || c->state == Connection::State::kLingering) {
+        if (c->state == Connection::State::kReading || c->state == Connection::State::kLingering ||
+            c->state == Connection::State::kHandshaking) {
           idle.push_back(c.get());
         }
       }
@@ -487,6 +626,7 @@ void HttpServer::Impl::Sweep(Steady::time_point now) {
   std::vector<Connection*> expired;
   for (auto& [fd, c] : connections_) {
     switch (c->state) {
+      case Connection::State::kHandshaking:  // from the accept: a handshake gets idle_timeout
       case Connection::State::kReading:
         if (now - c->last_activity >= options_.idle_timeout) {
           timed_out_++;
@@ -509,22 +649,39 @@ void HttpServer::Impl::Sweep(Steady::time_point now) {
   for (Connection* c : expired) Close(*c);
 }
 
-void HttpServer::Impl::OnReadable(Connection& c) {
-  char buf[16384];
-  bool eof = false;
-  for (int round = 0; round < 4; ++round) {
-    ssize_t n = ::recv(c.fd, buf, sizeof(buf), MSG_DONTWAIT);
-    if (n > 0) {
-      if (c.state != Connection::State::kLingering) c.in.append(buf, static_cast<std::size_t>(n));
+void HttpServer::Impl::OnHandshake(Connection& c) {
+  switch (c.tls->Handshake()) {
+    case TlsSession::Status::kOk:
+      c.state = Connection::State::kReading;
       c.last_activity = Steady::now();
-      if (static_cast<std::size_t>(n) < sizeof(buf)) break;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    eof = true;  // closed by the client (0) or broken (error)
-    break;
+      OnReadable(c);  // the request may have come with the handshake's last flight
+      return;
+    case TlsSession::Status::kWantRead:
+      Arm(c, EPOLLIN | EPOLLRDHUP);
+      return;
+    case TlsSession::Status::kWantWrite:
+      Arm(c, EPOLLOUT);
+      return;
+    case TlsSession::Status::kClosed:
+    case TlsSession::Status::kError:
+      spdlog::debug("{}: TLS handshake with {}:{} failed: {}", options_.name, c.remote.first,
+                    c.remote.second, c.tls->error());
+      Close(c);
+      return;
   }
+}
+
+void HttpServer::Impl::ArmRead(Connection& c) {
+  if (c.tls && c.tls->HasPending()) {
+    tls_pending_.emplace_back(c.fd, &c);
+    return;
+  }
+  Arm(c, c.read_wants_write ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
+}
+
+void HttpServer::Impl::OnReadable(Connection& c) {
+  // A lingering connection's TLS session is over: what still arrives is dropped unread.
+  bool eof = c.tls && c.state != Connection::State::kLingering ? ReceiveTls(c) : Receive(c);
   if (c.state == Connection::State::kLingering) {
     if (eof) {
       Close(c);
@@ -574,7 +731,7 @@ void HttpServer::Impl::FrameAndDispatch(Connection& c) {
         }
       }
       c.state = Connection::State::kReading;
-      Arm(c, EPOLLIN | EPOLLRDHUP);
+      ArmRead(c);
       return;
     case Framing::Kind::kBodyTooLarge:
       AnswerError(c, 413);
@@ -599,7 +756,7 @@ void HttpServer::Impl::AnswerError(Connection& c, int status) {
     Close(c);
   } else if (c.out_offset < c.out.size()) {
     c.state = Connection::State::kWriting;
-    Arm(c, EPOLLOUT);
+    Arm(c, WriteEvents(c));
   } else {
     AfterAnswer(c);
   }
@@ -616,12 +773,13 @@ void HttpServer::Impl::OnWritable(Connection& c) {
     return;
   }
   if (c.out_offset != before) c.last_activity = Steady::now();
-  Arm(c, EPOLLOUT);
+  Arm(c, WriteEvents(c));
 }
 
 void HttpServer::Impl::AfterAnswer(Connection& c) {
   c.continue_sent = false;
   if (c.close_after || stopping_) {
+    if (c.tls) c.tls->SendCloseNotify();
     if (c.in.empty() && !c.peer_done && !stopping_) {
       // Let the client read the answer before the close: drop what it still sends for a while.
       shutdown(c.fd, SHUT_WR);
@@ -685,6 +843,9 @@ HttpServer::~HttpServer() = default;
 void HttpServer::Start() { impl_->Start(); }
 int HttpServer::port() const { return impl_->port(); }
 void HttpServer::Stop() { impl_->Stop(); }
+bool HttpServer::ReloadTls(const std::string& cert, const std::string& key, std::string* error) {
+  return impl_->ReloadTls(cert, key, error);
+}
 HttpServer::Counters HttpServer::counters() const { return impl_->counters(); }
 
 void WriteConnectionMetrics(std::ostream& out, const HttpServer::Counters& c) {

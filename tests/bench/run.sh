@@ -8,6 +8,9 @@
 #   tests/bench/run.sh connections [--seconds S] [--clients C] [--idle N] [--rss-idle N]
 #                            (the API beside many idle connections: throughput ratio, peak RSS,
 #                            SIGTERM exit time; not part of "both")
+#   tests/bench/run.sh tls [--requests N] [--seconds S] [--connections C] [--threads T]
+#                            (the default page over HTTPS beside plain HTTP and static servers,
+#                            libcurl keep-alive clients; not part of "both")
 #   tests/bench/run.sh prune [--allocations N] [--step-allocations M] [--pending P] [--seconds S]
 #                            [--clients C] [--confirm-rate R] [--step-target-us T]
 #                            [--step-pause-us P]  (retention: a prune of millions of old rows
@@ -29,7 +32,7 @@ cd "$(dirname "$0")/../.."
 bash packaging/install-deps.sh
 cmake --preset default >/dev/null
 cmake --build --preset default -j2 --target api_bench dispatch_bench round_bench send_bench \
-  connections_bench prune_bench console_bench allocation-api allocation-dispatcherd
+  connections_bench prune_bench console_bench tls_bench allocation-api allocation-dispatcherd
 which="${1:-both}"
 [ $# -gt 0 ] && shift
 if [ "$which" = api ] || [ "$which" = both ]; then
@@ -46,6 +49,9 @@ if [ "$which" = send ]; then
 fi
 if [ "$which" = console ]; then
   build/default/tests/console_bench "$@"
+fi
+if [ "$which" = tls ]; then
+  build/default/tests/tls_bench --api build/default/api/allocation-api "$@"
 fi
 if [ "$which" = connections ]; then
   build/default/tests/connections_bench --api build/default/api/allocation-api "$@"

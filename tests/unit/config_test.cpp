@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -219,6 +220,53 @@ TEST(Config, TheShippedSampleHasTheRetentionDefaults) {
   EXPECT_EQ(c.retention.interval, 10min);
 }
 
+// A self-signed certificate and its key, made with the openssl command line: <name>.crt/.key.
+void MakeCertificate(const testing::TempDir& dir, const std::string& name) {
+  std::string command =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+      "-subj /CN=" +
+      name + " -keyout " + dir.File(name + ".key") + " -out " + dir.File(name + ".crt") +
+      " 2>/dev/null";
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+}
+
+TEST(Config, TlsFilesAreRelativeToTheConfigFileAndChecked) {
+  testing::TempDir dir;
+  MakeCertificate(dir, "a");
+  MakeCertificate(dir, "b");
+  auto load = [&](const std::string& tls) {
+    return LoadConfigFile(dir.Write("relay.yaml", "api:\n  tls: " + tls + "\n"));
+  };
+  Config c = load("{cert: a.crt, key: a.key}");
+  ASSERT_TRUE(c.api.tls.has_value());
+  EXPECT_EQ(c.api.tls->cert, dir.File("a.crt"));
+  EXPECT_EQ(c.api.tls->key, dir.File("a.key"));
+  EXPECT_FALSE(LoadConfigFile(dir.Write("plain.yaml", "api: {threads: 2}\n")).api.tls);
+
+  auto failure = [&](const std::string& tls) -> std::string {
+    try {
+      load(tls);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  EXPECT_THAT(failure("{cert: a.crt, key: b.key}"),
+              HasSubstr("relay.yaml:2: api.tls.key: " + dir.File("b.key") +
+                        " does not match the certificate in " + dir.File("a.crt")));
+  EXPECT_THAT(
+      failure("{cert: a.crt, key: a.crt}"),
+      HasSubstr("relay.yaml:2: api.tls.key: " + dir.File("a.crt") + " holds no PEM private key"));
+  EXPECT_THAT(
+      failure("{cert: a.key, key: a.key}"),
+      HasSubstr("relay.yaml:2: api.tls.cert: " + dir.File("a.key") + " holds no PEM certificate"));
+  EXPECT_THAT(failure("{cert: a.crt, key: missing.key}"),
+              HasSubstr("api.tls.key: cannot read " + dir.File("missing.key")));
+  for (const char* tls : {"{cert: a.crt, key: b.key}", "{cert: a.crt, key: a.crt}"}) {
+    EXPECT_EQ(failure(tls).find('\n'), std::string::npos);
+  }
+}
+
 struct BadCase {
   const char* name;
   const char* yaml;
@@ -258,6 +306,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"IdleTimeoutZero", "api: {idle_timeout: 0s}\n",
                 "bad.yaml:1: api.idle_timeout: must be longer than 0"},
         BadCase{"IdleTimeoutBare", "api: {idle_timeout: 5}\n", "bad.yaml:1: api.idle_timeout"},
+        BadCase{"TlsNotAMapping", "api: {tls: yes}\n", "bad.yaml:1: api.tls: expected a mapping"},
+        BadCase{"TlsUnknownKey", "api: {tls: {cert: a, key: b, ca: c}}\n",
+                "bad.yaml:1: api.tls.ca: unknown key"},
+        BadCase{"TlsWithoutKey", "api: {tls: {cert: /x.pem}}\n",
+                "bad.yaml:1: api.tls.key: missing"},
+        BadCase{"TlsEmptyCert", "api: {tls: {cert: '', key: /k.pem}}\n",
+                "bad.yaml:1: api.tls.cert: must not be empty"},
+        BadCase{"TlsCertUnreadable",
+                "api:\n  tls: {cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}\n",
+                "bad.yaml:2: api.tls.cert: cannot read /nonexistent/cert.pem: No such file"},
+        BadCase{"TlsCertNotPem", "api: {tls: {cert: /dev/null, key: /dev/null}}\n",
+                "bad.yaml:1: api.tls.cert: /dev/null holds no PEM certificate"},
         BadCase{"WrongTypeBool", "dispatcher: {allow_private_networks: maybe}\n",
                 "dispatcher.allow_private_networks: expected true or false"},
         BadCase{"WrongTypeMapping", "store: 5\n", "bad.yaml:1: store: expected a mapping"},

@@ -83,6 +83,13 @@ struct ApiConfig {
   // port uses it too).
   std::chrono::milliseconds idle_timeout{5000};
   std::vector<ApiKey> keys;
+  // HTTPS (SPEC section 13): PEM files, absolute once loaded. Absent: plain HTTP. The files are
+  // checked at load (readable, parseable, the key matches the certificate) and re-read on SIGHUP.
+  struct Tls {
+    std::string cert;
+    std::string key;
+  };
+  std::optional<Tls> tls;
 };
 
 struct DispatcherConfig {

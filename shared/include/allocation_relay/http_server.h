@@ -67,6 +67,10 @@ struct HttpServerOptions {
   std::size_t max_body = 1048576;
   // The body of an error the server answers itself (400, 413, 414, 431, 500, ...).
   std::function<std::string(int status)> error_body;
+  // HTTPS only when both are set (PEM files: the certificate chain and its private key); the
+  // handshake runs on the event thread like any other read. Empty: plain HTTP.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
@@ -93,6 +97,11 @@ class HttpServer {
   int port() const;
   // See above. Idempotent.
   void Stop();
+  // Re-reads the certificate and key (HTTPS servers only): connections accepted from now on
+  // use the new pair, open ones keep the pair they started with. Returns false and keeps the
+  // running pair if a file cannot be read or parsed or the key does not match; *error says
+  // which file and why. Safe from any thread.
+  bool ReloadTls(const std::string& cert, const std::string& key, std::string* error);
 
   Counters counters() const;
 
