@@ -101,6 +101,22 @@ ordered_json LatencyJson(const std::array<std::int64_t, kCallDurationBuckets>& b
   return latency;
 }
 
+// A request or a check: what was asked of which warehouse, and how it stands. `name` is the
+// warehouse's name as the entry shows it.
+template <typename Asked>
+ordered_json AskedJson(const Asked& asked, ordered_json name) {
+  ordered_json j = ordered_json::object();
+  j["id"] = asked.id;
+  j["warehouseId"] = asked.warehouse_id;
+  j["warehouseName"] = std::move(name);
+  j["group"] = asked.group_index + 1;
+  j["status"] = ToString(asked.status);
+  j["createdAt"] = UtcIso(asked.created_at);
+  j["expiresAt"] = UtcIso(asked.expires_at);
+  j["updatedAt"] = UtcIso(asked.updated_at);
+  return j;
+}
+
 ordered_json AttemptJson(const DeliveryAttempt& a) {
   ordered_json j = ordered_json::object();
   j["attempt"] = a.attempt;
@@ -373,29 +389,11 @@ ApiResponse ConsoleService::AllocationPage(const Config& config, std::string_vie
 
     ordered_json requests = ordered_json::array();
     for (const AllocationRequest& r : a.requests) {
-      ordered_json j = ordered_json::object();
-      j["id"] = r.id;
-      j["warehouseId"] = r.warehouse_id;
-      j["warehouseName"] = r.warehouse_name;
-      j["group"] = r.group_index + 1;
-      j["status"] = ToString(r.status);
-      j["createdAt"] = UtcIso(r.created_at);
-      j["expiresAt"] = UtcIso(r.expires_at);
-      j["updatedAt"] = UtcIso(r.updated_at);
-      requests.push_back(std::move(j));
+      requests.push_back(AskedJson(r, r.warehouse_name));
     }
     ordered_json checks = ordered_json::array();
     for (const Check& c : a.checks) {
-      ordered_json j = ordered_json::object();
-      j["id"] = c.id;
-      j["warehouseId"] = c.warehouse_id;
-      j["warehouseName"] = NameOrNull(config, c.warehouse_id);
-      j["group"] = c.group_index + 1;
-      j["status"] = ToString(c.status);
-      j["createdAt"] = UtcIso(c.created_at);
-      j["expiresAt"] = UtcIso(c.expires_at);
-      j["updatedAt"] = UtcIso(c.updated_at);
-      checks.push_back(std::move(j));
+      checks.push_back(AskedJson(c, NameOrNull(config, c.warehouse_id)));
     }
     ordered_json events = ordered_json::array();
     for (const OutboxEvent& e : (*history)->events) {

@@ -22,7 +22,7 @@
 #include "allocation_relay/signature.h"
 #include "allocation_relay/store.h"
 #include "api_service.h"
-#include "request_parsing.h"
+#include "support/api_request.h"
 #include "support/pg_bench.h"
 #include "support/request_seed.h"
 #include "support/temp_dir.h"
@@ -47,11 +47,7 @@ struct Figures {
 };
 
 Figures Time(ApiService& service, const std::string& target, int calls) {
-  ApiRequest request;
-  request.method = "GET";
-  request.path = target.substr(0, target.find('?'));
-  request.params = ParseQueryString(target);
-  request.token = "bench-token";
+  const ApiRequest request = testing::ApiCall("GET", target, "bench-token");
   Figures f;
   for (int i = 0; i < 5; ++i) {  // warm-up: connections opened, pages cached
     ApiResponse res = service.Handle(request);

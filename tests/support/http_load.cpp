@@ -30,6 +30,21 @@ void LoadResult::Add(const LoadResult& other) {
   std::inplace_merge(latencies_ms.begin(), latencies_ms.begin() + middle, latencies_ms.end());
 }
 
+LoadResult GatherLoad(const std::vector<std::vector<double>>& latencies_by_client, double seconds,
+                      std::int64_t errors, int ran_out, std::size_t bytes) {
+  LoadResult result;
+  result.seconds = seconds;
+  for (const auto& latencies : latencies_by_client) {
+    result.latencies_ms.insert(result.latencies_ms.end(), latencies.begin(), latencies.end());
+  }
+  std::sort(result.latencies_ms.begin(), result.latencies_ms.end());
+  result.count = static_cast<std::int64_t>(result.latencies_ms.size());
+  result.errors = errors;
+  result.ran_out = ran_out;
+  result.bytes = bytes;
+  return result;
+}
+
 LoadResult RunLoad(int port, int clients, double seconds, const NextLoadRequest& next,
                    std::string_view expect, std::chrono::seconds read_timeout) {
   std::vector<std::vector<double>> latencies_by_client(static_cast<std::size_t>(clients));
@@ -74,17 +89,9 @@ LoadResult RunLoad(int port, int clients, double seconds, const NextLoadRequest&
     });
   }
   for (auto& thread : threads) thread.join();
-  LoadResult result;
-  result.seconds = std::chrono::duration<double>(Steady::now() - start).count();
-  for (const auto& latencies : latencies_by_client) {
-    result.latencies_ms.insert(result.latencies_ms.end(), latencies.begin(), latencies.end());
-  }
-  std::sort(result.latencies_ms.begin(), result.latencies_ms.end());
-  result.count = static_cast<std::int64_t>(result.latencies_ms.size());
-  result.errors = errors;
-  result.ran_out = ran_out;
-  result.bytes = bytes;
-  return result;
+  return GatherLoad(latencies_by_client,
+                    std::chrono::duration<double>(Steady::now() - start).count(), errors, ran_out,
+                    bytes);
 }
 
 }  // namespace allocation_relay::testing

@@ -47,6 +47,11 @@ struct LoadResult {
   void Add(const LoadResult& other);
 };
 
+// The result of a run that took `seconds`, from each client's latencies of its ok answers (in
+// any order) and the run's counters. For load generators built like RunLoad (https_load.h).
+LoadResult GatherLoad(const std::vector<std::vector<double>>& latencies_by_client, double seconds,
+                      std::int64_t errors, int ran_out, std::size_t bytes);
+
 // Makes the next request of client `client` (0 .. clients-1), drawing randomness from `rng`
 // (the client's own, seeded from its index).
 using NextLoadRequest = std::function<LoadRequest(int client, std::mt19937& rng)>;

@@ -89,16 +89,9 @@ CurlLoadResult RunCurlLoad(const std::string& base_url, const std::string& ca_fi
   }
   for (auto& thread : threads) thread.join();
   CurlLoadResult result;
-  LoadResult& load = result.load;
-  load.seconds = std::chrono::duration<double>(Steady::now() - start).count();
-  for (const auto& latencies : latencies_by_client) {
-    load.latencies_ms.insert(load.latencies_ms.end(), latencies.begin(), latencies.end());
-  }
-  std::sort(load.latencies_ms.begin(), load.latencies_ms.end());
-  load.count = static_cast<std::int64_t>(load.latencies_ms.size());
-  load.errors = errors;
-  load.ran_out = ran_out;
-  load.bytes = bytes;
+  result.load =
+      GatherLoad(latencies_by_client, std::chrono::duration<double>(Steady::now() - start).count(),
+                 errors, ran_out, bytes);
   result.connections = connections;
   return result;
 }

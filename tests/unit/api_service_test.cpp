@@ -14,7 +14,7 @@
 #include "allocation_relay/clock.h"
 #include "allocation_relay/config.h"
 #include "allocation_relay/store.h"
-#include "request_parsing.h"
+#include "support/api_request.h"
 #include "support/temp_dir.h"
 #include "support/test_database.h"
 #include "support/test_keys.h"
@@ -101,13 +101,7 @@ class ApiServiceTest : public ::testing::Test {
 
   ApiResponse Send(const std::string& method, const std::string& target,
                    const std::string& body = "", const std::string& token = "oms-token") {
-    ApiRequest request;
-    request.method = method;
-    request.path = target.substr(0, target.find('?'));
-    request.params = ParseQueryString(target);
-    request.body = body;
-    request.token = token;
-    return service_.Handle(request);
+    return service_.Handle(testing::ApiCall(method, target, token, body));
   }
   ApiResponse Get(const std::string& target, const std::string& token = "oms-token") {
     return Send("GET", target, "", token);

@@ -4,8 +4,6 @@
 // tested in a real browser (tests/browser/console_test.mjs).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -17,7 +15,8 @@
 #include "allocation_relay/signature.h"
 #include "allocation_relay/store.h"
 #include "api_service.h"
-#include "request_parsing.h"
+#include "support/api_request.h"
+#include "support/log_capture.h"
 #include "support/temp_dir.h"
 #include "support/test_database.h"
 
@@ -61,13 +60,7 @@ class ConsoleApi : public ::testing::Test {
 
   ApiResponse Send(const std::string& method, const std::string& target,
                    const std::string& token = "ops-token", const std::string& body = "") {
-    ApiRequest request;
-    request.method = method;
-    request.path = target.substr(0, target.find('?'));
-    request.params = ParseQueryString(target);
-    request.body = body;
-    request.token = token;
-    return service_.Handle(request);
+    return service_.Handle(testing::ApiCall(method, target, token, body));
   }
   // The JSON of a 200 answer.
   json GetJson(const std::string& target, const std::string& token = "ops-token") {
@@ -124,24 +117,6 @@ class ConsoleApi : public ::testing::Test {
   std::shared_ptr<const Config> config_;
   std::unique_ptr<Store> store_;
   ApiService service_;
-};
-
-// Every action's log line, captured.
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
-    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  std::string text() const {
-    spdlog::default_logger()->flush();
-    return out_.str();
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
 };
 
 std::string Header(const ApiResponse& res, const std::string& name) {
@@ -415,7 +390,7 @@ TEST_F(ConsoleApi, ResendingOneDeadDeliveryMakesItPendingOnceAndIsLogged) {
   Create(1001, "[[3, 4]]");
   Delivery dead = Deliver(3, 500, AttemptOutcome::kDead);
   Delivery tokyo = Deliver(4, 500, AttemptOutcome::kDead);
-  LogCapture log;
+  testing::LogCapture log;
   const std::string path = "/console/api/deliveries/" + std::to_string(dead.id) + "/resend";
   ApiResponse res = Send("POST", path);
   EXPECT_EQ(res.status, 200);
@@ -445,7 +420,7 @@ TEST_F(ConsoleApi, ResendingAWarehousesDeadDeliveriesAndEnablingItsWebhook) {
     Deliver(4, 500, AttemptOutcome::kDead);
   }
   ASSERT_TRUE(store_->DisableWebhook(4, "410 Gone", clock_.Now()).has_value());
-  LogCapture log;
+  testing::LogCapture log;
   EXPECT_EQ(Send("POST", "/console/api/warehouses/4/resend-dead").body,
             R"({"status":"ok","resent":3})");
   EXPECT_EQ(Send("POST", "/console/api/warehouses/4/resend-dead").body,

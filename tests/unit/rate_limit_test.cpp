@@ -3,8 +3,6 @@
 // database. Nothing sleeps: the clock is moved by hand.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <memory>
 #include <sstream>
@@ -17,7 +15,8 @@
 #include "api_metrics.h"
 #include "api_service.h"
 #include "rate_limiter.h"
-#include "request_parsing.h"
+#include "support/api_request.h"
+#include "support/log_capture.h"
 #include "support/temp_dir.h"
 #include "support/test_database.h"
 
@@ -194,23 +193,6 @@ std::string ConfigYaml(const StoreOptions& database, const std::string& limited_
 
 const std::string kLimitedRate = "{per_second: 0.5, burst: 3}";
 
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
-    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  std::string text() const {
-    spdlog::default_logger()->flush();
-    return out_.str();
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
-
 class RateLimitedApi : public ::testing::Test {
  protected:
   RateLimitedApi()
@@ -222,13 +204,7 @@ class RateLimitedApi : public ::testing::Test {
 
   ApiResponse Send(const std::string& method, const std::string& target, const std::string& token,
                    const std::string& body = "") {
-    ApiRequest request;
-    request.method = method;
-    request.path = target.substr(0, target.find('?'));
-    request.params = ParseQueryString(target);
-    request.body = body;
-    request.token = token;
-    return service_.Handle(request);
+    return service_.Handle(testing::ApiCall(method, target, token, body));
   }
   ApiResponse List(const std::string& token = "limited-token") {
     return Send("GET", "/allocation-requests", token);
@@ -342,7 +318,7 @@ TEST_F(RateLimitedApi, MetricsCountRefusalsByKey) {
 }
 
 TEST_F(RateLimitedApi, AFloodIsLoggedOnceNotOncePerRefusal) {
-  LogCapture log;
+  testing::LogCapture log;
   UseUpTheBurst();
   for (int i = 0; i < 50; ++i) ASSERT_EQ(List().status, 429);
   std::string text = log.text();
