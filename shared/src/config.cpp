@@ -485,8 +485,7 @@ class ConfigReader {
       if (fields[i]->empty()) Fail(file, key, "must not be empty");
       std::filesystem::path path(*fields[i]);
       if (path.is_relative()) {
-        path = std::filesystem::absolute(std::filesystem::path(source_).parent_path() / path)
-                   .lexically_normal();
+        path = std::filesystem::absolute(base_dir_ / path).lexically_normal();
       }
       *fields[i] = path.string();
     }
@@ -874,14 +873,13 @@ Config LoadConfigFile(const std::string& path) {
   if (!in) throw ConfigError(path + ": cannot read the config file: " + std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
-  Config config = ParseConfigIn(
-      text.str(), path, std::filesystem::absolute(std::filesystem::path(path).parent_path()));
+  // Relative paths in the file are relative to its directory ("relay.yaml" alone: the current
+  // one; absolute() of an empty path would throw).
+  const std::filesystem::path dir = std::filesystem::absolute(path).parent_path();
+  Config config = ParseConfigIn(text.str(), path, dir);
   std::filesystem::path store_path(config.store.path);
   if (config.store.backend == StoreBackendKind::kSqlite && store_path.is_relative()) {
-    config.store.path =
-        std::filesystem::absolute(std::filesystem::path(path).parent_path() / store_path)
-            .lexically_normal()
-            .string();
+    config.store.path = (dir / store_path).lexically_normal().string();
   }
   return config;
 }

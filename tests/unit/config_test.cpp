@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -397,6 +399,28 @@ TEST(Config, RelativeStorePathIsResolvedAgainstTheConfigFile) {
   testing::TempDir dir;
   std::string path = dir.Write("relay.yaml", "store: {path: data/relay.db}\n");
   EXPECT_EQ(LoadConfigFile(path).store.path, dir.path() + "/data/relay.db");
+}
+
+// `--config relay.yaml` (a bare name in the working directory): its paths are relative to the
+// working directory, like those of any other config file to its own.
+TEST(Config, AConfigFileNamedWithoutADirectoryIsReadFromTheWorkingDirectory) {
+  testing::TempDir dir;
+  MakeCertificate(dir, "a");
+  dir.Write("relay.yaml", "store: {path: relay.db}\napi:\n  tls: {cert: a.crt, key: a.key}\n");
+  const std::filesystem::path before = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  std::optional<Config> c;
+  std::string error;
+  try {
+    c = LoadConfigFile("relay.yaml");
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  std::filesystem::current_path(before);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->store.path, dir.File("relay.db"));
+  EXPECT_EQ(c->api.tls->cert, dir.File("a.crt"));
+  EXPECT_EQ(c->api.tls->key, dir.File("a.key"));
 }
 
 TEST(Config, StoreDefaultsToSqliteWithAPoolOfEight) {
