@@ -268,7 +268,7 @@ class HttpServer::Impl {
   void Stop();
   int port() const { return port_; }
   Counters counters() const {
-    return {open_.load(), accepted_.load(), refused_.load(), timed_out_.load()};
+    return {open_.load(), accepted_.load(), refused_.load(), timed_out_.load(), tls_failed_.load()};
   }
   bool ReloadTls(const std::string& cert, const std::string& key, std::string* error);
 
@@ -313,7 +313,7 @@ class HttpServer::Impl {
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
 
-  std::atomic<std::int64_t> open_{0}, accepted_{0}, refused_{0}, timed_out_{0};
+  std::atomic<std::int64_t> open_{0}, accepted_{0}, refused_{0}, timed_out_{0}, tls_failed_{0};
   Steady::time_point last_refusal_log_{};
 
   // Event thread only.
@@ -666,6 +666,7 @@ void HttpServer::Impl::OnHandshake(Connection& c) {
     case TlsSession::Status::kError:
       spdlog::debug("{}: TLS handshake with {}:{} failed: {}", options_.name, c.remote.first,
                     c.remote.second, c.tls->error());
+      tls_failed_++;
       Close(c);
       return;
   }
@@ -853,11 +854,13 @@ void WriteConnectionMetrics(std::ostream& out, const HttpServer::Counters& c) {
          "# TYPE allocation_relay_http_connections gauge\n"
       << "allocation_relay_http_connections " << c.open << "\n"
       << "# HELP allocation_relay_http_connections_total HTTP connections accepted, refused "
-         "(max_connections reached) and closed after idle_timeout.\n"
+         "(max_connections reached), closed after idle_timeout and closed by a failed TLS "
+         "handshake.\n"
          "# TYPE allocation_relay_http_connections_total counter\n"
       << "allocation_relay_http_connections_total{outcome=\"accepted\"} " << c.accepted << "\n"
       << "allocation_relay_http_connections_total{outcome=\"refused\"} " << c.refused << "\n"
-      << "allocation_relay_http_connections_total{outcome=\"timed_out\"} " << c.timed_out << "\n";
+      << "allocation_relay_http_connections_total{outcome=\"timed_out\"} " << c.timed_out << "\n"
+      << "allocation_relay_http_connections_total{outcome=\"tls_failed\"} " << c.tls_failed << "\n";
 }
 
 }  // namespace allocation_relay

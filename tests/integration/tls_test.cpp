@@ -188,6 +188,16 @@ TEST(Https, RefusesACertificateTheClientDoesNotTrust) {
   HttpsClient client(api.dir().File("second.crt"));
   HttpsClient::Answer answer = client.Get(api.Url("/health"));
   EXPECT_EQ(answer.code, CURLE_PEER_FAILED_VERIFICATION) << answer.error;
+  // The client's alert ends the handshake on the server's side too: counted, not served.
+  HttpsClient trusting(api.dir().File("first.crt"));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return trusting.Get(api.Url("/metrics"))
+                   .body.find(
+                       "allocation_relay_http_connections_total{outcome=\"tls_failed\"} 1") !=
+               std::string::npos;
+      },
+      10s));
 }
 
 TEST(Https, PlainHttpToTheTlsPortFailsAndTheServerKeepsServing) {
@@ -204,6 +214,8 @@ TEST(Https, PlainHttpToTheTlsPortFailsAndTheServerKeepsServing) {
   ASSERT_EQ(answer.code, CURLE_OK) << answer.error;
   EXPECT_EQ(answer.body, kHealthy);
   EXPECT_TRUE(api.process().Running());
+  EXPECT_THAT(client.Get(api.Url("/metrics")).body,
+              HasSubstr("allocation_relay_http_connections_total{outcome=\"tls_failed\"} 3"));
 }
 
 TEST(Https, RefusesTls11AndServesTls12And13) {
@@ -290,6 +302,8 @@ TEST(Https, AStalledHandshakeIsClosedAtTheIdleTimeout) {
   ASSERT_EQ(metrics.code, CURLE_OK) << metrics.error;
   EXPECT_THAT(metrics.body,
               HasSubstr("allocation_relay_http_connections_total{outcome=\"timed_out\"} 2"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("allocation_relay_http_connections_total{outcome=\"tls_failed\"} 0"));
 }
 
 TEST(Https, AnIdleKeepAliveConnectionIsClosedAtTheIdleTimeout) {

@@ -78,10 +78,11 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 class HttpServer {
  public:
   struct Counters {
-    std::int64_t open = 0;       // connections open now
-    std::int64_t accepted = 0;   // since start
-    std::int64_t refused = 0;    // closed at once: max_connections reached
-    std::int64_t timed_out = 0;  // closed after idle_timeout
+    std::int64_t open = 0;        // connections open now
+    std::int64_t accepted = 0;    // since start
+    std::int64_t refused = 0;     // closed at once: max_connections reached
+    std::int64_t timed_out = 0;   // closed after idle_timeout
+    std::int64_t tls_failed = 0;  // closed by a failed TLS handshake (HTTPS servers)
   };
 
   HttpServer(HttpServerOptions options, HttpHandler handler);
@@ -111,7 +112,7 @@ class HttpServer {
 };
 
 // Prometheus text for `counters`: allocation_relay_http_connections (open now) and
-// allocation_relay_http_connections_total{outcome="accepted"|"refused"|"timed_out"}.
+// allocation_relay_http_connections_total{outcome="accepted"|"refused"|"timed_out"|"tls_failed"}.
 void WriteConnectionMetrics(std::ostream& out, const HttpServer::Counters& counters);
 
 }  // namespace allocation_relay
