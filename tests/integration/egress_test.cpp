@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <memory>
@@ -84,6 +85,17 @@ class Egress : public testing::ServicesTest {
         api_->dir().path());
     EXPECT_THAT(r.out + r.err, HasSubstr(r.exit_code == 0 ? "verified:" : "not verified"));
     return r.exit_code;
+  }
+
+  // Writes `o` as the config (same database) and sends the dispatcher SIGHUP; true once it says
+  // it reloaded.
+  bool ReloadDispatcher(ApiProcessOptions o) {
+    o.store = api_->options().store;
+    api_->dir().Write("relay.yaml", testing::ApiProcess::Config(o));
+    dispatcher_->Signal(SIGHUP);
+    return testing::WaitFor(
+        [&] { return dispatcher_->Stderr().find("configuration reloaded") != std::string::npos; },
+        10s);
   }
 
   testing::TempDir pki_dir_;
@@ -201,6 +213,60 @@ TEST_F(Egress, AnHttpsWebhookWithAClientCertificateGoesThroughAProxyTunnel) {
   ASSERT_TRUE(WaitForDelivery(DeliveryState::kSucceeded, 4)) << dispatcher_->Stderr();
   EXPECT_EQ(proxy.tunnels(), 1);
   EXPECT_THAT(proxy.Targets(), ::testing::ElementsAre("203.0.113.7:443"));
+  EXPECT_EQ(tls.calls(), 1);
+}
+
+// SIGHUP changes the proxy for the next calls: one through the first proxy, then, after the
+// reload, the next through the second one only.
+TEST_F(Egress, ASighupMovesTheNextCallsToTheNewProxy) {
+  ForwardProxy first(receiver_.port()), second(receiver_.port());
+  ApiProcessOptions o;
+  o.webhooks = {{4, "{url: 'http://203.0.113.7:8080/hook', secret: s}"}};
+  o.dispatcher = "{listen: '127.0.0.1:0', retry_schedule: [200ms], proxy: '" + first.Url() + "'}";
+  StartServices(o);
+  api_->CreateAllocation(15, "[[4]]");
+  ASSERT_TRUE(receiver_.WaitForCalls(1, 15s)) << dispatcher_->Stderr();
+  EXPECT_EQ(first.requests(), 1);
+
+  o.dispatcher = "{listen: '127.0.0.1:0', retry_schedule: [200ms], proxy: '" + second.Url() + "'}";
+  ASSERT_TRUE(ReloadDispatcher(o)) << dispatcher_->Stderr();
+  api_->CreateAllocation(16, "[[4]]");
+  ASSERT_TRUE(receiver_.WaitForCalls(2, 15s)) << dispatcher_->Stderr();
+  EXPECT_EQ(first.requests(), 1);
+  EXPECT_EQ(second.requests(), 1);
+  EXPECT_THAT(dispatcher_->Stderr(), HasSubstr("through proxy " + second.Url()));
+}
+
+// A client certificate added on SIGHUP is presented by the next retry of a delivery that the
+// receiver refused without one: the delivery succeeds without a restart.
+TEST_F(Egress, AClientCertificateAddedOnSighupIsPresentedByTheNextRetry) {
+  TestCertificates pki = TestCertificates::Make(pki_dir_);
+  TlsReceiver tls(pki);
+  const std::string url = "https://127.0.0.1:" + std::to_string(tls.port()) + "/hook";
+  ApiProcessOptions o;
+  o.webhooks = {{4, "{url: '" + url + "', secret: s, ca_file: '" + pki.ca_cert + "'}"}};
+  o.dispatcher = "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [2s]}";
+  StartServices(o);
+  api_->CreateAllocation(15, "[[4]]");
+  auto store = OpenStore();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto pending = *store->ListDeliveries(DeliveryState::kPending, 4, 10);
+        return pending.size() == 1 && pending[0].attempt_count == 1;
+      },
+      15s))
+      << dispatcher_->Stderr();
+  EXPECT_EQ(tls.calls(), 0);
+
+  o.webhooks = {{4, "{url: '" + url + "', secret: s, client_cert: '" + pki.client_cert +
+                        "', client_key: '" + pki.client_key + "', ca_file: '" + pki.ca_cert +
+                        "'}"}};
+  ASSERT_TRUE(ReloadDispatcher(o)) << dispatcher_->Stderr();
+  ASSERT_TRUE(WaitForDelivery(DeliveryState::kSucceeded, 4)) << dispatcher_->Stderr();
+  auto attempts = AttemptsOf(DeliveryState::kSucceeded, 4);
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].http_status, 0);
+  EXPECT_EQ(attempts[1].http_status, 200);
   EXPECT_EQ(tls.calls(), 1);
 }
 
