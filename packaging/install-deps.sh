@@ -12,9 +12,9 @@ packages=(
   # PostgreSQL backend: libpq to build against (its runtime, libpq5, comes with it) and the
   # server for the tests' throwaway cluster (tests/pg_cluster.sh).
   libpq-dev postgresql
-  # Operator console: the charting library built into allocation-api, and the headless browser
+  # Operator console: the charting library built into allocation-api, and the headless browsers
   # its tests drive.
-  libjs-chart.js chromium
+  libjs-chart.js chromium firefox-esr
 )
 
 missing=()

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The operator console (docs/console.md, SPEC section 11) in a real browser: headless Chromium
-// (Debian's /usr/bin/chromium, driven by puppeteer-core pinned in package-lock.json) against the
-// real allocation-api and allocation-dispatcherd on a config of its own.
+// (Debian's /usr/bin/chromium) or Firefox (Debian's /usr/bin/firefox-esr, over WebDriver BiDi),
+// driven by puppeteer-core pinned in package-lock.json, against the real allocation-api and
+// allocation-dispatcherd on a config of its own.
 //
-//   node tests/browser/console_test.mjs <allocation-api> <allocation-dispatcherd> <work dir>
+//   node tests/browser/console_test.mjs <allocation-api> <allocation-dispatcherd> <work dir> [chromium|firefox]
 //
 // Three webhook receivers in this process (127.0.0.1, port 0): warehouse 1 answers 500 until it
 // is "fixed" (its delivery dies after the [100ms, 100ms] schedule), warehouse 2 answers 410 Gone
@@ -14,7 +15,7 @@
 // scoped to warehouse 1, and is sent back to sign-in when that key is removed (SIGHUP).
 // The browser must log no error or warning (CSP violations included), apart from the
 // "Failed to load resource" lines Chromium itself prints for the 401/403/404 answers the test
-// provokes on purpose, and must load nothing from anywhere but the API.
+// provokes on purpose (Firefox prints none), and must load nothing from anywhere but the API.
 // Screenshots (1280x800) go to <work dir>/screenshots/. Exits 1 with a message on any failure.
 import {spawn} from 'node:child_process';
 import crypto from 'node:crypto';
@@ -23,16 +24,19 @@ import http from 'node:http';
 import path from 'node:path';
 import process from 'node:process';
 
-const [apiArg, dispatcherArg, workArg] = process.argv.slice(2);
-if (!apiArg || !dispatcherArg || !workArg) {
-  console.error('usage: console_test.mjs <allocation-api> <allocation-dispatcherd> <work dir>');
+const [apiArg, dispatcherArg, workArg, browserArg = 'chromium'] = process.argv.slice(2);
+const browserPaths = {
+  chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+  firefox: process.env.FIREFOX_PATH || '/usr/bin/firefox-esr',
+};
+if (!apiArg || !dispatcherArg || !workArg || !(browserArg in browserPaths)) {
+  console.error('usage: console_test.mjs <allocation-api> <allocation-dispatcherd> <work dir> [chromium|firefox]');
   process.exit(2);
 }
 const apiBinary = path.resolve(apiArg);
 const dispatcherBinary = path.resolve(dispatcherArg);
 const work = path.resolve(workArg);
 const shots = path.join(work, 'screenshots');
-const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const started = Date.now();
 const TOTAL_LIMIT_MS = 90_000;
 
@@ -271,6 +275,23 @@ async function confirmWith(buttonSelector, how) {
   await page.waitForSelector('#confirm-dialog:not([open])', {timeout: 5000});
 }
 
+function launchBrowser() {
+  const common = {executablePath: browserPaths[browserArg], headless: true, timeout: 30_000,
+                  defaultViewport: {width: 1280, height: 800}};
+  if (browserArg === 'firefox') {
+    // A profile of puppeteer's own in a temp dir; nothing is fetched (no updates, no telemetry).
+    return puppeteer.launch({...common, browser: 'firefox', extraPrefsFirefox: {
+      'intl.accept_languages': 'en-US', 'intl.locale.requested': 'en-US',
+      'app.update.enabled': false, 'network.captive-portal-service.enabled': false,
+      'network.connectivity-service.enabled': false, 'browser.safebrowsing.update.enabled': false,
+    }});
+  }
+  const args = ['--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check',
+                '--disable-extensions', '--disable-background-networking', '--lang=en-US'];
+  if (process.getuid && process.getuid() === 0) args.push('--no-sandbox');
+  return puppeteer.launch({...common, args});
+}
+
 // ---- the test -----------------------------------------------------------------------------
 
 async function run() {
@@ -330,11 +351,8 @@ async function run() {
         `the dead delivery should have 3 attempts answered 500: ${JSON.stringify(dead.attempts)}`);
 
   // ---- the browser ----
-  const args = ['--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check',
-                '--disable-extensions', '--disable-background-networking', '--lang=en-US'];
-  if (process.getuid && process.getuid() === 0) args.push('--no-sandbox');
-  browser = await puppeteer.launch({executablePath: chromiumPath, headless: true, args,
-                                    defaultViewport: {width: 1280, height: 800}, timeout: 30_000});
+  browser = await launchBrowser();
+  log(`browser: ${await browser.version()}`);
   page = await browser.newPage();
   page.setDefaultTimeout(10_000);
   page.on('console', onConsole);
