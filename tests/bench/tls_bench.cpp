@@ -8,8 +8,12 @@
 // warehouses, 2 % of them pending; two allocation-api processes (one plain, one HTTPS) read it.
 // The certificate is a self-signed P-256 one made with the openssl command line.
 //
+// Then the cost of idle connections: peak RSS (VmHWM) of a fresh HTTPS API and of a fresh plain
+// one, each after one request and after --idle N more keep-alive connections (default 512) that
+// made one request each and stay open.
+//
 // Usage: tls_bench --api <allocation-api binary> [--requests N] [--seconds S]
-//                  [--connections C] [--threads T]
+//                  [--connections C] [--threads T] [--idle N]
 #include <httplib.h>
 #include <signal.h>
 
@@ -41,6 +45,7 @@ struct Options {
   double seconds = 3;
   int connections = 16;
   int threads = 16;
+  int idle = 512;
 };
 
 // A static cpp-httplib server, plain or HTTPS: same library, same threads, TCP_NODELAY and
@@ -85,7 +90,7 @@ std::unique_ptr<testing::Process> StartApi(const Options& o, const testing::Temp
                                            int* port) {
   std::string config =
       "timezone: Europe/Stockholm\nlog_level: info\nstore: {path: bench.db}\n"
-      "api:\n  listen: 127.0.0.1:0\n  threads: " +
+      "api:\n  listen: 127.0.0.1:0\n  idle_timeout: 120s\n  threads: " +
       std::to_string(o.threads) + "\n" + tls +
       "  keys:\n    - {name: bench, sha256: " + Sha256Hex("bench-token") +
       ", endpoints: [GET /allocation-requests]}\nwarehouses:\n";
@@ -139,6 +144,8 @@ int main(int argc, char** argv) {
       o.connections = std::stoi(value);
     } else if (flag == "--threads") {
       o.threads = std::stoi(value);
+    } else if (flag == "--idle") {
+      o.idle = std::stoi(value);
     } else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -147,7 +154,7 @@ int main(int argc, char** argv) {
   if (o.api.empty()) {
     std::fprintf(stderr,
                  "usage: tls_bench --api <allocation-api> [--requests N] [--seconds S] "
-                 "[--connections C] [--threads T]\n");
+                 "[--connections C] [--threads T] [--idle N]\n");
     return 2;
   }
   testing::TempDir dir;
@@ -207,6 +214,26 @@ int main(int argc, char** argv) {
               api_http.load.rate() / static_http.load.rate(),
               api_https.load.rate() / api_http.load.rate());
   for (auto* api : {plain.get(), tls.get()}) {
+    api->Signal(SIGTERM);
+    api->Wait(std::chrono::seconds(20));
+  }
+
+  std::printf(
+      "\npeak RSS (VmHWM) of a fresh API: after one request, after %d more idle "
+      "keep-alive connections\n",
+      o.idle);
+  for (bool https : {true, false}) {
+    int port = 0;
+    auto api = StartApi(o, dir, https ? "tls-idle" : "plain-idle",
+                        https ? "  tls: {cert: server.crt, key: server.key}\n" : "", &port);
+    const std::string health = url(https ? "https" : "http", port) + "/health";
+    testing::IdleCurlConnections first(health, https ? ca : "", 1);
+    long one = testing::PeakRssKb(api->pid());
+    testing::IdleCurlConnections idle(health, https ? ca : "", o.idle);
+    long many = testing::PeakRssKb(api->pid());
+    std::printf("  %-6s %5.1f MiB after one, %5.1f MiB with %d idle (%d answered): %.1f KiB each\n",
+                https ? "HTTPS" : "plain", one / 1024.0, many / 1024.0, o.idle, idle.answered(),
+                static_cast<double>(many - one) / o.idle);
     api->Signal(SIGTERM);
     api->Wait(std::chrono::seconds(20));
   }

@@ -21,6 +21,35 @@ std::size_t Collect(char* data, std::size_t size, std::size_t n, void* out) {
 
 }  // namespace
 
+IdleCurlConnections::IdleCurlConnections(const std::string& url, const std::string& ca_file,
+                                         int n) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  std::string ignored;
+  for (int i = 0; i < n; ++i) {
+    CURL* curl = curl_easy_init();
+    handles_.push_back(curl);
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &ignored);
+    if (!ca_file.empty()) {
+      curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
+      curl_easy_setopt(curl, CURLOPT_CAPATH, nullptr);
+    }
+    long status = 0;
+    if (curl_easy_perform(curl) == CURLE_OK &&
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200) {
+      ++answered_;
+    }
+    ignored.clear();
+  }
+}
+
+IdleCurlConnections::~IdleCurlConnections() {
+  for (void* handle : handles_) curl_easy_cleanup(static_cast<CURL*>(handle));
+}
+
 CurlLoadResult RunCurlLoad(const std::string& base_url, const std::string& ca_file, int clients,
                            double seconds, const NextLoadRequest& next, std::string_view expect) {
   curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "support/http_load.h"
 
@@ -25,6 +26,23 @@ struct CurlLoadResult {
 CurlLoadResult RunCurlLoad(const std::string& base_url, const std::string& ca_file, int clients,
                            double seconds, const NextLoadRequest& next,
                            std::string_view expect = "");
+
+// `n` connections to `url` ("https://..." or "http://..."; verified against `ca_file` as
+// above), each made by its own libcurl easy handle with one GET and then left open and idle
+// until this object is destroyed. For measuring what idle connections cost the server.
+class IdleCurlConnections {
+ public:
+  IdleCurlConnections(const std::string& url, const std::string& ca_file, int n);
+  ~IdleCurlConnections();
+  IdleCurlConnections(const IdleCurlConnections&) = delete;
+  IdleCurlConnections& operator=(const IdleCurlConnections&) = delete;
+
+  int answered() const { return answered_; }  // how many got a 200
+
+ private:
+  std::vector<void*> handles_;  // CURL*, kept so that each keeps its connection
+  int answered_ = 0;
+};
 
 }  // namespace allocation_relay::testing
 
