@@ -19,6 +19,20 @@ std::size_t Collect(char* data, std::size_t size, std::size_t n, void* out) {
   return size * n;
 }
 
+// A new easy handle that writes answers into *body and trusts only `ca_file` (empty: plain HTTP).
+CURL* NewHandle(const std::string& ca_file, std::string* body) {
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
+  if (!ca_file.empty()) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
+    curl_easy_setopt(curl, CURLOPT_CAPATH, nullptr);
+  }
+  return curl;
+}
+
 }  // namespace
 
 IdleCurlConnections::IdleCurlConnections(const std::string& url, const std::string& ca_file,
@@ -26,17 +40,10 @@ IdleCurlConnections::IdleCurlConnections(const std::string& url, const std::stri
   curl_global_init(CURL_GLOBAL_DEFAULT);
   std::string ignored;
   for (int i = 0; i < n; ++i) {
-    CURL* curl = curl_easy_init();
+    CURL* curl = NewHandle(ca_file, &ignored);
     handles_.push_back(curl);
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &ignored);
-    if (!ca_file.empty()) {
-      curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
-      curl_easy_setopt(curl, CURLOPT_CAPATH, nullptr);
-    }
     long status = 0;
     if (curl_easy_perform(curl) == CURLE_OK &&
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200) {
@@ -62,20 +69,12 @@ CurlLoadResult RunCurlLoad(const std::string& base_url, const std::string& ca_fi
   std::vector<std::thread> threads;
   for (int client = 0; client < clients; ++client) {
     threads.emplace_back([&, client] {
-      CURL* curl = curl_easy_init();
+      std::string body;
+      CURL* curl = NewHandle(ca_file, &body);
       curl_slist* headers = curl_slist_append(nullptr, "API-Authorization: bench-token");
       headers = curl_slist_append(headers, "Content-Type: application/json");
-      std::string body;
       curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-      curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-      curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
       curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-      curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Collect);
-      curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-      if (!ca_file.empty()) {
-        curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
-        curl_easy_setopt(curl, CURLOPT_CAPATH, nullptr);
-      }
       std::mt19937 rng(static_cast<std::uint32_t>(client) * 7919u + 1u);
       auto& latencies = latencies_by_client[static_cast<std::size_t>(client)];
       while (Steady::now() < deadline) {
