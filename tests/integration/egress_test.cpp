@@ -5,7 +5,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <signal.h>
 
 #include <filesystem>
 #include <memory>
@@ -85,17 +84,6 @@ class Egress : public testing::ServicesTest {
         api_->dir().path());
     EXPECT_THAT(r.out + r.err, HasSubstr(r.exit_code == 0 ? "verified:" : "not verified"));
     return r.exit_code;
-  }
-
-  // Writes `o` as the config (same database) and sends the dispatcher SIGHUP; true once it says
-  // it reloaded.
-  bool ReloadDispatcher(ApiProcessOptions o) {
-    o.store = api_->options().store;
-    api_->dir().Write("relay.yaml", testing::ApiProcess::Config(o));
-    dispatcher_->Signal(SIGHUP);
-    return testing::WaitFor(
-        [&] { return dispatcher_->Stderr().find("configuration reloaded") != std::string::npos; },
-        10s);
   }
 
   testing::TempDir pki_dir_;

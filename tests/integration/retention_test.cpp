@@ -378,13 +378,7 @@ TEST_F(Retention, AttemptsArePrunedWhileTheirDeliveriesAndCountsStay) {
   // A pending one too: retries an hour apart from now on (reloaded with SIGHUP).
   options.dispatcher =
       "{listen: '127.0.0.1:0', allow_private_networks: true, retry_schedule: [1h]}";
-  options.store = api_->options().store;  // the same database (PostgreSQL: the API's own)
-  api_->dir().Write("relay.yaml", ApiProcess::Config(options));
-  dispatcher_->Signal(SIGHUP);
-  ASSERT_TRUE(testing::WaitFor(
-      [&] { return dispatcher_->Stderr().find("configuration reloaded") != std::string::npos; },
-      10s))
-      << dispatcher_->Stderr();
+  ASSERT_TRUE(ReloadDispatcher(options)) << dispatcher_->Stderr();
   api_->CreateAllocation(51, "[[4]]");
   ASSERT_TRUE(testing::WaitFor(
       [&] {

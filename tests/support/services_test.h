@@ -32,6 +32,16 @@ class ServicesTest : public ::testing::Test {
                 std::chrono::seconds(15)))
         << dispatcher_->Stderr();
   }
+  // Writes `options` as the config, on the services' database, and sends the dispatcher SIGHUP;
+  // true once it logs that it reloaded (its first reload: later ones would find the old line).
+  bool ReloadDispatcher(ApiProcessOptions options) {
+    options.store = api_->options().store;  // the same database (PostgreSQL: the API's own)
+    api_->dir().Write("relay.yaml", ApiProcess::Config(options));
+    dispatcher_->Signal(SIGHUP);
+    return WaitFor(
+        [&] { return dispatcher_->Stderr().find("configuration reloaded") != std::string::npos; },
+        std::chrono::seconds(10));
+  }
   void TearDown() override {
     if (dispatcher_) {
       dispatcher_->Signal(SIGTERM);
