@@ -66,6 +66,34 @@ std::optional<std::size_t> ChunkedEnd(std::string_view buf, std::size_t pos, std
 
 }  // namespace
 
+std::size_t PrepareHeadForHttplib(std::string* buf, std::size_t length) {
+  std::size_t head_end = std::string_view(*buf).substr(0, length).find("\r\n\r\n");
+  if (head_end == std::string_view::npos) return length;
+  std::size_t pos = buf->find("\r\n");  // the end of the request line
+  while (pos < head_end) {
+    std::size_t eol = buf->find("\r\n", pos + 2);
+    std::string_view line = std::string_view(*buf).substr(pos + 2, eol - pos - 2);
+    std::size_t colon = line.find(':');
+    std::string_view name = colon == std::string_view::npos ? "" : Trim(line.substr(0, colon));
+    if (EqualsIgnoreCase(name, "Range") || EqualsIgnoreCase(name, "If-Range")) {
+      buf->erase(pos, eol - pos);  // the line and the CRLF before it
+      head_end -= eol - pos;
+      length -= eol - pos;
+      continue;
+    }
+    if (EqualsIgnoreCase(name, "Content-Type")) {
+      std::size_t value = pos + 2 + colon + 1;
+      while (value < eol && ((*buf)[value] == ' ' || (*buf)[value] == '\t')) ++value;
+      constexpr std::string_view kForm = "application/x-www-form-urlencoded";
+      if (EqualsIgnoreCase(std::string_view(*buf).substr(value, kForm.size()), kForm)) {
+        (*buf)[value] = 'A';
+      }
+    }
+    pos = eol;
+  }
+  return length;
+}
+
 Framing FrameRequest(std::string_view buf, std::size_t max_body) {
   Framing f;
   std::size_t head_end = buf.find("\r\n\r\n");

@@ -5,6 +5,7 @@
 #define ALLOCATION_RELAY_SHARED_HTTP_FRAMING_H_
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace allocation_relay {
@@ -27,6 +28,17 @@ struct Framing {
 
 // REQUIRES: `buf` starts with the request line (empty lines before it already dropped).
 Framing FrameRequest(std::string_view buf, std::size_t max_body);
+
+// Edits the head of the complete request that makes the first `length` bytes of `*buf`, before
+// httplib parses it, against two things httplib's compiled library does on its own; returns the
+// request's new length. Both concern headers only; the body is left as it came.
+//   - Range and If-Range lines are removed: httplib would answer a range of the body with
+//     status 200, which a client or cache takes as the whole answer. Answers here are whole.
+//   - A Content-Type of application/x-www-form-urlencoded (what `curl -d` sends by default) gets
+//     its first letter in upper case. httplib compares that value case-sensitively and refuses
+//     such bodies over 8 KiB with 413 whatever max_body says; media types are case-insensitive
+//     (RFC 9110 8.3.1), so the value means the same and the body reaches the handler whole.
+std::size_t PrepareHeadForHttplib(std::string* buf, std::size_t length);
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 

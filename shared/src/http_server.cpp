@@ -387,6 +387,8 @@ void HttpServer::Impl::Start() {
     HttpResponse answer = handler_(request);
     res.status = answer.status;
     for (auto& [name, value] : answer.headers) res.set_header(name, value);
+    // httplib compresses the body when the client accepts gzip or br: caches must know.
+    if (!res.has_header("Vary")) res.set_header("Vary", "Accept-Encoding");
     res.body = std::move(answer.body);
     res.set_header("Content-Type", answer.content_type);
   };
@@ -829,6 +831,7 @@ void HttpServer::Impl::Process(Connection& c) {
   bool connection_closed = false;
   bool ok = false;
   {
+    c.request_length = PrepareHeadForHttplib(&c.in, c.request_length);
     RequestStream stream(c, std::string_view(c.in).substr(0, c.request_length));
     ok = server_->ProcessRequest(stream, stopping_.load(), connection_closed);
   }

@@ -12,6 +12,7 @@
 #include "allocation_relay/signature.h"
 #include "allocation_relay/store.h"
 #include "support/api_process.h"
+#include "support/raw_http.h"
 
 namespace allocation_relay {
 namespace {
@@ -401,6 +402,34 @@ TEST(ApiHttp, UnknownPathsWrongMethodsAndHugeBodies) {
   EXPECT_EQ(big.status, 413);
   EXPECT_EQ(big.Json()["status"], "no");
   EXPECT_EQ(api.Get("/health").status, 200);  // still serving
+}
+
+// Answers are whole: a Range header gets the full body with 200 (never a slice marked 200), and
+// a JSON body sent as form-urlencoded (curl -d's default) is not cut off at httplib's 8 KiB.
+TEST(ApiHttp, RangesAreIgnoredAndFormEncodedBodiesUpToMaxBodyAreRead) {
+  ApiProcess api;
+  testing::RawConnection c(api.port());
+  ASSERT_TRUE(c.connected());
+  const std::string health = R"({"status":"ok"})";
+  testing::RawAnswer ranged = c.Exchange(
+      "GET /health HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\nIf-Range: \"x\"\r\n\r\n", 5s);
+  EXPECT_EQ(ranged.status, 200) << ranged.Describe();
+  EXPECT_EQ(ranged.body, health);
+  EXPECT_EQ(ranged.Header("Content-Range"), "");
+  EXPECT_EQ(ranged.Header("Vary"), "Accept-Encoding");
+
+  const std::string body =
+      R"({"order":{"id":"486e13eaaa65d5ff1e87c997b5dce54e","number":15},)"
+      R"("lines":[{"lineId":73,"quantity":5,"stockItemId":1}],"warehouses":[[3]]})" +
+      std::string(15000, ' ');
+  testing::RawAnswer posted = c.Exchange(
+      "POST /allocations HTTP/1.1\r\nHost: x\r\nAPI-Authorization: oms-token\r\n"
+      "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body,
+      5s);
+  EXPECT_EQ(posted.status, 200) << posted.Describe();
+  EXPECT_THAT(posted.body, HasSubstr(R"("status":"ok")"));
+  EXPECT_EQ(api.Get("/allocations/15").status, 200);
 }
 
 TEST(ApiHttp, HealthAndMetricsNeedNoToken) {

@@ -91,5 +91,35 @@ TEST(HttpFraming, AHeadThatNeverEndsIsTooLarge) {
   EXPECT_EQ(FrameRequest(head, kMaxBody).kind, Framing::Kind::kHeadTooLarge);
 }
 
+TEST(HttpFraming, RangeLinesAreRemovedAndTheRestKept) {
+  std::string request =
+      "GET /console/app.js HTTP/1.1\r\nHost: x\r\nrange: bytes=0-9\r\nAccept: */*\r\n"
+      "If-Range: \"x\"\r\nRange:bytes=5-\r\n\r\n";
+  const std::string next = "GET /next HTTP/1.1\r\nRange: bytes=0-1\r\n\r\n";
+  std::string buf = request + next;
+  std::size_t length = PrepareHeadForHttplib(&buf, request.size());
+  const std::string expected = "GET /console/app.js HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
+  EXPECT_EQ(buf.substr(0, length), expected);
+  EXPECT_EQ(buf.substr(length), next);  // the next request is not this one's to edit
+}
+
+TEST(HttpFraming, AFormContentTypeIsKeptButNotInHttplibsSpelling) {
+  const std::string body(9000, 'x');
+  std::string buf =
+      "POST /allocations HTTP/1.1\r\nContent-Type:  application/x-www-form-urlencoded"
+      "\r\nContent-Length: 9000\r\n\r\n" +
+      body;
+  std::size_t length = PrepareHeadForHttplib(&buf, buf.size());
+  EXPECT_EQ(length, buf.size());
+  EXPECT_EQ(buf,
+            "POST /allocations HTTP/1.1\r\nContent-Type:  Application/x-www-form-urlencoded"
+            "\r\nContent-Length: 9000\r\n\r\n" +
+                body);
+  std::string json = "PUT /x HTTP/1.1\r\nContent-Type: application/json\r\n\r\n";
+  const std::string before = json;
+  EXPECT_EQ(PrepareHeadForHttplib(&json, json.size()), before.size());
+  EXPECT_EQ(json, before);
+}
+
 }  // namespace
 }  // namespace allocation_relay
