@@ -177,7 +177,7 @@ ApiResponse ConsoleService::Route(const ApiRequest& req, const Config& config, c
                                   const RateLimiter& limiter, std::string& endpoint) {
   const bool read = req.method == "GET" || req.method == "HEAD";
   if (req.path == kConsole) {
-    if (!read) return MethodNotAllowed(req, "GET", false);
+    if (!read) return MethodNotAllowed(req, "GET, HEAD", false);
     ApiResponse res = Text(301, "The console is at /console/\n");
     res.headers.emplace_back("Location", "/console/");
     return res;
@@ -185,7 +185,7 @@ ApiResponse ConsoleService::Route(const ApiRequest& req, const Config& config, c
   if (!req.path.starts_with(kApiPrefix)) {
     for (const EmbeddedAsset& asset : EmbeddedAssets()) {
       if (asset.path != req.path) continue;
-      if (!read) return MethodNotAllowed(req, "GET", false);
+      if (!read) return MethodNotAllowed(req, "GET, HEAD", false);
       ApiResponse res{200, std::string(asset.body)};
       res.content_type = std::string(asset.content_type);
       // Revalidated on every load, so an upgraded binary's page is never mixed with old files.
@@ -247,7 +247,7 @@ ApiResponse ConsoleService::Route(const ApiRequest& req, const Config& config, c
                                            "POST /console/api/warehouses/enable-webhook"};
   endpoint = kNames[static_cast<int>(kind)];
   if (action ? req.method != "POST" : !read) {
-    return NoStore(MethodNotAllowed(req, action ? "POST" : "GET", true));
+    return NoStore(MethodNotAllowed(req, action ? "POST" : "GET, HEAD", true));
   }
   const ApiKey* key = keys.Authenticate(req.token);
   if (key == nullptr) return NoStore(Json(401, ordered_json{{"status", "Unauthorized"}}));
@@ -500,8 +500,8 @@ ApiResponse ConsoleService::ResendWarehouse(const Config& config, std::string_vi
   return WithStore(pool_, [&](Store& store) -> StoreResult<ApiResponse> {
     auto resent = store.ResendDead(*n, clock_.Now());
     if (!resent) return std::unexpected(resent.error());
-    spdlog::info("console: key {} re-sent {} dead deliveries of warehouse {} ({})", key.name,
-                 *resent, *n, WarehouseName(config, *n));
+    spdlog::info("console: key {} re-sent {} dead deliver{} of warehouse {} ({})", key.name,
+                 *resent, *resent == 1 ? "y" : "ies", *n, WarehouseName(config, *n));
     return Json(200, ordered_json{{"status", "ok"}, {"resent", *resent}});
   });
 }

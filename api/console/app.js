@@ -336,7 +336,7 @@
         click: () => act({
           title: `Re-send delivery ${delivery.id}?`,
           text: `Dead delivery ${delivery.id} to ${whName} becomes pending and goes out ` +
-                'again now, with the whole retry schedule.',
+                'again now, once: if that attempt fails too, it is dead again.',
           confirmLabel: 'Re-send',
           path: `deliveries/${encodeURIComponent(delivery.id)}/resend`,
           outcome: (a) => (Number(a.resent) === 1 ? `Re-sent dead delivery ${delivery.id}` :
@@ -501,7 +501,7 @@
           on: {click: () => act({
             title: `Re-send the dead deliveries of ${name}?`,
             text: `Every dead delivery of ${warehouseLabel(name, w.id)} (${w.deadDeliveries} now) ` +
-                  'becomes pending and goes out again.',
+                  'becomes pending and goes out again now, once each.',
             confirmLabel: 'Re-send all',
             path: `warehouses/${encodeURIComponent(w.id)}/resend-dead`,
             outcome: (a) => `Re-sent ${plural(Number(a.resent) || 0, 'dead delivery', 'dead deliveries')} of ${name}`,

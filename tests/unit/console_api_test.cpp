@@ -154,7 +154,7 @@ TEST_F(ConsoleApi, PageAndAssetsLoadWithoutAKeyWithTheSecurityHeaders) {
   EXPECT_EQ(Send("GET", "/console/missing.js", "").status, 404);
   ApiResponse post = Send("POST", "/console/", "");
   EXPECT_EQ(post.status, 405);
-  EXPECT_EQ(post.allow, "GET");
+  EXPECT_EQ(post.allow, "GET, HEAD");
 }
 
 TEST_F(ConsoleApi, JsonEndpointsAnswer401WithoutAKeyAnd403WithoutTheGrant) {

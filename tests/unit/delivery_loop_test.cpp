@@ -399,6 +399,17 @@ TEST_F(DeliveryLoopTest, ExhaustedRetriesMakeTheDeliveryDead) {
   clock_.Advance(10h);
   DeliverToTheOtherWarehouse(90);
   EXPECT_EQ(warehouses_->CallsTo(kUrl3).size(), 3u);
+
+  // Re-sent by an operator (resend-dead, the console): one attempt at once, not the schedule
+  // again; it fails, so the delivery is dead again, and stays so.
+  warehouses_->Script(kUrl3, {Status(500)});
+  ASSERT_EQ(*store_->ResendDead(3, clock_.Now()), 1);
+  clock_.Advance(DeliveryLoop::kRescanInterval);  // another process's change: found by a rescan
+  ASSERT_TRUE(Eventually([&] { return HasAttempts(15, 3, 4); }));
+  ASSERT_TRUE(Eventually([&] { return DeliveryOf(15, 3)->state == DeliveryState::kDead; }));
+  clock_.Advance(10h);
+  DeliverToTheOtherWarehouse(91);
+  EXPECT_EQ(warehouses_->CallsTo(kUrl3).size(), 4u);
 }
 
 TEST_F(DeliveryLoopTest, StopRecordsACallInFlightThatTimesOut) {
