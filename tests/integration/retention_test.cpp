@@ -476,6 +476,10 @@ TEST_F(Retention, TheDispatcherPrunesByItselfAndCountsItInMetrics) {
   ASSERT_TRUE(testing::WaitFor([&] { return api_->Get("/allocations/70").body == kNotFound; }, 30s))
       << dispatcher_->Stderr();
   EXPECT_EQ(StateOf(71), "open");
+  // The pass logs after its commit: the deletion can be seen a moment before the line.
+  const std::string logged = "prune: deleted 1 allocations, 1 requests, 1 events";
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return dispatcher_->Stderr().find(logged) != std::string::npos; }, 10s));
   std::smatch m;
   std::string err = dispatcher_->Stderr();
   ASSERT_TRUE(std::regex_search(err, m, std::regex(R"(dispatcher status on 127\.0\.0\.1:(\d+))")))
@@ -490,7 +494,7 @@ TEST_F(Retention, TheDispatcherPrunesByItselfAndCountsItInMetrics) {
       << metrics->body;
   EXPECT_GE(std::stoll(pruned[1]), 1);
   EXPECT_THAT(metrics->body, HasSubstr("allocation_relay_pruned_total{kind=\"requests\"} "));
-  EXPECT_THAT(err, HasSubstr("prune: deleted 1 allocations, 1 requests, 1 events"));
+  EXPECT_THAT(err, HasSubstr(logged));
   ExpectConsistent(api_->store_options());
 }
 
