@@ -123,6 +123,19 @@ TEST(Config, KeyRateIsOptionalAndReadWhenGiven) {
   EXPECT_FALSE(c.api.keys[1].rate);
 }
 
+// Only a key twice in one mapping is a duplicate: the same key in sibling mappings, at other
+// depths or as a value is not.
+TEST(Config, TheSameKeyInDifferentMappingsIsNoDuplicate) {
+  Config c = ParseConfig(
+      "warehouses:\n"
+      "  - {id: 3, name: A, webhook: {url: 'https://a/h', secret: s}}\n"
+      "  - id: 4\n    name: B\n    webhook: {url: 'https://b/h', secret: [s, t]}\n"
+      "rules:\n  id: [[3], [4]]\n  name: [[4]]\n",
+      "c.yaml");
+  EXPECT_EQ(c.warehouses.size(), 2u);
+  EXPECT_EQ(c.rules.size(), 2u);
+}
+
 TEST(Config, DefaultsFollowTheSpec) {
   Config c = ParseConfig(
       "warehouses: [{id: 1, name: A, webhook: {url: 'https://a/h', "
