@@ -628,7 +628,25 @@ class ConfigReader {
   // trailing "/". Messages show it with its password masked.
   std::string ProxyUrl(const YAML::Node& n, const std::string& key) const {
     std::string url = String(n, key);
-    const std::string shown = "\"" + RedactUrlPassword(url) + "\"";
+    // The user info is what lies before the last '@'. An '@', '/', '?' or '#' in it must be
+    // percent-encoded (RFC 3986): libcurl ends the user info at the first '@' and the host at
+    // the first '/', '?' or '#', so it would take part of the password for the proxy's name
+    // and fail every call. As where the password ends is then unclear, such a URL is shown
+    // with all of its user info masked.
+    const std::size_t scheme_end = url.find("://");
+    const std::size_t after_scheme = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+    const std::size_t last_at = url.rfind('@');
+    std::string_view user_info;
+    if (last_at != std::string::npos && last_at >= after_scheme) {
+      user_info = std::string_view(url).substr(after_scheme, last_at - after_scheme);
+    }
+    const bool raw_at = user_info.find('@') != std::string_view::npos;
+    const bool raw_delimiter = user_info.find_first_of("/?#") != std::string_view::npos;
+    const std::string shown =
+        "\"" +
+        (raw_at || raw_delimiter ? url.substr(0, after_scheme) + "***" + url.substr(last_at)
+                                 : RedactUrlPassword(url)) +
+        "\"";
     const std::string expected = "expected a proxy URL http://host:port or https://host:port, got ";
     std::size_t start = 0;
     if (url.starts_with("http://")) {
@@ -637,6 +655,13 @@ class ConfigReader {
       start = 8;
     } else {
       Fail(n, key, expected + shown);
+    }
+    if (raw_at) {
+      Fail(n, key, "write an '@' in the user or password as %40, got " + shown);
+    }
+    if (raw_delimiter) {
+      Fail(n, key,
+           "write a '/', '?' or '#' in the user or password as %2F, %3F or %23, got " + shown);
     }
     std::string_view rest = std::string_view(url).substr(start);
     std::size_t end = rest.find_first_of("/?#");

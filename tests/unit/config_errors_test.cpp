@@ -143,6 +143,20 @@ INSTANTIATE_TEST_SUITE_P(
                 "dispatcher.proxy: expected a proxy URL"},
         BadCase{"ProxyNotAString", "dispatcher: {proxy: [a]}\n",
                 "dispatcher.proxy: expected a string"},
+        BadCase{"ProxyWithARawAtInThePassword",
+                "dispatcher: {proxy: 'http://relay:p@ss@127.0.0.1:3128'}\n",
+                "bad.yaml:1: dispatcher.proxy: write an '@' in the user or password as %40, got "
+                "\"http://***@127.0.0.1:3128\""},
+        BadCase{"ProxyWithTwoRawAts", "dispatcher:\n  proxy: http://u:pw@123@host:3128\n",
+                "bad.yaml:2: dispatcher.proxy: write an '@' in the user or password as %40, got "
+                "\"http://***@host:3128\""},
+        BadCase{"ProxyWithARawAtInTheUser", "dispatcher: {proxy: 'https://re@lay:pw@host:8443/'}\n",
+                "bad.yaml:1: dispatcher.proxy: write an '@' in the user or password as %40, got "
+                "\"https://***@host:8443/\""},
+        BadCase{"ProxyWithARawSlashInThePassword",
+                "dispatcher: {proxy: 'http://relay:pa/ss@proxy:3128'}\n",
+                "bad.yaml:1: dispatcher.proxy: write a '/', '?' or '#' in the user or password as "
+                "%2F, %3F or %23, got \"http://***@proxy:3128\""},
         BadCase{"ClientCertUnreadable",
                 "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
                 "client_cert: /nonexistent/client.pem, client_key: /nonexistent/client.key}\n",
