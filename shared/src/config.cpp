@@ -580,8 +580,10 @@ class ConfigReader {
           if (!per_second) Fail(r, r_path + ".per_second", "missing (tokens added per second)");
           if (!per_second.IsScalar()) Fail(per_second, r_path + ".per_second", "expected a number");
           const std::string& text = per_second.Scalar();
-          auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), rate.per_second,
-                                           std::chars_format::fixed);
+          // A YAML float: 0.5, 50, 5e1, 1e-3, +2 (from_chars alone takes no '+').
+          const char* first = text.data() + (text.starts_with("+") ? 1 : 0);
+          auto [end, ec] = std::from_chars(first, text.data() + text.size(), rate.per_second,
+                                           std::chars_format::general);
           if (ec != std::errc() || end != text.data() + text.size() ||
               !(rate.per_second > 0 && rate.per_second <= 1e9)) {
             Fail(per_second, r_path + ".per_second",

@@ -243,6 +243,18 @@ INSTANTIATE_TEST_SUITE_P(
                 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
                 "      endpoints: [GET /allocations]\n      rate: {per_second: inf, burst: 10}\n",
                 "bad.yaml:6: api.keys[0].rate.per_second: expected a number greater than 0"},
+        BadCase{"KeyRatePerSecondExponentOutOfRange",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: 2e9, burst: 10}\n",
+                "bad.yaml:6: api.keys[0].rate.per_second: expected a number greater than 0 (at "
+                "most 1000000000), got \"2e9\""},
+        BadCase{"KeyRatePerSecondExponentWithoutDigits",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: 5e, burst: 10}\n",
+                "bad.yaml:6: api.keys[0].rate.per_second: expected a number greater than 0 (at "
+                "most 1000000000), got \"5e\""},
         BadCase{"KeyRateMissingPerSecond",
                 "api:\n  keys:\n    - name: k\n      sha256: "
                 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/temp_dir.h"
@@ -121,6 +122,22 @@ TEST(Config, KeyRateIsOptionalAndReadWhenGiven) {
   EXPECT_EQ(c.api.keys[0].rate->per_second, 0.5);
   EXPECT_EQ(c.api.keys[0].rate->burst, 3);
   EXPECT_FALSE(c.api.keys[1].rate);
+}
+
+// per_second is a YAML float: exponent notation and a leading '+' are numbers too.
+TEST(Config, KeyRatePerSecondTakesExponentNotation) {
+  for (const auto& [text, value] : std::vector<std::pair<std::string, double>>{
+           {"5e1", 50}, {"1e-3", 0.001}, {"2.5E+2", 250}, {"+2", 2}, {"1e9", 1e9}}) {
+    Config c = ParseConfig(
+        "api:\n  keys:\n"
+        "    - {name: a, sha256: "
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,\n"
+        "       endpoints: [GET /allocations], rate: {per_second: " +
+            text + ", burst: 3}}\n",
+        "test.yaml");
+    ASSERT_TRUE(c.api.keys[0].rate) << text;
+    EXPECT_DOUBLE_EQ(c.api.keys[0].rate->per_second, value) << text;
+  }
 }
 
 // Only a key twice in one mapping is a duplicate: the same key in sibling mappings, at other
