@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -14,6 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -577,8 +580,10 @@ class ConfigReader {
           if (!per_second) Fail(r, r_path + ".per_second", "missing (tokens added per second)");
           if (!per_second.IsScalar()) Fail(per_second, r_path + ".per_second", "expected a number");
           const std::string& text = per_second.Scalar();
-          auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), rate.per_second,
-                                           std::chars_format::fixed);
+          // A YAML float: 0.5, 50, 5e1, 1e-3, +2 (from_chars alone takes no '+').
+          const char* first = text.data() + (text.starts_with("+") ? 1 : 0);
+          auto [end, ec] = std::from_chars(first, text.data() + text.size(), rate.per_second,
+                                           std::chars_format::general);
           if (ec != std::errc() || end != text.data() + text.size() ||
               !(rate.per_second > 0 && rate.per_second <= 1e9)) {
             Fail(per_second, r_path + ".per_second",
@@ -625,7 +630,25 @@ class ConfigReader {
   // trailing "/". Messages show it with its password masked.
   std::string ProxyUrl(const YAML::Node& n, const std::string& key) const {
     std::string url = String(n, key);
-    const std::string shown = "\"" + RedactUrlPassword(url) + "\"";
+    // The user info is what lies before the last '@'. An '@', '/', '?' or '#' in it must be
+    // percent-encoded (RFC 3986): libcurl ends the user info at the first '@' and the host at
+    // the first '/', '?' or '#', so it would take part of the password for the proxy's name
+    // and fail every call. As where the password ends is then unclear, such a URL is shown
+    // with all of its user info masked.
+    const std::size_t scheme_end = url.find("://");
+    const std::size_t after_scheme = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+    const std::size_t last_at = url.rfind('@');
+    std::string_view user_info;
+    if (last_at != std::string::npos && last_at >= after_scheme) {
+      user_info = std::string_view(url).substr(after_scheme, last_at - after_scheme);
+    }
+    const bool raw_at = user_info.find('@') != std::string_view::npos;
+    const bool raw_delimiter = user_info.find_first_of("/?#") != std::string_view::npos;
+    const std::string shown =
+        "\"" +
+        (raw_at || raw_delimiter ? url.substr(0, after_scheme) + "***" + url.substr(last_at)
+                                 : RedactUrlPassword(url)) +
+        "\"";
     const std::string expected = "expected a proxy URL http://host:port or https://host:port, got ";
     std::size_t start = 0;
     if (url.starts_with("http://")) {
@@ -634,6 +657,13 @@ class ConfigReader {
       start = 8;
     } else {
       Fail(n, key, expected + shown);
+    }
+    if (raw_at) {
+      Fail(n, key, "write an '@' in the user or password as %40, got " + shown);
+    }
+    if (raw_delimiter) {
+      Fail(n, key,
+           "write a '/', '?' or '#' in the user or password as %2F, %3F or %23, got " + shown);
     }
     std::string_view rest = std::string_view(url).substr(start);
     std::size_t end = rest.find_first_of("/?#");
@@ -838,6 +868,110 @@ const WarehouseConfig* Config::FindWarehouse(std::int64_t id) const {
 
 namespace {
 
+// Finds the first mapping in the document that holds the same key twice: yaml-cpp keeps both
+// pairs and a lookup takes the first, so the second would be dropped without a word. Reads the
+// parser's events rather than the tree, so an alias is one event (not a copy of what it names)
+// and every key keeps its own line. Keys are compared as the reader sees them (their text; an
+// alias of a scalar is that scalar); a mapping or list used as a key is never a duplicate.
+// Paths are named as ConfigReader names them: "api.keys[2].rate.burst".
+class DuplicateKeyFinder : public YAML::EventHandler {
+ public:
+  struct Duplicate {
+    std::string path;
+    int line = 0;        // of the second occurrence, 1-based
+    int first_line = 0;  // of the first
+  };
+
+  // The first duplicate in document order (by its second occurrence), if any.
+  const std::optional<Duplicate>& found() const { return found_; }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark, std::string()); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto scalar = scalar_anchors_.find(anchor);
+    Node(mark, scalar == scalar_anchors_.end() ? std::nullopt
+                                               : std::optional<std::string>(scalar->second));
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string& value) override {
+    if (anchor != YAML::NullAnchor) scalar_anchors_[anchor] = value;
+    Node(mark, value);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Push(false, Node(mark, std::nullopt));
+  }
+  void OnSequenceEnd() override { stack_.pop_back(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Push(true, Node(mark, std::nullopt));
+  }
+  void OnMapEnd() override { stack_.pop_back(); }
+
+ private:
+  struct Collection {
+    bool is_map = false;
+    std::string path;
+    std::size_t index = 0;                  // a list: the next item's index
+    bool at_key = true;                     // a mapping: the next node is a key
+    std::optional<std::string> key;         // a mapping: the current key, if a scalar
+    std::map<std::string, int> first_line;  // a mapping: the line of each key seen
+  };
+
+  static std::string Join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  void Push(bool is_map, std::string path) {
+    Collection c;
+    c.is_map = is_map;
+    c.path = std::move(path);
+    stack_.push_back(std::move(c));
+  }
+
+  // A node begins: a key or a value of the innermost mapping, or an item of the innermost list.
+  // `scalar` is its text if it is a key the reader could look up. Returns the node's path (a
+  // mapping or list used as a key takes the path of its mapping).
+  std::string Node(const YAML::Mark& mark, const std::optional<std::string>& scalar) {
+    if (stack_.empty()) return "";
+    Collection& c = stack_.back();
+    if (!c.is_map) return c.path + "[" + std::to_string(c.index++) + "]";
+    if (!c.at_key) {
+      c.at_key = true;
+      return c.key ? Join(c.path, *c.key) : c.path;
+    }
+    c.at_key = false;
+    c.key = scalar;
+    if (scalar) {
+      const int line = mark.is_null() ? 0 : mark.line + 1;
+      auto [first, inserted] = c.first_line.emplace(*scalar, line);
+      if (!inserted && !found_) found_ = Duplicate{Join(c.path, *scalar), line, first->second};
+    }
+    return c.path;
+  }
+
+  std::vector<Collection> stack_;
+  std::map<YAML::anchor_t, std::string> scalar_anchors_;
+  std::optional<Duplicate> found_;
+};
+
+// REQUIRES: `yaml_text` parsed (YAML::Load did not throw).
+void CheckDuplicateKeys(const std::string& yaml_text, const std::string& source) {
+  std::istringstream in(yaml_text);
+  YAML::Parser parser(in);
+  DuplicateKeyFinder finder;
+  parser.HandleNextDocument(finder);  // YAML::Load reads the first document only
+  if (const auto& d = finder.found()) {
+    std::ostringstream out;
+    out << source;
+    if (d->line > 0) out << ":" << d->line;
+    out << ": " << d->path << ": duplicate key";
+    if (d->first_line > 0) out << " (first on line " << d->first_line << ")";
+    throw ConfigError(out.str());
+  }
+}
+
 Config ParseConfigIn(const std::string& yaml_text, const std::string& source,
                      const std::filesystem::path& base_dir) {
   YAML::Node root;
@@ -851,6 +985,7 @@ Config ParseConfigIn(const std::string& yaml_text, const std::string& source,
     throw ConfigError(out.str());
   }
   try {
+    CheckDuplicateKeys(yaml_text, source);
     return ConfigReader(source, base_dir).Read(root);
   } catch (const YAML::Exception& e) {
     // e.g. a duplicate or odd key yaml-cpp rejects while we walk the tree.

@@ -143,6 +143,20 @@ INSTANTIATE_TEST_SUITE_P(
                 "dispatcher.proxy: expected a proxy URL"},
         BadCase{"ProxyNotAString", "dispatcher: {proxy: [a]}\n",
                 "dispatcher.proxy: expected a string"},
+        BadCase{"ProxyWithARawAtInThePassword",
+                "dispatcher: {proxy: 'http://relay:p@ss@127.0.0.1:3128'}\n",
+                "bad.yaml:1: dispatcher.proxy: write an '@' in the user or password as %40, got "
+                "\"http://***@127.0.0.1:3128\""},
+        BadCase{"ProxyWithTwoRawAts", "dispatcher:\n  proxy: http://u:pw@123@host:3128\n",
+                "bad.yaml:2: dispatcher.proxy: write an '@' in the user or password as %40, got "
+                "\"http://***@host:3128\""},
+        BadCase{"ProxyWithARawAtInTheUser", "dispatcher: {proxy: 'https://re@lay:pw@host:8443/'}\n",
+                "bad.yaml:1: dispatcher.proxy: write an '@' in the user or password as %40, got "
+                "\"https://***@host:8443/\""},
+        BadCase{"ProxyWithARawSlashInThePassword",
+                "dispatcher: {proxy: 'http://relay:pa/ss@proxy:3128'}\n",
+                "bad.yaml:1: dispatcher.proxy: write a '/', '?' or '#' in the user or password as "
+                "%2F, %3F or %23, got \"http://***@proxy:3128\""},
         BadCase{"ClientCertUnreadable",
                 "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
                 "client_cert: /nonexistent/client.pem, client_key: /nonexistent/client.key}\n",
@@ -229,6 +243,18 @@ INSTANTIATE_TEST_SUITE_P(
                 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
                 "      endpoints: [GET /allocations]\n      rate: {per_second: inf, burst: 10}\n",
                 "bad.yaml:6: api.keys[0].rate.per_second: expected a number greater than 0"},
+        BadCase{"KeyRatePerSecondExponentOutOfRange",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: 2e9, burst: 10}\n",
+                "bad.yaml:6: api.keys[0].rate.per_second: expected a number greater than 0 (at "
+                "most 1000000000), got \"2e9\""},
+        BadCase{"KeyRatePerSecondExponentWithoutDigits",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n      rate: {per_second: 5e, burst: 10}\n",
+                "bad.yaml:6: api.keys[0].rate.per_second: expected a number greater than 0 (at "
+                "most 1000000000), got \"5e\""},
         BadCase{"KeyRateMissingPerSecond",
                 "api:\n  keys:\n    - name: k\n      sha256: "
                 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
@@ -337,6 +363,35 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.yaml:1: store.host: unknown key (expected one of: backend, path, synchronous, "
                 "busy_timeout, max_size, url, pool)"},
         BadCase{"BadLogLevel", "log_level: loud\n", "bad.yaml:1: log_level: expected one of"},
+        // yaml-cpp keeps both pairs and a lookup takes the first: refused, wherever the mapping.
+        BadCase{"DuplicateTopLevelKey",
+                "store: {path: /a.db}\ntimezone: UTC\nstore: {path: /b.db}\n",
+                "bad.yaml:3: store: duplicate key (first on line 1)"},
+        BadCase{"DuplicateNestedKey",
+                "dispatcher:\n  allow_private_networks: false\n  allow_private_networks: true\n",
+                "bad.yaml:3: dispatcher.allow_private_networks: duplicate key (first on line 2)"},
+        BadCase{"DuplicateKeyInAListItem",
+                "warehouses:\n  - id: 3\n    name: A\n  - id: 4\n    name: B\n    webhook:\n"
+                "      url: https://b/h\n      secret: whsec_new\n      secret: whsec_old\n",
+                "bad.yaml:9: warehouses[1].webhook.secret: duplicate key (first on line 8)"},
+        BadCase{"DuplicateKeyInAFlowMapping",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h',\n"
+                "      signature: centra, secret: X, signature: standard-webhooks}\n",
+                "bad.yaml:5: warehouses[0].webhook.signature: duplicate key (first on line 5)"},
+        BadCase{"DuplicateKeyInAFlowMappingOverLines",
+                "api:\n  keys:\n    - name: k\n      sha256: "
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+                "      endpoints: [GET /allocations]\n"
+                "      rate: {per_second: 5,\n             burst: 10,\n             burst: 1}\n",
+                "bad.yaml:8: api.keys[0].rate.burst: duplicate key (first on line 7)"},
+        BadCase{"DuplicateRuleName",
+                "warehouses:\n  - {id: 3, name: A}\n  - {id: 4, name: B}\n"
+                "rules:\n  nordics: [[3]]\n  nordics: [[4]]\n",
+                "bad.yaml:6: rules.nordics: duplicate key (first on line 5)"},
+        BadCase{"DuplicateKeyBeforeAnotherProblem", "warehose: []\nlog_level: info\nlog_level: x\n",
+                "bad.yaml:3: log_level: duplicate key (first on line 2)"},
+        BadCase{"DuplicateKeyThroughAnAlias", "&k log_level: info\n*k : debug\n",
+                "bad.yaml:2: log_level: duplicate key (first on line 1)"},
         BadCase{"InvalidYaml", "store: {path: /x\n", "bad.yaml:"},
         BadCase{"TopLevelNotAMapping", "- a\n- b\n", "(top level): expected a mapping"}),
     [](const ::testing::TestParamInfo<BadCase>& p) { return std::string(p.param.name); });

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/temp_dir.h"
@@ -121,6 +122,35 @@ TEST(Config, KeyRateIsOptionalAndReadWhenGiven) {
   EXPECT_EQ(c.api.keys[0].rate->per_second, 0.5);
   EXPECT_EQ(c.api.keys[0].rate->burst, 3);
   EXPECT_FALSE(c.api.keys[1].rate);
+}
+
+// per_second is a YAML float: exponent notation and a leading '+' are numbers too.
+TEST(Config, KeyRatePerSecondTakesExponentNotation) {
+  for (const auto& [text, value] : std::vector<std::pair<std::string, double>>{
+           {"5e1", 50}, {"1e-3", 0.001}, {"2.5E+2", 250}, {"+2", 2}, {"1e9", 1e9}}) {
+    Config c = ParseConfig(
+        "api:\n  keys:\n"
+        "    - {name: a, sha256: "
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,\n"
+        "       endpoints: [GET /allocations], rate: {per_second: " +
+            text + ", burst: 3}}\n",
+        "test.yaml");
+    ASSERT_TRUE(c.api.keys[0].rate) << text;
+    EXPECT_DOUBLE_EQ(c.api.keys[0].rate->per_second, value) << text;
+  }
+}
+
+// Only a key twice in one mapping is a duplicate: the same key in sibling mappings, at other
+// depths or as a value is not.
+TEST(Config, TheSameKeyInDifferentMappingsIsNoDuplicate) {
+  Config c = ParseConfig(
+      "warehouses:\n"
+      "  - {id: 3, name: A, webhook: {url: 'https://a/h', secret: s}}\n"
+      "  - id: 4\n    name: B\n    webhook: {url: 'https://b/h', secret: [s, t]}\n"
+      "rules:\n  id: [[3], [4]]\n  name: [[4]]\n",
+      "c.yaml");
+  EXPECT_EQ(c.warehouses.size(), 2u);
+  EXPECT_EQ(c.rules.size(), 2u);
 }
 
 TEST(Config, DefaultsFollowTheSpec) {
@@ -315,8 +345,9 @@ TEST(Config, ASecretIsOneStringOrAListNewestFirst) {
 
 TEST(Config, ProxyIsAnHttpOrHttpsUrlAndEmptyByDefault) {
   EXPECT_EQ(ParseConfig("", "c.yaml").dispatcher.proxy, "");
-  for (const char* url : {"http://proxy.example:3128", "https://u:p@proxy.example:8443/",
-                          "http://[fd00::1]:3128", "http://proxy"}) {
+  for (const char* url :
+       {"http://proxy.example:3128", "https://u:p@proxy.example:8443/", "http://[fd00::1]:3128",
+        "http://proxy", "http://relay:p%40ss@127.0.0.1:3128", "http://u%40corp:p%2Fw@proxy:1/"}) {
     EXPECT_EQ(
         ParseConfig("dispatcher: {proxy: '" + std::string(url) + "'}\n", "c.yaml").dispatcher.proxy,
         url);
@@ -330,6 +361,25 @@ TEST(Config, AProxyPasswordNeverAppearsInMessages) {
   } catch (const ConfigError& e) {
     EXPECT_THAT(std::string(e.what()), HasSubstr("http://relay:***@proxy:3128/path"));
     EXPECT_EQ(std::string(e.what()).find("pr0xy-pw"), std::string::npos) << e.what();
+  }
+}
+
+// libcurl would take what follows a raw '@' in the password for the proxy's host: refused,
+// with the whole user info masked since where the password ends is not clear.
+TEST(Config, AProxyPasswordWithARawAtOrSlashNeverAppearsInMessages) {
+  for (const char* url : {"http://relay:p@ss@127.0.0.1:3128", "http://u:pw@123@host:3128",
+                          "http://relay:pa/ss@proxy:3128", "http://relay:pa?ss@proxy:3128",
+                          "http://relay:pa#ss@proxy:3128", "socks5://relay:p@ss@proxy:1080"}) {
+    try {
+      ParseConfig("dispatcher: {proxy: '" + std::string(url) + "'}\n", "bad.yaml");
+      FAIL() << url;
+    } catch (const ConfigError& e) {
+      const std::string what = e.what();
+      for (const char* secret : {"p@ss", "pw@123", "pa/ss", "pa?ss", "pa#ss", "relay", "ss@"}) {
+        EXPECT_EQ(what.find(secret), std::string::npos) << what;
+      }
+      EXPECT_EQ(what.find("pw@"), std::string::npos) << what;
+    }
   }
 }
 
