@@ -1,4 +1,5 @@
-// The only user of yaml-cpp: nothing else sees its types or exceptions.
+// With config_duplicate_keys.cpp, the only user of yaml-cpp: nothing else sees its types or
+// exceptions.
 #include "allocation_relay/config.h"
 
 #include <openssl/err.h>
@@ -23,6 +24,7 @@
 #include "allocation_relay/duration.h"
 #include "allocation_relay/signature.h"
 #include "allocation_relay/time_zone.h"
+#include "config_duplicate_keys.h"
 #include "tls_context.h"
 
 namespace allocation_relay {
@@ -736,98 +738,7 @@ class ConfigReader {
   std::filesystem::path base_dir_;
 };
 
-// A half-open byte range [begin, end) of a URL to mask.
-struct Span {
-  std::size_t begin;
-  std::size_t end;
-};
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// libpq decodes %XX in parameter names too: "pass%77ord" is "password".
-std::string PercentDecode(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
-        HexValue(text[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
-// The password of the user info: libpq takes what lies between "://" and an '@' before the
-// first '/' as "user[:password]". The last such '@' is taken, so that a password with a raw
-// '@' in it is masked whole.
-std::optional<Span> UserInfoPassword(std::string_view url) {
-  std::size_t scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) return std::nullopt;
-  std::size_t start = scheme_end + 3;
-  std::size_t authority_end = url.find('/', start);
-  if (authority_end == std::string_view::npos) authority_end = url.size();
-  std::string_view authority = url.substr(start, authority_end - start);
-  std::size_t at = authority.rfind('@');
-  if (at == std::string_view::npos) return std::nullopt;
-  std::size_t colon = authority.substr(0, at).find(':');
-  if (colon == std::string_view::npos || colon + 1 == at) return std::nullopt;
-  return Span{start + colon + 1, start + at};
-}
-
-// The values of `password=` parameters in the query (from the first '?', split at '&').
-std::vector<Span> QueryPasswords(std::string_view url) {
-  std::vector<Span> spans;
-  std::size_t question = url.find('?');
-  if (question == std::string_view::npos) return spans;
-  std::size_t begin = question + 1;
-  while (begin <= url.size()) {
-    std::size_t end = url.find('&', begin);
-    if (end == std::string_view::npos) end = url.size();
-    std::string_view param = url.substr(begin, end - begin);
-    std::size_t equals = param.find('=');
-    if (equals != std::string_view::npos && equals + 1 < param.size() &&
-        PercentDecode(param.substr(0, equals)) == "password") {
-      spans.push_back({begin + equals + 1, end});
-    }
-    begin = end + 1;
-  }
-  return spans;
-}
-
 }  // namespace
-
-std::string RedactUrlPassword(std::string_view url) {
-  std::vector<Span> spans = QueryPasswords(url);
-  if (std::optional<Span> user = UserInfoPassword(url)) spans.push_back(*user);
-  if (spans.empty()) return std::string(url);
-  // Overlapping spans (a malformed URL read both ways) are masked as one.
-  std::sort(spans.begin(), spans.end(),
-            [](const Span& a, const Span& b) { return a.begin < b.begin; });
-  std::string out;
-  std::size_t done = 0;
-  for (const Span& span : spans) {
-    if (span.end <= done) continue;
-    if (span.begin >= done) {
-      out.append(url.substr(done, span.begin - done));
-      out += "***";
-    }
-    done = span.end;
-  }
-  out.append(url.substr(done));
-  return out;
-}
-
-std::string StoreLocation(const StoreConfig& store) {
-  if (store.backend == StoreBackendKind::kPostgresql) return RedactUrlPassword(store.url);
-  return store.path;
-}
 
 std::vector<std::string> StoreChangesForRestart(const StoreConfig& running,
                                                 const StoreConfig& loaded) {
@@ -867,110 +778,6 @@ const WarehouseConfig* Config::FindWarehouse(std::int64_t id) const {
 }
 
 namespace {
-
-// Finds the first mapping in the document that holds the same key twice: yaml-cpp keeps both
-// pairs and a lookup takes the first, so the second would be dropped without a word. Reads the
-// parser's events rather than the tree, so an alias is one event (not a copy of what it names)
-// and every key keeps its own line. Keys are compared as the reader sees them (their text; an
-// alias of a scalar is that scalar); a mapping or list used as a key is never a duplicate.
-// Paths are named as ConfigReader names them: "api.keys[2].rate.burst".
-class DuplicateKeyFinder : public YAML::EventHandler {
- public:
-  struct Duplicate {
-    std::string path;
-    int line = 0;        // of the second occurrence, 1-based
-    int first_line = 0;  // of the first
-  };
-
-  // The first duplicate in document order (by its second occurrence), if any.
-  const std::optional<Duplicate>& found() const { return found_; }
-
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark, std::string()); }
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    auto scalar = scalar_anchors_.find(anchor);
-    Node(mark, scalar == scalar_anchors_.end() ? std::nullopt
-                                               : std::optional<std::string>(scalar->second));
-  }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                const std::string& value) override {
-    if (anchor != YAML::NullAnchor) scalar_anchors_[anchor] = value;
-    Node(mark, value);
-  }
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {
-    Push(false, Node(mark, std::nullopt));
-  }
-  void OnSequenceEnd() override { stack_.pop_back(); }
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
-    Push(true, Node(mark, std::nullopt));
-  }
-  void OnMapEnd() override { stack_.pop_back(); }
-
- private:
-  struct Collection {
-    bool is_map = false;
-    std::string path;
-    std::size_t index = 0;                  // a list: the next item's index
-    bool at_key = true;                     // a mapping: the next node is a key
-    std::optional<std::string> key;         // a mapping: the current key, if a scalar
-    std::map<std::string, int> first_line;  // a mapping: the line of each key seen
-  };
-
-  static std::string Join(const std::string& path, const std::string& key) {
-    return path.empty() ? key : path + "." + key;
-  }
-
-  void Push(bool is_map, std::string path) {
-    Collection c;
-    c.is_map = is_map;
-    c.path = std::move(path);
-    stack_.push_back(std::move(c));
-  }
-
-  // A node begins: a key or a value of the innermost mapping, or an item of the innermost list.
-  // `scalar` is its text if it is a key the reader could look up. Returns the node's path (a
-  // mapping or list used as a key takes the path of its mapping).
-  std::string Node(const YAML::Mark& mark, const std::optional<std::string>& scalar) {
-    if (stack_.empty()) return "";
-    Collection& c = stack_.back();
-    if (!c.is_map) return c.path + "[" + std::to_string(c.index++) + "]";
-    if (!c.at_key) {
-      c.at_key = true;
-      return c.key ? Join(c.path, *c.key) : c.path;
-    }
-    c.at_key = false;
-    c.key = scalar;
-    if (scalar) {
-      const int line = mark.is_null() ? 0 : mark.line + 1;
-      auto [first, inserted] = c.first_line.emplace(*scalar, line);
-      if (!inserted && !found_) found_ = Duplicate{Join(c.path, *scalar), line, first->second};
-    }
-    return c.path;
-  }
-
-  std::vector<Collection> stack_;
-  std::map<YAML::anchor_t, std::string> scalar_anchors_;
-  std::optional<Duplicate> found_;
-};
-
-// REQUIRES: `yaml_text` parsed (YAML::Load did not throw).
-void CheckDuplicateKeys(const std::string& yaml_text, const std::string& source) {
-  std::istringstream in(yaml_text);
-  YAML::Parser parser(in);
-  DuplicateKeyFinder finder;
-  parser.HandleNextDocument(finder);  // YAML::Load reads the first document only
-  if (const auto& d = finder.found()) {
-    std::ostringstream out;
-    out << source;
-    if (d->line > 0) out << ":" << d->line;
-    out << ": " << d->path << ": duplicate key";
-    if (d->first_line > 0) out << " (first on line " << d->first_line << ")";
-    throw ConfigError(out.str());
-  }
-}
 
 Config ParseConfigIn(const std::string& yaml_text, const std::string& source,
                      const std::filesystem::path& base_dir) {
