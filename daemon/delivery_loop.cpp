@@ -189,9 +189,9 @@ void DeliveryLoop::Submit(const Config& config, const WarehouseConfig& warehouse
   call.verify_tls = warehouse.webhook->verify_tls;
   call.allow_private_networks = config.dispatcher.allow_private_networks;
   call.proxy = config.dispatcher.proxy;
-  call.client_cert = warehouse.webhook->client_cert;
-  call.client_key = warehouse.webhook->client_key;
-  call.ca_file = warehouse.webhook->ca_file;
+  call.client_cert_pem = warehouse.webhook->client_cert_pem;
+  call.client_key_pem = warehouse.webhook->client_key_pem;
+  call.ca_pem = warehouse.webhook->ca_pem;
   transport_->Submit(std::move(call));
 }
 

@@ -73,7 +73,7 @@ struct WebhookSender::Impl {
     bool probing = false;
     int probed_addresses = 0;
     bool refused_private = false;
-    bool custom_ca = false;  // CURLOPT_CAINFO/CAPATH changed: the handle is not kept for reuse
+    bool custom_ca = false;  // CURLOPT_CAINFO_BLOB/CAPATH set: the handle is not kept for reuse
     std::list<Transfer>::iterator self;  // its place in `transfers`, for O(1) removal
   };
 
@@ -173,13 +173,17 @@ struct WebhookSender::Impl {
                      static_cast<long>(std::max<std::int64_t>(1, (c.timeout - elapsed).count())));
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c.verify_tls ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c.verify_tls ? 2L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSLCERT, c.client_cert.empty() ? nullptr : c.client_cert.c_str());
+    // The PEM texts read with the config, never the files: libcurl would read those again for
+    // every new connection. The certificate and CA blobs are part of what libcurl matches a
+    // cached connection (and TLS session) on, by content, so a connection made with one pair
+    // is never reused for a call with another pair or none.
+    SetPemBlob(e, CURLOPT_SSLCERT_BLOB, c.client_cert_pem);
     curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-    curl_easy_setopt(e, CURLOPT_SSLKEY, c.client_key.empty() ? nullptr : c.client_key.c_str());
+    SetPemBlob(e, CURLOPT_SSLKEY_BLOB, c.client_key_pem);
     curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-    if (!c.ca_file.empty()) {
-      // Instead of the system's CAs, not beside them.
-      curl_easy_setopt(e, CURLOPT_CAINFO, c.ca_file.c_str());
+    if (!c.ca_pem.empty()) {
+      // Instead of the system's CAs (the blob overrides CURLOPT_CAINFO), not beside them.
+      SetPemBlob(e, CURLOPT_CAINFO_BLOB, c.ca_pem);
       curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
       t.custom_ca = true;
     }
@@ -192,6 +196,17 @@ struct WebhookSender::Impl {
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &OnOpenSocket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &t);
     curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+  }
+
+  // Gives `option` a copy of `pem` (CURL_BLOB_COPY: the handle owns it; the call's string may
+  // go first); empty `pem` clears what a reused handle had.
+  static void SetPemBlob(CURL* e, CURLoption option, const std::string& pem) {
+    if (pem.empty()) {
+      curl_easy_setopt(e, option, static_cast<curl_blob*>(nullptr));
+      return;
+    }
+    curl_blob blob{const_cast<char*>(pem.data()), pem.size(), CURL_BLOB_COPY};
+    curl_easy_setopt(e, option, &blob);
   }
 
   // A probe ended (it always ends in an error: its sockets are refused). True if the call then
@@ -232,7 +247,7 @@ struct WebhookSender::Impl {
     curl_multi_remove_handle(multi, t.easy);
     if (idle.size() < kMaxIdle && !t.custom_ca) {
       // Not reset: Start sets every option it uses on every call, so nothing carries over (but
-      // CURLOPT_CAINFO/CAPATH, whose defaults cannot be set back: those handles are not kept).
+      // CURLOPT_CAPATH, whose default cannot be set back: those handles are not kept).
       idle.push_back(t.easy);
     } else {
       curl_easy_cleanup(t.easy);

@@ -26,10 +26,13 @@ struct WebhookCall {
   // Refuse the webhook's host if it resolves to a non-public address (IsNonPublicAddress);
   // never applied to the proxy.
   bool allow_private_networks = false;
-  std::string proxy;        // http(s):// proxy URL (dispatcher.proxy); empty: direct
-  std::string client_cert;  // PEM paths for mutual TLS; empty: none
-  std::string client_key;
-  std::string ca_file;  // PEM CAs to verify the server with; empty: the system's
+  std::string proxy;  // http(s):// proxy URL (dispatcher.proxy); empty: direct
+  // PEM texts (not paths: WebhookConfig's contents, read with the config). Mutual TLS: the
+  // client certificate (and any chain after it) and its key, both or neither; empty: none. The
+  // key is a secret: never logged.
+  std::string client_cert_pem;
+  std::string client_key_pem;
+  std::string ca_pem;  // the CAs to verify the server with, instead of the system's; empty: those
 };
 
 struct WebhookOutcome {

@@ -2,7 +2,10 @@
 // exceptions.
 #include "allocation_relay/config.h"
 
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <yaml-cpp/eventhandler.h>
@@ -17,6 +20,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -376,72 +380,110 @@ class ConfigReader {
       hook.max_in_flight = static_cast<int>(Int(m, path + ".max_in_flight", 1, 64));
     }
     if (auto v = n["verify_tls"]) hook.verify_tls = Bool(v, path + ".verify_tls");
-    if (auto c = n["client_cert"]) hook.client_cert = PemFile(c, path + ".client_cert", kCert);
-    if (auto k = n["client_key"]) hook.client_key = PemFile(k, path + ".client_key", kKey);
+    // Each file is read once, here: the calls present what was checked, whatever happens to
+    // the files until the next load.
+    if (auto c = n["client_cert"]) {
+      PemText pem = PemFile(c, path + ".client_cert", kCert);
+      hook.client_cert = std::move(pem.path);
+      hook.client_cert_pem = std::move(pem.text);
+    }
+    if (auto k = n["client_key"]) {
+      PemText pem = PemFile(k, path + ".client_key", kKey);
+      hook.client_key = std::move(pem.path);
+      hook.client_key_pem = std::move(pem.text);
+    }
     if (n["client_cert"] && !n["client_key"]) {
       Fail(n["client_cert"], path + ".client_key", "missing (client_cert needs its client_key)");
     }
     if (n["client_key"] && !n["client_cert"]) {
       Fail(n["client_key"], path + ".client_cert", "missing (client_key needs its client_cert)");
     }
-    if (!hook.client_cert.empty()) {
-      CheckKeyMatchesCert(n["client_key"], path + ".client_key", hook.client_cert, hook.client_key);
+    if (!hook.client_cert.empty()) CheckKeyMatchesCert(n["client_key"], path + ".client_key", hook);
+    if (auto a = n["ca_file"]) {
+      PemText pem = PemFile(a, path + ".ca_file", kCert);
+      hook.ca_file = std::move(pem.path);
+      hook.ca_pem = std::move(pem.text);
     }
-    if (auto a = n["ca_file"]) hook.ca_file = PemFile(a, path + ".ca_file", kCert);
     return hook;
   }
 
   enum PemKind { kCert, kKey };
+  struct PemText {
+    std::string path;  // absolute
+    std::string text;  // the whole file
+  };
+  // More is not a file of certificates or a key (libcurl takes at most 8 MB in memory).
+  static constexpr std::size_t kMaxPemBytes = std::size_t{4} << 20;
 
-  // The absolute path of a PEM file that opens and holds a certificate (kCert: the first of
-  // the file) or an unencrypted private key (kKey). Nothing of the file is ever shown.
-  std::string PemFile(const YAML::Node& n, const std::string& key, PemKind kind) const {
+  // A PEM file that opens and holds a certificate (kCert: the first of the file) or an
+  // unencrypted private key (kKey), read once: its absolute path and its whole text. Nothing
+  // of the file is ever shown.
+  PemText PemFile(const YAML::Node& n, const std::string& key, PemKind kind) const {
     std::string text = String(n, key);
     if (text.empty()) Fail(n, key, "must not be empty");
     std::filesystem::path file(text);
     if (file.is_relative()) file = std::filesystem::absolute(base_dir_ / file).lexically_normal();
-    const std::string path = file.string();
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) Fail(n, key, "cannot read " + path + ": " + std::strerror(errno));
-    bool parsed = false;
-    if (kind == kCert) {
-      X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
-      parsed = cert != nullptr;
-      X509_free(cert);
-    } else {
-      // No passphrase prompt: an encrypted key fails like a broken one.
-      auto no_password = [](char*, int, int, void*) { return 0; };
-      EVP_PKEY* pkey = PEM_read_PrivateKey(f, nullptr, no_password, nullptr);
-      parsed = pkey != nullptr;
-      EVP_PKEY_free(pkey);
+    PemText pem{file.string(), {}};
+    std::FILE* f = std::fopen(pem.path.c_str(), "rb");
+    if (f == nullptr) Fail(n, key, "cannot read " + pem.path + ": " + std::strerror(errno));
+    char buffer[16384];
+    std::size_t got = 0;
+    while (pem.text.size() <= kMaxPemBytes && (got = std::fread(buffer, 1, sizeof buffer, f)) > 0) {
+      pem.text.append(buffer, got);
     }
+    const int read_error = std::ferror(f) ? (errno != 0 ? errno : EIO) : 0;
     std::fclose(f);
-    ERR_clear_error();
+    OPENSSL_cleanse(buffer, sizeof buffer);  // it may have held a key
+    if (read_error != 0) {
+      Fail(n, key, "cannot read " + pem.path + ": " + std::strerror(read_error));
+    }
+    if (pem.text.size() > kMaxPemBytes) {
+      Fail(n, key, pem.path + " is larger than 4 MiB (not a PEM file)");
+    }
+    const bool parsed = kind == kCert ? ParseCertificate(pem.text) != nullptr
+                                      : ParsePrivateKey(pem.text) != nullptr;
     if (!parsed) {
       Fail(n, key,
-           path + (kind == kCert ? " holds no PEM certificate"
-                                 : " holds no unencrypted PEM private key"));
+           pem.path + (kind == kCert ? " holds no PEM certificate"
+                                     : " holds no unencrypted PEM private key"));
     }
-    return path;
+    return pem;
   }
 
+  // The texts read by PemFile, not the files again: what is checked is what the calls use.
   void CheckKeyMatchesCert(const YAML::Node& n, const std::string& key,
-                           const std::string& cert_path, const std::string& key_path) const {
-    bool matches = false;
-    if (std::FILE* c = std::fopen(cert_path.c_str(), "rb")) {
-      X509* cert = PEM_read_X509(c, nullptr, nullptr, nullptr);
-      std::fclose(c);
-      if (std::FILE* k = std::fopen(key_path.c_str(), "rb")) {
-        auto no_password = [](char*, int, int, void*) { return 0; };
-        EVP_PKEY* pkey = PEM_read_PrivateKey(k, nullptr, no_password, nullptr);
-        std::fclose(k);
-        matches = cert != nullptr && pkey != nullptr && X509_check_private_key(cert, pkey) == 1;
-        EVP_PKEY_free(pkey);
-      }
-      X509_free(cert);
-    }
+                           const WebhookConfig& hook) const {
+    auto cert = ParseCertificate(hook.client_cert_pem);
+    auto pkey = ParsePrivateKey(hook.client_key_pem);
+    const bool matches = cert && pkey && X509_check_private_key(cert.get(), pkey.get()) == 1;
     ERR_clear_error();
-    if (!matches) Fail(n, key, key_path + " is not the key of client_cert " + cert_path);
+    if (!matches) {
+      Fail(n, key, hook.client_key + " is not the key of client_cert " + hook.client_cert);
+    }
+  }
+
+  using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
+  using PrivateKeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+
+  // The first certificate of PEM `text`; null if there is none.
+  static X509Ptr ParseCertificate(const std::string& text) {
+    BIO* bio = BIO_new_mem_buf(text.data(), static_cast<int>(text.size()));
+    X509Ptr cert(bio ? PEM_read_bio_X509(bio, nullptr, nullptr, nullptr) : nullptr, &X509_free);
+    BIO_free(bio);
+    ERR_clear_error();
+    return cert;
+  }
+
+  // The first private key of PEM `text`; null if there is none or it is encrypted (no
+  // passphrase prompt: an encrypted key fails like a broken one).
+  static PrivateKeyPtr ParsePrivateKey(const std::string& text) {
+    auto no_password = [](char*, int, int, void*) { return 0; };
+    BIO* bio = BIO_new_mem_buf(text.data(), static_cast<int>(text.size()));
+    PrivateKeyPtr pkey(bio ? PEM_read_bio_PrivateKey(bio, nullptr, no_password, nullptr) : nullptr,
+                       &EVP_PKEY_free);
+    BIO_free(bio);
+    ERR_clear_error();
+    return pkey;
   }
 
   void ReadRules(const YAML::Node& n, Config& config) const {

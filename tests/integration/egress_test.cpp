@@ -5,11 +5,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "allocation_relay/signature.h"
 #include "allocation_relay/store.h"
@@ -32,14 +37,23 @@ using ::testing::Not;
 using testing::TestCertificates;
 
 // An HTTPS receiver on loopback that accepts only clients with a certificate of `client_ca`;
-// counts the POSTs it answered (200).
+// counts the POSTs it answered (200) and keeps the common name of the client certificate each
+// one came with. One request per connection: every call is a new TLS handshake, so a call
+// presents what the dispatcher gives it then, not what an earlier call's connection did.
 class TlsReceiver {
  public:
   TlsReceiver(const TestCertificates& c)
       : server_(c.server_cert.c_str(), c.server_key.c_str(), c.ca_cert.c_str()) {
-    server_.Post(".*", [this](const httplib::Request&, httplib::Response& res) {
+    server_.set_keep_alive_max_count(1);
+    server_.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+      std::string name;
+      if (X509* cert = SSL_get0_peer_certificate(req.ssl)) {
+        char cn[256] = {};
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+        name = cn;
+      }
       std::lock_guard lock(mu_);
-      ++calls_;
+      client_names_.push_back(name);
       res.set_content("ok", "text/plain");
     });
     loopback_ = std::make_unique<testing::LoopbackServer>(server_);
@@ -47,15 +61,25 @@ class TlsReceiver {
   int port() const { return loopback_->port(); }
   int calls() {
     std::lock_guard lock(mu_);
-    return calls_;
+    return static_cast<int>(client_names_.size());
+  }
+  // The CN of each answered call's client certificate, in order.
+  std::vector<std::string> ClientNames() {
+    std::lock_guard lock(mu_);
+    return client_names_;
   }
 
  private:
   httplib::SSLServer server_;
   std::unique_ptr<testing::LoopbackServer> loopback_;
   std::mutex mu_;
-  int calls_ = 0;
+  std::vector<std::string> client_names_;
 };
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 class Egress : public testing::ServicesTest {
  protected:
@@ -67,9 +91,10 @@ class Egress : public testing::ServicesTest {
     return deliveries.size() == 1 ? *store->ListAttempts(deliveries[0].id)
                                   : std::vector<DeliveryAttempt>{};
   }
-  bool WaitForDelivery(DeliveryState state, std::int64_t w) {
+  // True once warehouse `w` has `n` deliveries in `state`.
+  bool WaitForDelivery(DeliveryState state, std::int64_t w, std::size_t n = 1) {
     auto store = OpenStore();
-    return testing::WaitFor([&] { return store->ListDeliveries(state, w, 10)->size() == 1; }, 20s);
+    return testing::WaitFor([&] { return store->ListDeliveries(state, w, 10)->size() == n; }, 20s);
   }
   // Runs the reference verifier on `call` with `secret`; returns its exit code.
   int Verify(const testing::Receiver::Call& call, const std::string& secret) {
@@ -256,6 +281,78 @@ TEST_F(Egress, AClientCertificateAddedOnSighupIsPresentedByTheNextRetry) {
   EXPECT_EQ(attempts[0].http_status, 0);
   EXPECT_EQ(attempts[1].http_status, 200);
   EXPECT_EQ(tls.calls(), 1);
+}
+
+// The files are read when the config is loaded, not by each call: a renewal that has written
+// the new certificate but not yet its key (and a CA file broken meanwhile) changes nothing
+// until the SIGHUP; then the renewed pair is presented by the next call.
+TEST_F(Egress, ClientCertificateFilesChangedWithoutASighupAreNotReadByTheCalls) {
+  TestCertificates pki = TestCertificates::Make(pki_dir_);
+  const std::string renewed_cert = pki_dir_.File("renewed.pem");
+  const std::string renewed_key = pki_dir_.File("renewed.key");
+  pki.IssueClient(pki_dir_, "dispatcher renewed", renewed_cert, renewed_key);
+  TlsReceiver tls(pki);
+  testing::TempDir hook_dir;  // the webhook's own copies, changed in place below
+  const std::string cert = hook_dir.Write("client.pem", ReadFile(pki.client_cert));
+  const std::string key = hook_dir.Write("client.key", ReadFile(pki.client_key));
+  const std::string ca = hook_dir.Write("ca.pem", ReadFile(pki.ca_cert));
+  const std::string url = "https://127.0.0.1:" + std::to_string(tls.port()) + "/hook";
+  ApiProcessOptions o;
+  o.webhooks = {{4, "{url: '" + url + "', secret: s, client_cert: '" + cert + "', client_key: '" +
+                        key + "', ca_file: '" + ca + "'}"}};
+  StartServices(o);
+  api_->CreateAllocation(15, "[[4]]");
+  ASSERT_TRUE(WaitForDelivery(DeliveryState::kSucceeded, 4)) << dispatcher_->Stderr();
+
+  hook_dir.Write("client.pem", ReadFile(renewed_cert));  // its key not written yet
+  hook_dir.Write("ca.pem", "not a certificate\n");
+  api_->CreateAllocation(16, "[[4]]");
+  ASSERT_TRUE(WaitForDelivery(DeliveryState::kSucceeded, 4, 2)) << dispatcher_->Stderr();
+  EXPECT_EQ(tls.calls(), 2);
+
+  hook_dir.Write("client.key", ReadFile(renewed_key));
+  hook_dir.Write("ca.pem", ReadFile(pki.ca_cert));
+  ASSERT_TRUE(ReloadDispatcher(o)) << dispatcher_->Stderr();
+  api_->CreateAllocation(17, "[[4]]");
+  ASSERT_TRUE(WaitForDelivery(DeliveryState::kSucceeded, 4, 3)) << dispatcher_->Stderr();
+  EXPECT_THAT(tls.ClientNames(),
+              ::testing::ElementsAre("dispatcher", "dispatcher", "dispatcher renewed"));
+  EXPECT_TRUE(OpenStore()->ListDeliveries(DeliveryState::kDead, 4, 10)->empty());
+}
+
+// A reload that fails (the key file now holds another certificate's key) keeps the running
+// configuration, the pair read at start-up included: the next call still presents it. The
+// message names the files, never the key's contents.
+TEST_F(Egress, AFailedReloadKeepsTheRunningClientCertificate) {
+  TestCertificates pki = TestCertificates::Make(pki_dir_);
+  TlsReceiver tls(pki);
+  testing::TempDir hook_dir;
+  const std::string cert = hook_dir.Write("client.pem", ReadFile(pki.client_cert));
+  const std::string key = hook_dir.Write("client.key", ReadFile(pki.client_key));
+  const std::string url = "https://127.0.0.1:" + std::to_string(tls.port()) + "/hook";
+  ApiProcessOptions o;
+  o.webhooks = {{4, "{url: '" + url + "', secret: s, client_cert: '" + cert + "', client_key: '" +
+                        key + "', ca_file: '" + pki.ca_cert + "'}"}};
+  StartServices(o);
+  api_->CreateAllocation(15, "[[4]]");
+  ASSERT_TRUE(WaitForDelivery(DeliveryState::kSucceeded, 4)) << dispatcher_->Stderr();
+
+  const std::string other_key = ReadFile(pki.server_key);
+  hook_dir.Write("client.key", other_key);
+  dispatcher_->Signal(SIGHUP);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return dispatcher_->Stderr().find("reload failed") != std::string::npos; }, 10s))
+      << dispatcher_->Stderr();
+  EXPECT_THAT(dispatcher_->Stderr(), HasSubstr(key + " is not the key of client_cert " + cert));
+  api_->CreateAllocation(16, "[[4]]");
+  ASSERT_TRUE(WaitForDelivery(DeliveryState::kSucceeded, 4, 2)) << dispatcher_->Stderr();
+  EXPECT_THAT(tls.ClientNames(), ::testing::ElementsAre("dispatcher", "dispatcher"));
+  // Neither key's text is logged (the line after "-----BEGIN PRIVATE KEY-----").
+  for (const std::string& text : {ReadFile(pki.client_key), other_key}) {
+    const std::string line = text.substr(text.find('\n') + 1, 40);
+    ASSERT_EQ(line.size(), 40u);
+    EXPECT_THAT(dispatcher_->Stderr(), Not(HasSubstr(line)));
+  }
 }
 
 }  // namespace

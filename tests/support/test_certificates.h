@@ -1,7 +1,7 @@
 // TestCertificates: a throwaway PKI made with the `openssl` command-line tool in a directory:
 // a CA, a server certificate for 127.0.0.1 (and 203.0.113.7, the public-looking host tests
-// reach through a proxy) and a client certificate, all signed by the CA; EC P-256 keys, valid
-// for a day. For mutual-TLS tests.
+// reach through a proxy) and a client certificate (CN "dispatcher"; IssueClient makes more),
+// all signed by the CA; EC P-256 keys, valid for a day. For mutual-TLS tests.
 #ifndef ALLOCATION_RELAY_TESTS_SUPPORT_TEST_CERTIFICATES_H_
 #define ALLOCATION_RELAY_TESTS_SUPPORT_TEST_CERTIFICATES_H_
 
@@ -28,33 +28,45 @@ struct TestCertificates {
     c.server_key = dir.File("server.key");
     c.client_cert = dir.File("client.pem");
     c.client_key = dir.File("client.key");
-    const std::string server_ext =
-        dir.Write("server.ext", "subjectAltName=IP:127.0.0.1,IP:203.0.113.7\n");
-    const std::string client_ext = dir.Write("client.ext", "extendedKeyUsage=clientAuth\n");
+    Run(WithNewKey({"/usr/bin/env", "openssl", "req", "-x509"},
+                   {"-keyout", c.ca_key, "-out", c.ca_cert, "-days", "1", "-subj", "/CN=test CA"}),
+        dir);
+    c.Issue(dir, "127.0.0.1", c.server_cert, c.server_key,
+            dir.Write("server.ext", "subjectAltName=IP:127.0.0.1,IP:203.0.113.7\n"));
+    c.IssueClient(dir, "dispatcher", c.client_cert, c.client_key);
+    return c;
+  }
+
+  // Another client certificate of this CA, with a new key: CN `name`, written to `cert` and
+  // `key` (paths). Throws like Make.
+  void IssueClient(const TempDir& dir, const std::string& name, const std::string& cert,
+                   const std::string& key) const {
+    Issue(dir, name, cert, key, dir.Write("client.ext", "extendedKeyUsage=clientAuth\n"));
+  }
+
+ private:
+  static void Run(const std::vector<std::string>& argv, const TempDir& dir) {
+    CommandResult r = RunCommand(argv, dir.path());
+    if (r.exit_code != 0) throw std::runtime_error("openssl failed: " + r.out + r.err);
+  }
+  // `head`, the options of a new unencrypted EC P-256 key, `tail`.
+  static std::vector<std::string> WithNewKey(std::vector<std::string> head,
+                                             const std::vector<std::string>& tail) {
     const std::vector<std::string> key = {"-newkey", "ec", "-pkeyopt",
                                           "ec_paramgen_curve:prime256v1", "-nodes"};
-    auto run = [&](std::vector<std::string> argv) {
-      CommandResult r = RunCommand(argv, dir.path());
-      if (r.exit_code != 0) throw std::runtime_error("openssl failed: " + r.out + r.err);
-    };
-    auto with_key = [&](std::vector<std::string> head, std::vector<std::string> tail) {
-      head.insert(head.end(), key.begin(), key.end());
-      head.insert(head.end(), tail.begin(), tail.end());
-      return head;
-    };
-    run(with_key({"/usr/bin/env", "openssl", "req", "-x509"},
-                 {"-keyout", c.ca_key, "-out", c.ca_cert, "-days", "1", "-subj", "/CN=test CA"}));
-    auto issue = [&](const std::string& name, const std::string& cert, const std::string& pkey,
-                     const std::string& ext) {
-      const std::string csr = dir.File(name + ".csr");
-      run(with_key({"/usr/bin/env", "openssl", "req"},
-                   {"-keyout", pkey, "-out", csr, "-subj", "/CN=" + name}));
-      run({"/usr/bin/env", "openssl", "x509", "-req", "-in", csr, "-CA", c.ca_cert, "-CAkey",
-           c.ca_key, "-CAcreateserial", "-out", cert, "-days", "1", "-extfile", ext});
-    };
-    issue("127.0.0.1", c.server_cert, c.server_key, server_ext);
-    issue("dispatcher", c.client_cert, c.client_key, client_ext);
-    return c;
+    head.insert(head.end(), key.begin(), key.end());
+    head.insert(head.end(), tail.begin(), tail.end());
+    return head;
+  }
+  void Issue(const TempDir& dir, const std::string& name, const std::string& cert,
+             const std::string& pkey, const std::string& ext) const {
+    const std::string csr = dir.File(name + ".csr");
+    Run(WithNewKey({"/usr/bin/env", "openssl", "req"},
+                   {"-keyout", pkey, "-out", csr, "-subj", "/CN=" + name}),
+        dir);
+    Run({"/usr/bin/env", "openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+         "-CAcreateserial", "-out", cert, "-days", "1", "-extfile", ext},
+        dir);
   }
 };
 

@@ -170,6 +170,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
                 "ca_file: /dev/null}\n",
                 "warehouses[0].webhook.ca_file: /dev/null holds no PEM certificate"},
+        BadCase{"CaFileADirectory",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
+                "ca_file: /}\n",
+                "warehouses[0].webhook.ca_file: cannot read /: Is a directory"},
+        BadCase{"CaFileEndless",
+                "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
+                "ca_file: /dev/zero}\n",
+                "warehouses[0].webhook.ca_file: /dev/zero is larger than 4 MiB (not a PEM file)"},
         BadCase{"ClientCertEmpty",
                 "warehouses:\n  - id: 3\n    name: A\n    webhook: {url: 'https://a/h', secret: s, "
                 "client_cert: ''}\n",

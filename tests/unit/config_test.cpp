@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <utility>
@@ -418,6 +419,32 @@ TEST_F(ClientCertificateConfig, LoadsTheFilesWithRelativePathsBesideTheConfig) {
   Config none = ParseConfig(prefix_ + "}\n", "c.yaml");
   EXPECT_EQ(none.warehouses[0].webhook->client_cert, "");
   EXPECT_EQ(none.warehouses[0].webhook->ca_file, "");
+  EXPECT_EQ(none.warehouses[0].webhook->client_cert_pem, "");
+  EXPECT_EQ(none.warehouses[0].webhook->client_key_pem, "");
+  EXPECT_EQ(none.warehouses[0].webhook->ca_pem, "");
+}
+
+// The calls use the files' texts as loaded: changing a file afterwards changes nothing in the
+// loaded config (the next load, on SIGHUP, reads it again).
+TEST_F(ClientCertificateConfig, KeepsTheFilesContentsAsLoaded) {
+  auto read = [](const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string cert = read(pki_.client_cert), key = read(pki_.client_key);
+  const std::string ca = read(pki_.ca_cert);
+  ASSERT_THAT(cert, HasSubstr("-----BEGIN CERTIFICATE-----"));
+  ASSERT_THAT(key, HasSubstr("-----BEGIN PRIVATE KEY-----"));
+  const std::string path =
+      dir_.Write("relay.yaml",
+                 prefix_ + ", client_cert: client.pem, client_key: client.key, ca_file: ca.pem}\n");
+  Config c = LoadConfigFile(path);
+  dir_.Write("client.pem", "renewed\n");
+  dir_.Write("client.key", "renewed\n");
+  dir_.Write("ca.pem", "renewed\n");
+  EXPECT_EQ(c.warehouses[0].webhook->client_cert_pem, cert);
+  EXPECT_EQ(c.warehouses[0].webhook->client_key_pem, key);
+  EXPECT_EQ(c.warehouses[0].webhook->ca_pem, ca);
 }
 
 TEST_F(ClientCertificateConfig, RefusesAHalfPairABadKeyAndAKeyOfAnotherCertificate) {

@@ -133,12 +133,18 @@ struct WebhookConfig {
   int max_events_per_call = 100;
   int max_in_flight = 1;
   bool verify_tls = true;
-  // Mutual TLS: PEM files of the client certificate and its key (both or neither; absolute,
-  // checked readable and parseable at load), and of the CAs the webhook's server certificate is
-  // verified against instead of the system's (empty: the system's).
+  // Mutual TLS: PEM files of the client certificate and its key (both or neither), and of the
+  // CAs the webhook's server certificate is verified against instead of the system's (empty:
+  // the system's). The paths are absolute, for messages. Each file is read once, when the
+  // config is loaded (start-up, SIGHUP), and checked there (parseable, the key the
+  // certificate's); the calls use these contents, never the files, so a file changed on disk
+  // takes effect with the next successful load, and a failed reload keeps the running ones.
   std::string client_cert;
   std::string client_key;
   std::string ca_file;
+  std::string client_cert_pem;  // the files' whole texts; empty with their path
+  std::string client_key_pem;   // a secret: never logged, never in a message
+  std::string ca_pem;
 };
 
 struct WarehouseConfig {
