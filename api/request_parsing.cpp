@@ -4,6 +4,8 @@
 #include <limits>
 #include <set>
 
+#include "allocation_relay/percent_decoding.h"
+
 namespace allocation_relay {
 namespace {
 
@@ -66,31 +68,6 @@ bool IsHex(std::string_view s) {
   return s.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '+') {
-      out.push_back(' ');
-    } else if (c == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
-               HexValue(text[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(c);  // a stray '%' stays as written
-    }
-  }
-  return out;
-}
-
 // The `status` parameter: one status, a comma list, `pending`, `all`; absent: `fallback`.
 // Sets query.statuses (empty: any) or errors["status"].
 void ParseStatusParameter(const QueryParams& params, std::vector<RequestStatus> fallback,
@@ -135,8 +112,10 @@ QueryParams ParseQueryString(std::string_view target) {
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     if (pair.empty()) continue;
     std::size_t eq = pair.find('=');
-    std::string name = PercentDecode(pair.substr(0, eq));
-    std::string value = eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1));
+    std::string name = PercentDecode(pair.substr(0, eq), /*plus_is_space=*/true);
+    std::string value = eq == std::string_view::npos
+                            ? ""
+                            : PercentDecode(pair.substr(eq + 1), /*plus_is_space=*/true);
     params.emplace(std::move(name), std::move(value));  // emplace keeps the first
   }
   return params;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "allocation_relay/config.h"
+#include "allocation_relay/percent_decoding.h"
 
 namespace allocation_relay {
 namespace {
@@ -16,28 +17,6 @@ struct Span {
   std::size_t begin;
   std::size_t end;
 };
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// libpq decodes %XX in parameter names too: "pass%77ord" is "password".
-std::string PercentDecode(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
-        HexValue(text[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
 
 // The password of the user info: libpq takes what lies between "://" and an '@' before the
 // first '/' as "user[:password]". The last such '@' is taken, so that a password with a raw
@@ -68,7 +47,7 @@ std::vector<Span> QueryPasswords(std::string_view url) {
     std::string_view param = url.substr(begin, end - begin);
     std::size_t equals = param.find('=');
     if (equals != std::string_view::npos && equals + 1 < param.size() &&
-        PercentDecode(param.substr(0, equals)) == "password") {
+        PercentDecode(param.substr(0, equals), /*plus_is_space=*/false) == "password") {
       spans.push_back({begin + equals + 1, end});
     }
     begin = end + 1;
